@@ -1,0 +1,1 @@
+"""osc-nodeops: the compute node runbook as OpenStackClient commands."""

@@ -1,0 +1,70 @@
+"""Shared pieces of the cliff command classes.
+
+Only cheap imports here: osc_lib and cliff are already loaded by ``openstack``.
+The ops layer is imported inside ``take_action`` of each command.
+"""
+
+import sys
+
+from osc_lib.command import command
+
+# Exit codes shared by every command: 0 all done, 1 something was not done
+# (the rows say what), 2 usage error (argparse already uses 2).
+EXIT_OK = 0
+EXIT_INCOMPLETE = 1
+EXIT_USAGE = 2
+
+
+class ExitStatusMixin(object):
+    """Let a command print its rows *and* exit non-zero.
+
+    cliff returns whatever ``run`` returns as the process exit status, but a
+    command that raises loses its output.  Commands set ``self.exit_status``
+    inside ``take_action``; ``run`` returns it after the formatter has written
+    the rows to stdout.
+    """
+
+    exit_status = EXIT_OK
+
+    def run(self, parsed_args):
+        self.exit_status = EXIT_OK
+        rc = super(ExitStatusMixin, self).run(parsed_args)
+        return rc or self.exit_status
+
+
+class NodeOpsLister(ExitStatusMixin, command.Lister):
+    """A Lister whose exit status tells whether everything was done."""
+
+    @property
+    def conn(self):
+        return self.app.client_manager.sdk_connection
+
+
+class NodeOpsShowOne(ExitStatusMixin, command.ShowOne):
+    """A ShowOne whose exit status tells whether everything was done."""
+
+    @property
+    def conn(self):
+        return self.app.client_manager.sdk_connection
+
+
+class NodeOpsCommand(ExitStatusMixin, command.Command):
+    """A plain command (no formatted output) with an exit status."""
+
+    @property
+    def conn(self):
+        return self.app.client_manager.sdk_connection
+
+
+def progress_printer(stream=None):
+    """Return a callable that writes one progress line for people to stderr.
+
+    stdout carries only the formatted result, so ``-f json | jq`` works.
+    """
+    stream = stream or sys.stderr
+
+    def emit(message):
+        stream.write(message.rstrip('\n') + '\n')
+        stream.flush()
+
+    return emit

@@ -1,0 +1,43 @@
+import subprocess
+import sys
+
+import testtools
+
+from osc_nodeops import plugin
+
+
+class TestPlugin(testtools.TestCase):
+
+    def test_api_version_table(self):
+        self.assertEqual('nodeops', plugin.API_NAME)
+        self.assertEqual('os_nodeops_api_version', plugin.API_VERSION_OPTION)
+        self.assertIn(plugin.DEFAULT_API_VERSION, plugin.API_VERSIONS)
+
+    def test_make_client_reuses_sdk_connection(self):
+        class Instance(object):
+            sdk_connection = object()
+        client = plugin.make_client(Instance())
+        self.assertIs(Instance.sdk_connection, client.connection)
+
+    def test_option_parser_default(self):
+        import argparse
+        parser = plugin.build_option_parser(argparse.ArgumentParser())
+        args = parser.parse_args([])
+        self.assertEqual('1', args.os_nodeops_api_version)
+
+    def test_command_modules_import_nothing_heavy(self):
+        # Every ``openstack`` run loads our entry points: importing the
+        # plugin and every command module must not pull in libvirt, PyMySQL,
+        # openstacksdk's cloud layer or our ops layer.
+        code = (
+            'import sys, importlib, pkgutil\n'
+            'import osc_nodeops.plugin, osc_nodeops.v1\n'
+            'for m in pkgutil.iter_modules(osc_nodeops.v1.__path__):\n'
+            '    importlib.import_module("osc_nodeops.v1." + m.name)\n'
+            'heavy = [n for n in sys.modules if n.split(".")[0] in '
+            '("libvirt", "pymysql") or n.startswith("osc_nodeops.ops") '
+            'or n.startswith("osc_nodeops.db") '
+            'or n.startswith("osc_nodeops.privileged")]\n'
+            'print(",".join(sorted(heavy)))\n')
+        out = subprocess.check_output([sys.executable, '-c', code], text=True)
+        self.assertEqual('', out.strip())
