@@ -1,0 +1,283 @@
+"""Base class of the functional tests: real services on the minicloud.
+
+Every functional test class derives from :class:`FunctionalTestCase`.  The
+first class of a test process brings the rig up
+(``tools/minicloud/minicloud up``) when ``minicloud status`` says it is not
+up; every class then holds an exclusive lock on
+``<state>/functional.lock`` while it runs, so concurrent runs by several
+developers on the shared rig serialise instead of trampling each other.
+
+The state directory is ``<repo>/.minicloud`` unless ``MINICLOUD_DIR`` says
+otherwise; ``<state>/minicloud.json`` describes the rig (see
+``doc/source/minicloud.rst``) and is available as ``self.state``.
+"""
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import testtools
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+MINICLOUD = os.path.join(REPO, 'tools', 'minicloud', 'minicloud')
+STATE_DIR = os.environ.get('MINICLOUD_DIR') or os.path.join(
+    REPO, '.minicloud')
+CLOUDS_YAML = os.path.join(STATE_DIR, 'clouds.yaml')
+
+FLAVOR = 'nodeops.tiny'
+IMAGE = 'nodeops-image'
+
+# ``minicloud up`` is attempted at most once per test process.
+_rig_checked = False
+_rig_lock = threading.Lock()
+
+
+def _run_minicloud(*args, check=True, timeout=900):
+    return subprocess.run(
+        [MINICLOUD] + [str(a) for a in args], capture_output=True,
+        text=True, check=check, timeout=timeout)
+
+
+def ensure_rig():
+    """Bring the minicloud up once per process if it is not up."""
+    global _rig_checked
+    with _rig_lock:
+        if _rig_checked:
+            return
+        status = _run_minicloud('status', check=False, timeout=120)
+        if status.returncode != 0:
+            up = _run_minicloud('up', check=False, timeout=1200)
+            if up.returncode != 0:
+                raise RuntimeError(
+                    'minicloud up failed (exit %d):\n%s\n%s' % (
+                        up.returncode, up.stdout[-3000:],
+                        up.stderr[-3000:]))
+        _rig_checked = True
+
+
+def connect(cloud):
+    """An openstacksdk Connection for a cloud of the rig's clouds.yaml."""
+    import openstack.config
+    import openstack.connection
+    config = openstack.config.OpenStackConfig(config_files=[CLOUDS_YAML])
+    return openstack.connection.Connection(
+        config=config.get_one(cloud=cloud))
+
+
+class FunctionalTestCase(testtools.TestCase):
+    """Real services on the minicloud; see the module docstring."""
+
+    admin_conn = None
+    demo_conn = None
+    state = None
+    _lock_file = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        ensure_rig()
+        os.makedirs(STATE_DIR, exist_ok=True)
+        lock = open(os.path.join(STATE_DIR, 'functional.lock'), 'a+')
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cls._lock_file = lock
+        try:
+            with open(os.path.join(STATE_DIR, 'minicloud.json')) as f:
+                cls.state = json.load(f)
+            cls.admin_conn = connect('minicloud')
+            cls.demo_conn = connect('minicloud-demo')
+            # The admin user holds the admin role in project demo too:
+            # the only way to pin a demo-owned server to a host.
+            cls._demo_admin_conn = connect('minicloud-demo-admin')
+        except BaseException:
+            cls._release_lock()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            for conn in (cls.admin_conn, cls.demo_conn,
+                         getattr(cls, '_demo_admin_conn', None)):
+                if conn is not None:
+                    conn.close()
+        finally:
+            cls._release_lock()
+            super().tearDownClass()
+
+    @classmethod
+    def _release_lock(cls):
+        if cls._lock_file is not None:
+            fcntl.flock(cls._lock_file, fcntl.LOCK_UN)
+            cls._lock_file.close()
+            cls._lock_file = None
+
+    # -- helpers -----------------------------------------------------------
+
+    def minicloud(self, *args):
+        """Run tools/minicloud/minicloud ARGS; raise on a non-zero exit."""
+        res = _run_minicloud(*args, check=False)
+        if res.returncode != 0:
+            self.fail('minicloud %s failed (exit %d): %s%s' % (
+                ' '.join(args), res.returncode, res.stdout, res.stderr))
+        return res
+
+    def openstack(self, *args, cloud='minicloud', parse_json=False,
+                  check=True, timeout=600):
+        """Run the real ``openstack`` CLI of the project venv.
+
+        Returns the CompletedProcess (text), or the parsed JSON output with
+        ``parse_json=True`` (``-f json`` is appended).  With ``check=True`` a
+        non-zero exit fails the test with stderr in the message.
+        """
+        exe = os.path.join(os.path.dirname(sys.executable), 'openstack')
+        argv = [exe, '--os-cloud', cloud] + [str(a) for a in args]
+        if parse_json:
+            argv += ['-f', 'json']
+        env = dict(os.environ, OS_CLIENT_CONFIG_FILE=CLOUDS_YAML)
+        for key in list(env):
+            # Only the clouds.yaml entry may decide the credentials.
+            if key.startswith('OS_') and key not in (
+                    'OS_CLIENT_CONFIG_FILE',):
+                del env[key]
+        res = subprocess.run(argv, capture_output=True, text=True, env=env,
+                             timeout=timeout)
+        if check and res.returncode != 0:
+            self.fail('%s exited %d\nstdout: %s\nstderr: %s' % (
+                ' '.join(argv[1:]), res.returncode, res.stdout, res.stderr))
+        if parse_json:
+            return json.loads(res.stdout) if res.stdout.strip() else None
+        return res
+
+    def _server_attrs(self, name, host, conn, network, port):
+        attrs = {
+            'name': name or 'ft-%s-%s' % (self.id().rsplit('.', 1)[-1][:30],
+                                          uuid.uuid4().hex[:8]),
+            'flavor_id': self._flavor_id(),
+            'image_id': self._image_id(),
+        }
+        if port is not None:
+            attrs['networks'] = [{'port': getattr(port, 'id', port)}]
+        elif network is not None:
+            attrs['networks'] = [{'uuid': getattr(network, 'id', network)}]
+        else:
+            attrs['networks'] = 'none'
+        if host is not None:
+            attrs['availability_zone'] = 'nova:%s' % host
+        return attrs
+
+    def _flavor_id(self):
+        return self.state['flavor']['id']
+
+    def _image_id(self):
+        return self.state['image']['id']
+
+    def _boot_conn(self, conn, host):
+        """The connection that boots: pinning a host needs admin rights."""
+        conn = conn or self.admin_conn
+        if host is not None and conn is self.demo_conn:
+            return self._demo_admin_conn
+        return conn
+
+    def _boot(self, name=None, host='c01', conn=None, network=None,
+              port=None):
+        attrs = self._server_attrs(name, host, conn, network, port)
+        server = self._boot_conn(conn, host).compute.create_server(**attrs)
+        self.addCleanup(self._delete_server, server.id)
+        return server
+
+    def _delete_server(self, server_id):
+        compute = self.admin_conn.compute
+        server = compute.find_server(server_id, ignore_missing=True,
+                                     all_projects=True)
+        if server is None:
+            return
+        compute.delete_server(server_id, ignore_missing=True)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if compute.find_server(server_id, ignore_missing=True,
+                                   all_projects=True) is None:
+                return
+            time.sleep(1)
+        # A server on a dead compute stays DELETING for ever; say so.
+        raise AssertionError('server %s was not deleted within 120 s'
+                             % server_id)
+
+    def create_server(self, name=None, host='c01', conn=None, network=None,
+                      port=None, stopped=False, wait=True):
+        """Boot one server of the tiny flavor and image.
+
+        ``host`` pins it to a compute host (``availability_zone`` =
+        ``nova:HOST``, admin only: a demo-owned server pinned to a host is
+        booted by the admin user scoped to project demo); ``host=None`` lets
+        the scheduler choose.  ``network``/``port`` (object or ID) give it a
+        NIC, otherwise it boots with ``--nic none``.  ``stopped=True`` stops
+        it once ACTIVE (implies waiting).  A cleanup deletes it and waits
+        until it is gone.  Returns the SDK Server (refreshed after waits).
+        """
+        server = self._boot(name, host, conn, network, port)
+        if wait or stopped:
+            server = self.wait_for_server(server.id, 'ACTIVE')
+        if stopped:
+            self.admin_conn.compute.stop_server(server.id)
+            server = self.wait_for_server(server.id, 'SHUTOFF')
+        return server
+
+    def create_servers(self, count, host='c01', stopped=False, wait=True,
+                       **kw):
+        """Boot ``count`` servers (one API call each), then wait once."""
+        name = kw.pop('name', None)
+        servers = []
+        for i in range(count):
+            n = '%s-%d' % (name, i) if name else None
+            servers.append(self._boot(n, host, **kw))
+        if not (wait or stopped):
+            return servers
+        servers = self._wait_all([s.id for s in servers], 'ACTIVE')
+        if stopped:
+            for s in servers:
+                self.admin_conn.compute.stop_server(s.id)
+            servers = self._wait_all([s.id for s in servers], 'SHUTOFF')
+        return servers
+
+    def _wait_all(self, ids, status, timeout=180):
+        found = {}
+        deadline = time.time() + timeout
+        while True:
+            for sid in ids:
+                if sid in found:
+                    continue
+                s = self.admin_conn.compute.get_server(sid)
+                if s.status == status and s.task_state is None:
+                    found[sid] = s
+                elif s.status == 'ERROR':
+                    self.fail('server %s went ERROR waiting for %s: %s' % (
+                        sid, status, s.fault))
+            if len(found) == len(ids):
+                return [found[sid] for sid in ids]
+            if time.time() > deadline:
+                self.fail('servers %s not %s within %d s' % (
+                    sorted(set(ids) - set(found)), status, timeout))
+            time.sleep(1)
+
+    def wait_for_server(self, server_id, status, timeout=120):
+        """Poll until the server has ``status`` and no task; fail clearly."""
+        deadline = time.time() + timeout
+        last = None
+        while True:
+            last = self.admin_conn.compute.get_server(server_id)
+            if last.status == status and last.task_state is None:
+                return last
+            if last.status == 'ERROR' and status != 'ERROR':
+                self.fail('server %s went ERROR waiting for %s: %s' % (
+                    server_id, status, last.fault))
+            if time.time() > deadline:
+                self.fail('server %s not %s within %d s: status %s, task '
+                          'state %s, host %s' % (
+                              server_id, status, timeout, last.status,
+                              last.task_state, last.compute_host))
+            time.sleep(1)
