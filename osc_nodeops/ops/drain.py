@@ -1,0 +1,587 @@
+"""Planned maintenance: drain a compute host (S1-S4) and undrain it (S6-S7).
+
+``drain_host`` disables the host's nova-compute service, plans a method for
+every server on it (all projects), moves them with the engine
+(``ops/engine.py``), verifies each move and re-lists the host.
+``undrain_host`` re-enables the service and, on request, moves home every
+server whose recorded origin is the host.
+
+The origin lives in the cloud, on the server, as metadata:
+
+``nodeops:origin``
+    the host the server was drained from;
+``nodeops:drain``
+    ``method=<live|cold|live-suspended> at=<UTC time>``, written just before
+    the move is issued.  A rerun of ``drain`` after a crash recognises its
+    own in-flight moves by these two keys and picks them up instead of
+    issuing new ones.  ``undrain --migrate-back`` removes both keys from the
+    servers that made it home.
+"""
+
+import dataclasses
+import datetime
+import getpass
+import logging
+
+from osc_nodeops.ops import engine
+
+LOG = logging.getLogger(__name__)
+
+ORIGIN_KEY = 'nodeops:origin'
+MARKER_KEY = 'nodeops:drain'
+COMPUTE_BINARY = 'nova-compute'
+
+LIVE_STATES = ('ACTIVE', 'PAUSED')
+COLD_STATES = ('SHUTOFF',)
+BLOCK_MIGRATION_CHOICES = ('auto', 'yes', 'no')
+
+SKIP_REASONS = {
+    'ERROR': 'ERROR: nova cannot move a server in error; repair it or reset '
+             'its state first',
+    'SHELVED': 'SHELVED: not running on the host; offload it '
+               '(server shelve --offload) to free the host',
+    'SHELVED_OFFLOADED': 'SHELVED_OFFLOADED: has no host',
+    'SUSPENDED': 'SUSPENDED: nova cannot migrate a suspended server '
+                 '(--move-suspended resumes, moves and suspends it again)',
+    'RESCUE': 'RESCUE: unrescue it first',
+    'VERIFY_RESIZE': 'VERIFY_RESIZE: a resize/migration awaits '
+                     'confirmation; confirm or revert it first',
+    'BUILD': 'BUILD: still being built',
+    'MIGRATING': 'MIGRATING: a migration is already in progress',
+    'RESIZE': 'RESIZE: a resize is in progress',
+    'REBUILD': 'REBUILD: a rebuild is in progress',
+    'SOFT_DELETED': 'SOFT_DELETED: restore or delete it first',
+}
+
+
+class UnknownHost(Exception):
+    """The host has no nova-compute service."""
+
+
+class BadInput(Exception):
+    """A usage problem found before anything was changed."""
+
+
+@dataclasses.dataclass
+class Options(object):
+    target_host: str = None
+    block_migration: str = 'auto'
+    max_parallel: int = 4
+    timeout: float = 600.0
+    on_timeout: str = 'abort'
+    retries: int = 1
+    retry_delay: float = 5.0
+    poll_interval: float = 2.0
+    exclude: tuple = ()
+    move_suspended: bool = False
+    dry_run: bool = False
+    allow_skipped: bool = False
+    reason: str = None
+    keep_disabled: bool = False
+    migrate_back: bool = False
+
+
+@dataclasses.dataclass
+class HostReport(object):
+    host: str
+    items: list
+    service_note: str = ''
+    left: list = dataclasses.field(default_factory=list)
+    interrupted: bool = False
+    ok: bool = True
+    api_calls: int = 0
+
+
+# ------------------------------------------------------------ services
+
+def compute_service(compute, host):
+    """The nova-compute service of ``host``; ``UnknownHost`` if none."""
+    services = [s for s in engine.call_with_retry(
+        lambda: list(compute.services(host=host, binary=COMPUTE_BINARY)))
+        if s.host == host and s.binary == COMPUTE_BINARY]
+    if not services:
+        raise UnknownHost('no nova-compute service on host %r' % host)
+    return services[0]
+
+
+def default_reason(conn=None, now=None):
+    user = None
+    try:
+        user = conn.config.auth.get('username') if conn is not None else None
+    except Exception:
+        user = None
+    if not user:
+        try:
+            user = getpass.getuser()
+        except Exception:
+            user = 'unknown'
+    now = now or engine.utcnow()
+    return 'maintenance: drained by %s at %s (osc-nodeops)' % (
+        user, now.strftime('%Y-%m-%dT%H:%M:%SZ'))
+
+
+def disable_service(ctx, service, reason=None, default=None):
+    """S1.  Returns a note for the operator."""
+    if service.status == 'disabled':
+        if reason:
+            ctx.api(ctx.compute.disable_service, service, host=service.host,
+                    binary=service.binary, disabled_reason=reason)
+            return 'was already disabled; reason set to %r' % reason
+        return 'was already disabled (reason kept: %r)' % (
+            service.disabled_reason,)
+    ctx.api(ctx.compute.disable_service, service, host=service.host,
+            binary=service.binary, disabled_reason=reason or default)
+    return 'disabled (reason: %r)' % (reason or default,)
+
+
+def enable_service(ctx, service):
+    """S6."""
+    if service.status == 'enabled':
+        return 'was already enabled'
+    ctx.api(ctx.compute.enable_service, service, host=service.host,
+            binary=service.binary)
+    return 'enabled (was disabled: %r)' % (service.disabled_reason,)
+
+
+# ------------------------------------------------------------- origin
+
+def marker_value(method, now=None):
+    now = now or engine.utcnow()
+    return 'method=%s at=%s' % (method, now.strftime('%Y-%m-%dT%H:%M:%SZ'))
+
+
+def parse_marker(value):
+    out = {}
+    for part in (value or '').split():
+        k, _, v = part.partition('=')
+        out[k] = v
+    return out
+
+
+def drained_from(server, host):
+    """True if our drain of ``host`` marked this server."""
+    md = getattr(server, 'metadata', None) or {}
+    return md.get(ORIGIN_KEY) == host and MARKER_KEY in md
+
+
+def record_origin(ctx, item, host, method):
+    ctx.api(ctx.compute.set_server_metadata, item.id,
+            **{ORIGIN_KEY: host, MARKER_KEY: marker_value(method)})
+
+
+def clear_origin(ctx, item):
+    ctx.api(ctx.compute.delete_server_metadata, item.id,
+            [ORIGIN_KEY, MARKER_KEY])
+
+
+# ------------------------------------------------------------ actions
+
+class _OriginMixin(object):
+
+    def __init__(self, record_origin_host=None, clear_origin_after=False):
+        self.record_origin_host = record_origin_host
+        self.clear_origin_after = clear_origin_after
+
+    def _record(self, ctx, item):
+        if self.record_origin_host:
+            record_origin(ctx, item, self.record_origin_host, self.name)
+
+    def finished(self, ctx, item):
+        if self.clear_origin_after:
+            clear_origin(ctx, item)
+
+
+def block_migration_for(ctx, server):
+    """``--block-migration auto|yes|no`` → the API's value."""
+    choice = ctx.options.get('block_migration', 'auto')
+    if choice == 'yes':
+        return True
+    if choice == 'no':
+        return False
+    if ctx.features.block_migration_auto:
+        return 'auto'
+    # Before 2.25: decide from the instance.  A volume-backed server has
+    # no local root disk to copy.
+    image = getattr(server, 'image', None)
+    image_id = image.get('id') if isinstance(image, dict) else image
+    return bool(image_id)
+
+
+class LiveMigrate(_OriginMixin, engine.MigrationAction):
+    """Live migration (ACTIVE, PAUSED); migration record 'completed'."""
+
+    name = 'live'
+    migration_types = ('live-migration',)
+    done_statuses = ('completed',)
+
+    def issue(self, ctx, item):
+        self._record(ctx, item)
+        ctx.compute.live_migrate_server(
+            item.id, host=ctx.target_host,
+            block_migration=block_migration_for(ctx, item.server))
+
+
+class ColdMigrate(_OriginMixin, engine.MigrationAction):
+    """Cold migration (SHUTOFF); the resize is confirmed automatically."""
+
+    name = 'cold'
+    migration_types = ('migration',)
+    done_statuses = ('confirmed',)
+    confirm_every = 15.0
+
+    def issue(self, ctx, item):
+        self._record(ctx, item)
+        ctx.compute.migrate_server(item.id, host=ctx.target_host)
+
+    def check_migration(self, ctx, item, snap, m):
+        if m.status == 'finished':
+            last = item.data.get('confirm_sent')
+            if last is not None and snap.taken_at - last < self.confirm_every:
+                return engine.Check(engine.PENDING, 'confirming the resize')
+
+            def confirm():
+                ctx.compute.confirm_server_resize(item.id)
+                item.data['confirm_sent'] = snap.taken_at
+            return engine.Check(engine.CALL, 'confirm resize', call=confirm)
+        return super(ColdMigrate, self).check_migration(ctx, item, snap, m)
+
+
+class SuspendedLiveMigrate(LiveMigrate):
+    """SUSPENDED (opt-in): resume, live-migrate, suspend again."""
+
+    name = 'live-suspended'
+    resume_grace = 60.0
+
+    def issue(self, ctx, item):
+        self._record(ctx, item)
+        if item.data.get('phase') is None:
+            ctx.compute.resume_server(item.id)
+            item.data['phase'] = 'resume'
+        else:  # a retry: the server was resumed already
+            self._migrate(ctx, item)
+
+    def _migrate(self, ctx, item):
+        ctx.compute.live_migrate_server(
+            item.id, host=ctx.target_host,
+            block_migration=block_migration_for(ctx, item.server))
+        item.data['phase'] = 'migrate'
+
+    def adopt(self, ctx, item, snap):
+        if item.data.get('phase') == 'resume':
+            srv = snap.server(item.id)
+            return srv is not None and (srv.task_state == 'resuming'
+                                        or srv.status == 'ACTIVE')
+        return super(SuspendedLiveMigrate, self).adopt(ctx, item, snap)
+
+    def progress(self, ctx, item, snap):
+        phase = item.data.get('phase')
+        if phase == 'resume':
+            srv = snap.server(item.id)
+            if srv is not None and srv.status == 'ACTIVE':
+                item.known_migrations = {m.id for m in
+                                         snap.migrations(item.id)}
+                return engine.Check(engine.CALL, 'live-migrate (resumed)',
+                                    call=lambda: self._migrate(ctx, item))
+            waited = snap.taken_at - (item.issued_at or snap.taken_at)
+            if waited > self.resume_grace:
+                return engine.Check(engine.FAILED, 'did not resume in %ds' %
+                                    waited)
+            return engine.Check(engine.PENDING, 'resuming')
+        check = super(SuspendedLiveMigrate, self).progress(ctx, item, snap)
+        if check.state == engine.COMPLETE and phase == 'migrate':
+            def suspend():
+                ctx.compute.suspend_server(item.id)
+                item.data['phase'] = 'suspend'
+            return engine.Check(engine.CALL, 'suspend again', call=suspend)
+        return check
+
+    def verify(self, ctx, item, snap):
+        ok, message, dest = super(SuspendedLiveMigrate, self).verify(
+            ctx, item, snap)
+        if ok:
+            srv = ctx.api(ctx.compute.get_server, item.id)
+            if srv.status != 'SUSPENDED' and srv.task_state != 'suspending':
+                return (True, 'moved, but status is %s, not SUSPENDED' %
+                        srv.status, dest)
+        return ok, message, dest
+
+
+def action_for(method, record_origin_host=None, clear_origin_after=False):
+    cls = {'live': LiveMigrate, 'cold': ColdMigrate,
+           'live-suspended': SuspendedLiveMigrate}[method]
+    return cls(record_origin_host=record_origin_host,
+               clear_origin_after=clear_origin_after)
+
+
+# ----------------------------------------------------------- planning
+
+def _method_for(server, opts, features, target):
+    """(method, None) or (None, skip reason) for a server's status."""
+    status = server.status
+    if status in LIVE_STATES:
+        method = 'live'
+    elif status in COLD_STATES:
+        method = 'cold'
+    elif status == 'SUSPENDED' and opts.move_suspended:
+        method = 'live-suspended'
+    else:
+        return None, SKIP_REASONS.get(
+            status, '%s: nova cannot move a server in this state' % status)
+    if target and method != 'cold' and not features.live_host_without_force:
+        return None, ('a live migration to a named host needs compute API '
+                      '2.30 (the cloud offers %s)' % features.effective)
+    if target and method == 'cold' and not features.cold_migrate_host:
+        return None, ('a cold migration to a named host needs compute API '
+                      '2.56 (the cloud offers %s)' % features.effective)
+    return method, None
+
+
+def _excluded(server, exclude):
+    return server.id in exclude or (server.name and server.name in exclude)
+
+
+def plan_drain(ctx, snap, opts):
+    """S2: one PlanItem per server on ``snap.host`` (and resumed moves)."""
+    host = snap.host
+    items = []
+    for srv in sorted(snap.servers.values(),
+                      key=lambda s: ((s.name or ''), s.id)):
+        if _excluded(srv, opts.exclude):
+            items.append(engine.PlanItem(srv, reason='excluded by --exclude'))
+            continue
+        if srv.task_state:
+            ours = drained_from(srv, host)
+            method = parse_marker((srv.metadata or {}).get(MARKER_KEY)).get(
+                'method')
+            if ours and method in ('live', 'cold', 'live-suspended'):
+                action = action_for(method, record_origin_host=host)
+                item = engine.PlanItem(srv, action, adopt=True)
+                if method == 'live-suspended':
+                    item.data['phase'] = 'migrate'
+                if action.adopt_in_progress(item, snap):
+                    items.append(item)
+                    continue
+            items.append(engine.PlanItem(
+                srv, reason='task_state %s: busy (not started by this '
+                'tool)' % srv.task_state if not ours else
+                'task_state %s and no migration in progress' % srv.task_state))
+            continue
+        method, reason = _method_for(srv, opts, ctx.features, ctx.target_host)
+        if method is None:
+            items.append(engine.PlanItem(srv, reason=reason))
+        else:
+            items.append(engine.PlanItem(
+                srv, action_for(method, record_origin_host=host)))
+    # Resume: cold migrations of ours that finished (VERIFY_RESIZE on the
+    # destination) but were never confirmed because the run died.
+    seen = set(snap.servers)
+    for srv_id in list(snap._by_server):
+        if srv_id in seen:
+            continue
+        for m in snap.migrations(srv_id):
+            if (m.status == 'finished' and m.source_compute == host
+                    and (m.migration_type in (None, 'migration'))):
+                srv = ctx.api(ctx.compute.get_server, srv_id)
+                if drained_from(srv, host):
+                    item = engine.PlanItem(srv, action_for(
+                        'cold', record_origin_host=host), source=host,
+                        adopt=True, migration_id=m.id)
+                    item.last_migration = m
+                    items.append(item)
+                    seen.add(srv_id)
+                break
+    return items
+
+
+def plan_undrain(ctx, snap, servers, opts):
+    """S7: one PlanItem per server whose origin is ``snap.host``."""
+    host = snap.host
+    items = []
+    for srv in sorted(servers, key=lambda s: ((s.name or ''), s.id)):
+        if srv.compute_host == host and not srv.task_state:
+            items.append(engine.PlanItem(
+                srv, reason='already on %s' % host, success_if_skipped=True))
+            continue
+        if _excluded(srv, opts.exclude):
+            items.append(engine.PlanItem(srv, reason='excluded by --exclude'))
+            continue
+        if srv.task_state:
+            m = snap.in_progress(srv.id)
+            if m is not None and m.dest_compute == host:
+                method = ('live' if m.migration_type in
+                          (None, 'live-migration') else 'cold')
+                item = engine.PlanItem(srv, action_for(
+                    method, clear_origin_after=True), adopt=True,
+                    migration_id=m.id, source=m.source_compute)
+                item.last_migration = m
+                items.append(item)
+            else:
+                items.append(engine.PlanItem(
+                    srv, reason='task_state %s: busy' % srv.task_state))
+            continue
+        method, reason = _method_for(srv, opts, ctx.features, host)
+        if method is None:
+            items.append(engine.PlanItem(srv, reason=reason))
+        else:
+            items.append(engine.PlanItem(
+                srv, action_for(method, clear_origin_after=True)))
+    return items
+
+
+# ---------------------------------------------------------- execution
+
+def _context(compute, host, features, opts, events, target):
+    return engine.Context(
+        compute, host, features=features, target_host=target,
+        options={'block_migration': opts.block_migration}, events=events)
+
+
+def _executor(ctx, poller, opts, **kwargs):
+    return engine.Executor(
+        ctx, poller, max_parallel=opts.max_parallel,
+        poll_interval=opts.poll_interval, timeout=opts.timeout,
+        on_timeout=opts.on_timeout, retries=opts.retries,
+        retry_delay=opts.retry_delay, **kwargs)
+
+
+def _settle(items, dry_run):
+    for item in items:
+        if item.result is not None:
+            continue
+        if item.action is None:
+            item.result = engine.SKIPPED
+        elif dry_run:
+            item.result = engine.PLANNED
+
+
+def validate(compute, hosts, opts):
+    """Check every input before changing anything; return the services."""
+    if opts.block_migration not in BLOCK_MIGRATION_CHOICES:
+        raise BadInput('--block-migration must be one of %s' %
+                       ', '.join(BLOCK_MIGRATION_CHOICES))
+    if opts.on_timeout not in engine.ON_TIMEOUT_CHOICES:
+        raise BadInput('--on-timeout must be one of %s' %
+                       ', '.join(engine.ON_TIMEOUT_CHOICES))
+    if opts.max_parallel < 1:
+        raise BadInput('--max-parallel must be at least 1')
+    if opts.timeout <= 0:
+        raise BadInput('--timeout must be positive')
+    if opts.retries < 0:
+        raise BadInput('--retries must be 0 or more')
+    if len(set(hosts)) != len(hosts):
+        raise BadInput('a host is named twice')
+    services = {}
+    for host in hosts:
+        services[host] = compute_service(compute, host)
+    if opts.target_host:
+        if opts.target_host in hosts:
+            raise BadInput('--target-host %s is one of the hosts being '
+                           'drained' % opts.target_host)
+        compute_service(compute, opts.target_host)
+    return services
+
+
+def drain_host(compute, host, service, opts, features=None, events=None,
+               reason_default=None, executor_kwargs=None):
+    """S1-S4 for one host.  Returns a ``HostReport``."""
+    features = features or engine.Features.from_proxy(compute)
+    ctx = _context(compute, host, features, opts, events, opts.target_host)
+    note = ''
+    if not opts.dry_run:
+        note = disable_service(ctx, service, opts.reason,
+                               reason_default or default_reason())
+        ctx.emit('service', '%s nova-compute %s' % (host, note))
+    else:
+        note = 'dry run: service left %s' % service.status
+    since = engine.utcnow() - datetime.timedelta(hours=1)
+    poller = engine.HostPoller(compute, host, features, since=since)
+    snap = engine.call_with_retry(lambda: poller.snapshot(full=True))
+    items = plan_drain(ctx, snap, opts)
+    moving = sum(1 for i in items if i.action)
+    ctx.emit('plan', '%s: %d server(s), %d to move, %d skipped' % (
+        host, len(items), moving, len(items) - moving))
+    report = HostReport(host, items, service_note=note)
+    if opts.dry_run:
+        _settle(items, True)
+        report.ok = all(i.action or opts.allow_skipped for i in items)
+        report.api_calls = poller.calls
+        return report
+    executor = _executor(ctx, poller, opts, **(executor_kwargs or {}))
+    executor.run(items, initial_snapshot=snap)
+    _settle(items, False)
+    report.interrupted = executor.interrupted
+    # S4: re-list the host.
+    remaining = engine.call_with_retry(poller.list_servers)
+    known = {i.id: i for i in items}
+    for srv in remaining:
+        if srv.id not in known:
+            item = engine.PlanItem(srv, reason='appeared on %s during the '
+                                   'drain' % host)
+            item.result = 'left'
+            items.append(item)
+            report.left.append(item)
+        else:
+            report.left.append(known[srv.id])
+    report.api_calls = poller.calls
+    everything_done = all(i.ok or (i.action is None and opts.allow_skipped
+                                   and i.result == engine.SKIPPED)
+                          for i in items)
+    left_ok = all(i.action is None and i.result == engine.SKIPPED
+                  and opts.allow_skipped for i in report.left)
+    report.ok = (everything_done and left_ok and not report.interrupted)
+    ctx.emit('done', '%s: %d moved, %d left on the host' % (
+        host, sum(1 for i in items if i.ok and i.action), len(remaining)))
+    return report
+
+
+def list_drained_from(compute, host):
+    """Every server (all projects) whose recorded origin is ``host``."""
+    return [s for s in engine.call_with_retry(
+        lambda: list(compute.servers(details=True, all_projects=True)))
+        if (s.metadata or {}).get(ORIGIN_KEY) == host]
+
+
+def undrain_host(compute, host, service, opts, features=None, events=None,
+                 executor_kwargs=None):
+    """S6 (and S7 with ``opts.migrate_back``) for one host."""
+    features = features or engine.Features.from_proxy(compute)
+    ctx = _context(compute, host, features, opts, events, host)
+    if opts.dry_run:
+        note = 'dry run: service left %s' % service.status
+    elif opts.keep_disabled:
+        note = 'kept %s (--keep-disabled)' % service.status
+    else:
+        note = enable_service(ctx, service)
+        ctx.emit('service', '%s nova-compute %s' % (host, note))
+    report = HostReport(host, [], service_note=note)
+    if not opts.migrate_back:
+        return report
+    servers = list_drained_from(compute, host)
+    since = engine.utcnow() - datetime.timedelta(hours=1)
+    poller = engine.HostPoller(compute, host, features, since=since)
+    snap = engine.call_with_retry(lambda: poller.snapshot(full=True))
+    items = plan_undrain(ctx, snap, servers, opts)
+    report.items = items
+    ctx.emit('plan', '%s: %d server(s) recorded as from here, %d to move '
+             'back' % (host, len(items), sum(1 for i in items if i.action)))
+    if opts.dry_run:
+        _settle(items, True)
+        report.ok = all(i.action or i.success_if_skipped or opts.allow_skipped
+                        for i in items)
+        return report
+    for item in items:
+        if item.action is None and item.success_if_skipped:
+            try:
+                clear_origin(ctx, item)
+                item.message = 'already on %s; origin record cleared' % host
+            except Exception as exc:
+                item.message = ('already on %s; clearing the origin record '
+                                'failed: %s' % (host, engine.describe(exc)))
+    executor = _executor(ctx, poller, opts, **(executor_kwargs or {}))
+    executor.run(items, initial_snapshot=snap)
+    _settle(items, False)
+    report.interrupted = executor.interrupted
+    report.api_calls = poller.calls
+    report.ok = not report.interrupted and all(
+        i.ok or (i.action is None and opts.allow_skipped) for i in items)
+    return report

@@ -1,0 +1,966 @@
+"""Plan, execute, poll and verify operations on the servers of one host.
+
+This is the generic machinery behind ``compute node drain`` / ``undrain``
+and (reused) ``server recover-all``.  It knows nothing about cliff; it works
+on an openstacksdk compute proxy (``conn.compute``) and reports through an
+``events`` callback.
+
+The pieces
+==========
+
+``PlanItem``
+    One server and what will happen to it: an ``Action`` (the method) or a
+    skip with a reason.  Planners (``ops/drain.py``) build the list; the
+    executor fills in the result fields (``result``, ``message``,
+    ``destination``, ``seconds``).  ``PlanItem.row()`` gives the output row.
+
+``Action``
+    One method, as a small class.  The executor calls, in this order:
+
+    ``issue(ctx, item)``
+        Make the API call(s) that start the operation (runs in a worker
+        thread).  Raise to say it was refused: an ``HttpException`` 4xx is a
+        refusal (retried ``--retries`` times), a transient fault (5xx,
+        connection reset, timeout; see ``is_transient``) leaves the item
+        *unsure* and the executor asks ``adopt()`` on the next snapshot
+        whether the call went through before issuing again.
+    ``progress(ctx, item, snap)``
+        Look at one host-wide ``Snapshot`` (no API calls here) and return a
+        ``Check``: ``PENDING``, ``COMPLETE`` (then ``verify`` is called),
+        ``FAILED`` (retried), ``FATAL`` (not retried) or ``CALL`` with a
+        follow-up callable (e.g. confirm a resize, suspend again); the
+        executor runs the call in the pool and keeps polling.
+    ``verify(ctx, item, snap)``
+        Decide whether the end state is really reached; return
+        ``(ok, message, destination)``.  Only verified items count as done.
+    ``on_timeout(ctx, item, mode, snap)``
+        ``mode`` is ``abort``, ``force-complete`` or ``leave``.  Return a
+        callable to run (the executor then waits a grace period) or
+        ``None`` to leave the operation running.
+    ``adopt(ctx, item, snap)``
+        True when the snapshot shows the operation under way (a new
+        migration record, a task_state) although ``issue`` did not return
+        cleanly, or when resuming a run that was killed.
+    ``finished(ctx, item)``
+        Called once after a verified success (e.g. clear a metadata key).
+
+    ``MigrationAction`` (below) implements the migration-record bookkeeping
+    that live/cold migration and evacuation share: to add e.g. evacuate,
+    subclass it with ``migration_types = ('evacuation',)``, ``done_statuses
+    = ('done',)`` and an ``issue`` that calls ``evacuate_server``.  A
+    start/reboot action subclasses ``Action`` and checks the server's status
+    in ``snap.servers``.
+
+``HostPoller``
+    Takes a ``Snapshot`` of one host with exactly two list calls, whatever
+    the number of servers: servers on the host (all projects, details) and
+    migrations touching the host (source or destination).
+
+``Executor``
+    Runs the items: at most ``max_parallel`` in flight, issue calls in a
+    thread pool, one snapshot per ``poll_interval``, per-item timeout with an
+    on-timeout action, retries of refused/failed moves, backoff on transient
+    faults (an item that was issued is never forgotten: it stays in flight
+    until the snapshots say how it ended, or it times out).  SIGINT (in the
+    main thread): the first stops issuing and lets in-flight items finish;
+    the second leaves them running (``interrupted``).
+
+``Features``
+    The compute microversions the cloud and this client agree on.
+
+Results (``PlanItem.result``): ``PLANNED`` (dry run), ``SKIPPED``, the
+action's ``success`` word (``moved``, ``done``), ``FAILED``, ``TIMEOUT``,
+``NOT_STARTED`` (interrupted before issue), ``INTERRUPTED`` (left in flight).
+"""
+
+import collections
+import dataclasses
+import datetime
+import logging
+import signal
+import threading
+import time
+from concurrent import futures
+
+LOG = logging.getLogger(__name__)
+
+# Results
+PLANNED = 'planned'
+SKIPPED = 'skipped'
+FAILED = 'failed'
+TIMEOUT = 'timeout'
+NOT_STARTED = 'not-started'
+INTERRUPTED = 'interrupted'
+
+# Check states
+PENDING = 'pending'
+COMPLETE = 'complete'
+CALL = 'call'
+FATAL = 'fatal'
+# (FAILED is shared with results)
+
+# Item states (executor bookkeeping)
+_QUEUED = 'queued'
+_ISSUING = 'issuing'
+_RUNNING = 'running'
+_UNSURE = 'unsure'
+_GRACE = 'grace'
+_FINISHED = 'finished'
+
+ON_TIMEOUT_CHOICES = ('abort', 'force-complete', 'leave')
+
+# Migration statuses (nova/objects/migration.py and the compute manager).
+MIGRATION_FAILED = ('failed', 'error', 'cancelled', 'reverted')
+MIGRATION_DONE = ('completed', 'confirmed', 'done')
+MIGRATION_FINAL = MIGRATION_FAILED + MIGRATION_DONE
+
+ROW_COLUMNS = ('ID', 'Name', 'Project', 'Status Before', 'Method', 'Source',
+               'Destination', 'Result', 'Seconds', 'Message')
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def parse_time(value):
+    """Parse nova's timestamps (with or without zone) as aware UTC."""
+    if not value:
+        return None
+    if isinstance(value, datetime.datetime):
+        dt = value
+    else:
+        text = str(value).replace('Z', '+00:00')
+        try:
+            dt = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=datetime.timezone.utc)
+    return dt
+
+
+# ---------------------------------------------------------------- faults
+
+def http_status(exc):
+    return getattr(exc, 'status_code', None) or getattr(exc, 'http_status',
+                                                         None)
+
+
+def is_transient(exc):
+    """True for faults worth retrying: 5xx, connection problems, timeouts."""
+    status = http_status(exc)
+    if isinstance(status, int):
+        return status >= 500 or status == 429
+    try:
+        from keystoneauth1 import exceptions as ksa_exc
+        if isinstance(exc, (ksa_exc.ConnectionError,
+                            ksa_exc.RetriableConnectionFailure)):
+            return True
+        if isinstance(exc, ksa_exc.HttpError):
+            return bool(exc.http_status and exc.http_status >= 500)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import requests
+        if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    return isinstance(exc, (ConnectionError, TimeoutError))
+
+
+def describe(exc):
+    """One line for an exception (SDK messages can span lines)."""
+    text = getattr(exc, 'details', None) or str(exc) or type(exc).__name__
+    text = ' '.join(str(text).split())
+    status = http_status(exc)
+    if status and str(status) not in text:
+        text = '%s: %s' % (status, text)
+    return text[:300]
+
+
+def call_with_retry(fn, attempts=5, delay=1.0, max_delay=15.0, sleep=None,
+                    on_retry=None):
+    """Call ``fn()``; retry transient faults with exponential backoff."""
+    sleep = sleep or time.sleep
+    for n in range(attempts):
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_transient(exc) or n == attempts - 1:
+                raise
+            if on_retry:
+                on_retry(exc, n + 1)
+            sleep(min(max_delay, delay * (2 ** n)))
+
+
+# ---------------------------------------------------------- microversions
+
+def _vtuple(version):
+    if not version:
+        return None
+    major, _, minor = str(version).partition('.')
+    try:
+        return (int(major), int(minor or 0))
+    except ValueError:
+        return None
+
+
+class Features(object):
+    """Compute microversions negotiated with the cloud.
+
+    ``effective`` is the lower of what the server advertises and what the
+    user pinned (``--os-compute-api-version`` / clouds.yaml); openstacksdk
+    then caps each request at what its resource classes know (it picks the
+    microversion per call).  Never assumes the newest.
+    """
+
+    def __init__(self, server_max=None, server_min='2.1', pinned=None):
+        self.server_max = server_max
+        self.server_min = server_min or '2.1'
+        self.pinned = pinned
+        eff = _vtuple(server_max) or (2, 1)
+        if _vtuple(pinned) and _vtuple(pinned) < eff:
+            eff = _vtuple(pinned)
+        self._effective = eff
+
+    @classmethod
+    def from_proxy(cls, compute):
+        ep = None
+        try:
+            ep = compute.get_endpoint_data()
+        except Exception as exc:  # discovery failed: assume the base API
+            LOG.debug('microversion discovery failed: %s', exc)
+        server_max = getattr(ep, 'max_microversion', None) if ep else None
+        server_min = getattr(ep, 'min_microversion', None) if ep else None
+        if isinstance(server_max, tuple):
+            server_max = '%d.%d' % server_max[:2]
+        if isinstance(server_min, tuple):
+            server_min = '%d.%d' % server_min[:2]
+        pinned = getattr(compute, 'default_microversion', None)
+        if not isinstance(pinned, str):
+            pinned = None
+        return cls(server_max=server_max, server_min=server_min,
+                   pinned=pinned)
+
+    @property
+    def effective(self):
+        return '%d.%d' % self._effective
+
+    def supports(self, version):
+        return _vtuple(version) <= self._effective
+
+    # Named features used by the runbook.
+    @property
+    def block_migration_auto(self):
+        return self.supports('2.25')
+
+    @property
+    def live_host_without_force(self):
+        return self.supports('2.30')
+
+    @property
+    def cold_migrate_host(self):
+        return self.supports('2.56')
+
+    @property
+    def migration_changes_since(self):
+        return self.supports('2.59')
+
+    @property
+    def migration_type_field(self):
+        return self.supports('2.23')
+
+    @property
+    def abort_running(self):
+        return self.supports('2.24')
+
+    @property
+    def abort_queued(self):
+        return self.supports('2.65')
+
+    @property
+    def force_complete(self):
+        return self.supports('2.22')
+
+    def __repr__(self):
+        return '<Features effective=%s server_max=%s pinned=%s>' % (
+            self.effective, self.server_max, self.pinned)
+
+
+# ----------------------------------------------------------------- events
+
+@dataclasses.dataclass
+class Event(object):
+    kind: str
+    message: str
+    item: object = None
+
+    def __str__(self):
+        if self.item is not None:
+            return '%s %s: %s' % (self.item.label, self.kind, self.message)
+        return '%s: %s' % (self.kind, self.message)
+
+
+# --------------------------------------------------------------- snapshot
+
+class Snapshot(object):
+    """One view of a host: servers on it and migrations touching it."""
+
+    def __init__(self, host, servers, migrations, taken_at=None):
+        self.host = host
+        self.servers = {s.id: s for s in servers}
+        self.taken_at = taken_at if taken_at is not None else time.monotonic()
+        self.migrations_by_id = {}
+        self._by_server = collections.defaultdict(list)
+        for m in migrations:
+            self.migrations_by_id[m.id] = m
+            self._by_server[m.server_id].append(m)
+        for lst in self._by_server.values():
+            lst.sort(key=_migration_sort_key)
+
+    def on_host(self, server_id):
+        return server_id in self.servers
+
+    def server(self, server_id):
+        return self.servers.get(server_id)
+
+    def migrations(self, server_id):
+        """Migrations of one server, oldest first."""
+        return list(self._by_server.get(server_id, ()))
+
+    def migration(self, migration_id):
+        return self.migrations_by_id.get(migration_id)
+
+    def in_progress(self, server_id, types=None):
+        """The newest unfinished migration of a server, if any."""
+        for m in reversed(self._by_server.get(server_id, ())):
+            if types and m.migration_type and m.migration_type not in types:
+                continue
+            if m.status not in MIGRATION_FINAL and m.status != 'finished':
+                return m
+        return None
+
+
+def _migration_sort_key(m):
+    mid = m.id
+    return (0, mid) if isinstance(mid, int) else (1, str(m.created_at or ''))
+
+
+class HostPoller(object):
+    """Two list calls per snapshot for the whole host."""
+
+    def __init__(self, compute, host, features=None, since=None):
+        self.compute = compute
+        self.host = host
+        self.features = features or Features()
+        self.since = since
+        self.calls = 0
+
+    def list_servers(self):
+        self.calls += 1
+        return list(self.compute.servers(details=True, all_projects=True,
+                                         host=self.host))
+
+    def list_migrations(self, since=None):
+        query = {'host': self.host}
+        if since is not None and self.features.migration_changes_since:
+            query['changes_since'] = since.strftime('%Y-%m-%dT%H:%M:%SZ')
+        self.calls += 1
+        return list(self.compute.migrations(**query))
+
+    def snapshot(self, full=False):
+        servers = self.list_servers()
+        migrations = self.list_migrations(None if full else self.since)
+        return Snapshot(self.host, servers, migrations)
+
+
+# ------------------------------------------------------------------ items
+
+@dataclasses.dataclass
+class Check(object):
+    state: str
+    message: str = ''
+    call: object = None
+    destination: str = None
+
+
+class PlanItem(object):
+    """One server, its planned method and (after execution) its result."""
+
+    def __init__(self, server, action=None, reason='', source=None,
+                 adopt=False, migration_id=None, success_if_skipped=False):
+        self.server = server
+        self.action = action
+        self.reason = reason
+        self.source = source if source is not None else getattr(
+            server, 'compute_host', None)
+        self.adopt = adopt
+        self.migration_id = migration_id
+        # A skip that is not a failure (e.g. already home).
+        self.success_if_skipped = success_if_skipped
+        self.status_before = getattr(server, 'status', None)
+        self.state = _QUEUED
+        self.attempts = 0
+        self.transient = 0
+        self.known_migrations = set()
+        self.issued_at = None
+        self.started_at = None
+        self.deadline = None
+        self.not_before = 0.0
+        self.future = None
+        self.future_kind = None
+        self.data = {}
+        self.result = None
+        self.message = ''
+        self.destination = None
+        self.seconds = None
+        self.last_migration = None
+
+    @property
+    def id(self):
+        return self.server.id
+
+    @property
+    def method(self):
+        return self.action.name if self.action else 'skip'
+
+    @property
+    def label(self):
+        name = getattr(self.server, 'name', None)
+        return '%s (%s)' % (name, self.id) if name else str(self.id)
+
+    @property
+    def ok(self):
+        if self.action is None:
+            return self.success_if_skipped
+        return self.result == self.action.success
+
+    def row(self):
+        return (self.id, getattr(self.server, 'name', None),
+                getattr(self.server, 'project_id', None),
+                self.status_before, self.method, self.source,
+                self.destination, self.result,
+                None if self.seconds is None else round(self.seconds, 1),
+                self.message or self.reason or '')
+
+
+class Context(object):
+    """What actions need: the compute proxy, features, options."""
+
+    def __init__(self, compute, host, features=None, target_host=None,
+                 options=None, events=None, sleep=None):
+        self.compute = compute
+        self.host = host
+        self.features = features or Features()
+        self.target_host = target_host
+        self.options = options or {}
+        self._events = events
+        self.sleep = sleep or time.sleep
+
+    def emit(self, kind, message, item=None):
+        if self._events:
+            try:
+                self._events(Event(kind, message, item))
+            except Exception:  # never let printing break the run
+                LOG.exception('event callback failed')
+
+    def api(self, fn, *args, **kwargs):
+        """One API call with transient-fault retries."""
+        return call_with_retry(
+            lambda: fn(*args, **kwargs), sleep=self.sleep,
+            on_retry=lambda exc, n: self.emit(
+                'retry', 'transient API fault (%s), retry %d' % (
+                    describe(exc), n)))
+
+
+# ---------------------------------------------------------------- actions
+
+class Action(object):
+    """Base class of a method; see the module docstring."""
+
+    name = 'action'
+    success = 'done'
+
+    def issue(self, ctx, item):
+        raise NotImplementedError
+
+    def progress(self, ctx, item, snap):
+        raise NotImplementedError
+
+    def verify(self, ctx, item, snap):
+        return True, '', None
+
+    def on_timeout(self, ctx, item, mode, snap):
+        return None
+
+    def adopt(self, ctx, item, snap):
+        return False
+
+    def finished(self, ctx, item):
+        pass
+
+
+class MigrationAction(Action):
+    """Shared bookkeeping for actions that produce a nova migration record.
+
+    Subclasses set ``migration_types`` and ``done_statuses`` and implement
+    ``issue``.  ``progress`` finds the record created by our call (a record
+    of this server not known before the call), follows its status, and
+    ``verify`` checks the server really left ``item.source`` (and reached
+    ``ctx.target_host`` when one was asked).
+    """
+
+    migration_types = ()
+    done_statuses = ('completed',)
+    # Statuses at which progress() returns a follow-up call.
+    no_record_grace = 90.0
+    success = 'moved'
+
+    def _find_migration(self, item, snap):
+        if item.migration_id is not None:
+            m = snap.migration(item.migration_id)
+            if m is not None:
+                item.last_migration = m
+            return item.last_migration
+        candidates = []
+        for m in snap.migrations(item.id):
+            if m.id in item.known_migrations:
+                continue
+            if (self.migration_types and m.migration_type
+                    and m.migration_type not in self.migration_types):
+                continue
+            candidates.append(m)
+        if candidates:
+            m = candidates[-1]
+            item.migration_id = m.id
+            item.last_migration = m
+            return m
+        return None
+
+    def adopt(self, ctx, item, snap):
+        m = self._find_migration(item, snap)
+        if m is not None:
+            return True
+        srv = snap.server(item.id)
+        return bool(srv is not None and srv.task_state)
+
+    def progress(self, ctx, item, snap):
+        m = self._find_migration(item, snap)
+        if m is None:
+            srv = snap.server(item.id)
+            waited = snap.taken_at - (item.issued_at or snap.taken_at)
+            if (srv is not None and not srv.task_state
+                    and waited > self.no_record_grace):
+                return Check(FAILED, 'no migration record appeared after '
+                             '%ds; server still %s on %s' % (
+                                 waited, srv.status, srv.compute_host))
+            return Check(PENDING, 'waiting for the migration record')
+        return self.check_migration(ctx, item, snap, m)
+
+    def check_migration(self, ctx, item, snap, m):
+        if m.status in self.done_statuses:
+            return Check(COMPLETE, m.status, destination=m.dest_compute)
+        if m.status in MIGRATION_FAILED:
+            srv = snap.server(item.id)
+            where = (' (server %s on %s)' % (srv.status, srv.compute_host)
+                     if srv is not None else '')
+            state = FATAL if item.data.get('aborted') else FAILED
+            return Check(state, 'migration %s %s%s' % (m.id, m.status, where))
+        return Check(PENDING, 'migration %s %s' % (m.id, m.status))
+
+    def verify(self, ctx, item, snap):
+        m = item.last_migration
+        if m is None or m.status not in self.done_statuses:
+            return False, 'migration record not completed', None
+        dest = m.dest_compute
+        if snap.host == item.source:
+            # Watching the source: the server must be gone from it.
+            srv = snap.server(item.id)
+            if srv is not None:
+                return (False, 'migration %s says %s but the server is still '
+                        'on %s (%s)' % (m.id, m.status, item.source,
+                                        srv.status), item.source)
+            now = dest
+        else:
+            srv = snap.server(item.id)
+            if srv is not None:
+                now = snap.host
+            else:
+                srv = ctx.api(ctx.compute.get_server, item.id)
+                now = srv.compute_host
+        if not now or now == item.source:
+            return (False, 'server still on %s after migration %s' % (
+                item.source, m.status), now)
+        if ctx.target_host and now != ctx.target_host:
+            return (False, 'server went to %s, not %s' % (
+                now, ctx.target_host), now)
+        return True, '', now
+
+    def adopt_in_progress(self, item, snap):
+        """Resume: take over the server's unfinished migration."""
+        m = snap.in_progress(item.id, self.migration_types or None)
+        if m is None:
+            return False
+        item.migration_id = m.id
+        item.last_migration = m
+        return True
+
+    def on_timeout(self, ctx, item, mode, snap):
+        m = item.last_migration
+        if mode == 'leave' or m is None:
+            return None
+        status = m.status
+        if mode == 'abort':
+            ok = ((status == 'running' and ctx.features.abort_running) or
+                  (status in ('queued', 'preparing')
+                   and ctx.features.abort_queued))
+            if not ok:
+                return None
+            item.data['aborted'] = True
+            return lambda: ctx.compute.abort_server_migration(
+                m.id, item.id, ignore_missing=False)
+        if mode == 'force-complete':
+            if status != 'running' or not ctx.features.force_complete:
+                return None
+            return lambda: ctx.compute.force_complete_server_migration(
+                m.id, item.id)
+        return None
+
+
+# --------------------------------------------------------------- executor
+
+class Executor(object):
+    """Bounded-parallel runner of plan items; see the module docstring."""
+
+    def __init__(self, ctx, poller, max_parallel=4, poll_interval=2.0,
+                 timeout=600.0, on_timeout='abort', retries=1,
+                 retry_delay=5.0, transient_retries=6, grace=None,
+                 clock=None, wait=None, handle_sigint=True):
+        if max_parallel < 1:
+            raise ValueError('max_parallel must be at least 1')
+        if on_timeout not in ON_TIMEOUT_CHOICES:
+            raise ValueError('on_timeout must be one of %s' % (
+                ', '.join(ON_TIMEOUT_CHOICES)))
+        self.ctx = ctx
+        self.poller = poller
+        self.max_parallel = max_parallel
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.on_timeout = on_timeout
+        self.retries = retries
+        self.retry_delay = retry_delay
+        self.transient_retries = transient_retries
+        self.grace = grace if grace is not None else max(60.0, timeout / 2)
+        self.clock = clock or time.monotonic
+        self.handle_sigint = handle_sigint
+        self.stopping = False
+        self.abandon = False
+        self.interrupted = False
+        self.snapshots = 0
+        self._wake = threading.Event()
+        self._wait = wait or self._wake.wait
+        self._poll_failures = 0
+        self._next_poll = 0.0
+
+    # -- signals
+    def interrupt(self):
+        """What SIGINT does; callable from tests or other handlers."""
+        self.interrupted = True
+        if not self.stopping:
+            self.stopping = True
+            self.ctx.emit('interrupt', 'no new operations will start; '
+                          'waiting for the ones in flight (interrupt again '
+                          'to leave them running)')
+        else:
+            self.abandon = True
+            self.ctx.emit('interrupt', 'leaving in-flight operations '
+                          'running; rerun to pick them up')
+        self._wake.set()
+
+    def _install_sigint(self):
+        if (not self.handle_sigint or threading.current_thread()
+                is not threading.main_thread()):
+            return None
+        try:
+            return signal.signal(signal.SIGINT,
+                                 lambda signum, frame: self.interrupt())
+        except ValueError:  # pragma: no cover
+            return None
+
+    # -- helpers
+    def _finish(self, item, result, message=''):
+        now = self.clock()
+        item.state = _FINISHED
+        item.result = result
+        if message:
+            item.message = message
+        if item.started_at is not None:
+            item.seconds = now - item.started_at
+        self.ctx.emit(result, item.message or result, item)
+
+    def _submit(self, pool, item, kind, fn):
+        item.future_kind = kind
+
+        def run():
+            try:
+                return fn()
+            finally:
+                self._wake.set()
+        item.future = pool.submit(run)
+
+    def _issue_fn(self, item):
+        return lambda: item.action.issue(self.ctx, item)
+
+    def _start(self, pool, item, snap):
+        now = self.clock()
+        item.attempts += 1
+        if item.started_at is None:
+            item.started_at = now
+        if snap is not None:
+            item.known_migrations = {m.id for m in snap.migrations(item.id)}
+        item.state = _ISSUING
+        self.ctx.emit('start', '%s (attempt %d)' % (item.method,
+                                                     item.attempts), item)
+        self._submit(pool, item, 'issue', self._issue_fn(item))
+
+    def _retry_or_fail(self, item, message):
+        if item.attempts <= self.retries and not self.stopping:
+            item.state = _QUEUED
+            item.migration_id = None
+            item.last_migration = None
+            item.data.pop('call_pending', None)
+            item.not_before = self.clock() + self.retry_delay
+            item.message = message
+            self.ctx.emit('retry', '%s; retrying (%d of %d)' % (
+                message, item.attempts, self.retries), item)
+            return True
+        self._finish(item, FAILED, message)
+        return False
+
+    def _collect_future(self, item):
+        fut = item.future
+        kind = item.future_kind
+        item.future = None
+        item.future_kind = None
+        exc = fut.exception()
+        now = self.clock()
+        if kind == 'issue':
+            if exc is None:
+                item.state = _RUNNING
+                item.issued_at = now
+                item.deadline = now + self.timeout
+                item.transient = 0
+                self.ctx.emit('issued', item.method, item)
+            elif is_transient(exc):
+                item.transient += 1
+                item.state = _UNSURE
+                item.issued_at = now
+                item.deadline = now + self.timeout
+                self.ctx.emit('unsure', 'transient fault while issuing (%s); '
+                              'checking whether it went through' %
+                              describe(exc), item)
+            else:
+                self._retry_or_fail(item, 'refused: %s' % describe(exc))
+        else:  # follow-up call or on-timeout call
+            if exc is None:
+                item.transient = 0
+                return
+            if is_transient(exc):
+                item.transient += 1
+                self.ctx.emit('retry', '%s: transient fault (%s)' % (
+                    kind, describe(exc)), item)
+                # progress() will ask for the call again on a later poll
+                item.data.pop('call_pending', None)
+                return
+            item.message = '%s failed: %s' % (kind, describe(exc))
+            self.ctx.emit('warning', item.message, item)
+            item.data.pop('call_pending', None)
+
+    def _snapshot(self):
+        now = self.clock()
+        if now < self._next_poll:
+            return None
+        try:
+            snap = self.poller.snapshot()
+        except Exception as exc:
+            if not is_transient(exc):
+                # Not transient, but losing track is worse: keep trying with
+                # backoff, the timeouts bound the wait.
+                LOG.debug('poll failed', exc_info=True)
+            self._poll_failures += 1
+            delay = min(30.0, self.poll_interval * (2 ** self._poll_failures))
+            self._next_poll = now + delay
+            self.ctx.emit('poll', 'listing the host failed (%s); retrying in '
+                          '%.0fs' % (describe(exc), delay))
+            return None
+        self._poll_failures = 0
+        self._next_poll = now + self.poll_interval
+        self.snapshots += 1
+        snap.taken_at = now
+        return snap
+
+    def _progress(self, pool, item, snap):
+        action = item.action
+        if item.state == _UNSURE:
+            if action.adopt(self.ctx, item, snap):
+                item.state = _RUNNING
+                self.ctx.emit('adopted', 'the call went through', item)
+            elif item.transient > self.transient_retries:
+                self._finish(item, FAILED, 'API kept failing while issuing')
+                return
+            else:
+                item.state = _QUEUED
+                item.attempts -= 1  # a transient fault is not an attempt
+                item.not_before = self.clock() + min(
+                    30.0, self.retry_delay * item.transient)
+                return
+        check = action.progress(self.ctx, item, snap)
+        if check.state == PENDING:
+            if check.message and check.message != item.data.get('last'):
+                item.data['last'] = check.message
+                self.ctx.emit('progress', check.message, item)
+            return
+        if check.state == CALL:
+            if not item.data.get('call_pending'):
+                item.data['call_pending'] = True
+                self.ctx.emit('call', check.message, item)
+                self._submit(pool, item, check.message or 'call', check.call)
+            return
+        item.data.pop('call_pending', None)
+        if check.state == COMPLETE:
+            try:
+                ok, message, dest = action.verify(self.ctx, item, snap)
+            except Exception as exc:
+                ok, message, dest = (False, 'verification failed: %s' %
+                                     describe(exc), None)
+            item.destination = dest or check.destination
+            if ok:
+                try:
+                    action.finished(self.ctx, item)
+                except Exception as exc:
+                    message = 'done, but: %s' % describe(exc)
+                item.message = message
+                self._finish(item, action.success, message)
+            else:
+                self._retry_or_fail(item, 'verification failed: ' + message)
+        elif check.state == FATAL:
+            self._finish(item, FAILED, check.message)
+        else:
+            self._retry_or_fail(item, check.message)
+
+    def _check_timeout(self, pool, item, snap):
+        now = self.clock()
+        if item.deadline is None or now < item.deadline:
+            return
+        if item.state == _GRACE or item.data.get('timeout_handled'):
+            self._finish(item, TIMEOUT, 'still not finished %ds after '
+                         '%s; left running (rerun to pick it up)' % (
+                             self.grace, self.on_timeout))
+            return
+        item.data['timeout_handled'] = True
+        call = item.action.on_timeout(self.ctx, item, self.on_timeout, snap)
+        m = item.last_migration
+        what = ('migration %s %s' % (m.id, m.status)) if m else 'no record'
+        if call is None:
+            self._finish(item, TIMEOUT, 'timed out after %ds (%s); left '
+                         'running (rerun to pick it up)' % (self.timeout,
+                                                            what))
+            return
+        self.ctx.emit('timeout', '%s after %ds: %s' % (
+            self.on_timeout, self.timeout, what), item)
+        item.deadline = now + self.grace
+        item.message = 'timed out after %ds; %s requested' % (
+            self.timeout, self.on_timeout)
+        self._submit(pool, item, self.on_timeout, call)
+
+    # -- main loop
+    def run(self, items, initial_snapshot=None):
+        """Execute the items that have an action; return all items."""
+        queue = collections.deque()
+        inflight = []
+        for item in items:
+            if item.action is None:
+                continue
+            if item.adopt:
+                now = self.clock()
+                item.state = _RUNNING
+                item.attempts = 1
+                item.started_at = item.issued_at = now
+                item.deadline = now + self.timeout
+                inflight.append(item)
+                self.ctx.emit('resume', 'picking up %s in flight' % (
+                    'migration %s' % item.migration_id
+                    if item.migration_id is not None else item.method),
+                    item)
+            else:
+                queue.append(item)
+        snap = initial_snapshot
+        old_handler = self._install_sigint()
+        pool = futures.ThreadPoolExecutor(max_workers=self.max_parallel)
+        try:
+            while queue or inflight:
+                self._wake.clear()
+                # 1. results of issue/follow-up calls
+                for item in list(inflight):
+                    if item.future is not None and item.future.done():
+                        self._collect_future(item)
+                # 2. poll the host once and look at every running item
+                watching = [i for i in inflight
+                            if i.state in (_RUNNING, _UNSURE, _GRACE)
+                            and i.future is None]
+                if watching:
+                    new = self._snapshot()
+                    if new is not None:
+                        snap = new
+                        for item in watching:
+                            if item.state != _FINISHED:
+                                self._progress(pool, item, snap)
+                for item in list(inflight):
+                    if item.state in (_RUNNING, _UNSURE, _GRACE):
+                        self._check_timeout(pool, item, snap)
+                # 3. bookkeeping: finished leave, re-queued go back
+                for item in list(inflight):
+                    if item.state == _FINISHED:
+                        inflight.remove(item)
+                    elif item.state == _QUEUED and item.future is None:
+                        inflight.remove(item)
+                        queue.append(item)
+                if self.abandon:
+                    for item in inflight:
+                        m = item.last_migration
+                        what = (' (migration %s %s)' % (m.id, m.status)
+                                if m else '')
+                        self._finish(item, INTERRUPTED, 'left in flight%s; '
+                                     'rerun to pick it up' % what)
+                    inflight = []
+                if self.stopping:
+                    for item in queue:
+                        self._finish(item, NOT_STARTED,
+                                     'interrupted before it started')
+                    queue.clear()
+                # 4. start new ones, at most max_parallel in flight
+                now = self.clock()
+                while queue and len(inflight) < self.max_parallel:
+                    ready = [i for i in queue if i.not_before <= now]
+                    if not ready:
+                        break
+                    item = ready[0]
+                    queue.remove(item)
+                    inflight.append(item)
+                    self._start(pool, item, snap)
+                if not (queue or inflight):
+                    break
+                # 5. wait for a call to return or the next poll
+                now = self.clock()
+                wait = self.poll_interval
+                if any(i.future is None for i in inflight):
+                    wait = min(wait, self._next_poll - now)
+                if queue:
+                    wait = min(wait, min(i.not_before for i in queue) - now)
+                self._wait(max(0.05, wait))
+        finally:
+            pool.shutdown(wait=True)
+            if old_handler is not None:
+                signal.signal(signal.SIGINT, old_handler)
+        return items

@@ -1,0 +1,67 @@
+"""S8 through the API: how a compute host looks to nova.
+
+``gather(compute, host)`` returns an ordered dict of plain values (str, int,
+bool, dict, list) so that ``ShowNode`` can print it with any cliff formatter
+and other sources (e.g. a ``--local`` look at the node itself) can add keys.
+Four list calls: services, hypervisors, servers on the host, migrations
+touching the host.
+"""
+
+import collections
+
+from osc_nodeops.ops import drain
+from osc_nodeops.ops import engine
+
+POWER_RUNNING = 1
+
+
+def _hypervisor_for(compute, host):
+    hypervisors = engine.call_with_retry(
+        lambda: list(compute.hypervisors(details=True)))
+    for hv in hypervisors:
+        svc = hv.service_details or {}
+        if svc.get('host') == host:
+            return hv
+    for hv in hypervisors:
+        if hv.name == host or (hv.name or '').split('.')[0] == host:
+            return hv
+    return None
+
+
+def _migration_line(m):
+    return '%s %s %s %s->%s %s' % (
+        m.id, m.server_id, m.migration_type or 'migration',
+        m.source_compute, m.dest_compute, m.status)
+
+
+def gather(compute, host, now=None):
+    """Everything the API says about ``host`` (raises ``UnknownHost``)."""
+    now = now or engine.utcnow()
+    svc = drain.compute_service(compute, host)
+    info = collections.OrderedDict()
+    info['Host'] = host
+    info['Service Status'] = svc.status
+    info['Service State'] = svc.state
+    info['Disabled Reason'] = svc.disabled_reason
+    info['Forced Down'] = bool(svc.is_forced_down)
+    beat = engine.parse_time(svc.updated_at)
+    info['Last Heartbeat'] = beat.strftime('%Y-%m-%dT%H:%M:%SZ') if beat \
+        else None
+    info['Heartbeat Age (s)'] = (int((now - beat).total_seconds())
+                                 if beat else None)
+    hv = _hypervisor_for(compute, host)
+    info['Hypervisor'] = hv.name if hv else None
+    info['Hypervisor State'] = hv.state if hv else None
+    info['Hypervisor Status'] = hv.status if hv else None
+    servers = engine.call_with_retry(lambda: list(compute.servers(
+        details=True, all_projects=True, host=host)))
+    by_status = collections.Counter(s.status for s in servers)
+    info['Instances'] = len(servers)
+    info['Running Instances'] = sum(
+        1 for s in servers if s.power_state == POWER_RUNNING)
+    info['Instances By Status'] = dict(sorted(by_status.items()))
+    migrations = engine.call_with_retry(lambda: list(compute.migrations(
+        host=host)))
+    active = [m for m in migrations if m.status not in engine.MIGRATION_FINAL]
+    info['Migrations In Progress'] = [_migration_line(m) for m in active]
+    return info
