@@ -1,0 +1,301 @@
+"""Shared fakes: real openstacksdk resources and a spec'd compute proxy.
+
+``server()``, ``migration()``, ``service()``, ``hypervisor()`` build real SDK
+resource objects (``openstack.compute.v2.*``) from nova's wire names, the
+way OSC's tests/unit/compute/v2/fakes.py does.
+
+``FakeNova`` is a tiny in-memory nova behind ``mock.create_autospec`` of
+``openstack.compute.v2._proxy.Proxy``: only the proxy methods it wires up
+behave; any other call is recorded by the mock (and a call with a wrong
+signature fails, thanks to the spec).  Migrations advance one step every
+time the servers of a host are listed (one "tick" per poll), and a
+per-server script says how each attempt ends:
+
+``'ok'``      the move completes;
+``'fail'``    the migration errors and the server stays where it was
+              (ACTIVE on the same host, as nova does after a failed live
+              migration);
+``'hang'``    the migration stays ``running`` until aborted/forced;
+``'refuse'``  the API call raises 409;
+``'lie'``     the record says completed but the server stays put;
+``'transient-accepted'`` the API call raises 503 *after* nova accepted it;
+``'transient-lost'``     the API call raises 503 and nothing happened.
+"""
+
+import itertools
+import uuid
+import warnings
+from unittest import mock
+
+from openstack import exceptions
+from openstack.compute.v2 import _proxy
+from openstack.compute.v2 import hypervisor as _hypervisor
+from openstack.compute.v2 import migration as _migration
+from openstack.compute.v2 import server as _server
+from openstack.compute.v2 import service as _service
+
+
+def server(**attrs):
+    body = {
+        'id': attrs.pop('id', None) or str(uuid.uuid4()),
+        'name': attrs.pop('name', 'srv'),
+        'status': attrs.pop('status', 'ACTIVE'),
+        'tenant_id': attrs.pop('project_id', 'p1'),
+        'OS-EXT-SRV-ATTR:host': attrs.pop('host', 'c01'),
+        'OS-EXT-STS:task_state': attrs.pop('task_state', None),
+        'OS-EXT-STS:power_state': attrs.pop('power_state', 1),
+        'metadata': attrs.pop('metadata', {}),
+        'image': attrs.pop('image', {'id': 'img'}),
+    }
+    body.update(attrs)
+    return _server.Server(**body)
+
+
+def migration(**attrs):
+    body = {
+        'id': attrs.pop('id'),
+        'instance_uuid': attrs.pop('server_id'),
+        'status': attrs.pop('status', 'accepted'),
+        'migration_type': attrs.pop('migration_type', 'live-migration'),
+        'source_compute': attrs.pop('source', 'c01'),
+        'dest_compute': attrs.pop('dest', None),
+    }
+    body.update(attrs)
+    return _migration.Migration(**body)
+
+
+def service(host='c01', status='enabled', state='up', reason=None,
+            forced_down=False, updated_at='2026-01-01T00:00:00.000000'):
+    return _service.Service(
+        id=str(uuid.uuid4()), host=host, binary='nova-compute',
+        status=status, state=state, disabled_reason=reason,
+        forced_down=forced_down, updated_at=updated_at)
+
+
+def hypervisor(name='c01', host=None, state='up', status='enabled'):
+    return _hypervisor.Hypervisor(
+        id=str(uuid.uuid4()), hypervisor_hostname=name, state=state,
+        status=status, service={'host': host or name, 'id': 'svc'})
+
+
+def http_error(status, message='boom'):
+    if status == 404:
+        exc = exceptions.NotFoundException(message)
+    elif status == 409:
+        exc = exceptions.ConflictException(message)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            exc = exceptions.HttpException(message, http_status=status)
+    exc.status_code = status
+    return exc
+
+
+LIVE_STEPS = ('queued', 'preparing', 'running')
+COLD_STEPS = ('pre-migrating', 'migrating', 'post-migrating')
+
+
+class FakeNova(object):
+    """In-memory nova; ``self.compute`` is the spec'd proxy mock."""
+
+    def __init__(self, hosts=('c01', 'c02', 'c03'), max_version='2.95',
+                 default_dest='c02'):
+        self.services = {h: service(h) for h in hosts}
+        self.servers = {}
+        self.migrations = {}
+        self.scripts = {}
+        self.default_dest = default_dest
+        self.max_version = max_version
+        self._ids = itertools.count(1)
+        self.fail_lists = 0
+        self.in_flight_max = 0
+        self.compute = mock.create_autospec(_proxy.Proxy, instance=True)
+        c = self.compute
+        c.default_microversion = None
+        c.get_endpoint_data.side_effect = self._endpoint
+        c.servers.side_effect = self._list_servers
+        c.migrations.side_effect = self._list_migrations
+        c.services.side_effect = self._list_services
+        c.get_server.side_effect = self._get_server
+        c.live_migrate_server.side_effect = self._live_migrate
+        c.migrate_server.side_effect = self._cold_migrate
+        c.confirm_server_resize.side_effect = self._confirm
+        c.set_server_metadata.side_effect = self._set_metadata
+        c.delete_server_metadata.side_effect = self._delete_metadata
+        c.disable_service.side_effect = self._disable
+        c.enable_service.side_effect = self._enable
+        c.abort_server_migration.side_effect = self._abort
+        c.force_complete_server_migration.side_effect = self._force
+        c.resume_server.side_effect = self._resume
+        c.suspend_server.side_effect = self._suspend
+        c.hypervisors.side_effect = lambda **kw: iter(
+            hypervisor(h) for h in self.services)
+
+    # -- building
+    def add(self, name, status='ACTIVE', host='c01', script=None, **kw):
+        srv = server(name=name, status=status, host=host, **kw)
+        self.servers[srv.id] = srv
+        if script:
+            self.scripts[srv.id] = list(script)
+        return srv
+
+    def add_migration(self, server_id, **kw):
+        m = migration(id=next(self._ids), server_id=server_id, **kw)
+        self.migrations[m.id] = m
+        return m
+
+    def on(self, host):
+        return [s for s in self.servers.values() if s.compute_host == host]
+
+    # -- proxy behaviour
+    def _endpoint(self):
+        return mock.Mock(min_microversion='2.1',
+                         max_microversion=self.max_version)
+
+    def _list_services(self, host=None, binary=None, **kw):
+        return iter([s for s in self.services.values()
+                     if host in (None, s.host)])
+
+    def _list_servers(self, details=True, all_projects=False, host=None,
+                      **kw):
+        if self.fail_lists:
+            self.fail_lists -= 1
+            raise http_error(503, 'service unavailable')
+        if host is not None:
+            self.tick()
+        found = [s for s in self.servers.values()
+                 if host is None or s.compute_host == host]
+        return iter([_server.Server(**s.to_dict(computed=False))
+                     for s in found])
+
+    def _list_migrations(self, host=None, **kw):
+        found = [m for m in self.migrations.values()
+                 if host is None or host in (m.source_compute,
+                                             m.dest_compute)]
+        return iter([_migration.Migration(**m.to_dict(computed=False))
+                     for m in found])
+
+    def _get_server(self, server_id):
+        srv = self.servers.get(getattr(server_id, 'id', server_id))
+        if srv is None:
+            raise http_error(404, 'no server')
+        return _server.Server(**srv.to_dict(computed=False))
+
+    def _next(self, server_id):
+        script = self.scripts.get(server_id)
+        if script:
+            return script.pop(0)
+        return 'ok'
+
+    def _start(self, server_id, kind, host):
+        outcome = self._next(server_id)
+        if outcome == 'refuse':
+            raise http_error(409, 'Cannot migrate: conflict')
+        if outcome == 'transient-lost':
+            raise http_error(503, 'upstream reset')
+        srv = self.servers[server_id]
+        dest = host or self.default_dest
+        m = self.add_migration(server_id, status=(
+            'accepted' if kind == 'live-migration' else 'pre-migrating'),
+            migration_type=kind, source=srv.compute_host, dest=dest)
+        m._outcome = outcome
+        m._step = 0
+        srv.task_state = ('migrating' if kind == 'live-migration'
+                          else 'resize_prep')
+        active = sum(1 for x in self.migrations.values()
+                     if x.status not in ('completed', 'error', 'cancelled',
+                                         'confirmed', 'finished', 'failed'))
+        self.in_flight_max = max(self.in_flight_max, active)
+        if outcome == 'transient-accepted':
+            m._outcome = 'ok'
+            raise http_error(503, 'gateway timeout after accept')
+
+    def _live_migrate(self, server, host=None, force=False,
+                      block_migration=None, disk_over_commit=None):
+        self._start(getattr(server, 'id', server), 'live-migration', host)
+
+    def _cold_migrate(self, server, host=None):
+        self._start(getattr(server, 'id', server), 'migration', host)
+
+    def tick(self):
+        for m in list(self.migrations.values()):
+            outcome = getattr(m, '_outcome', None)
+            if outcome is None:
+                continue
+            srv = self.servers.get(m.server_id)
+            steps = (LIVE_STEPS if m.migration_type == 'live-migration'
+                     else COLD_STEPS)
+            if m._step < len(steps):
+                m.status = steps[m._step]
+                m._step += 1
+                continue
+            if outcome == 'hang':
+                continue
+            if outcome == 'fail':
+                m.status = 'error'
+                srv.task_state = None
+            elif outcome == 'aborted':
+                m.status = 'cancelled'
+                srv.task_state = None
+            elif outcome == 'lie':
+                m.status = 'completed'
+                srv.task_state = None
+            elif m.migration_type == 'live-migration':
+                m.status = 'completed'
+                srv.compute_host = m.dest_compute
+                srv.task_state = None
+            else:
+                m.status = 'finished'
+                srv.compute_host = m.dest_compute
+                srv.status = 'VERIFY_RESIZE'
+                srv.task_state = None
+            m._outcome = None
+
+    def _confirm(self, server):
+        srv = self.servers[getattr(server, 'id', server)]
+        if srv.status != 'VERIFY_RESIZE':
+            raise http_error(409, 'not in VERIFY_RESIZE')
+        for m in self.migrations.values():
+            if m.server_id == srv.id and m.status == 'finished':
+                m.status = 'confirmed'
+        srv.status = 'SHUTOFF'
+
+    def _set_metadata(self, server, **md):
+        srv = self.servers[getattr(server, 'id', server)]
+        srv.metadata = dict(srv.metadata or {}, **md)
+
+    def _delete_metadata(self, server, keys=None):
+        srv = self.servers[getattr(server, 'id', server)]
+        srv.metadata = {k: v for k, v in (srv.metadata or {}).items()
+                        if k not in (keys or ())}
+
+    def _disable(self, service, host=None, binary=None,
+                 disabled_reason=None):
+        svc = self.services[service.host]
+        svc.status = 'disabled'
+        svc.disabled_reason = disabled_reason
+        return svc
+
+    def _enable(self, service, host=None, binary=None):
+        svc = self.services[service.host]
+        svc.status = 'enabled'
+        svc.disabled_reason = None
+        return svc
+
+    def _abort(self, migration_id, server, ignore_missing=True):
+        m = self.migrations[migration_id]
+        m._outcome = 'aborted'
+        m._step = 99
+
+    def _force(self, migration_id, server):
+        m = self.migrations[migration_id]
+        m._outcome = 'ok'
+        m._step = 99
+
+    def _resume(self, server):
+        srv = self.servers[getattr(server, 'id', server)]
+        srv.status = 'ACTIVE'
+
+    def _suspend(self, server):
+        srv = self.servers[getattr(server, 'id', server)]
+        srv.status = 'SUSPENDED'

@@ -1,0 +1,317 @@
+"""The generic machinery: features, faults, poller, executor."""
+
+import threading
+import time
+from unittest import mock
+
+import testtools
+
+from osc_nodeops.ops import drain
+from osc_nodeops.ops import engine
+from tests.unit import fakes
+
+
+class FakeClock(object):
+    """Monotonic clock that moves only when the executor waits."""
+
+    def __init__(self):
+        self.now = 1000.0
+        self.lock = threading.Lock()
+
+    def __call__(self):
+        return self.now
+
+    def wait(self, seconds):
+        time.sleep(0.001)  # let the worker threads run
+        with self.lock:
+            self.now += seconds
+
+
+def make_executor(nova, host='c01', target=None, events=None, **kw):
+    features = engine.Features.from_proxy(nova.compute)
+    ctx = engine.Context(nova.compute, host, features=features,
+                         target_host=target, events=events,
+                         options={'block_migration': 'auto'},
+                         sleep=lambda s: None)
+    poller = engine.HostPoller(nova.compute, host, features)
+    clock = FakeClock()
+    kw.setdefault('poll_interval', 1.0)
+    kw.setdefault('retry_delay', 1.0)
+    kw.setdefault('timeout', 60.0)
+    ex = engine.Executor(ctx, poller, clock=clock, wait=clock.wait,
+                         handle_sigint=False, **kw)
+    return ctx, poller, ex
+
+
+def live_items(nova, host='c01'):
+    return [engine.PlanItem(s, drain.LiveMigrate()) for s in nova.on(host)]
+
+
+class TestFeatures(testtools.TestCase):
+
+    def test_negotiated_from_server_max(self):
+        nova = fakes.FakeNova(max_version='2.24')
+        f = engine.Features.from_proxy(nova.compute)
+        self.assertEqual('2.24', f.effective)
+        self.assertFalse(f.block_migration_auto)
+        self.assertTrue(f.abort_running)
+        self.assertFalse(f.live_host_without_force)
+
+    def test_pinned_version_lowers_it(self):
+        nova = fakes.FakeNova(max_version='2.95')
+        nova.compute.default_microversion = '2.30'
+        f = engine.Features.from_proxy(nova.compute)
+        self.assertEqual('2.30', f.effective)
+        self.assertTrue(f.live_host_without_force)
+        self.assertFalse(f.cold_migrate_host)
+
+    def test_discovery_failure_means_base_api(self):
+        compute = mock.Mock()
+        compute.get_endpoint_data.side_effect = fakes.http_error(503)
+        f = engine.Features.from_proxy(compute)
+        self.assertEqual('2.1', f.effective)
+        self.assertFalse(f.block_migration_auto)
+
+
+class TestFaults(testtools.TestCase):
+
+    def test_transient_classification(self):
+        from keystoneauth1 import exceptions as ksa
+        self.assertTrue(engine.is_transient(fakes.http_error(503)))
+        self.assertTrue(engine.is_transient(fakes.http_error(500)))
+        self.assertTrue(engine.is_transient(ksa.ConnectFailure('reset')))
+        self.assertTrue(engine.is_transient(ksa.ConnectTimeout('slow')))
+        self.assertTrue(engine.is_transient(ConnectionResetError()))
+        self.assertFalse(engine.is_transient(fakes.http_error(409)))
+        self.assertFalse(engine.is_transient(fakes.http_error(404)))
+        self.assertFalse(engine.is_transient(ValueError('x')))
+
+    def test_call_with_retry(self):
+        calls = []
+
+        def fn():
+            calls.append(1)
+            if len(calls) < 3:
+                raise fakes.http_error(502)
+            return 'ok'
+        self.assertEqual('ok', engine.call_with_retry(fn, sleep=lambda s: 0))
+        self.assertEqual(3, len(calls))
+
+    def test_call_with_retry_gives_up_on_refusal(self):
+        fn = mock.Mock(side_effect=fakes.http_error(409))
+        self.assertRaises(Exception, engine.call_with_retry, fn,
+                          sleep=lambda s: 0)
+        self.assertEqual(1, fn.call_count)
+
+
+class TestPoller(testtools.TestCase):
+
+    def test_two_list_calls_per_snapshot_whatever_the_size(self):
+        nova = fakes.FakeNova()
+        for i in range(30):
+            nova.add('s%d' % i)
+        f = engine.Features.from_proxy(nova.compute)
+        since = engine.utcnow()
+        poller = engine.HostPoller(nova.compute, 'c01', f, since=since)
+        snap = poller.snapshot()
+        self.assertEqual(30, len(snap.servers))
+        self.assertEqual(2, poller.calls)
+        nova.compute.servers.assert_called_once_with(
+            details=True, all_projects=True, host='c01')
+        kwargs = nova.compute.migrations.call_args.kwargs
+        self.assertEqual('c01', kwargs['host'])
+        self.assertIn('changes_since', kwargs)
+        nova.compute.get_server.assert_not_called()
+
+    def test_no_changes_since_before_2_59(self):
+        nova = fakes.FakeNova(max_version='2.58')
+        f = engine.Features.from_proxy(nova.compute)
+        poller = engine.HostPoller(nova.compute, 'c01', f,
+                                   since=engine.utcnow())
+        poller.snapshot()
+        nova.compute.migrations.assert_called_once_with(host='c01')
+
+
+class TestExecutor(testtools.TestCase):
+
+    def test_moves_and_verifies(self):
+        nova = fakes.FakeNova()
+        for i in range(5):
+            nova.add('s%d' % i)
+        ctx, poller, ex = make_executor(nova, max_parallel=2)
+        items = ex.run(live_items(nova))
+        self.assertEqual(['moved'] * 5, [i.result for i in items])
+        self.assertEqual(['c02'] * 5, [i.destination for i in items])
+        self.assertEqual([], nova.on('c01'))
+        # bounded parallelism
+        self.assertLessEqual(nova.in_flight_max, 2)
+        # host-wide polling only: no GET per server
+        nova.compute.get_server.assert_not_called()
+        self.assertEqual(2 * ex.snapshots, poller.calls)
+
+    def test_failed_live_migration_back_on_same_host_is_failure(self):
+        nova = fakes.FakeNova()
+        srv = nova.add('a', script=['fail'])
+        ctx, poller, ex = make_executor(nova, retries=0)
+        [item] = ex.run(live_items(nova))
+        self.assertEqual('failed', item.result)
+        self.assertIn('error', item.message)
+        self.assertIn('c01', item.message)
+        self.assertEqual('c01', nova.servers[srv.id].compute_host)
+        self.assertFalse(item.ok)
+
+    def test_completed_record_but_server_still_there_is_failure(self):
+        nova = fakes.FakeNova()
+        nova.add('a', script=['lie'])
+        ctx, poller, ex = make_executor(nova, retries=0)
+        [item] = ex.run(live_items(nova))
+        self.assertEqual('failed', item.result)
+        self.assertIn('still on c01', item.message)
+
+    def test_failed_move_is_retried_then_succeeds(self):
+        nova = fakes.FakeNova()
+        nova.add('a', script=['fail', 'ok'])
+        ctx, poller, ex = make_executor(nova, retries=1)
+        [item] = ex.run(live_items(nova))
+        self.assertEqual('moved', item.result)
+        self.assertEqual(2, item.attempts)
+        self.assertEqual(2, nova.compute.live_migrate_server.call_count)
+
+    def test_refused_move_does_not_stop_the_others(self):
+        nova = fakes.FakeNova()
+        bad = nova.add('bad', script=['refuse', 'refuse', 'refuse'])
+        nova.add('good1')
+        nova.add('good2')
+        ctx, poller, ex = make_executor(nova, retries=2, max_parallel=1)
+        items = {i.id: i for i in ex.run(live_items(nova))}
+        self.assertEqual('failed', items[bad.id].result)
+        self.assertIn('refused', items[bad.id].message)
+        self.assertEqual(3, items[bad.id].attempts)
+        self.assertEqual(['moved', 'moved'], [
+            i.result for k, i in items.items() if k != bad.id])
+
+    def test_transient_fault_after_accept_is_adopted_not_reissued(self):
+        nova = fakes.FakeNova()
+        nova.add('a', script=['transient-accepted'])
+        ctx, poller, ex = make_executor(nova, retries=0)
+        [item] = ex.run(live_items(nova))
+        self.assertEqual('moved', item.result)
+        self.assertEqual(1, nova.compute.live_migrate_server.call_count)
+        self.assertEqual(1, len(nova.migrations))
+
+    def test_transient_fault_before_accept_is_reissued(self):
+        nova = fakes.FakeNova()
+        nova.add('a', script=['transient-lost', 'ok'])
+        ctx, poller, ex = make_executor(nova, retries=0)
+        [item] = ex.run(live_items(nova))
+        self.assertEqual('moved', item.result)
+        self.assertEqual(2, nova.compute.live_migrate_server.call_count)
+
+    def test_transient_poll_faults_do_not_lose_the_migration(self):
+        nova = fakes.FakeNova()
+        nova.add('a')
+        nova.add('b')
+        events = []
+        ctx, poller, ex = make_executor(nova, events=events.append)
+        nova.fail_lists = 4
+        items = ex.run(live_items(nova))
+        self.assertEqual(['moved', 'moved'], [i.result for i in items])
+        self.assertTrue(any(e.kind == 'poll' for e in events))
+        self.assertEqual(2, nova.compute.live_migrate_server.call_count)
+
+    def test_timeout_abort(self):
+        nova = fakes.FakeNova()
+        srv = nova.add('a', script=['hang'])
+        ctx, poller, ex = make_executor(nova, timeout=10.0,
+                                        on_timeout='abort', retries=3)
+        [item] = ex.run(live_items(nova))
+        self.assertEqual(1, nova.compute.abort_server_migration.call_count)
+        self.assertEqual('failed', item.result)
+        self.assertIn('cancelled', item.message)
+        # an aborted migration is not retried
+        self.assertEqual(1, nova.compute.live_migrate_server.call_count)
+        self.assertEqual('c01', nova.servers[srv.id].compute_host)
+
+    def test_timeout_force_complete(self):
+        nova = fakes.FakeNova()
+        nova.add('a', script=['hang'])
+        ctx, poller, ex = make_executor(nova, timeout=10.0,
+                                        on_timeout='force-complete')
+        [item] = ex.run(live_items(nova))
+        self.assertEqual(
+            1, nova.compute.force_complete_server_migration.call_count)
+        self.assertEqual('moved', item.result)
+
+    def test_timeout_leave(self):
+        nova = fakes.FakeNova()
+        nova.add('a', script=['hang'])
+        ctx, poller, ex = make_executor(nova, timeout=10.0,
+                                        on_timeout='leave')
+        [item] = ex.run(live_items(nova))
+        self.assertEqual('timeout', item.result)
+        self.assertIn('left running', item.message)
+        nova.compute.abort_server_migration.assert_not_called()
+        nova.compute.force_complete_server_migration.assert_not_called()
+
+    def test_interrupt_stops_issuing_and_finishes_in_flight(self):
+        nova = fakes.FakeNova()
+        for i in range(4):
+            nova.add('s%d' % i)
+        holder = {}
+
+        def events(event):
+            if event.kind == 'issued' and not holder.get('done'):
+                holder['done'] = True
+                holder['ex'].interrupt()
+        ctx, poller, ex = make_executor(nova, events=events, max_parallel=1)
+        holder['ex'] = ex
+        items = ex.run(live_items(nova))
+        results = sorted(i.result for i in items)
+        self.assertEqual(['moved', 'not-started', 'not-started',
+                          'not-started'], results)
+        self.assertTrue(ex.interrupted)
+        self.assertEqual(1, nova.compute.live_migrate_server.call_count)
+
+    def test_second_interrupt_leaves_in_flight(self):
+        nova = fakes.FakeNova()
+        nova.add('a', script=['hang'])
+        holder = {}
+
+        def events(event):
+            if event.kind == 'progress' and 'running' in event.message:
+                holder['ex'].interrupt()
+                holder['ex'].interrupt()
+        ctx, poller, ex = make_executor(nova, events=events)
+        holder['ex'] = ex
+        [item] = ex.run(live_items(nova))
+        self.assertEqual('interrupted', item.result)
+        self.assertIn('rerun', item.message)
+        nova.compute.abort_server_migration.assert_not_called()
+
+    def test_skipped_items_are_not_executed(self):
+        nova = fakes.FakeNova()
+        srv = nova.add('a', status='ERROR')
+        ctx, poller, ex = make_executor(nova)
+        item = engine.PlanItem(srv, reason='ERROR')
+        ex.run([item])
+        self.assertIsNone(item.result)
+        nova.compute.live_migrate_server.assert_not_called()
+        self.assertEqual(0, poller.calls)
+
+    def test_bad_arguments(self):
+        nova = fakes.FakeNova()
+        self.assertRaises(ValueError, make_executor, nova, max_parallel=0)
+        self.assertRaises(ValueError, make_executor, nova,
+                          on_timeout='explode')
+
+    def test_row(self):
+        nova = fakes.FakeNova()
+        srv = nova.add('a', status='PAUSED')
+        item = engine.PlanItem(srv, drain.LiveMigrate())
+        item.result = 'moved'
+        item.destination = 'c02'
+        item.seconds = 3.14159
+        self.assertEqual(
+            (srv.id, 'a', 'p1', 'PAUSED', 'live', 'c01', 'c02', 'moved',
+             3.1, ''), item.row())
+        self.assertEqual(len(engine.ROW_COLUMNS), len(item.row()))
