@@ -763,6 +763,7 @@ class Executor(object):
             else:
                 self._retry_or_fail(item, 'refused: %s' % describe(exc))
         else:  # follow-up call or on-timeout call
+            item.data.pop('call_pending', None)
             if exc is None:
                 item.transient = 0
                 return

@@ -1,0 +1,466 @@
+"""Drain/undrain: planning per state, S1, origin record, resume, commands."""
+
+import io
+import json
+from unittest import mock
+
+from osc_lib import exceptions as osc_exc
+import testtools
+
+from osc_nodeops.ops import drain
+from osc_nodeops.ops import engine
+from osc_nodeops.v1 import node
+from tests.unit import fakes
+from tests.unit.test_engine import FakeClock
+
+
+def run_drain(nova, host='c01', **opts):
+    opts.setdefault('retry_delay', 1.0)
+    opts.setdefault('poll_interval', 1.0)
+    options = drain.Options(**opts)
+    clock = FakeClock()
+    events = []
+    report = drain.drain_host(
+        nova.compute, host, nova.services[host], options,
+        events=events.append, reason_default='maint by test',
+        executor_kwargs={'clock': clock, 'wait': clock.wait,
+                         'handle_sigint': False})
+    return report, events
+
+
+def run_undrain(nova, host='c01', **opts):
+    opts.setdefault('retry_delay', 1.0)
+    opts.setdefault('poll_interval', 1.0)
+    clock = FakeClock()
+    report = drain.undrain_host(
+        nova.compute, host, nova.services[host], drain.Options(**opts),
+        executor_kwargs={'clock': clock, 'wait': clock.wait,
+                         'handle_sigint': False})
+    return report
+
+
+def by_name(report):
+    return {i.server.name: i for i in report.items}
+
+
+MUTATORS = ('disable_service', 'enable_service', 'live_migrate_server',
+            'migrate_server', 'confirm_server_resize', 'set_server_metadata',
+            'delete_server_metadata', 'abort_server_migration',
+            'force_complete_server_migration', 'resume_server',
+            'suspend_server', 'update_service')
+
+
+class TestPlan(testtools.TestCase):
+
+    def plan(self, nova, max_version='2.95', **opts):
+        nova.max_version = max_version
+        features = engine.Features.from_proxy(nova.compute)
+        options = drain.Options(**opts)
+        ctx = engine.Context(nova.compute, 'c01', features=features,
+                             target_host=options.target_host)
+        snap = engine.HostPoller(nova.compute, 'c01', features).snapshot()
+        return {i.server.name: i for i in drain.plan_drain(ctx, snap,
+                                                           options)}
+
+    def test_method_per_state(self):
+        nova = fakes.FakeNova()
+        for status in ('ACTIVE', 'PAUSED', 'SHUTOFF', 'ERROR', 'SUSPENDED',
+                       'RESCUE', 'SHELVED', 'VERIFY_RESIZE', 'BUILD'):
+            nova.add(status.lower(), status=status)
+        nova.add('busy', task_state='rebooting')
+        nova.add('excl')
+        plan = self.plan(nova, exclude=('excl',))
+        self.assertEqual('live', plan['active'].method)
+        self.assertEqual('live', plan['paused'].method)
+        self.assertEqual('cold', plan['shutoff'].method)
+        for name in ('error', 'suspended', 'rescue', 'shelved',
+                     'verify_resize', 'build', 'busy', 'excl'):
+            self.assertEqual('skip', plan[name].method, name)
+            self.assertTrue(plan[name].reason, name)
+        self.assertIn('ERROR', plan['error'].reason)
+        self.assertIn('--move-suspended', plan['suspended'].reason)
+        self.assertIn('rebooting', plan['busy'].reason)
+        self.assertIn('--exclude', plan['excl'].reason)
+
+    def test_move_suspended_opt_in(self):
+        nova = fakes.FakeNova()
+        nova.add('susp', status='SUSPENDED')
+        plan = self.plan(nova, move_suspended=True)
+        self.assertEqual('live-suspended', plan['susp'].method)
+
+    def test_exclude_by_id(self):
+        nova = fakes.FakeNova()
+        srv = nova.add('a')
+        plan = self.plan(nova, exclude=(srv.id,))
+        self.assertEqual('skip', plan['a'].method)
+
+    def test_target_host_needs_microversions(self):
+        nova = fakes.FakeNova()
+        nova.add('act')
+        nova.add('off', status='SHUTOFF')
+        plan = self.plan(nova, max_version='2.40', target_host='c03')
+        self.assertEqual('live', plan['act'].method)
+        self.assertEqual('skip', plan['off'].method)
+        self.assertIn('2.56', plan['off'].reason)
+        plan = self.plan(nova, max_version='2.25', target_host='c03')
+        self.assertEqual('skip', plan['act'].method)
+        self.assertIn('2.30', plan['act'].reason)
+
+    def test_block_migration_choice(self):
+        nova = fakes.FakeNova(max_version='2.95')
+        srv = nova.add('a')
+        vol = nova.add('vol', image='')
+        for max_version, choice, server, expected in (
+                ('2.95', 'auto', srv, 'auto'),
+                ('2.24', 'auto', srv, True),
+                ('2.24', 'auto', vol, False),
+                ('2.95', 'yes', srv, True),
+                ('2.95', 'no', srv, False)):
+            nova.max_version = max_version
+            ctx = engine.Context(
+                nova.compute, 'c01',
+                features=engine.Features.from_proxy(nova.compute),
+                options={'block_migration': choice})
+            self.assertEqual(expected, drain.block_migration_for(ctx, server))
+
+
+class TestDrainHost(testtools.TestCase):
+
+    def test_mix_of_states(self):
+        nova = fakes.FakeNova()
+        for status in ('ACTIVE', 'PAUSED', 'SHUTOFF', 'ERROR'):
+            nova.add(status.lower(), status=status)
+        report, events = run_drain(nova)
+        items = by_name(report)
+        self.assertEqual('moved', items['active'].result)
+        self.assertEqual('moved', items['paused'].result)
+        self.assertEqual('moved', items['shutoff'].result)
+        self.assertEqual('skipped', items['error'].result)
+        # cold migration confirmed: SHUTOFF on the new host
+        off = nova.servers[items['shutoff'].id]
+        self.assertEqual(('c02', 'SHUTOFF'), (off.compute_host, off.status))
+        nova.compute.confirm_server_resize.assert_called_once_with(off.id)
+        # S1 with the default reason
+        self.assertEqual('disabled', nova.services['c01'].status)
+        self.assertEqual('maint by test',
+                         nova.services['c01'].disabled_reason)
+        # the ERROR server is left: not ok, unless skips are allowed
+        self.assertFalse(report.ok)
+        self.assertEqual([items['error']], report.left)
+        # origin recorded on each moved server
+        for name in ('active', 'paused', 'shutoff'):
+            md = nova.servers[items[name].id].metadata
+            self.assertEqual('c01', md[drain.ORIGIN_KEY])
+            self.assertIn('method=', md[drain.MARKER_KEY])
+        self.assertNotIn(drain.ORIGIN_KEY,
+                         nova.servers[items['error'].id].metadata)
+
+    def test_allow_skipped_makes_it_ok(self):
+        nova = fakes.FakeNova()
+        nova.add('a')
+        nova.add('e', status='ERROR')
+        report, _ = run_drain(nova, allow_skipped=True)
+        self.assertTrue(report.ok)
+
+    def test_empty_host_is_ok(self):
+        nova = fakes.FakeNova()
+        nova.add('a')
+        report, _ = run_drain(nova)
+        self.assertTrue(report.ok)
+        self.assertEqual([], report.left)
+
+    def test_failure_makes_it_not_ok(self):
+        nova = fakes.FakeNova()
+        nova.add('a', script=['fail', 'fail'])
+        nova.add('b')
+        report, _ = run_drain(nova, retries=1)
+        items = by_name(report)
+        self.assertEqual('failed', items['a'].result)
+        self.assertEqual('moved', items['b'].result)
+        self.assertFalse(report.ok)
+
+    def test_target_host(self):
+        nova = fakes.FakeNova()
+        nova.add('a')
+        nova.add('off', status='SHUTOFF')
+        report, _ = run_drain(nova, target_host='c03')
+        for item in report.items:
+            self.assertEqual('c03', item.destination)
+            self.assertEqual('c03', nova.servers[item.id].compute_host)
+        self.assertEqual(
+            'c03', nova.compute.live_migrate_server.call_args.kwargs['host'])
+        nova.compute.migrate_server.assert_called_once_with(
+            mock.ANY, host='c03')
+
+    def test_dry_run_changes_nothing(self):
+        nova = fakes.FakeNova()
+        nova.add('a')
+        nova.add('e', status='ERROR')
+        report, _ = run_drain(nova, dry_run=True)
+        self.assertEqual(['planned', 'skipped'],
+                         [i.result for i in report.items])
+        for name in MUTATORS:
+            getattr(nova.compute, name).assert_not_called()
+        self.assertEqual('enabled', nova.services['c01'].status)
+        self.assertFalse(report.ok)
+
+    def test_already_disabled_keeps_reason(self):
+        nova = fakes.FakeNova()
+        nova.services['c01'].status = 'disabled'
+        nova.services['c01'].disabled_reason = 'disk swap'
+        report, _ = run_drain(nova)
+        nova.compute.disable_service.assert_not_called()
+        self.assertIn('disk swap', report.service_note)
+
+    def test_already_disabled_new_reason(self):
+        nova = fakes.FakeNova()
+        nova.services['c01'].status = 'disabled'
+        nova.services['c01'].disabled_reason = 'disk swap'
+        run_drain(nova, reason='RAM')
+        self.assertEqual('RAM', nova.services['c01'].disabled_reason)
+
+    def test_resume_picks_up_in_flight_live_migration(self):
+        nova = fakes.FakeNova()
+        srv = nova.add('a', task_state='migrating', metadata={
+            drain.ORIGIN_KEY: 'c01',
+            drain.MARKER_KEY: drain.marker_value('live')})
+        m = nova.add_migration(srv.id, status='running', dest='c03')
+        m._outcome = 'ok'
+        m._step = 2  # still running when the rerun plans
+        report, _ = run_drain(nova)
+        [item] = report.items
+        self.assertEqual('moved', item.result)
+        self.assertEqual('c03', item.destination)
+        nova.compute.live_migrate_server.assert_not_called()
+        self.assertEqual(1, len(nova.migrations))
+        self.assertTrue(report.ok)
+
+    def test_resume_confirms_finished_cold_migration(self):
+        nova = fakes.FakeNova()
+        srv = nova.add('off', status='VERIFY_RESIZE', host='c02', metadata={
+            drain.ORIGIN_KEY: 'c01',
+            drain.MARKER_KEY: drain.marker_value('cold')})
+        nova.add_migration(srv.id, status='finished',
+                           migration_type='migration', dest='c02')
+        report, _ = run_drain(nova)
+        [item] = report.items
+        self.assertEqual('moved', item.result)
+        nova.compute.confirm_server_resize.assert_called_once_with(srv.id)
+        nova.compute.migrate_server.assert_not_called()
+        self.assertEqual('SHUTOFF', nova.servers[srv.id].status)
+
+    def test_rerun_does_not_count_finished_twice(self):
+        nova = fakes.FakeNova()
+        nova.add('a')
+        first, _ = run_drain(nova)
+        self.assertEqual(1, len(first.items))
+        second, _ = run_drain(nova)
+        self.assertEqual([], second.items)
+        self.assertTrue(second.ok)
+        self.assertEqual(1, nova.compute.live_migrate_server.call_count)
+
+    def test_someone_elses_task_is_skipped(self):
+        nova = fakes.FakeNova()
+        nova.add('a', task_state='migrating')
+        report, _ = run_drain(nova)
+        [item] = report.items
+        self.assertEqual('skipped', item.result)
+        self.assertIn('not started by this tool', item.reason)
+        nova.compute.live_migrate_server.assert_not_called()
+
+    def test_move_suspended(self):
+        nova = fakes.FakeNova()
+        srv = nova.add('s', status='SUSPENDED')
+        report, _ = run_drain(nova, move_suspended=True)
+        [item] = report.items
+        self.assertEqual('moved', item.result, item.message)
+        self.assertEqual('SUSPENDED', nova.servers[srv.id].status)
+        self.assertEqual('c02', nova.servers[srv.id].compute_host)
+        nova.compute.resume_server.assert_called_once_with(srv.id)
+        nova.compute.suspend_server.assert_called_once_with(srv.id)
+
+    def test_appeared_during_drain_is_reported(self):
+        nova = fakes.FakeNova()
+        nova.add('a')
+        added = {}
+
+        def events(event):
+            if event.kind == 'issued' and not added:
+                added['s'] = nova.add('late')
+        options = drain.Options(poll_interval=1.0)
+        clock = FakeClock()
+        report = drain.drain_host(
+            nova.compute, 'c01', nova.services['c01'], options,
+            events=events, reason_default='x',
+            executor_kwargs={'clock': clock, 'wait': clock.wait,
+                             'handle_sigint': False})
+        late = [i for i in report.items if i.id == added['s'].id]
+        self.assertEqual('left', late[0].result)
+        self.assertFalse(report.ok)
+
+
+class TestValidate(testtools.TestCase):
+
+    def test_unknown_host_changes_nothing(self):
+        nova = fakes.FakeNova()
+        self.assertRaises(drain.UnknownHost, drain.validate, nova.compute,
+                          ['c01', 'nope'], drain.Options())
+        for name in MUTATORS:
+            getattr(nova.compute, name).assert_not_called()
+
+    def test_target_among_hosts(self):
+        nova = fakes.FakeNova()
+        self.assertRaises(drain.BadInput, drain.validate, nova.compute,
+                          ['c01'], drain.Options(target_host='c01'))
+
+    def test_unknown_target(self):
+        nova = fakes.FakeNova()
+        self.assertRaises(drain.UnknownHost, drain.validate, nova.compute,
+                          ['c01'], drain.Options(target_host='zz'))
+
+
+class TestUndrain(testtools.TestCase):
+
+    def test_enable_only(self):
+        nova = fakes.FakeNova()
+        nova.services['c01'].status = 'disabled'
+        report = run_undrain(nova)
+        self.assertEqual('enabled', nova.services['c01'].status)
+        self.assertEqual([], report.items)
+        nova.compute.live_migrate_server.assert_not_called()
+
+    def test_keep_disabled(self):
+        nova = fakes.FakeNova()
+        nova.services['c01'].status = 'disabled'
+        run_undrain(nova, keep_disabled=True)
+        self.assertEqual('disabled', nova.services['c01'].status)
+
+    def test_migrate_back_round_trip(self):
+        nova = fakes.FakeNova()
+        nova.add('a')
+        nova.add('off', status='SHUTOFF')
+        nova.add('stay', host='c03')
+        run_drain(nova)
+        self.assertEqual([], nova.on('c01'))
+        report = run_undrain(nova, migrate_back=True)
+        self.assertTrue(report.ok)
+        self.assertEqual({'a', 'off'}, {s.name for s in nova.on('c01')})
+        for item in report.items:
+            self.assertEqual('moved', item.result)
+            self.assertEqual('c01', item.destination)
+            md = nova.servers[item.id].metadata
+            self.assertNotIn(drain.ORIGIN_KEY, md)
+            self.assertNotIn(drain.MARKER_KEY, md)
+        self.assertEqual('enabled', nova.services['c01'].status)
+        self.assertEqual(
+            'c01', nova.compute.live_migrate_server.call_args.kwargs['host'])
+
+    def test_already_home_clears_record(self):
+        nova = fakes.FakeNova()
+        srv = nova.add('a', metadata={drain.ORIGIN_KEY: 'c01',
+                                      drain.MARKER_KEY: 'x'})
+        report = run_undrain(nova, migrate_back=True)
+        [item] = report.items
+        self.assertEqual('skipped', item.result)
+        self.assertTrue(item.ok)
+        self.assertTrue(report.ok)
+        self.assertNotIn(drain.ORIGIN_KEY, nova.servers[srv.id].metadata)
+
+    def test_failed_move_back_keeps_record(self):
+        nova = fakes.FakeNova()
+        srv = nova.add('a', host='c02', metadata={drain.ORIGIN_KEY: 'c01',
+                                                  drain.MARKER_KEY: 'x'},
+                       script=['fail'])
+        report = run_undrain(nova, migrate_back=True, retries=0)
+        self.assertFalse(report.ok)
+        self.assertEqual('c01',
+                         nova.servers[srv.id].metadata[drain.ORIGIN_KEY])
+
+
+class FakeApp(object):
+
+    def __init__(self, nova):
+        self.client_manager = mock.Mock()
+        self.client_manager.sdk_connection.compute = nova.compute
+        self.client_manager.sdk_connection.config.auth = {'username': 'op'}
+        self.stdout = io.StringIO()
+        self.stderr = io.StringIO()
+        self.options = mock.Mock(debug=False)
+
+
+def run_command(cls, nova, argv):
+    app = FakeApp(nova)
+    cmd = cls(app, None)
+    parser = cmd.get_parser('openstack compute node')
+    args = parser.parse_args(argv)
+    rc = cmd.run(args)
+    return rc, app
+
+
+class TestCommands(testtools.TestCase):
+
+    def test_drain_json_and_exit_0(self):
+        nova = fakes.FakeNova()
+        nova.add('a')
+        rc, app = run_command(node.DrainNode, nova,
+                              ['c01', '--poll-interval', '0.01', '-f',
+                               'json'])
+        self.assertEqual(0, rc)
+        rows = json.loads(app.stdout.getvalue())
+        self.assertEqual(['ID', 'Name', 'Project', 'Status Before', 'Method',
+                          'Source', 'Destination', 'Result', 'Seconds',
+                          'Message'], list(rows[0]))
+        self.assertEqual('moved', rows[0]['Result'])
+        self.assertIn('disabled', app.stderr.getvalue())
+
+    def test_drain_exit_1_when_something_left(self):
+        nova = fakes.FakeNova()
+        nova.add('e', status='ERROR')
+        rc, app = run_command(node.DrainNode, nova,
+                              ['c01', '--poll-interval', '0.01', '-f',
+                               'json'])
+        self.assertEqual(1, rc)
+        self.assertEqual('skipped', json.loads(
+            app.stdout.getvalue())[0]['Result'])
+        rc, app = run_command(node.DrainNode, nova,
+                              ['c01', '--allow-skipped', '-f', 'json'])
+        self.assertEqual(0, rc)
+
+    def test_drain_unknown_host(self):
+        nova = fakes.FakeNova()
+        nova.add('a')
+        e = self.assertRaises(osc_exc.CommandError, run_command,
+                              node.DrainNode, nova, ['nope'])
+        self.assertIn("'nope'", str(e))
+        nova.compute.disable_service.assert_not_called()
+
+    def test_drain_usage_error_exit_2(self):
+        nova = fakes.FakeNova()
+        app = FakeApp(nova)
+        parser = node.DrainNode(app, None).get_parser('drain')
+        with mock.patch('sys.stderr', io.StringIO()):
+            e = self.assertRaises(SystemExit, parser.parse_args,
+                                  ['c01', '--max-parallel', '0'])
+        self.assertEqual(2, e.code)
+
+    def test_undrain_conflicting_options(self):
+        nova = fakes.FakeNova()
+        self.assertRaises(osc_exc.CommandError, run_command,
+                          node.UndrainNode, nova,
+                          ['c01', '--keep-disabled', '--migrate-back'])
+        nova.compute.enable_service.assert_not_called()
+
+    def test_undrain_migrate_back(self):
+        nova = fakes.FakeNova()
+        nova.add('a', host='c02', metadata={drain.ORIGIN_KEY: 'c01',
+                                            drain.MARKER_KEY: 'x'})
+        nova.services['c01'].status = 'disabled'
+        rc, app = run_command(node.UndrainNode, nova,
+                              ['c01', '--migrate-back', '--poll-interval',
+                               '0.01', '-f', 'json'])
+        self.assertEqual(0, rc)
+        [row] = json.loads(app.stdout.getvalue())
+        self.assertEqual(('moved', 'c02', 'c01'),
+                         (row['Result'], row['Source'], row['Destination']))
+        self.assertEqual('enabled', nova.services['c01'].status)
+
