@@ -53,8 +53,9 @@ The pieces
 
 ``HostPoller``
     Takes a ``Snapshot`` of one host with exactly two list calls, whatever
-    the number of servers: servers on the host (all projects, details) and
-    migrations touching the host (source or destination).
+    the number of servers: servers on the host (all projects, details;
+    ``compute_host=``) and migrations touching the host (``host=``: source
+    or destination).
 
 ``Executor``
     Runs the items: at most ``max_parallel`` in flight, issue calls in a
@@ -359,8 +360,10 @@ class HostPoller(object):
 
     def list_servers(self):
         self.calls += 1
+        # compute_host, not host: openstacksdk would filter ``host``
+        # client-side against Server.host (the create-time field).
         return list(self.compute.servers(details=True, all_projects=True,
-                                         host=self.host))
+                                         compute_host=self.host))
 
     def list_migrations(self, since=None):
         query = {'host': self.host}

@@ -54,7 +54,7 @@ def gather(compute, host, now=None):
     info['Hypervisor State'] = hv.state if hv else None
     info['Hypervisor Status'] = hv.status if hv else None
     servers = engine.call_with_retry(lambda: list(compute.servers(
-        details=True, all_projects=True, host=host)))
+        details=True, all_projects=True, compute_host=host)))
     by_status = collections.Counter(s.status for s in servers)
     info['Instances'] = len(servers)
     info['Running Instances'] = sum(

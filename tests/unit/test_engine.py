@@ -117,7 +117,7 @@ class TestPoller(testtools.TestCase):
         self.assertEqual(30, len(snap.servers))
         self.assertEqual(2, poller.calls)
         nova.compute.servers.assert_called_once_with(
-            details=True, all_projects=True, host='c01')
+            details=True, all_projects=True, compute_host='c01')
         kwargs = nova.compute.migrations.call_args.kwargs
         self.assertEqual('c01', kwargs['host'])
         self.assertIn('changes_since', kwargs)
