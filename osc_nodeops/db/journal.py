@@ -1,0 +1,89 @@
+"""The journal of a DB move: the previous values, written before commit.
+
+One JSON file per move.  It is created exclusively (an existing file is
+never overwritten), written to a temporary name, fsync'ed and renamed, so a
+crash leaves either the old or the new content, never half of it.  It holds
+host names and row IDs, never a password.
+"""
+
+import datetime
+import json
+import os
+
+from osc_nodeops.db import errors
+
+FORMAT = 'osc-nodeops/db-move/1'
+
+
+def default_path(old_host, directory=None):
+    """A fresh journal path under ``$XDG_STATE_HOME/osc-nodeops``."""
+    if directory is None:
+        base = os.environ.get('XDG_STATE_HOME') or os.path.join(
+            os.path.expanduser('~'), '.local', 'state')
+        directory = os.path.join(base, 'osc-nodeops')
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime(
+        '%Y%m%dT%H%M%S.%fZ')
+    safe = ''.join(c if c.isalnum() or c in '-_.' else '_'
+                   for c in old_host)[:64] or 'host'
+    return os.path.join(directory, 'db-move-%s-%s.json' % (safe, stamp))
+
+
+def create(path, data):
+    """Write the first version of a journal; refuse an existing file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+    except FileExistsError:
+        raise errors.DBConfigError('journal %s already exists; refusing to '
+                                   'overwrite it' % path)
+    except OSError as exc:
+        raise errors.DBError('cannot create journal %s: %s' % (
+            path, exc.strerror or exc))
+    write(path, data)
+
+
+def write(path, data):
+    """Replace the journal's content atomically and durably."""
+    data = dict(data, format=FORMAT)
+    tmp = '%s.tmp' % path
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'w') as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.write('\n')
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError as exc:
+        raise errors.DBError('cannot write journal %s: %s' % (
+            path, exc.strerror or exc))
+
+
+def read(path):
+    """Load and check a journal; a bad one raises DBConfigError."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except OSError as exc:
+        raise errors.DBConfigError('cannot read journal %s: %s' % (
+            path, exc.strerror or exc))
+    except ValueError:
+        raise errors.DBConfigError('journal %s is not valid JSON' % path)
+    if not isinstance(data, dict) or data.get('format') != FORMAT:
+        raise errors.DBConfigError('%s is not an osc-nodeops DB move '
+                                   'journal' % path)
+    for key in ('nova', 'neutron', 'old_host', 'new_host', 'state'):
+        if key not in data:
+            raise errors.DBConfigError('journal %s has no %r' % (path, key))
+    return data
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat()

@@ -1,0 +1,186 @@
+"""Database URLs: parse, read from a service's config file, connect.
+
+A URL is what oslo.db takes (``mysql+pymysql://user:pass@host:3306/nova``).
+The password is kept out of every string this module makes: ``str()`` and
+``repr()`` of a :class:`DBURL` show ``***`` in its place, and
+:func:`scrub` removes it from any message before it is raised or logged.
+"""
+
+import configparser
+import re
+import urllib.parse
+
+from osc_nodeops.db import errors
+
+_SCHEMES = ('mysql', 'mysql+pymysql', 'mariadb', 'mariadb+pymysql')
+_SCHEMA_RE = re.compile(r'^[A-Za-z0-9_$-]{1,64}$')
+
+
+class DBURL(object):
+    """One parsed database URL; the password never appears in its text."""
+
+    def __init__(self, scheme, user, password, host, port, database,
+                 unix_socket=None, charset='utf8mb4'):
+        self.scheme = scheme
+        self.user = user
+        self._password = password
+        self.host = host
+        self.port = port
+        self.database = database
+        self.unix_socket = unix_socket
+        self.charset = charset
+
+    # The password is reachable only by the code that connects.
+    @property
+    def password(self):
+        return self._password
+
+    @classmethod
+    def parse(cls, url, what='database URL'):
+        """Parse ``url``; a bad one raises :class:`errors.DBConfigError`.
+
+        The message never quotes the URL itself (it may hold a password).
+        """
+        if not url or not isinstance(url, str):
+            raise errors.DBConfigError('%s is empty' % what)
+        try:
+            parts = urllib.parse.urlsplit(url.strip())
+            port = parts.port
+        except ValueError:
+            raise errors.DBConfigError(
+                '%s is not a valid URL (expected '
+                'mysql+pymysql://USER:PASSWORD@HOST[:PORT]/DATABASE)' % what)
+        if parts.scheme not in _SCHEMES:
+            raise errors.DBConfigError(
+                '%s: unsupported scheme %r (only MySQL/MariaDB through '
+                'PyMySQL: mysql+pymysql://...)' % (what, parts.scheme))
+        database = urllib.parse.unquote(parts.path.lstrip('/'))
+        if not database:
+            raise errors.DBConfigError('%s names no database' % what)
+        if not _SCHEMA_RE.match(database):
+            raise errors.DBConfigError(
+                '%s: database name %r has characters this tool does not '
+                'accept' % (what, database))
+        query = urllib.parse.parse_qs(parts.query)
+        unix_socket = (query.get('unix_socket') or [None])[0]
+        charset = (query.get('charset') or ['utf8mb4'])[0]
+        host = parts.hostname or ('localhost' if unix_socket else None)
+        if not host:
+            raise errors.DBConfigError('%s names no host' % what)
+        user = urllib.parse.unquote(parts.username or '') or None
+        password = parts.password
+        if password is not None:
+            password = urllib.parse.unquote(password)
+        return cls(parts.scheme, user, password, host, port or 3306,
+                   database, unix_socket=unix_socket, charset=charset)
+
+    def server_key(self):
+        """What decides whether two URLs reach the same server as the same
+        account: then one connection and one transaction can cover both
+        schemas."""
+        return (self.unix_socket or (self.host, self.port), self.user,
+                self._password)
+
+    def same_server(self, other):
+        return self.server_key() == other.server_key()
+
+    def where(self):
+        """host:port/database, for journals and messages (no account)."""
+        if self.unix_socket:
+            return '%s/%s' % (self.unix_socket, self.database)
+        return '%s:%s/%s' % (self.host, self.port, self.database)
+
+    def redacted(self):
+        auth = ''
+        if self.user:
+            auth = self.user + (':***' if self._password else '') + '@'
+        return '%s://%s%s:%s/%s' % (self.scheme, auth, self.host, self.port,
+                                    self.database)
+
+    def secrets(self):
+        """Strings that must never appear in output (password, raw and
+        URL-quoted)."""
+        if not self._password:
+            return ()
+        return (self._password, urllib.parse.quote(self._password, safe=''),
+                urllib.parse.quote(self._password))
+
+    def connect(self, connect_timeout=10, pymysql=None):
+        """Open a PyMySQL connection with autocommit off.
+
+        Errors are re-raised as :class:`errors.DBError` with the password
+        scrubbed from the message.
+        """
+        if pymysql is None:
+            import pymysql
+        kwargs = dict(host=self.host, port=self.port, user=self.user,
+                      password=self._password or '', database=self.database,
+                      charset=self.charset, autocommit=False,
+                      connect_timeout=connect_timeout)
+        if self.unix_socket:
+            kwargs['unix_socket'] = self.unix_socket
+        try:
+            return pymysql.connect(**kwargs)
+        except Exception as exc:
+            raise errors.DBError(scrub(
+                'cannot connect to %s: %s' % (self.redacted(), exc),
+                self.secrets())) from None
+
+    __str__ = redacted
+
+    def __repr__(self):
+        return '<DBURL %s>' % self.redacted()
+
+
+def scrub(message, secrets):
+    """Return ``message`` with every secret replaced by ``***``."""
+    message = str(message)
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        message = message.replace(secret, '***')
+    return message
+
+
+def from_conf(path, what=None):
+    """Read ``[database] connection`` from an oslo.config file.
+
+    Raises :class:`errors.DBConfigError` naming the file when it cannot be
+    read or has no such option.
+    """
+    what = what or path
+    parser = configparser.RawConfigParser(strict=False,
+                                          interpolation=None)
+    try:
+        with open(path) as f:
+            parser.read_file(f)
+    except OSError as exc:
+        raise errors.DBConfigError('cannot read %s: %s' % (
+            path, exc.strerror or exc))
+    except configparser.Error:
+        raise errors.DBConfigError('%s is not a valid config file' % path)
+    try:
+        url = parser.get('database', 'connection')
+    except (configparser.NoSectionError, configparser.NoOptionError):
+        raise errors.DBConfigError(
+            '%s has no [database] connection option' % path)
+    return DBURL.parse(url, what='[database] connection in %s' % path)
+
+
+def resolve(url=None, conf=None, what='database'):
+    """The URL given on the command line, else the one in ``conf``."""
+    if url:
+        return DBURL.parse(url, what='%s URL' % what)
+    if conf:
+        return from_conf(conf)
+    raise errors.DBConfigError('no %s URL given and no config file to read '
+                               'it from' % what)
+
+
+def quote_schema(name):
+    """Backtick-quote a schema name for a schema-qualified table name.
+
+    Identifiers cannot be query parameters; the name comes from a URL we
+    already validated, and is checked again here.
+    """
+    if not _SCHEMA_RE.match(name or ''):
+        raise errors.DBConfigError('bad schema name %r' % name)
+    return '`%s`' % name
