@@ -1,0 +1,215 @@
+"""``openstack compute node drain | undrain`` on the minicloud."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from testtools import content
+
+from tests.functional import base
+
+ORIGIN_KEY = 'nodeops:origin'
+MARKER_KEY = 'nodeops:drain'
+
+
+class TestDrain(base.FunctionalTestCase):
+
+    def setUp(self):
+        super(TestDrain, self).setUp()
+        # Whatever happens, leave c01..c03 enabled for the next tests.
+        # (Cleanups run last-in first-out: the servers, created later, are
+        # deleted before this runs.)
+        self.addCleanup(self._enable_all)
+
+    def _enable_all(self):
+        compute = self.admin_conn.compute
+        for svc in compute.services(binary='nova-compute'):
+            if svc.host in ('c01', 'c02', 'c03') and \
+                    svc.status == 'disabled':
+                compute.enable_service(svc, host=svc.host,
+                                       binary=svc.binary)
+
+    def drain(self, *args, expect=0, cloud='minicloud'):
+        res = self.openstack('compute', 'node', 'drain', *args,
+                             '--poll-interval', '1', '-f', 'json',
+                             cloud=cloud, check=False)
+        self.assertEqual(expect, res.returncode,
+                         'exit %d\nstdout: %s\nstderr: %s' % (
+                             res.returncode, res.stdout, res.stderr))
+        return json.loads(res.stdout), res.stderr
+
+    def undrain(self, *args, expect=0):
+        res = self.openstack('compute', 'node', 'undrain', *args,
+                             '--poll-interval', '1', '-f', 'json',
+                             check=False)
+        self.assertEqual(expect, res.returncode,
+                         'exit %d\nstdout: %s\nstderr: %s' % (
+                             res.returncode, res.stdout, res.stderr))
+        return json.loads(res.stdout) if res.stdout.strip() else []
+
+    def get(self, server_id):
+        return self.admin_conn.compute.get_server(server_id)
+
+    def service(self, host):
+        [svc] = [s for s in self.admin_conn.compute.services(
+            host=host, binary='nova-compute')]
+        return svc
+
+    def on_host(self, host):
+        return {s.id for s in self.admin_conn.compute.servers(
+            all_projects=True, compute_host=host)}
+
+    def make_mix(self):
+        compute = self.admin_conn.compute
+        active, paused, error = self.create_servers(3, host='c01')
+        [shutoff] = self.create_servers(1, host='c01', stopped=True)
+        compute.pause_server(paused.id)
+        self.wait_for_server(paused.id, 'PAUSED')
+        compute.reset_server_state(error.id, 'error')
+        self.wait_for_server(error.id, 'ERROR')
+        return {'ACTIVE': active.id, 'PAUSED': paused.id,
+                'SHUTOFF': shutoff.id, 'ERROR': error.id}
+
+    def test_drain_mix_dry_run_then_drain_then_migrate_back(self):
+        ids = self.make_mix()
+        by_id = {v: k for k, v in ids.items()}
+
+        # --dry-run: the plan, and nothing changes (not even S1).
+        rows, _ = self.drain('c01', '--dry-run', expect=1)
+        plan = {by_id[r['ID']]: r for r in rows if r['ID'] in by_id}
+        self.assertEqual(4, len(plan))
+        self.assertEqual(
+            {'ACTIVE': ('live', 'planned'), 'PAUSED': ('live', 'planned'),
+             'SHUTOFF': ('cold', 'planned'), 'ERROR': ('skip', 'skipped')},
+            {k: (r['Method'], r['Result']) for k, r in plan.items()})
+        self.assertIn('ERROR', plan['ERROR']['Message'])
+        self.assertEqual('enabled', self.service('c01').status)
+        self.assertEqual(set(ids.values()), self.on_host('c01') &
+                         set(ids.values()))
+        self.assertEqual([], list(self.admin_conn.compute.migrations(
+            host='c01', instance_uuid=ids['ACTIVE'])))
+
+        # The drain: three moved and verified, ERROR skipped -> exit 1.
+        rows, err = self.drain('c01', '--reason', 'ft maintenance',
+                               expect=1)
+        res = {by_id[r['ID']]: r for r in rows if r['ID'] in by_id}
+        for state in ('ACTIVE', 'PAUSED', 'SHUTOFF'):
+            self.assertEqual('moved', res[state]['Result'], res[state])
+            self.assertEqual('c01', res[state]['Source'])
+            self.assertIn(res[state]['Destination'], ('c02', 'c03'))
+            srv = self.get(ids[state])
+            self.assertEqual(res[state]['Destination'], srv.compute_host)
+            self.assertEqual(state, srv.status)
+            self.assertEqual('c01', srv.metadata[ORIGIN_KEY])
+        self.assertEqual('skipped', res['ERROR']['Result'])
+        self.assertEqual('c01', self.get(ids['ERROR']).compute_host)
+        svc = self.service('c01')
+        self.assertEqual(('disabled', 'ft maintenance'),
+                         (svc.status, svc.disabled_reason))
+        self.assertIn('c01', err)  # progress went to stderr
+
+        # A rerun moves nothing again; skipping allowed -> exit 0.
+        rows, _ = self.drain('c01', '--allow-skipped')
+        self.assertEqual([('skip', 'skipped')],
+                         [(r['Method'], r['Result']) for r in rows
+                          if r['ID'] in by_id])
+        self.assertEqual('ft maintenance',
+                         self.service('c01').disabled_reason)
+
+        # undrain --migrate-back: home again, records cleared, enabled.
+        rows = self.undrain('c01', '--migrate-back')
+        back = {by_id[r['ID']]: r for r in rows if r['ID'] in by_id}
+        self.assertEqual({'ACTIVE', 'PAUSED', 'SHUTOFF'}, set(back))
+        for state, row in back.items():
+            self.assertEqual(('moved', 'c01'),
+                             (row['Result'], row['Destination']), row)
+            srv = self.get(ids[state])
+            self.assertEqual(('c01', state), (srv.compute_host, srv.status))
+            self.assertNotIn(ORIGIN_KEY, srv.metadata)
+            self.assertNotIn(MARKER_KEY, srv.metadata)
+        self.assertEqual('enabled', self.service('c01').status)
+
+    def test_drain_to_target_host(self):
+        servers = self.create_servers(2, host='c01')
+        rows, _ = self.drain('c01', '--target-host', 'c03')
+        mine = [r for r in rows if r['ID'] in {s.id for s in servers}]
+        self.assertEqual(2, len(mine))
+        for row in mine:
+            self.assertEqual(('moved', 'c03'),
+                             (row['Result'], row['Destination']))
+            self.assertEqual('c03', self.get(row['ID']).compute_host)
+        self.assertEqual(set(), self.on_host('c01'))
+
+    def test_sigkill_then_rerun_finishes_with_nothing_lost(self):
+        servers = self.create_servers(6, host='c01')
+        ids = {s.id for s in servers}
+        exe = os.path.join(os.path.dirname(sys.executable), 'openstack')
+        env = dict(os.environ, OS_CLIENT_CONFIG_FILE=base.CLOUDS_YAML)
+        for key in list(env):
+            if key.startswith('OS_') and key != 'OS_CLIENT_CONFIG_FILE':
+                del env[key]
+        proc = subprocess.Popen(
+            [exe, '--os-cloud', 'minicloud', 'compute', 'node', 'drain',
+             'c01', '--max-parallel', '2', '--poll-interval', '1', '-f',
+             'json'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        # Kill it as soon as the first moves are under way.
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            busy = [s for s in self.admin_conn.compute.servers(
+                all_projects=True) if s.id in ids and (
+                    s.task_state or s.compute_host != 'c01')]
+            if busy or proc.poll() is not None:
+                break
+            time.sleep(0.3)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        self.assertEqual(-signal.SIGKILL, proc.returncode)
+        moved_before = {s.id for s in self.admin_conn.compute.servers(
+            all_projects=True) if s.id in ids and s.compute_host != 'c01'}
+        self.assertLess(len(moved_before), len(ids),
+                        'the drain finished before it could be killed')
+
+        rows, err = self.drain('c01')
+        self.addDetail('rerun-stderr', content.text_content(err))
+        rerun = {r['ID']: r for r in rows}
+        self.assertEqual(set(), self.on_host('c01') & ids)
+        for sid in ids:
+            srv = self.get(sid)  # nothing lost
+            self.assertEqual('ACTIVE', srv.status)
+            self.assertNotEqual('c01', srv.compute_host)
+            self.assertEqual('c01', srv.metadata[ORIGIN_KEY])
+            done = [m for m in self.admin_conn.compute.migrations(
+                instance_uuid=sid) if m.status == 'completed']
+            self.assertEqual(1, len(done), 'server %s moved %d times' % (
+                sid, len(done)))
+            if sid in rerun:
+                self.assertEqual('moved', rerun[sid]['Result'])
+        # Finished moves are not counted twice: what had left c01 before
+        # the kill is not reported as moved by the rerun.
+        moved_in_rerun = {sid for sid, r in rerun.items()
+                          if r['Result'] == 'moved'}
+        self.assertEqual(set(), moved_in_rerun & moved_before)
+
+    def test_unknown_host_is_a_clean_error(self):
+        for cmd in (('compute', 'node', 'drain', 'no-such-host'),
+                    ('compute', 'node', 'undrain', 'no-such-host'),
+                    ('compute', 'node', 'drain', 'c01', '--target-host',
+                     'no-such-host')):
+            res = self.openstack(*cmd, check=False)
+            self.assertEqual(1, res.returncode, res.stderr)
+            self.assertEqual('', res.stdout)
+            lines = res.stderr.strip().splitlines()
+            self.assertEqual(1, len(lines), res.stderr)
+            self.assertIn('no-such-host', lines[0])
+        self.assertEqual('enabled', self.service('c01').status)
+
+    def test_usage_error_exit_2(self):
+        res = self.openstack('compute', 'node', 'drain', 'c01',
+                             '--max-parallel', '0', check=False)
+        self.assertEqual(2, res.returncode)
+        self.assertEqual('enabled', self.service('c01').status)
