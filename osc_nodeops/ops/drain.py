@@ -534,6 +534,36 @@ def drain_host(compute, host, service, opts, features=None, events=None,
     return report
 
 
+def drain_hosts(compute, hosts, services, opts, features=None, events=None,
+                reason_default=None, executor_kwargs=None):
+    """Drain several hosts one after the other (rolling).
+
+    Every host is disabled first (S1), so the scheduler does not send the
+    servers of the first host to the next one.  Stops after a host whose
+    drain was interrupted.  Returns the ``HostReport`` list.
+    """
+    features = features or engine.Features.from_proxy(compute)
+    reason_default = reason_default or default_reason()
+    if not opts.dry_run and len(hosts) > 1:
+        ctx = _context(compute, None, features, opts, events, None)
+        for host in hosts[1:]:
+            note = disable_service(ctx, services[host], opts.reason,
+                                   reason_default)
+            ctx.emit('service', '%s nova-compute %s' % (host, note))
+            # drain_host will find it disabled and keep this reason
+            services[host] = compute_service(compute, host)
+    reports = []
+    for host in hosts:
+        report = drain_host(compute, host, services[host], opts,
+                            features=features, events=events,
+                            reason_default=reason_default,
+                            executor_kwargs=executor_kwargs)
+        reports.append(report)
+        if report.interrupted:
+            break
+    return reports
+
+
 def list_drained_from(compute, host):
     """Every server (all projects) whose recorded origin is ``host``."""
     return [s for s in engine.call_with_retry(

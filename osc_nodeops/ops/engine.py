@@ -700,7 +700,12 @@ class Executor(object):
             item.message = message
         if item.started_at is not None:
             item.seconds = now - item.started_at
-        self.ctx.emit(result, item.message or result, item)
+        detail = item.message
+        if item.action is not None and result == item.action.success:
+            detail = ('%s -> %s in %.1fs' % (item.source, item.destination,
+                                             item.seconds or 0)
+                      + ('; ' + item.message if item.message else ''))
+        self.ctx.emit(result, detail or result, item)
 
     def _submit(self, pool, item, kind, fn):
         item.future_kind = kind

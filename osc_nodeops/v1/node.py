@@ -179,15 +179,9 @@ class DrainNode(_MoveCommand):
         events = self._events()
         events('compute API microversion %s (server max %s)' % (
             features.effective, features.server_max))
-        reason_default = drain.default_reason(self.conn)
-        reports = []
-        for host in parsed_args.hosts:
-            report = drain.drain_host(
-                compute, host, services[host], opts, features=features,
-                events=events, reason_default=reason_default)
-            reports.append(report)
-            if report.interrupted:
-                break
+        reports = drain.drain_hosts(
+            compute, parsed_args.hosts, services, opts, features=features,
+            events=events, reason_default=drain.default_reason(self.conn))
         return self._output(reports)
 
 

@@ -198,7 +198,9 @@ class FakeNova(object):
         if outcome == 'transient-lost':
             raise http_error(503, 'upstream reset')
         srv = self.servers[server_id]
-        dest = host or self.default_dest
+        dest = host or self._schedule(srv.compute_host)
+        if dest is None:
+            outcome = 'fail'  # NoValidHost: the record ends in error
         m = self.add_migration(server_id, status=(
             'accepted' if kind == 'live-migration' else 'pre-migrating'),
             migration_type=kind, source=srv.compute_host, dest=dest)
@@ -213,6 +215,14 @@ class FakeNova(object):
         if outcome == 'transient-accepted':
             m._outcome = 'ok'
             raise http_error(503, 'gateway timeout after accept')
+
+    def _schedule(self, source):
+        """The scheduler: an enabled host other than the source."""
+        enabled = [h for h, s in sorted(self.services.items())
+                   if s.status == 'enabled' and h != source]
+        if self.default_dest in enabled:
+            return self.default_dest
+        return enabled[0] if enabled else None
 
     def _live_migrate(self, server, host=None, force=False,
                       block_migration=None, disk_over_commit=None):

@@ -299,6 +299,52 @@ class TestDrainHost(testtools.TestCase):
         self.assertFalse(report.ok)
 
 
+class TestDrainHosts(testtools.TestCase):
+
+    def test_rolling_disables_all_first(self):
+        nova = fakes.FakeNova()
+        for i in range(3):
+            nova.add('a%d' % i, host='c01')
+            nova.add('b%d' % i, host='c02')
+        clock = FakeClock()
+        order = []
+
+        def events(event):
+            if event.kind in ('start', 'service'):
+                order.append((event.kind, str(event)))
+        reports = drain.drain_hosts(
+            nova.compute, ['c01', 'c02'], dict(nova.services),
+            drain.Options(poll_interval=1.0), events=events,
+            reason_default='x',
+            executor_kwargs={'clock': clock, 'wait': clock.wait,
+                             'handle_sigint': False})
+        self.assertEqual(['c01', 'c02'], [r.host for r in reports])
+        self.assertTrue(all(r.ok for r in reports))
+        # nothing from c01 was parked on c02: both were disabled first
+        self.assertEqual(6, len(nova.on('c03')))
+        self.assertEqual('disabled', nova.services['c02'].status)
+        kinds = [k for k, _ in order]
+        self.assertEqual(['service', 'service'], kinds[:2])
+        # one host after the other: c02's moves start after c01's are done
+        first_b = min(i for i, (k, line) in enumerate(order)
+                      if k == 'start' and line.startswith('b'))
+        last_a = max(i for i, (k, line) in enumerate(order)
+                     if k == 'start' and line.startswith('a'))
+        self.assertGreater(first_b, last_a)
+
+    def test_dry_run_disables_nothing(self):
+        nova = fakes.FakeNova()
+        nova.add('a', host='c01')
+        nova.add('b', host='c02')
+        reports = drain.drain_hosts(
+            nova.compute, ['c01', 'c02'], dict(nova.services),
+            drain.Options(dry_run=True), reason_default='x')
+        self.assertEqual(['planned', 'planned'],
+                         [r.items[0].result for r in reports])
+        for name in MUTATORS:
+            getattr(nova.compute, name).assert_not_called()
+
+
 class TestValidate(testtools.TestCase):
 
     def test_unknown_host_changes_nothing(self):
