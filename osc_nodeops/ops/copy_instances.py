@@ -1,0 +1,250 @@
+"""Runbook S24: copy a dead node's local instance files to a live node.
+
+Not supported by nova: an operator's last resort when there is no shared
+storage.  The instance directories (``instance-xxxxxxxx/`` in the guide's
+days, ``<uuid>/`` since nova Grizzly) and ``_base/`` of the dead node's
+``/var/lib/nova/instances`` (mounted somewhere) are copied into the live
+node's.
+
+Rules:
+
+* nothing is ever overwritten: a file is written under a temporary name in
+  the destination directory, verified, and then given its final name with
+  ``link(2)``, which fails instead of replacing an existing name;
+* an existing destination file with the same content (SHA-256) is "already
+  there"; with other content it is a *conflict*: reported, left alone;
+* ownership, mode and times are preserved; links are copied as links;
+* every copied file is read back and its SHA-256 compared with the source;
+* sparse files stay sparse (zero blocks are skipped, not written);
+* ``dry_run`` plans without writing anything.
+"""
+
+import dataclasses
+import errno
+import hashlib
+import os
+import re
+import stat
+
+from osc_nodeops.privileged import files as priv
+
+COLUMNS = ('Entry', 'Files', 'Bytes', 'Result', 'Message')
+
+PLANNED = 'planned'
+COPIED = 'copied'
+PRESENT = 'already there'
+CONFLICT = 'conflict'
+FAILED = 'failed'
+SKIPPED = 'skipped'
+
+_UUID = re.compile(r'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-'
+                   r'[0-9a-f]{12}$')
+_CHUNK = 1 << 20
+
+
+class CopyError(Exception):
+    """Bad input; one line."""
+
+
+@dataclasses.dataclass
+class EntryResult(object):
+    entry: str
+    files: int = 0
+    bytes: int = 0
+    result: str = PLANNED
+    conflicts: list = dataclasses.field(default_factory=list)
+    failures: list = dataclasses.field(default_factory=list)
+    present: int = 0
+
+    def message(self):
+        parts = []
+        if self.present:
+            parts.append('%d file(s) already there, identical'
+                         % self.present)
+        if self.conflicts:
+            parts.append('conflict (kept the existing file): %s'
+                         % ', '.join(self.conflicts[:5]) +
+                         (' ...' if len(self.conflicts) > 5 else ''))
+        if self.failures:
+            parts.append('; '.join(self.failures[:3]))
+        return '; '.join(parts)
+
+    def row(self):
+        return (self.entry, self.files, self.bytes, self.result,
+                self.message())
+
+
+def is_instance_entry(name):
+    return name == '_base' or name.startswith('instance-') or \
+        bool(_UUID.match(name))
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while True:
+            chunk = f.read(_CHUNK)
+            if not chunk:
+                break
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _copy_data(src, dst_fd):
+    """Copy ``src`` into ``dst_fd`` keeping holes; return its SHA-256."""
+    h = hashlib.sha256()
+    zero = bytes(_CHUNK)
+    size = 0
+    with open(src, 'rb') as f:
+        while True:
+            chunk = f.read(_CHUNK)
+            if not chunk:
+                break
+            h.update(chunk)
+            if chunk == zero[:len(chunk)]:
+                os.lseek(dst_fd, len(chunk), os.SEEK_CUR)
+            else:
+                os.write(dst_fd, chunk)
+            size += len(chunk)
+    os.ftruncate(dst_fd, size)
+    return h.hexdigest()
+
+
+def _validate(src_root, dst_root):
+    for label, path in (('--from', src_root), ('--to', dst_root)):
+        if not os.path.isdir(path):
+            raise CopyError('%s %s is not a directory' % (label, path))
+    a, b = os.path.realpath(src_root), os.path.realpath(dst_root)
+    if a == b or os.path.commonpath([a, b]) in (a, b):
+        raise CopyError('--from and --to must be separate directory trees '
+                        '(%s, %s)' % (src_root, dst_root))
+
+
+def copy_instances(src_root, dst_root, dry_run=True, only=None,
+                   events=None):
+    """Copy instance directories and ``_base/``; return EntryResult rows.
+
+    ``only``: names of entries to copy (default: every ``instance-*``,
+    UUID-named directory and ``_base``).  Other entries are reported as
+    skipped.
+    """
+    events = events or (lambda msg: None)
+    _validate(src_root, dst_root)
+    names = sorted(os.listdir(src_root))
+    if only:
+        missing = [n for n in only if n not in names]
+        if missing:
+            raise CopyError('not in %s: %s' % (src_root, ', '.join(missing)))
+    results = []
+    for name in names:
+        src = os.path.join(src_root, name)
+        if only and name not in only:
+            continue
+        if not (is_instance_entry(name) and os.path.isdir(src) and
+                not os.path.islink(src)):
+            results.append(EntryResult(name, result=SKIPPED,
+                                       failures=['not an instance directory '
+                                                 'or _base']))
+            continue
+        res = EntryResult(name)
+        _copy_tree(src, os.path.join(dst_root, name), name, res, dry_run)
+        if res.failures:
+            res.result = FAILED
+        elif res.conflicts:
+            res.result = CONFLICT
+        elif dry_run:
+            res.result = PLANNED
+        elif res.files == 0 and res.present:
+            res.result = PRESENT
+        else:
+            res.result = COPIED
+        events('%s: %s (%d files, %d bytes)' % (name, res.result, res.files,
+                                                res.bytes))
+        results.append(res)
+    return results
+
+
+def _copy_tree(src, dst, rel, res, dry_run):
+    st = os.lstat(src)
+    if stat.S_ISDIR(st.st_mode):
+        if os.path.lexists(dst) and not os.path.isdir(dst):
+            res.conflicts.append(rel)
+            return
+        created = False
+        if not os.path.lexists(dst) and not dry_run:
+            os.mkdir(dst, 0o700)
+            created = True
+        for n in sorted(os.listdir(src)):
+            _copy_tree(os.path.join(src, n), os.path.join(dst, n),
+                       rel + '/' + n, res, dry_run)
+        if created:
+            priv.chown(dst, st.st_uid, st.st_gid)
+            os.chmod(dst, stat.S_IMODE(st.st_mode))
+            os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+        return
+    if os.path.lexists(dst):
+        if _same(src, dst, st):
+            res.present += 1
+        else:
+            res.conflicts.append(rel)
+        return
+    if stat.S_ISLNK(st.st_mode) or stat.S_ISREG(st.st_mode):
+        res.files += 1
+        res.bytes += st.st_size if stat.S_ISREG(st.st_mode) else 0
+        if dry_run:
+            return
+        try:
+            _copy_one(src, dst, st)
+        except CopyError as exc:
+            res.failures.append('%s: %s' % (rel, exc))
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                # Appeared between our check and the link: not ours.
+                res.files -= 1
+                res.conflicts.append(rel)
+            else:
+                res.failures.append('%s: %s' % (rel, exc.strerror or exc))
+    else:
+        res.failures.append('%s: special file, not copied' % rel)
+
+
+def _same(src, dst, st):
+    dst_st = os.lstat(dst)
+    if stat.S_ISLNK(st.st_mode) or stat.S_ISLNK(dst_st.st_mode):
+        return stat.S_ISLNK(st.st_mode) and stat.S_ISLNK(dst_st.st_mode) \
+            and os.readlink(src) == os.readlink(dst)
+    if not stat.S_ISREG(dst_st.st_mode) or dst_st.st_size != st.st_size:
+        return False
+    return sha256_file(src) == sha256_file(dst)
+
+
+def _copy_one(src, dst, st):
+    directory = os.path.dirname(dst)
+    tmp = os.path.join(directory, '.%s.nodeops-partial.%d' % (
+        os.path.basename(dst), os.getpid()))
+    if stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(src), tmp)
+        try:
+            priv.chown(tmp, st.st_uid, st.st_gid)
+            priv.link_no_replace(tmp, dst)
+        finally:
+            os.unlink(tmp)
+        return
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        try:
+            digest = _copy_data(src, fd)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if sha256_file(tmp) != digest:
+            raise CopyError('checksum of the copy differs from the source')
+        priv.chown(tmp, st.st_uid, st.st_gid)
+        os.chmod(tmp, stat.S_IMODE(st.st_mode))
+        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+        priv.link_no_replace(tmp, dst)
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,119 @@
+"""Compute-node-local commands: ``compute node stop-service | start-service
+| copy-instances`` (runbook S5, S24).
+
+They run on the node itself, as root, and make no API call (no credentials
+needed).  cliff classes only; the work is in ``osc_nodeops.ops``.
+"""
+
+from osc_lib import exceptions
+
+from osc_nodeops.v1 import base
+
+
+class _ServiceCommand(base.NodeOpsLister):
+
+    auth_required = False
+    direction = None
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            '--service', default='nova-compute', metavar='NAME',
+            help='Service name (default nova-compute)')
+        parser.add_argument(
+            '--dry-run', action='store_true',
+            help='Show what would be done; change nothing')
+        return parser
+
+    def take_action(self, parsed_args):
+        from osc_nodeops.ops import local_service as ops
+        from osc_nodeops.privileged import proc
+
+        emit = base.progress_printer()
+        try:
+            kind, rows = ops.plan(self.direction, parsed_args.service)
+        except ops.ServiceError as exc:
+            raise exceptions.CommandError(str(exc))
+        emit('%s is managed by %s' % (parsed_args.service, kind))
+        if not parsed_args.dry_run:
+            if not proc.is_root():
+                raise exceptions.CommandError(
+                    '%s-service must run as root' % self.direction)
+            ops.execute(rows, parsed_args.service)
+        if any(r.result == ops.FAILED for r in rows):
+            self.exit_status = base.EXIT_INCOMPLETE
+        return ops.COLUMNS, [r.row() for r in rows]
+
+
+class StopService(_ServiceCommand):
+    """Stop nova-compute on this node and keep it stopped (runbook S5).
+
+    With systemd: systemctl stop, then mask (configuration management
+    cannot start a masked unit).  With init files: stop, then move
+    /etc/init/nova-compute.conf and /etc/init.d/nova-compute to
+    /var/lib/osc-nodeops/held-init-files (as the Operations Guide does).
+    Refuses where it cannot tell how the service is managed.  Undo with
+    "compute node start-service".
+    """
+
+    direction = 'stop'
+
+
+class StartService(_ServiceCommand):
+    """Undo stop-service: unmask (or move the init files back) and start
+    nova-compute on this node (runbook S5)."""
+
+    direction = 'start'
+
+
+class CopyInstances(base.NodeOpsLister):
+    """Copy a failed node's instance directories and _base/ to this node.
+
+    NOT SUPPORTED BY NOVA: the Operations Guide's last resort for a dead
+    node without shared storage (runbook S24).  Copies instance-* and
+    UUID-named directories and _base/ from --from (the dead node's
+    /var/lib/nova/instances, mounted somewhere) to --to, never overwriting
+    anything: an existing file with the same content is left as it is, one
+    with other content is reported as a conflict.  Ownership, modes and
+    times are kept, links stay links, sparse files stay sparse, every copy
+    is verified by SHA-256.  Run with --dry-run first.
+    """
+
+    auth_required = False
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            '--from', dest='src', required=True, metavar='DIR',
+            help='The dead node\'s instances directory (mounted here)')
+        parser.add_argument(
+            '--to', dest='dst', required=True, metavar='DIR',
+            help='This node\'s instances directory '
+                 '(e.g. /var/lib/nova/instances)')
+        parser.add_argument(
+            '--entry', dest='only', action='append', metavar='NAME',
+            help='Copy only this entry (instance directory or _base); '
+                 'repeatable.  Default: all of them')
+        parser.add_argument(
+            '--dry-run', action='store_true',
+            help='Show what would be copied and any conflicts; write '
+                 'nothing')
+        return parser
+
+    def take_action(self, parsed_args):
+        from osc_nodeops.ops import copy_instances as ops
+        from osc_nodeops.privileged import proc
+
+        if not parsed_args.dry_run and not proc.is_root():
+            raise exceptions.CommandError(
+                'copy-instances must run as root (it keeps file ownership)')
+        try:
+            results = ops.copy_instances(
+                parsed_args.src, parsed_args.dst,
+                dry_run=parsed_args.dry_run, only=parsed_args.only,
+                events=base.progress_printer())
+        except ops.CopyError as exc:
+            raise exceptions.CommandError(str(exc))
+        if any(r.result in (ops.CONFLICT, ops.FAILED) for r in results):
+            self.exit_status = base.EXIT_INCOMPLETE
+        return ops.COLUMNS, [r.row() for r in results]
