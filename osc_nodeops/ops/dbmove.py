@@ -1,0 +1,190 @@
+"""``recover-all --dead --via-db``: the guide's legacy path (S20-S22).
+
+1. The same service checks as the evacuate path (the dead host's
+   nova-compute must be down, or forced down with the fenced confirmation;
+   the target's must be up).
+2. ``osc_nodeops.db.hostmove`` plans the move (dry run, the default) or
+   applies it (``--execute``) with a journal; ``--undo JOURNAL`` reverts.
+3. After the move, each server that was running (ACTIVE, or ERROR) is hard
+   rebooted through the API on the new host and waited for with the engine
+   (S22); SHUTOFF servers are moved and left stopped (``--all`` starts
+   them too).  Volumes are re-attached on request (S18).
+"""
+
+import datetime
+
+from osc_nodeops.ops import engine
+from osc_nodeops.ops import recover
+
+
+class DBPlanItem(engine.PlanItem):
+    """A row for the DB move of one server (no engine action)."""
+
+    method_name = 'db-move'
+
+    @property
+    def method(self):
+        return self.method_name
+
+
+def _server_rows(compute, host, uuids):
+    """The API's view of the servers the DB move touches, by uuid."""
+    servers = {s.id: s for s in engine.call_with_retry(lambda: list(
+        compute.servers(details=True, all_projects=True,
+                        compute_host=host)))}
+    out = {}
+    for uuid in uuids:
+        srv = servers.get(uuid)
+        if srv is None:
+            srv = engine.call_with_retry(
+                lambda: compute.get_server(uuid))
+        out[uuid] = srv
+    return out
+
+
+def describe_statements(plan):
+    """Statements as text for people: SQL with its parameters."""
+    lines = []
+    for st in plan.statements:
+        lines.append('%s DB: %s  -- parameters: %s' % (
+            st.db, st.sql, ', '.join(repr(p) for p in st.params)))
+    return lines
+
+
+def _move_items(plan, servers, result, journal=None):
+    items = []
+    ports = {}
+    for b in plan.bindings:
+        ports.setdefault(b['device_id'], []).append(b['port_id'])
+    levels = {}
+    for lv in plan.levels:
+        levels[lv['port_id']] = levels.get(lv['port_id'], 0) + 1
+    for inst in plan.instances:
+        srv = servers.get(inst['uuid'])
+        item = DBPlanItem(srv, source=plan.old_host)
+        item.destination = plan.new_host
+        item.result = result
+        mine = ports.get(inst['uuid'], [])
+        nlev = sum(levels.get(p, 0) for p in mine)
+        item.message = ('instances.host/node/compute_id %s -> %s (node %s); '
+                        '%d port binding(s), %d binding level(s)' % (
+                            inst['before']['host'], plan.new_host,
+                            plan.target_node, len(mine), nlev))
+        if journal:
+            item.message += '; journal %s' % journal
+        items.append(item)
+    return items
+
+
+def recover_via_db(conn, host, opts, nova_url, neutron_url, journal_path,
+                   features=None, events=None, executor_kwargs=None,
+                   db_mode='auto', connector=None, before_commit=None):
+    from osc_nodeops.db import errors as db_errors
+    from osc_nodeops.db import hostmove
+
+    compute = conn.compute
+    recover.validate(opts)
+    features = features or engine.Features.from_proxy(compute)
+    dry = not opts.execute
+    service, note = recover.check_host(compute, host, opts,
+                                       force_down=not dry)
+    ctx = recover.make_context(
+        compute, opts.target_host, features, opts, events,
+        block_storage=getattr(conn, 'block_storage', None))
+    ctx.emit('service', note)
+    report = recover.Report(host, [], notes=[note])
+    if dry:
+        plan = hostmove.plan(nova_url, neutron_url, host, opts.target_host,
+                             mode=db_mode, connector=connector)
+        for line in describe_statements(plan):
+            ctx.emit('sql', line)
+        for why in plan.conflicts:
+            ctx.emit('conflict', why)
+        servers = _server_rows(compute, host, plan.instance_uuids())
+        report.items = _move_items(plan, servers, engine.PLANNED)
+        for item in report.items:
+            if plan.conflicts:
+                item.result = 'refused'
+                item.message += '; ' + '; '.join(plan.conflicts)
+        ctx.emit('plan', '%s -> %s: %d instance(s), %d port binding(s), '
+                 '%d binding level(s); dry run (--execute applies)' % (
+                     host, opts.target_host, len(plan.instances),
+                     len(plan.bindings), len(plan.levels)))
+        report.ok = not plan.conflicts
+        return report
+    servers_before = {}
+    preview = hostmove.plan(nova_url, neutron_url, host, opts.target_host,
+                            mode=db_mode, connector=connector)
+    servers_before = _server_rows(compute, host, preview.instance_uuids())
+    ctx.emit('db', 'journal: %s' % journal_path)
+    try:
+        plan = hostmove.execute(nova_url, neutron_url, host,
+                                opts.target_host, journal_path,
+                                mode=db_mode, connector=connector,
+                                before_commit=before_commit)
+    except db_errors.DBConflict:
+        raise
+    report.journal = journal_path if plan.instances else None
+    for line in describe_statements(plan):
+        ctx.emit('sql', line)
+    for uuid in plan.instance_uuids():
+        if uuid not in servers_before:
+            servers_before.update(_server_rows(compute, opts.target_host,
+                                               [uuid]))
+    moved = _move_items(plan, servers_before, 'moved',
+                        journal=report.journal)
+    report.items = list(moved)
+    # S22: hard reboot each moved server on the new host.
+    reboot = []
+    for item in moved:
+        srv = item.server
+        if srv.status in ('ACTIVE', 'ERROR') or (
+                opts.all and srv.status == 'SHUTOFF'):
+            reboot.append(engine.PlanItem(srv, recover.HARD_REBOOT,
+                                          source=host))
+        elif srv.status == 'SHUTOFF':
+            reboot.append(engine.PlanItem(
+                srv, reason='was SHUTOFF: moved and left stopped (--all '
+                'starts it)', source=host, success_if_skipped=True))
+        else:
+            reboot.append(engine.PlanItem(
+                srv, reason='%s: moved, not rebooted' % srv.status,
+                source=host))
+    if reboot:
+        since = engine.utcnow() - datetime.timedelta(hours=1)
+        poller = engine.HostPoller(compute, opts.target_host, features,
+                                   since=since)
+        executor = recover.make_executor(ctx, poller, opts,
+                                         **(executor_kwargs or {}))
+        executor.run(reboot)
+        recover.settle(reboot, False)
+        report.interrupted = executor.interrupted
+        report.items += reboot
+    if opts.reattach_volumes and not report.interrupted:
+        report.items += recover.reattach(
+            ctx, [i for i in reboot if i.ok and i.action], opts, features,
+            executor_kwargs=executor_kwargs)
+    report.ok = not report.interrupted and all(
+        i.ok or isinstance(i, DBPlanItem) for i in report.items)
+    return report
+
+
+def undo(journal_path, nova_url, neutron_url, db_mode='auto',
+         connector=None, events=None):
+    """``--undo JOURNAL``: put the DB rows back; returns rows for output."""
+    from osc_nodeops.db import hostmove
+    from osc_nodeops.db import journal as journal_mod
+
+    doc = journal_mod.read(journal_path)
+    result = hostmove.undo(journal_path, nova_url, neutron_url,
+                           mode=db_mode, connector=connector)
+    rows = []
+    for kind, label in (('instances', 'instances'),
+                        ('bindings', 'ml2_port_bindings'),
+                        ('levels', 'ml2_port_binding_levels')):
+        rows.append((label, result.restored[kind], result.already[kind],
+                     result.gone[kind]))
+    if events:
+        events(engine.Event('undo', '%s: %s -> %s put back' % (
+            journal_path, doc['new_host'], doc['old_host'])))
+    return ('Table', 'Restored', 'Already Back', 'Gone'), rows

@@ -1,0 +1,550 @@
+"""Bring back the servers of a host: after a reboot (S9, S10) or after the
+host died (S19, S20, S22), then re-attach volumes (S18) on request.
+
+Everything runs on the drain engine (``ops/engine.py``): plan items, the
+bounded executor, the host-wide poller, timeouts and retries.  This module
+adds the per-method actions:
+
+``PowerOn`` (``start``), ``Reboot`` (``reboot``), ``HardReboot``
+(``hard-reboot``)
+    wait until the server is ACTIVE with power state running.  A start or
+    soft reboot that does not come back within ``--timeout`` or goes to
+    ERROR is retried as a hard reboot (S10: a hard reboot re-creates the
+    libvirt domain XML).
+``Evacuate`` (``evacuate``)
+    the migration record of type ``evacuation`` must reach ``done``, the
+    server must have left the dead host, and it must come back in the power
+    state it had: from compute API 2.95 nova delivers evacuated servers
+    stopped, so the ones that were running are started again.
+``Reattach`` (``reattach``)
+    once a server is up: detach each volume, wait until available, attach
+    it again at the same device, wait until in-use (S18).
+
+"Stopped on purpose" (S9): a SHUTOFF server is left alone when the newest
+power-changing entry of its instance action log is a ``stop`` made by a
+user (the action records the user).  When nova's power-state sync stops a
+server whose guest vanished (what a host reboot looks like), it calls the
+same stop API from a service context, and the action has no user: such
+servers were running before and are started.  ``--all`` starts every
+SHUTOFF server.
+"""
+
+import dataclasses
+import datetime
+import logging
+
+from osc_nodeops.ops import engine
+
+LOG = logging.getLogger(__name__)
+
+COMPUTE_BINARY = 'nova-compute'
+RUNNING = 1  # nova power_state RUNNING
+
+# Instance actions that change what the owner wants the power state to be.
+POWER_ACTIONS = ('create', 'start', 'stop', 'reboot', 'rebuild', 'unshelve',
+                 'evacuate', 'resume', 'restore', 'unrescue', 'unpause')
+
+# States the owner chose; recover-all leaves them alone (not a failure).
+LEFT_ALONE = {
+    'PAUSED': 'PAUSED: paused by its owner; left as it is',
+    'SUSPENDED': 'SUSPENDED: suspended by its owner; left as it is',
+    'SHELVED': 'SHELVED: shelved; left as it is',
+    'SHELVED_OFFLOADED': 'SHELVED_OFFLOADED: has no host',
+    'RESCUE': 'RESCUE: in rescue mode; left as it is',
+    'SOFT_DELETED': 'SOFT_DELETED: left as it is',
+}
+# States recover-all cannot handle now (a failure: the server is not back).
+BUSY = {
+    'BUILD': 'BUILD: still being built',
+    'MIGRATING': 'MIGRATING: a migration is in progress',
+    'RESIZE': 'RESIZE: a resize is in progress',
+    'VERIFY_RESIZE': 'VERIFY_RESIZE: confirm or revert the resize first',
+    'REBUILD': 'REBUILD: a rebuild is in progress',
+}
+
+
+class BadInput(Exception):
+    """A usage problem found before anything was changed."""
+
+
+class Refused(Exception):
+    """The host is not in the state this mode needs; nothing was changed."""
+
+
+@dataclasses.dataclass
+class Options(object):
+    dead: bool = False
+    via_db: bool = False
+    execute: bool = False
+    dry_run: bool = False
+    all: bool = False
+    hard: bool = False
+    target_host: str = None
+    force_down: bool = False
+    confirm_fenced: str = None
+    reattach_volumes: bool = False
+    max_parallel: int = 4
+    timeout: float = 300.0
+    retries: int = 1
+    retry_delay: float = 2.0
+    poll_interval: float = 2.0
+    exclude: tuple = ()
+
+
+@dataclasses.dataclass
+class Report(object):
+    host: str
+    items: list
+    notes: list = dataclasses.field(default_factory=list)
+    ok: bool = True
+    interrupted: bool = False
+    journal: str = None
+
+
+# --------------------------------------------------------------- services
+
+def compute_service(compute, host):
+    services = [s for s in engine.call_with_retry(
+        lambda: list(compute.services(host=host, binary=COMPUTE_BINARY)))
+        if s.host == host and s.binary == COMPUTE_BINARY]
+    if not services:
+        raise BadInput('no nova-compute service on host %r' % host)
+    return services[0]
+
+
+def is_down(service):
+    return bool(service.is_forced_down) or service.state == 'down'
+
+
+def validate(opts):
+    if opts.max_parallel < 1:
+        raise BadInput('--max-parallel must be at least 1')
+    if opts.timeout <= 0:
+        raise BadInput('--timeout must be positive')
+    if opts.retries < 0:
+        raise BadInput('--retries must be 0 or more')
+    if opts.via_db and not opts.dead:
+        raise BadInput('--via-db is a dead-host path: add --dead')
+    if opts.via_db and not opts.target_host:
+        raise BadInput('--via-db needs --target-host (the DB move names '
+                       'the new host)')
+    if opts.execute and not opts.via_db:
+        raise BadInput('--execute applies a --via-db move; other modes '
+                       'act unless --dry-run is given')
+    if not opts.dead and (opts.force_down or opts.confirm_fenced
+                          or opts.target_host):
+        raise BadInput('--force-down, --confirm-fenced and --target-host '
+                       'belong to --dead')
+    if opts.confirm_fenced and not opts.force_down:
+        raise BadInput('--confirm-fenced only goes with --force-down')
+
+
+def check_host(compute, host, opts, force_down=True):
+    """Refuse when the host's service is not in the state the mode needs.
+
+    Returns ``(service, note)``.  In dead mode with ``--force-down`` and a
+    matching ``--confirm-fenced HOST`` the service is forced down (unless
+    ``force_down`` is False: the dry run only says it would).
+    """
+    service = compute_service(compute, host)
+    if not opts.dead:
+        if is_down(service):
+            raise Refused(
+                'nova-compute on %s is %s: the host is dead, not rebooted; '
+                'use --dead to evacuate it' % (
+                    host, 'forced down' if service.is_forced_down
+                    else 'down'))
+        return service, 'nova-compute on %s is up' % host
+    if opts.target_host:
+        if opts.target_host == host:
+            raise BadInput('--target-host is the dead host itself')
+        target = compute_service(compute, opts.target_host)
+        if is_down(target):
+            raise Refused('target host %s: nova-compute is down' %
+                          opts.target_host)
+    if is_down(service):
+        return service, 'nova-compute on %s is %s' % (
+            host, 'forced down' if service.is_forced_down else 'down')
+    if not opts.force_down:
+        raise Refused(
+            'nova-compute on %s is still up (or not yet reported down): '
+            'evacuating a host that still runs its servers runs each disk '
+            'twice. Wait until it is reported down, or fence (power off) '
+            'the host and pass --force-down --confirm-fenced %s' % (
+                host, host))
+    if opts.confirm_fenced != host:
+        raise Refused(
+            '--force-down needs --confirm-fenced %s: confirm the host is '
+            'powered off (fenced); forcing down a running host can corrupt '
+            'its servers\' disks' % host)
+    if not force_down:
+        return service, ('dry run: nova-compute on %s is up and would be '
+                         'forced down' % host)
+    engine.call_with_retry(lambda: compute.update_service_forced_down(
+        service, host=host, binary=COMPUTE_BINARY, forced=True))
+    return service, ('nova-compute on %s forced down (fenced, confirmed '
+                     'by the operator)' % host)
+
+
+# ------------------------------------------------------ stopped on purpose
+
+def _action_time(action):
+    return engine.parse_time(action.start_time) or datetime.datetime.min.\
+        replace(tzinfo=datetime.timezone.utc)
+
+
+def stopped_on_purpose(compute, server):
+    """(True, why) if the owner (a user) stopped this server on purpose."""
+    actions = list(engine.call_with_retry(
+        lambda: list(compute.server_actions(server.id))))
+    actions.sort(key=_action_time, reverse=True)
+    for action in actions:
+        if action.action not in POWER_ACTIONS:
+            continue
+        if action.action == 'stop':
+            if action.user_id:
+                return True, ('stopped by user %s at %s (instance action '
+                              'log); --all starts it' % (
+                                  action.user_id, action.start_time))
+            return False, ('stopped by nova (power-state sync, no user) at '
+                           '%s' % action.start_time)
+        return False, 'last power action: %s' % action.action
+    return False, 'no power action recorded'
+
+
+# ---------------------------------------------------------------- actions
+
+class PowerOn(engine.Action):
+    """Start a SHUTOFF server; escalate to a hard reboot (S10)."""
+
+    name = 'start'
+    success = 'running'
+    escalate = True
+
+    def _call(self, ctx, item):
+        ctx.compute.start_server(item.id)
+
+    def issue(self, ctx, item):
+        if self.escalate and item.attempts > 1:
+            return self._escalate(ctx, item, 'retry after: %s' % (
+                item.message or 'failure'))
+        self._call(ctx, item)
+
+    def _escalate(self, ctx, item, why):
+        item.action = HARD_REBOOT
+        item.data['escalated'] = why
+        ctx.emit('escalate', 'hard reboot (%s)' % why, item)
+        HARD_REBOOT._call(ctx, item)
+
+    def progress(self, ctx, item, snap):
+        srv = snap.server(item.id)
+        if srv is None:
+            return engine.Check(engine.FATAL, 'no longer on %s' % snap.host)
+        if srv.task_state:
+            return engine.Check(engine.PENDING, '%s, task %s' % (
+                srv.status, srv.task_state))
+        if srv.status == 'ACTIVE' and srv.power_state == RUNNING:
+            return engine.Check(engine.COMPLETE, 'running')
+        if srv.status == 'ERROR':
+            fault = (srv.fault or {}).get('message') if isinstance(
+                srv.fault, dict) else srv.fault
+            return engine.Check(engine.FAILED, 'went to ERROR%s' % (
+                ': %s' % fault if fault else ''))
+        # nova sets the task state in the API call itself, and we only see
+        # snapshots taken after the call returned: no task and not running
+        # means the operation ended and the server is not back.
+        return engine.Check(engine.FAILED, 'came back %s with power state %s'
+                            % (srv.status, srv.power_state))
+
+    def verify(self, ctx, item, snap):
+        srv = snap.server(item.id)
+        if srv is None or srv.status != 'ACTIVE' or \
+                srv.power_state != RUNNING:
+            return False, 'not running', None
+        msg = ''
+        if item.data.get('escalated'):
+            msg = 'escalated to a hard reboot (%s)' % item.data['escalated']
+        return True, msg, snap.host
+
+    def on_timeout(self, ctx, item, mode, snap):
+        if not self.escalate:
+            return None
+        why = 'not back within %ds' % ctx.options.get('timeout', 0)
+        return lambda: self._escalate(ctx, item, why)
+
+
+class Reboot(PowerOn):
+    name = 'reboot'
+
+    def _call(self, ctx, item):
+        ctx.compute.reboot_server(item.id, 'SOFT')
+
+
+class HardReboot(PowerOn):
+    name = 'hard-reboot'
+    escalate = False
+
+    def _call(self, ctx, item):
+        ctx.compute.reboot_server(item.id, 'HARD')
+
+    def issue(self, ctx, item):
+        self._call(ctx, item)
+
+
+START = PowerOn()
+REBOOT = Reboot()
+HARD_REBOOT = HardReboot()
+
+
+class Evacuate(engine.MigrationAction):
+    """S20 through the API; restores the power state it had (2.95)."""
+
+    name = 'evacuate'
+    success = 'evacuated'
+    migration_types = ('evacuation',)
+    done_statuses = ('done', 'completed')
+
+    def issue(self, ctx, item):
+        ctx.compute.evacuate_server(item.id, host=ctx.target_host)
+
+    def _wanted(self, item):
+        return 'ACTIVE' if item.status_before in ('ACTIVE', 'ERROR') \
+            else item.status_before
+
+    def check_migration(self, ctx, item, snap, m):
+        check = super().check_migration(ctx, item, snap, m)
+        if check.state != engine.COMPLETE:
+            return check
+        if snap.on_host(item.id):
+            return engine.Check(engine.PENDING, 'migration %s done, server '
+                                'still listed on %s' % (m.id, snap.host))
+        srv = getattr(snap, 'elsewhere', {}).get(item.id)
+        if srv is None:
+            return engine.Check(engine.PENDING, 'migration %s done; waiting '
+                                'to see the server on %s' % (
+                                    m.id, m.dest_compute))
+        if srv.task_state:
+            return engine.Check(engine.PENDING, '%s on %s, task %s' % (
+                srv.status, srv.compute_host, srv.task_state))
+        if srv.status == 'ERROR':
+            return engine.Check(engine.FATAL, 'ERROR on %s after '
+                                'evacuation' % srv.compute_host)
+        wanted = self._wanted(item)
+        if srv.status == 'SHUTOFF' and wanted == 'ACTIVE':
+            if not item.data.get('start_issued'):
+                item.data['start_issued'] = True
+                sid = item.id
+                return engine.Check(
+                    engine.CALL, 'start (was running; evacuated servers '
+                    'arrive stopped from compute API 2.95)',
+                    call=lambda: ctx.compute.start_server(sid))
+            return engine.Check(engine.PENDING, 'SHUTOFF on %s, start '
+                                'issued' % srv.compute_host)
+        if srv.status == wanted and (wanted != 'ACTIVE'
+                                     or srv.power_state == RUNNING):
+            return engine.Check(engine.COMPLETE, m.status,
+                                destination=srv.compute_host)
+        return engine.Check(engine.PENDING, '%s on %s' % (
+            srv.status, srv.compute_host))
+
+    def verify(self, ctx, item, snap):
+        ok, message, dest = super().verify(ctx, item, snap)
+        if not ok:
+            return ok, message, dest
+        srv = getattr(snap, 'elsewhere', {}).get(item.id)
+        if srv is None:
+            srv = ctx.api(ctx.compute.get_server, item.id)
+        wanted = self._wanted(item)
+        if srv.status != wanted:
+            return False, 'is %s, expected %s' % (srv.status, wanted), dest
+        notes = []
+        if item.data.get('start_issued'):
+            notes.append('started again (it was running)')
+        if item.status_before == 'ERROR':
+            notes.append('was ERROR on the dead host')
+        return True, '; '.join(notes), dest
+
+
+EVACUATE = Evacuate()
+
+
+class RecoverPoller(engine.HostPoller):
+    """The engine's host poller, plus the servers on the hosts that the
+    host's evacuations went to (one list call per destination host, not
+    per server): ``snap.elsewhere`` maps server ID to server."""
+
+    def __init__(self, compute, host, features=None, since=None,
+                 extra_hosts=()):
+        super().__init__(compute, host, features, since=since)
+        self.extra_hosts = [h for h in extra_hosts if h and h != host]
+
+    def snapshot(self, full=False):
+        snap = super().snapshot(full=full)
+        dests = set(self.extra_hosts)
+        for m in snap.migrations_by_id.values():
+            if (m.migration_type in (None, 'evacuation') and m.dest_compute
+                    and m.dest_compute != self.host):
+                dests.add(m.dest_compute)
+        snap.elsewhere = {}
+        for dest in sorted(dests):
+            self.calls += 1
+            for srv in self.compute.servers(details=True, all_projects=True,
+                                            compute_host=dest):
+                snap.elsewhere[srv.id] = srv
+        return snap
+
+
+# ---------------------------------------------------------------- planning
+
+def _excluded(server, exclude):
+    return server.id in exclude or server.name in exclude
+
+
+def plan_reboot(ctx, snap, opts):
+    """S9: what to do with each server of a host that was rebooted."""
+    items = []
+    for srv in sorted(snap.servers.values(), key=lambda s: (s.name or '',
+                                                            s.id)):
+        if _excluded(srv, opts.exclude):
+            items.append(engine.PlanItem(srv, reason='excluded (--exclude)',
+                                         success_if_skipped=True))
+            continue
+        if srv.task_state:
+            items.append(engine.PlanItem(srv, reason='busy: task %s' %
+                                         srv.task_state))
+            continue
+        status = srv.status
+        if status == 'ACTIVE' and srv.power_state == RUNNING:
+            items.append(engine.PlanItem(srv, reason='already running',
+                                         success_if_skipped=True))
+        elif status == 'ACTIVE':
+            items.append(engine.PlanItem(
+                srv, HARD_REBOOT if opts.hard else REBOOT,
+                reason='ACTIVE but power state %s' % srv.power_state))
+        elif status == 'SHUTOFF':
+            purpose, why = (False, '--all')
+            if not opts.all:
+                purpose, why = stopped_on_purpose(ctx.compute, srv)
+            if purpose:
+                items.append(engine.PlanItem(srv, reason=why,
+                                             success_if_skipped=True))
+            else:
+                items.append(engine.PlanItem(
+                    srv, HARD_REBOOT if opts.hard else START, reason=why))
+        elif status == 'ERROR':
+            items.append(engine.PlanItem(srv, HARD_REBOOT,
+                                         reason='ERROR: hard reboot (S10)'))
+        elif status in LEFT_ALONE:
+            items.append(engine.PlanItem(srv, reason=LEFT_ALONE[status],
+                                         success_if_skipped=True))
+        else:
+            items.append(engine.PlanItem(srv, reason=BUSY.get(
+                status, '%s: not handled' % status)))
+    return items
+
+
+def plan_dead(ctx, snap, opts):
+    """S19/S20: evacuate every server of the dead host."""
+    items = []
+    for srv in sorted(snap.servers.values(), key=lambda s: (s.name or '',
+                                                            s.id)):
+        if _excluded(srv, opts.exclude):
+            items.append(engine.PlanItem(srv, reason='excluded (--exclude)',
+                                         success_if_skipped=True))
+            continue
+        m = snap.in_progress(srv.id, ('evacuation',))
+        if m is not None:
+            item = engine.PlanItem(srv, EVACUATE, adopt=True,
+                                   migration_id=m.id)
+            item.last_migration = m
+            items.append(item)
+            continue
+        if srv.status in ('ACTIVE', 'SHUTOFF', 'ERROR'):
+            items.append(engine.PlanItem(srv, EVACUATE))
+        elif srv.status in LEFT_ALONE:
+            items.append(engine.PlanItem(srv, reason=LEFT_ALONE[
+                srv.status] + '; nova cannot evacuate it'))
+        else:
+            items.append(engine.PlanItem(srv, reason=BUSY.get(
+                srv.status, '%s: nova cannot evacuate it' % srv.status)))
+    return items
+
+
+# ---------------------------------------------------------------- running
+
+def make_context(compute, host, features, opts, events, target=None,
+                 block_storage=None):
+    return engine.Context(
+        compute, host, features=features, target_host=target,
+        options={'timeout': opts.timeout, 'block_storage': block_storage},
+        events=events)
+
+
+def make_executor(ctx, poller, opts, **kwargs):
+    return engine.Executor(
+        ctx, poller, max_parallel=opts.max_parallel,
+        poll_interval=opts.poll_interval, timeout=opts.timeout,
+        on_timeout='abort', retries=opts.retries,
+        retry_delay=opts.retry_delay, **kwargs)
+
+
+def settle(items, dry_run):
+    for item in items:
+        if item.result is not None:
+            continue
+        if item.action is None:
+            item.result = engine.SKIPPED
+        elif dry_run:
+            item.result = engine.PLANNED
+
+
+def recover_host(conn, host, opts, features=None, events=None,
+                 executor_kwargs=None):
+    """Reboot mode (S9/S10) or dead mode with evacuate (S19-S20, S22)."""
+    compute = conn.compute
+    validate(opts)
+    features = features or engine.Features.from_proxy(compute)
+    service, note = check_host(compute, host, opts,
+                               force_down=not opts.dry_run)
+    ctx = make_context(compute, host, features, opts, events,
+                       target=opts.target_host,
+                       block_storage=getattr(conn, 'block_storage', None))
+    ctx.emit('service', note)
+    since = engine.utcnow() - datetime.timedelta(hours=1)
+    if opts.dead:
+        poller = RecoverPoller(compute, host, features, since=since,
+                               extra_hosts=[opts.target_host])
+    else:
+        poller = engine.HostPoller(compute, host, features, since=since)
+    snap = engine.call_with_retry(lambda: poller.snapshot(full=True))
+    items = (plan_dead if opts.dead else plan_reboot)(ctx, snap, opts)
+    acting = sum(1 for i in items if i.action)
+    ctx.emit('plan', '%s: %d server(s), %d to %s, %d left as they are' % (
+        host, len(items), acting, 'evacuate' if opts.dead else 'bring back',
+        len(items) - acting))
+    report = Report(host, items, notes=[note])
+    if opts.dry_run:
+        settle(items, True)
+        report.ok = all(i.action or i.success_if_skipped for i in items)
+        return report
+    executor = make_executor(ctx, poller, opts, **(executor_kwargs or {}))
+    executor.run(items, initial_snapshot=snap)
+    settle(items, False)
+    report.interrupted = executor.interrupted
+    if opts.reattach_volumes and not report.interrupted:
+        report.items = items + reattach(
+            ctx, [i for i in items if i.ok], opts, features,
+            executor_kwargs=executor_kwargs)
+    report.ok = not report.interrupted and all(
+        i.ok for i in report.items)
+    done = sum(1 for i in items if i.ok and i.action)
+    ctx.emit('done', '%s: %d brought back, %d not' % (
+        host, done, sum(1 for i in report.items if not i.ok)))
+    return report
+
+
+# Volumes (S18) live in ops/volumes.py; imported here to keep one entry.
+def reattach(ctx, items, opts, features, executor_kwargs=None):
+    from osc_nodeops.ops import volumes
+    return volumes.reattach_items(ctx, items, opts, features,
+                                  executor_kwargs=executor_kwargs)

@@ -1,0 +1,210 @@
+"""Volumes of a host's servers: list the pairs (S17), re-attach them (S18).
+
+``list_pairs`` asks the APIs: the servers on the host (all projects), each
+one's volume attachments from nova (device), each volume from cinder
+(status) and, where nova gives the attachment ID (compute API 2.89), the
+cinder attachment (attach status).  ``osc_nodeops.db.volumes`` gives the
+same pairs from the databases (``--from-db``).
+
+``Reattach`` is an engine action: detach every volume of one server,
+wait until each is ``available``, attach each again at the device it had,
+wait until each is ``in-use`` on that server.  It never starts on a server
+that is not ACTIVE with power state running.
+"""
+
+import collections
+
+from osc_nodeops.ops import engine
+
+RUNNING = 1
+
+Pair = collections.namedtuple(
+    'Pair', 'server_id server_name volume_id device status attach_status '
+            'volume_name attached_host')
+
+PAIR_COLUMNS = ('Server ID', 'Server Name', 'Volume ID', 'Volume Name',
+                'Device', 'Status', 'Attach Status')
+
+
+def pair_row(pair):
+    return (pair.server_id, pair.server_name, pair.volume_id,
+            pair.volume_name, pair.device, pair.status, pair.attach_status)
+
+
+def server_volumes(compute, server_id):
+    """[(volume_id, device, attachment_id)] of one server, by device."""
+    atts = engine.call_with_retry(
+        lambda: list(compute.volume_attachments(server_id)))
+    return sorted(((a.volume_id, a.device, getattr(a, 'attachment_id', None))
+                   for a in atts), key=lambda t: (t[1] or '', t[0]))
+
+
+def _attach_status(block_storage, volume, server_id, attachment_id):
+    if attachment_id:
+        try:
+            att = engine.call_with_retry(
+                lambda: block_storage.get_attachment(attachment_id))
+            return att.status
+        except Exception:
+            pass
+    for a in volume.attachments or ():
+        if a.get('server_id') == server_id:
+            return 'attached'
+    return 'detached'
+
+
+def list_pairs(conn, host):
+    """The instance/volume pairs of ``host`` through the APIs."""
+    compute = conn.compute
+    block_storage = conn.block_storage
+    servers = engine.call_with_retry(lambda: list(compute.servers(
+        details=True, all_projects=True, compute_host=host)))
+    pairs = []
+    for srv in sorted(servers, key=lambda s: s.id):
+        for volume_id, device, att_id in server_volumes(compute, srv.id):
+            vol = engine.call_with_retry(
+                lambda: block_storage.get_volume(volume_id))
+            pairs.append(Pair(srv.id, srv.name, volume_id, device,
+                              vol.status,
+                              _attach_status(block_storage, vol, srv.id,
+                                             att_id),
+                              vol.name, host))
+    return pairs
+
+
+# ------------------------------------------------------------- re-attach
+
+class VolumePoller(object):
+    """One volume list (all projects) per snapshot, for every server."""
+
+    def __init__(self, block_storage, host, volume_ids):
+        self.block_storage = block_storage
+        self.host = host
+        self.volume_ids = set(volume_ids)
+        self.calls = 0
+
+    def snapshot(self, full=False):
+        self.calls += 1
+        vols = [v for v in self.block_storage.volumes(details=True,
+                                                      all_projects=True)
+                if v.id in self.volume_ids]
+        snap = engine.Snapshot(self.host, [], [])
+        snap.volumes = {v.id: v for v in vols}
+        return snap
+
+
+def _attached_to(volume, server_id):
+    for a in volume.attachments or ():
+        if a.get('server_id') == server_id:
+            return a
+    return None
+
+
+class Reattach(engine.Action):
+    """S18 for one server; ``item.data['volumes']`` = [(id, device)]."""
+
+    name = 'reattach'
+    success = 'reattached'
+
+    def issue(self, ctx, item):
+        srv = ctx.compute.get_server(item.id)
+        if srv.status != 'ACTIVE' or srv.power_state != RUNNING:
+            item.data['not_up'] = '%s, power state %s' % (srv.status,
+                                                          srv.power_state)
+            return
+        item.data.pop('not_up', None)
+        item.data['phase'] = 'detach'
+        item.data['attach_issued'] = False
+        for volume_id, _device in item.data['volumes']:
+            ctx.compute.delete_volume_attachment(item.id, volume_id,
+                                                 ignore_missing=False)
+
+    def _attach_all(self, ctx, item):
+        for volume_id, device in item.data['volumes']:
+            ctx.compute.create_volume_attachment(item.id, volume_id,
+                                                 device=device)
+
+    def progress(self, ctx, item, snap):
+        if item.data.get('not_up'):
+            return engine.Check(engine.FATAL, 'not up (%s): volumes left '
+                                'attached as they were' % item.data['not_up'])
+        vols = snap.volumes
+        wanted = item.data['volumes']
+        missing = [v for v, _ in wanted if v not in vols]
+        if missing:
+            return engine.Check(engine.FATAL, 'volume(s) %s vanished' %
+                                ', '.join(missing))
+        states = [vols[v].status for v, _ in wanted]
+        bad = [s for s in states if s.startswith('error')]
+        if bad:
+            return engine.Check(engine.FATAL, 'volume status %s' % bad[0])
+        if item.data['phase'] == 'detach':
+            if all(s == 'available' for s in states):
+                item.data['phase'] = 'attach'
+                return engine.Check(engine.CALL, 'attach again',
+                                    call=lambda: self._attach_all(ctx, item))
+            return engine.Check(engine.PENDING, 'detaching: %s' %
+                                ', '.join(states))
+        if all(s == 'in-use' and _attached_to(vols[v], item.id)
+               for (v, _), s in zip(wanted, states)):
+            return engine.Check(engine.COMPLETE, 'in-use')
+        return engine.Check(engine.PENDING, 'attaching: %s' %
+                            ', '.join(states))
+
+    def verify(self, ctx, item, snap):
+        notes = []
+        for volume_id, device in item.data['volumes']:
+            vol = snap.volumes[volume_id]
+            att = _attached_to(vol, item.id)
+            if vol.status != 'in-use' or att is None:
+                return False, 'volume %s is %s' % (volume_id,
+                                                   vol.status), None
+            if device and att.get('device') != device:
+                # libvirt may ignore the requested name; say so.
+                notes.append('%s at %s (was %s)' % (
+                    volume_id, att.get('device'), device))
+        msg = '%d volume(s) in-use again' % len(item.data['volumes'])
+        if notes:
+            msg += '; device changed: ' + ', '.join(notes)
+        return True, msg, None
+
+
+REATTACH = Reattach()
+
+
+def reattach_items(ctx, items, opts, features, executor_kwargs=None):
+    """Plan and run Reattach for the servers of ``items`` that are up.
+
+    Returns the new items (method ``reattach``), one per server with
+    volumes.  Servers without volumes get no row.
+    """
+    block_storage = ctx.options.get('block_storage')
+    out = []
+    for item in items:
+        srv = ctx.api(ctx.compute.get_server, item.id)
+        vols = [(v, d) for v, d, _ in server_volumes(ctx.compute, item.id)]
+        if not vols:
+            continue
+        new = engine.PlanItem(srv, REATTACH, source=srv.compute_host)
+        new.data['volumes'] = vols
+        if srv.status != 'ACTIVE' or srv.power_state != RUNNING:
+            new.action = None
+            new.reason = ('not up (%s): volumes not touched' % srv.status)
+        out.append(new)
+    todo = [i for i in out if i.action]
+    if todo and not opts.dry_run:
+        ids = [v for i in todo for v, _ in i.data['volumes']]
+        poller = VolumePoller(block_storage, ctx.host, ids)
+        executor = engine.Executor(
+            ctx, poller, max_parallel=opts.max_parallel,
+            poll_interval=opts.poll_interval, timeout=opts.timeout,
+            on_timeout='leave', retries=0,
+            **(executor_kwargs or {}))
+        ctx.emit('plan', 're-attaching the volumes of %d server(s)' %
+                 len(todo))
+        executor.run(todo)
+    for i in out:
+        if i.result is None:
+            i.result = engine.PLANNED if (opts.dry_run and i.action) \
+                else engine.SKIPPED
+    return out
