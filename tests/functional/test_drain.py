@@ -146,26 +146,9 @@ class TestDrain(base.FunctionalTestCase):
     def test_sigkill_then_rerun_finishes_with_nothing_lost(self):
         servers = self.create_servers(6, host='c01')
         ids = {s.id for s in servers}
-        exe = os.path.join(os.path.dirname(sys.executable), 'openstack')
-        env = dict(os.environ, OS_CLIENT_CONFIG_FILE=base.CLOUDS_YAML)
-        for key in list(env):
-            if key.startswith('OS_') and key != 'OS_CLIENT_CONFIG_FILE':
-                del env[key]
-        proc = subprocess.Popen(
-            [exe, '--os-cloud', 'minicloud', 'compute', 'node', 'drain',
-             'c01', '--max-parallel', '2', '--poll-interval', '1', '-f',
-             'json'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env)
-        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        proc = self._popen_drain('--max-parallel', '2')
         # Kill it as soon as the first moves are under way.
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            busy = [s for s in self.admin_conn.compute.servers(
-                all_projects=True) if s.id in ids and (
-                    s.task_state or s.compute_host != 'c01')]
-            if busy or proc.poll() is not None:
-                break
-            time.sleep(0.3)
+        self._wait_first_move(proc, ids)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         self.assertEqual(-signal.SIGKILL, proc.returncode)
@@ -194,6 +177,52 @@ class TestDrain(base.FunctionalTestCase):
         moved_in_rerun = {sid for sid, r in rerun.items()
                           if r['Result'] == 'moved'}
         self.assertEqual(set(), moved_in_rerun & moved_before)
+
+    def _popen_drain(self, *args):
+        exe = os.path.join(os.path.dirname(sys.executable), 'openstack')
+        env = dict(os.environ, OS_CLIENT_CONFIG_FILE=base.CLOUDS_YAML)
+        for key in list(env):
+            if key.startswith('OS_') and key != 'OS_CLIENT_CONFIG_FILE':
+                del env[key]
+        proc = subprocess.Popen(
+            [exe, '--os-cloud', 'minicloud', 'compute', 'node', 'drain',
+             'c01', '--poll-interval', '1', '-f', 'json'] + list(args),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        return proc
+
+    def _wait_first_move(self, proc, ids):
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if any(s.task_state or s.compute_host != 'c01'
+                   for s in self.admin_conn.compute.servers(
+                       all_projects=True) if s.id in ids):
+                return
+            time.sleep(0.2)
+
+    def test_ctrl_c_stops_issuing_and_reports(self):
+        servers = self.create_servers(4, host='c01')
+        ids = {s.id for s in servers}
+        proc = self._popen_drain('--max-parallel', '1')
+        self._wait_first_move(proc, ids)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        self.assertEqual(1, proc.returncode, err)
+        rows = {r['ID']: r for r in json.loads(out)}
+        self.assertEqual(ids, set(rows))
+        results = [r['Result'] for r in rows.values()]
+        self.assertIn('not-started', results)
+        self.assertIn('interrupt', err)
+        for sid, row in rows.items():
+            srv = self.get(sid)  # nothing lost, nothing left half-way
+            self.assertEqual('ACTIVE', srv.status)
+            self.assertIsNone(srv.task_state)
+            if row['Result'] == 'moved':
+                self.assertNotEqual('c01', srv.compute_host)
+            else:
+                self.assertEqual('not-started', row['Result'])
+                self.assertEqual('c01', srv.compute_host)
 
     def test_unknown_host_is_a_clean_error(self):
         for cmd in (('compute', 'node', 'drain', 'no-such-host'),
