@@ -264,6 +264,51 @@ class FunctionalTestCase(testtools.TestCase):
                     sorted(set(ids) - set(found)), status, timeout))
             time.sleep(1)
 
+    def create_volume(self, size=1, name=None, conn=None, wait=True):
+        """Create a cinder volume (fake backend); cleanup deletes it.
+
+        The cleanup detaches nothing: delete servers first (cleanups run in
+        reverse order, so create the volume before the server it is
+        attached to, or detach it yourself).
+        """
+        conn = conn or self.admin_conn
+        vol = conn.block_storage.create_volume(
+            size=size, name=name or 'ft-vol-%s' % uuid.uuid4().hex[:8])
+        self.addCleanup(self._delete_volume, vol.id)
+        if wait:
+            vol = self.wait_for_volume(vol.id, 'available')
+        return vol
+
+    def _delete_volume(self, volume_id):
+        bs = self.admin_conn.block_storage
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            vol = bs.find_volume(volume_id, ignore_missing=True,
+                                 all_projects=True)
+            if vol is None:
+                return
+            if vol.status in ('available', 'error'):
+                bs.delete_volume(volume_id, ignore_missing=True)
+            time.sleep(1)
+        raise AssertionError('volume %s was not deleted within 60 s'
+                             % volume_id)
+
+    def wait_for_volume(self, volume_id, status, timeout=60):
+        """Poll a volume until it has ``status``; fail clearly."""
+        bs = self.admin_conn.block_storage
+        deadline = time.time() + timeout
+        while True:
+            vol = bs.get_volume(volume_id)
+            if vol.status == status:
+                return vol
+            if vol.status.startswith('error') and status != vol.status:
+                self.fail('volume %s went %s waiting for %s' % (
+                    volume_id, vol.status, status))
+            if time.time() > deadline:
+                self.fail('volume %s not %s within %d s: %s' % (
+                    volume_id, status, timeout, vol.status))
+            time.sleep(1)
+
     def wait_for_server(self, server_id, status, timeout=120):
         """Poll until the server has ``status`` and no task; fail clearly."""
         deadline = time.time() + timeout

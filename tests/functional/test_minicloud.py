@@ -70,6 +70,23 @@ class TestMinicloud(base.FunctionalTestCase):
         hosts = {s['Host'] for s in services if s['Binary'] == 'nova-compute'}
         self.assertEqual({'c01', 'c02', 'c03'}, hosts)
 
+    def test_volume_attach_detach(self):
+        vol = self.create_volume()
+        server = self.create_server(host='c02')
+        self.admin_conn.compute.create_volume_attachment(
+            server.id, volume_id=vol.id)
+        vol = self.wait_for_volume(vol.id, 'in-use')
+        self.assertEqual(1, len(vol.attachments))
+        att = vol.attachments[0]
+        self.assertEqual((server.id, 'c02'),
+                         (att['server_id'], att['host_name']))
+        attached = [a.volume_id for a in
+                    self.admin_conn.compute.volume_attachments(server.id)]
+        self.assertEqual([vol.id], attached)
+        self.admin_conn.compute.delete_volume_attachment(server.id, vol.id)
+        vol = self.wait_for_volume(vol.id, 'available')
+        self.assertEqual([], vol.attachments)
+
     def test_smoke(self):
         for h in self.state['compute_hosts']:
             svc = self._compute_service(h)
