@@ -81,12 +81,15 @@ class FunctionalTestCase(testtools.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        ensure_rig()
+        # Lock first, then check the rig: whoever holds the lock (another
+        # test class, or the rig's owner restarting it) is never disturbed
+        # by a concurrent `minicloud up`.
         os.makedirs(STATE_DIR, exist_ok=True)
         lock = open(os.path.join(STATE_DIR, 'functional.lock'), 'a+')
         fcntl.flock(lock, fcntl.LOCK_EX)
         cls._lock_file = lock
         try:
+            ensure_rig()
             with open(os.path.join(STATE_DIR, 'minicloud.json')) as f:
                 cls.state = json.load(f)
             cls.admin_conn = connect('minicloud')
