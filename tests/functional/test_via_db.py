@@ -1,0 +1,250 @@
+"""``recover-all --via-db``: the legacy SQL move against the minicloud's
+real MariaDB with the real nova (cell1) and neutron schemas.
+
+The rows moved are the test's own: instance rows inserted for a source
+host whose name is full of quotes and SQL meta-characters, real neutron
+ports (created through the API) whose bindings are put on that host, a
+compute node row for a target host with an equally hostile name.  Every
+test checks the whole ``instances``, ``ml2_port_bindings`` and
+``ml2_port_binding_levels`` tables before and after, and the cleanups
+delete everything the test created, so the shared cloud is left as it was.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+import urllib.parse
+import uuid
+
+import pymysql
+
+from osc_nodeops.db import errors
+from osc_nodeops.db import hostmove
+from osc_nodeops.db import journal
+from osc_nodeops.db import url as url_mod
+from tests.functional import base
+
+
+def _connect(url):
+    p = urllib.parse.urlsplit(url)
+    return pymysql.connect(host=p.hostname, port=p.port or 3306,
+                           user=urllib.parse.unquote(p.username),
+                           password=urllib.parse.unquote(p.password or ''),
+                           database=p.path.lstrip('/'), autocommit=True)
+
+
+class _KillOnCommit(object):
+    """A real PyMySQL connection whose commit first loses the connection
+    (the server kills it), as a network drop at the worst moment would."""
+
+    def __init__(self, conn, killer_url):
+        self._conn = conn
+        self._killer_url = killer_url
+
+    def commit(self):
+        killer = _connect(self._killer_url)
+        try:
+            with killer.cursor() as cur:
+                cur.execute('KILL CONNECTION %s', (self._conn.thread_id(),))
+        finally:
+            killer.close()
+        return self._conn.commit()
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+class TestViaDB(base.FunctionalTestCase):
+
+    def setUp(self):
+        super().setUp()
+        tag = uuid.uuid4().hex[:8]
+        self.src = "ft-src-%s'\"; DELETE FROM instances; -- %%s \\ `x`" % tag
+        self.dst = "ft-dst-%s' OR '1'='1" % tag
+        self.nova_url_text = self.state['databases']['nova']
+        self.neutron_url_text = self.state['databases']['neutron']
+        self.nova_url = url_mod.DBURL.parse(self.nova_url_text)
+        self.neutron_url = url_mod.DBURL.parse(self.neutron_url_text)
+        self.nova = _connect(self.nova_url_text)
+        self.addCleanup(self.nova.close)
+        self.neutron = _connect(self.neutron_url_text)
+        self.addCleanup(self.neutron.close)
+        self.dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.journal = os.path.join(self.dir, 'move.json')
+        self._make_rows()
+
+    # -- fixtures -------------------------------------------------------
+
+    def _sql(self, conn, sql, params=()):
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+
+    def _make_rows(self):
+        self.uuids = [str(uuid.uuid4()) for _ in range(4)]
+        i1, i2, i3, i4 = self.uuids
+        # i1, i2 live on src; i3 is soft-deleted on src; i4 elsewhere.
+        rows = [(i1, self.src, 0), (i2, self.src, 0), (i3, self.src, 7),
+                (i4, 'ft-elsewhere', 0)]
+        for u, host, deleted in rows:
+            self._sql(self.nova,
+                      'INSERT INTO instances (uuid, host, node, compute_id, '
+                      'deleted, vm_state, power_state, display_name, '
+                      'created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '
+                      'UTC_TIMESTAMP())',
+                      (u, host, host, 99999999, deleted, 'active', 1,
+                       'ft-via-db'))
+        self.addCleanup(self._sql, self.nova,
+                        'DELETE FROM instances WHERE uuid IN (%s, %s, %s, %s)',
+                        tuple(self.uuids))
+        self._sql(self.nova,
+                  'INSERT INTO compute_nodes (host, hypervisor_hostname, '
+                  'vcpus, memory_mb, local_gb, vcpus_used, memory_mb_used, '
+                  'local_gb_used, hypervisor_type, hypervisor_version, '
+                  'cpu_info, deleted, uuid, created_at) VALUES (%s, %s, 1, 1, '
+                  '1, 0, 0, 0, %s, 1, %s, 0, %s, UTC_TIMESTAMP())',
+                  (self.dst, self.dst + '-node', 'fake', '{}',
+                   str(uuid.uuid4())))
+        self.node_id = self._sql(
+            self.nova, 'SELECT id FROM compute_nodes WHERE host = %s',
+            (self.dst,))[0][0]
+        self.addCleanup(self._sql, self.nova,
+                        'DELETE FROM compute_nodes WHERE id = %s',
+                        (self.node_id,))
+        net = self.state['networks']['public']['id']
+        self.ports = []
+        for name, device in (('p1', i1), ('p2', i2), ('p3', i2),
+                             ('bystander', 'dhcp' + i1[4:])):
+            port = self.admin_conn.network.create_port(
+                network_id=net, name='ft-via-db-' + name, device_id=device)
+            self.addCleanup(self.admin_conn.network.delete_port, port.id,
+                            ignore_missing=True)
+            self.ports.append(port.id)
+            self._sql(self.neutron,
+                      'UPDATE ml2_port_bindings SET host = %s WHERE '
+                      'port_id = %s', (self.src, port.id))
+            self._sql(self.neutron,
+                      'INSERT INTO ml2_port_binding_levels (port_id, host, '
+                      'level, driver) VALUES (%s, %s, 0, %s)',
+                      (port.id, self.src, 'openvswitch'))
+
+    def _tables(self):
+        """Whole tables (the columns a move may touch)."""
+        return (
+            sorted(self._sql(self.nova, 'SELECT uuid, host, node, compute_id,'
+                             ' deleted FROM instances')),
+            sorted(self._sql(self.neutron,
+                             'SELECT port_id, host FROM ml2_port_bindings')),
+            sorted(self._sql(self.neutron, 'SELECT port_id, host, level FROM '
+                             'ml2_port_binding_levels')))
+
+    def _diff(self, before, after):
+        changed = []
+        for b, a in zip(before, after):
+            changed.append(sorted(set(a) - set(b)))
+        return changed
+
+    # -- tests ----------------------------------------------------------
+
+    def test_dry_run_changes_nothing(self):
+        before = self._tables()
+        plan = hostmove.plan(self.nova_url, self.neutron_url, self.src,
+                             self.dst)
+        self.assertEqual(before, self._tables())
+        self.assertEqual(sorted(self.uuids[:2]), plan.instance_uuids())
+        self.assertEqual(sorted(self.ports[:3]), plan.port_ids())
+        self.assertEqual(3, len(plan.levels))
+        self.assertEqual([], plan.conflicts)
+        self.assertTrue(plan.single_transaction)
+        for st in plan.statements:
+            self.assertNotIn(self.src, st.sql)
+            self.assertNotIn(self.dst, st.sql)
+            self.assertIn(self.src, st.params)
+        self.assertFalse(os.path.exists(self.journal))
+
+    def test_execute_moves_exactly_the_right_rows_and_undo_restores(self):
+        before = self._tables()
+        hostmove.execute(self.nova_url, self.neutron_url, self.src,
+                         self.dst, self.journal)
+        after = self._tables()
+        i1, i2 = sorted(self.uuids[:2])
+        new = (self.dst, self.dst + '-node', self.node_id, 0)
+        self.assertEqual(
+            [[(i1,) + new, (i2,) + new],
+             sorted((p, self.dst) for p in self.ports[:3]),
+             sorted((p, self.dst, 0) for p in self.ports[:3])],
+            self._diff(before, after))
+        # and nothing else: the rows that left are exactly the moved ones
+        self.assertEqual(
+            [2, 3, 3], [len(set(b) - set(a)) for b, a in zip(before, after)])
+        doc = journal.read(self.journal)
+        self.assertEqual('committed', doc['state'])
+        self.assertNotIn(urllib.parse.urlsplit(
+            self.nova_url_text).password, json.dumps(doc))
+        # --undo through the CLI puts everything back
+        rows = self.openstack(
+            'server', 'recover-all', '--undo', self.journal,
+            '--nova-conf', self.state['nova_conf'],
+            '--neutron-conf', self.state['neutron_conf'], parse_json=True)
+        restored = {r['Table']: r['Restored'] for r in rows}
+        self.assertEqual({'instances': 2, 'ml2_port_bindings': 3,
+                          'ml2_port_binding_levels': 3}, restored)
+        self.assertEqual(before, self._tables())
+        # a second undo is refused with one line, exit 1, no change
+        res = self.openstack(
+            'server', 'recover-all', '--undo', self.journal,
+            '--nova-conf', self.state['nova_conf'],
+            '--neutron-conf', self.state['neutron_conf'], check=False)
+        self.assertEqual(1, res.returncode)
+        self.assertIn('already undone', res.stderr)
+        self.assertEqual(before, self._tables())
+
+    def test_connection_dropped_before_commit_changes_nothing(self):
+        before = self._tables()
+
+        def kill(sess):
+            killer = _connect(self.nova_url_text)
+            try:
+                self._sql(killer, 'KILL CONNECTION %s',
+                          (sess.nova.thread_id(),))
+            finally:
+                killer.close()
+        exc = self.assertRaises(
+            errors.DBError, hostmove.execute, self.nova_url,
+            self.neutron_url, self.src, self.dst, self.journal,
+            before_commit=kill)
+        self.assertNotIn(self.nova_url.password, str(exc))
+        self.assertEqual(before, self._tables())
+        self.assertEqual('rolled-back', journal.read(self.journal)['state'])
+
+    def test_two_transactions_second_commit_lost_is_compensated(self):
+        before = self._tables()
+        real = url_mod.DBURL.connect
+
+        def connector(u):
+            conn = real(u)
+            if u is self.neutron_url:
+                return _KillOnCommit(conn, self.nova_url_text)
+            return conn
+        exc = self.assertRaises(
+            errors.DBError, hostmove.execute, self.nova_url,
+            self.neutron_url, self.src, self.dst, self.journal, mode='two',
+            connector=connector)
+        self.assertIn('put back', str(exc))
+        self.assertEqual(before, self._tables())
+        self.assertEqual('compensated', journal.read(self.journal)['state'])
+
+    def test_conflicting_binding_refused(self):
+        # the target already has a binding of one of the ports
+        self._sql(self.neutron,
+                  'INSERT INTO ml2_port_bindings (port_id, host, vif_type, '
+                  'vnic_type, profile, vif_details, status) VALUES (%s, %s, '
+                  '%s, %s, %s, %s, %s)',
+                  (self.ports[0], self.dst, 'unbound', 'normal', '', '',
+                   'INACTIVE'))
+        before = self._tables()
+        self.assertRaises(errors.DBConflict, hostmove.execute, self.nova_url,
+                          self.neutron_url, self.src, self.dst, self.journal)
+        self.assertEqual(before, self._tables())
