@@ -342,8 +342,14 @@ def list_journals(state_dir):
 
 
 def _fault(when, step):
-    if os.environ.get(FAULT_ENV) == '%s:%s' % (when, step):
-        os.kill(os.getpid(), signal.SIGKILL)
+    """The test hook (``FAULT_ENV``): ``WHEN:STEP[:SIGNAL]``, default KILL."""
+    spec = os.environ.get(FAULT_ENV, '')
+    if not spec:
+        return
+    parts = spec.split(':')
+    if parts[:2] == [when, step]:
+        sig = parts[2] if len(parts) > 2 else 'KILL'
+        os.kill(os.getpid(), getattr(signal, 'SIG' + sig))
 
 
 # ----------------------------------------------------------- host probing
@@ -645,7 +651,7 @@ class Session(object):
         # Leftovers of earlier sessions first ("any later run").
         for leftover in cleanup(req.state_dir, self.open_libvirt,
                                 events=self.events):
-            self.events('cleanup of an earlier session: %s %s %s'
+            self.events('cleanup of an earlier session: %s %s %s %s %s'
                         % leftover.row())
         if not self.journal.acquire():
             raise InspectError('another inspect-disk session is working on '
@@ -1141,13 +1147,14 @@ def cleanup(state_dir, open_libvirt=None, match=None, events=None,
 
 # ------------------------------------------------------- inspect actions
 
-def guest_path(root, path, max_links=40):
+def guest_path(root, path, max_links=40, follow_last=False):
     """Host path of ``path`` inside the guest tree at ``root``.
 
     Symbolic links are followed *inside* the guest: an absolute link
     target restarts at ``root`` and ``..`` never climbs above it, as if
     chrooted, so a guest link cannot point us at the host's files.  The
-    last component is not followed when it is a link (``lstat`` it).
+    last component is followed only with ``follow_last``; without it,
+    ``lstat`` the result.
     """
     root = os.path.realpath(root)
     parts = [p for p in path.split('/') if p not in ('', '.')]
@@ -1160,7 +1167,7 @@ def guest_path(root, path, max_links=40):
                 resolved.pop()
             continue
         candidate = os.path.join(root, *resolved, part)
-        if parts and os.path.islink(candidate):
+        if (parts or follow_last) and os.path.islink(candidate):
             links += 1
             if links > max_links:
                 raise InspectError('too many symbolic links in %s' % path)
@@ -1194,8 +1201,11 @@ def _describe(host_path, name):
 
 
 def list_path(root, path):
-    """Rows describing ``path`` (its entries if it is a directory)."""
-    host = guest_path(root, path)
+    """Rows describing ``path`` (its entries if it is a directory).
+
+    Like ``ls``: a link is shown as a link unless the path ends in ``/``.
+    """
+    host = guest_path(root, path, follow_last=path.endswith('/'))
     if not os.path.lexists(host):
         raise InspectError('%s: no such file or directory in the guest'
                            % path)
@@ -1206,10 +1216,9 @@ def list_path(root, path):
 
 
 def cat_path(root, path, out):
-    host = guest_path(root, path)
-    if os.path.islink(host):
-        host = guest_path(root, path + '/.')  # follow it inside the guest
-    if not os.path.isfile(host):
+    host = guest_path(root, path, follow_last=True)
+    st = os.lstat(host) if os.path.lexists(host) else None
+    if st is None or not stat.S_ISREG(st.st_mode):
         raise InspectError('%s: not a regular file in the guest' % path)
     total = 0
     with open(host, 'rb') as f:
@@ -1282,7 +1291,18 @@ def run_in(root, argv, env_extra=None):
     try:
         child = subprocess.Popen(argv, cwd=root, env=env,
                                  preexec_fn=_default_sigint)
-        return child.wait()
+        try:
+            return child.wait()
+        except BaseException:
+            # SIGTERM/SIGHUP reached us: the child must leave the mount
+            # point before teardown can unmount it.
+            child.terminate()
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            raise
     finally:
         if old is not None:
             signal.signal(signal.SIGINT, old)
