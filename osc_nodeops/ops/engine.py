@@ -824,7 +824,14 @@ class Executor(object):
                 item.not_before = self.clock() + min(
                     30.0, self.retry_delay * item.transient)
                 return
-        check = action.progress(self.ctx, item, snap)
+        try:
+            check = action.progress(self.ctx, item, snap)
+        except Exception as exc:
+            # A bug or an API fault in an action must not lose the others:
+            # keep the item in flight; its timeout bounds the wait.
+            LOG.debug('progress failed', exc_info=True)
+            check = Check(PENDING, 'could not check progress: %s' %
+                          describe(exc))
         if check.state == PENDING:
             if check.message and check.message != item.data.get('last'):
                 item.data['last'] = check.message
@@ -860,7 +867,8 @@ class Executor(object):
 
     def _check_timeout(self, pool, item, snap):
         now = self.clock()
-        if item.deadline is None or now < item.deadline:
+        if (item.deadline is None or now < item.deadline
+                or item.future is not None):
             return
         if item.state == _GRACE or item.data.get('timeout_handled'):
             self._finish(item, TIMEOUT, 'still not finished %ds after '
@@ -868,7 +876,14 @@ class Executor(object):
                              self.grace, self.on_timeout))
             return
         item.data['timeout_handled'] = True
-        call = item.action.on_timeout(self.ctx, item, self.on_timeout, snap)
+        try:
+            call = item.action.on_timeout(self.ctx, item, self.on_timeout,
+                                          snap)
+        except Exception as exc:
+            LOG.debug('on_timeout failed', exc_info=True)
+            self.ctx.emit('warning', 'on-timeout failed: %s' % describe(exc),
+                          item)
+            call = None
         m = item.last_migration
         what = ('migration %s %s' % (m.id, m.status)) if m else 'no record'
         if call is None:

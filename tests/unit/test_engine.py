@@ -288,6 +288,24 @@ class TestExecutor(testtools.TestCase):
         self.assertIn('rerun', item.message)
         nova.compute.abort_server_migration.assert_not_called()
 
+    def test_action_error_does_not_crash_the_run(self):
+        class Flaky(drain.LiveMigrate):
+            calls = 0
+
+            def progress(self, ctx, item, snap):
+                Flaky.calls += 1
+                if Flaky.calls == 1:
+                    raise RuntimeError('bug')
+                return super(Flaky, self).progress(ctx, item, snap)
+        nova = fakes.FakeNova()
+        srv = nova.add('a')
+        events = []
+        ctx, poller, ex = make_executor(nova, events=events.append)
+        [item] = ex.run([engine.PlanItem(srv, Flaky())])
+        self.assertEqual('moved', item.result)
+        self.assertTrue(any('could not check progress' in e.message
+                            for e in events))
+
     def test_skipped_items_are_not_executed(self):
         nova = fakes.FakeNova()
         srv = nova.add('a', status='ERROR')
