@@ -477,8 +477,28 @@ def validate(compute, hosts, opts):
         if opts.target_host in hosts:
             raise BadInput('--target-host %s is one of the hosts being '
                            'drained' % opts.target_host)
-        compute_service(compute, opts.target_host)
+        target = compute_service(compute, opts.target_host)
+        if target.status == 'disabled':
+            raise BadInput('--target-host %s is disabled: the scheduler '
+                           'would refuse every move' % opts.target_host)
     return services
+
+
+def check_excludes(compute, hosts, exclude):
+    """Every ``--exclude`` must name a server (name or ID) on a host."""
+    if not exclude:
+        return
+    names = set()
+    for host in hosts:
+        for srv in engine.call_with_retry(lambda: list(compute.servers(
+                details=True, all_projects=True, compute_host=host))):
+            names.add(srv.id)
+            if srv.name:
+                names.add(srv.name)
+    unknown = [e for e in exclude if e not in names]
+    if unknown:
+        raise BadInput('--exclude %s: no such server on %s' % (
+            unknown[0], ', '.join(hosts)))
 
 
 def drain_host(compute, host, service, opts, features=None, events=None,

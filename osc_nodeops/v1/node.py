@@ -173,6 +173,7 @@ class DrainNode(_MoveCommand):
         compute = self.conn.compute
         try:
             services = drain.validate(compute, parsed_args.hosts, opts)
+            drain.check_excludes(compute, parsed_args.hosts, opts.exclude)
         except (drain.UnknownHost, drain.BadInput) as exc:
             raise exceptions.CommandError(str(exc))
         features = engine.Features.from_proxy(compute)

@@ -359,6 +359,22 @@ class TestValidate(testtools.TestCase):
         self.assertRaises(drain.BadInput, drain.validate, nova.compute,
                           ['c01'], drain.Options(target_host='c01'))
 
+    def test_disabled_target(self):
+        nova = fakes.FakeNova()
+        nova.services['c03'].status = 'disabled'
+        e = self.assertRaises(drain.BadInput, drain.validate, nova.compute,
+                              ['c01'], drain.Options(target_host='c03'))
+        self.assertIn('disabled', str(e))
+
+    def test_exclude_must_name_a_server_on_the_hosts(self):
+        nova = fakes.FakeNova()
+        srv = nova.add('a')
+        nova.add('b', host='c02')
+        drain.check_excludes(nova.compute, ['c01'], ('a', srv.id))
+        e = self.assertRaises(drain.BadInput, drain.check_excludes,
+                              nova.compute, ['c01'], ('b',))
+        self.assertIn("--exclude b", str(e))
+
     def test_unknown_target(self):
         nova = fakes.FakeNova()
         self.assertRaises(drain.UnknownHost, drain.validate, nova.compute,
