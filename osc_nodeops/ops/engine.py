@@ -49,7 +49,41 @@ The pieces
     subclass it with ``migration_types = ('evacuation',)``, ``done_statuses
     = ('done',)`` and an ``issue`` that calls ``evacuate_server``.  A
     start/reboot action subclasses ``Action`` and checks the server's status
-    in ``snap.servers``.
+    in ``snap.servers``, e.g.::
+
+        class StartServer(engine.Action):
+            name = 'start'
+            success = 'started'
+
+            def issue(self, ctx, item):
+                ctx.compute.start_server(item.id)
+
+            def adopt(self, ctx, item, snap):
+                srv = snap.server(item.id)
+                return srv is not None and srv.task_state == 'powering-on'
+
+            def progress(self, ctx, item, snap):
+                srv = snap.server(item.id)
+                if srv is None:
+                    return engine.Check(engine.FATAL, 'left the host')
+                if srv.status == 'ACTIVE' and not srv.task_state:
+                    return engine.Check(engine.COMPLETE)
+                if srv.status == 'ERROR':
+                    return engine.Check(engine.FAILED, 'went ERROR')
+                return engine.Check(engine.PENDING, srv.task_state or '')
+
+    and then::
+
+        items = [engine.PlanItem(s, StartServer()) for s in snap.servers
+                 .values() if s.status == 'SHUTOFF']
+        engine.Executor(ctx, engine.HostPoller(compute, host, features),
+                        max_parallel=8).run(items, initial_snapshot=snap)
+
+    The verbs with several API calls (re-attach volumes: detach, wait,
+    attach) return ``Check(CALL, ..., call=fn)`` from ``progress`` for each
+    next step and keep their phase in ``item.data`` (see
+    ``drain.SuspendedLiveMigrate``).  ``PlanItem.row()`` and ``ROW_COLUMNS``
+    give the common output columns.
 
 ``HostPoller``
     Takes a ``Snapshot`` of one host with exactly two list calls, whatever
