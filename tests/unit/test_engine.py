@@ -333,3 +333,27 @@ class TestExecutor(testtools.TestCase):
             (srv.id, 'a', 'p1', 'PAUSED', 'live', 'c01', 'c02', 'moved',
              3.1, ''), item.row())
         self.assertEqual(len(engine.ROW_COLUMNS), len(item.row()))
+
+
+class TestDocstringExample(testtools.TestCase):
+    """The module docstring's StartServer example works as written."""
+
+    def test_start_server_example(self):
+        doc = engine.__doc__
+        code = doc[doc.index('class StartServer'):doc.index('    and then::')]
+        code = '\n'.join(line[8:] for line in code.splitlines())
+        namespace = {'engine': engine}
+        exec(code, namespace)
+        nova = fakes.FakeNova()
+        nova.add('off', status='SHUTOFF')
+        nova.add('on')
+        nova.compute.start_server.side_effect = lambda sid: setattr(
+            nova.servers[sid], 'status', 'ACTIVE')
+        ctx, poller, ex = make_executor(nova)
+        snap = poller.snapshot(full=True)
+        items = [engine.PlanItem(s, namespace['StartServer']())
+                 for s in snap.servers.values() if s.status == 'SHUTOFF']
+        ex.run(items, initial_snapshot=snap)
+        self.assertEqual(['started'], [i.result for i in items])
+        self.assertTrue(items[0].ok)
+        nova.compute.start_server.assert_called_once_with(items[0].id)
