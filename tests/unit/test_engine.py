@@ -340,7 +340,8 @@ class TestDocstringExample(testtools.TestCase):
 
     def test_start_server_example(self):
         doc = engine.__doc__
-        code = doc[doc.index('class StartServer'):doc.index('    and then::')]
+        start = doc.index('        class StartServer')
+        code = doc[start:doc.index('    and then::')]
         code = '\n'.join(line[8:] for line in code.splitlines())
         namespace = {'engine': engine}
         exec(code, namespace)
