@@ -372,24 +372,30 @@ def plan_drain(ctx, snap, opts):
         else:
             items.append(engine.PlanItem(
                 srv, action_for(method, record_origin_host=host)))
-    # Resume: cold migrations of ours that finished (VERIFY_RESIZE on the
-    # destination) but were never confirmed because the run died.
+    # Resume: moves of ours whose server already points at the destination
+    # but whose migration is not final: a cold migration that finished
+    # (VERIFY_RESIZE) but was never confirmed because the run died, or a
+    # move caught between the host change and the record's last update.
     seen = set(snap.servers)
     for srv_id in list(snap._by_server):
         if srv_id in seen:
             continue
-        for m in snap.migrations(srv_id):
-            if (m.status == 'finished' and m.source_compute == host
-                    and (m.migration_type in (None, 'migration'))):
-                srv = ctx.api(ctx.compute.get_server, srv_id)
-                if drained_from(srv, host):
-                    item = engine.PlanItem(srv, action_for(
-                        'cold', record_origin_host=host), source=host,
-                        adopt=True, migration_id=m.id)
-                    item.last_migration = m
-                    items.append(item)
-                    seen.add(srv_id)
-                break
+        for m in reversed(snap.migrations(srv_id)):
+            if (m.source_compute != host or m.status in
+                    engine.MIGRATION_FINAL or m.migration_type not in (
+                        None, 'migration', 'live-migration')):
+                continue
+            srv = ctx.api(ctx.compute.get_server, srv_id)
+            if drained_from(srv, host):
+                method = ('live' if m.migration_type == 'live-migration'
+                          else 'cold')
+                item = engine.PlanItem(srv, action_for(
+                    method, record_origin_host=host), source=host,
+                    adopt=True, migration_id=m.id)
+                item.last_migration = m
+                items.append(item)
+                seen.add(srv_id)
+            break
     return items
 
 

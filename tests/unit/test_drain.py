@@ -249,6 +249,19 @@ class TestDrainHost(testtools.TestCase):
         nova.compute.migrate_server.assert_not_called()
         self.assertEqual('SHUTOFF', nova.servers[srv.id].status)
 
+    def test_resume_live_migration_caught_after_host_change(self):
+        nova = fakes.FakeNova()
+        srv = nova.add('a', host='c02', task_state='migrating', metadata={
+            drain.ORIGIN_KEY: 'c01',
+            drain.MARKER_KEY: drain.marker_value('live')})
+        m = nova.add_migration(srv.id, status='running', dest='c02')
+        m._outcome = 'ok'
+        m._step = 2  # the planning poll leaves it running
+        report, _ = run_drain(nova)
+        [item] = report.items
+        self.assertEqual(('moved', 'c02'), (item.result, item.destination))
+        nova.compute.live_migrate_server.assert_not_called()
+
     def test_rerun_does_not_count_finished_twice(self):
         nova = fakes.FakeNova()
         nova.add('a')
