@@ -47,6 +47,21 @@ def _positive_float(text):
     return value
 
 
+def _input_errors():
+    """Exceptions that mean 'bad input or no rights', nothing changed."""
+    from openstack import exceptions as sdk_exc
+    from osc_nodeops.ops import drain
+    return (drain.UnknownHost, drain.BadInput, sdk_exc.ForbiddenException)
+
+
+def _one_line(exc):
+    from openstack import exceptions as sdk_exc
+    if isinstance(exc, sdk_exc.ForbiddenException):
+        return ('not allowed (this command needs the admin role): %s' %
+                ' '.join(str(getattr(exc, 'details', None) or exc).split()))
+    return str(exc)
+
+
 class _MoveCommand(base.NodeOpsLister):
     """Options and output shared by drain and undrain."""
 
@@ -174,8 +189,8 @@ class DrainNode(_MoveCommand):
         try:
             services = drain.validate(compute, parsed_args.hosts, opts)
             drain.check_excludes(compute, parsed_args.hosts, opts.exclude)
-        except (drain.UnknownHost, drain.BadInput) as exc:
-            raise exceptions.CommandError(str(exc))
+        except _input_errors() as exc:
+            raise exceptions.CommandError(_one_line(exc))
         features = engine.Features.from_proxy(compute)
         events = self._events()
         events('compute API microversion %s (server max %s)' % (
@@ -223,8 +238,8 @@ class UndrainNode(_MoveCommand):
         compute = self.conn.compute
         try:
             services = drain.validate(compute, [parsed_args.host], opts)
-        except (drain.UnknownHost, drain.BadInput) as exc:
-            raise exceptions.CommandError(str(exc))
+        except _input_errors() as exc:
+            raise exceptions.CommandError(_one_line(exc))
         features = engine.Features.from_proxy(compute)
         events = self._events()
         report = drain.undrain_host(
@@ -248,16 +263,25 @@ class ShowNode(base.NodeOpsShowOne):
         parser = super(ShowNode, self).get_parser(prog_name)
         parser.add_argument('host', metavar='<host>',
                             help='Compute host to show')
+        parser.add_argument(
+            '--local', action='store_true',
+            help='Run on the node itself: add whether the nova-compute '
+                 'process runs, since when, and whether --log-file has a '
+                 '"Connected to AMQP server" line newer than its start')
+        parser.add_argument(
+            '--log-file', default='/var/log/nova/nova-compute.log',
+            metavar='FILE',
+            help='nova-compute log for --local (default '
+                 '/var/log/nova/nova-compute.log)')
         return parser
 
     def gather(self, parsed_args):
         """Ordered dict of the fields to show; extend to add sources."""
-        from osc_nodeops.ops import drain
         from osc_nodeops.ops import node_show
         try:
             return node_show.gather(self.conn.compute, parsed_args.host)
-        except drain.UnknownHost as exc:
-            raise exceptions.CommandError(str(exc))
+        except _input_errors() as exc:
+            raise exceptions.CommandError(_one_line(exc))
 
     def format(self, info):
         from osc_lib.cli import format_columns
@@ -271,4 +295,11 @@ class ShowNode(base.NodeOpsShowOne):
         return tuple(info.keys()), tuple(values)
 
     def take_action(self, parsed_args):
-        return self.format(self.gather(parsed_args))
+        info = self.gather(parsed_args)
+        if parsed_args.local:
+            from osc_nodeops.ops import local_service
+            fields, ok = local_service.local_report(
+                log_file=parsed_args.log_file, prefer=parsed_args.host)
+            info.update(fields)
+            info['Local OK'] = ok
+        return self.format(info)

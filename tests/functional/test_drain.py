@@ -237,6 +237,15 @@ class TestDrain(base.FunctionalTestCase):
             self.assertIn('no-such-host', lines[0])
         self.assertEqual('enabled', self.service('c01').status)
 
+    def test_non_admin_is_a_clean_error(self):
+        res = self.openstack('compute', 'node', 'drain', 'c01',
+                             cloud='minicloud-demo', check=False)
+        self.assertEqual(1, res.returncode, res.stderr)
+        self.assertEqual('', res.stdout)
+        self.assertEqual(1, len(res.stderr.strip().splitlines()), res.stderr)
+        self.assertIn('admin', res.stderr)
+        self.assertEqual('enabled', self.service('c01').status)
+
     def test_usage_error_exit_2(self):
         res = self.openstack('compute', 'node', 'drain', 'c01',
                              '--max-parallel', '0', check=False)

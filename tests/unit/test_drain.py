@@ -509,6 +509,16 @@ class TestCommands(testtools.TestCase):
         self.assertIn("'nope'", str(e))
         nova.compute.disable_service.assert_not_called()
 
+    def test_drain_forbidden_is_one_line(self):
+        from openstack import exceptions as sdk_exc
+        nova = fakes.FakeNova()
+        nova.compute.services.side_effect = sdk_exc.ForbiddenException(
+            'Policy doesn\'t allow os_compute_api:os-services:list')
+        e = self.assertRaises(osc_exc.CommandError, run_command,
+                              node.DrainNode, nova, ['c01'])
+        self.assertIn('admin', str(e))
+        self.assertNotIn('\n', str(e))
+
     def test_drain_usage_error_exit_2(self):
         nova = fakes.FakeNova()
         app = FakeApp(nova)
