@@ -178,6 +178,32 @@ class TestDrain(base.FunctionalTestCase):
                           if r['Result'] == 'moved'}
         self.assertEqual(set(), moved_in_rerun & moved_before)
 
+    def test_two_hosts_rolling_suspended_exclude_block_migration(self):
+        compute = self.admin_conn.compute
+        active, suspended, keep = self.create_servers(3, host='c01')
+        [other] = self.create_servers(1, host='c02')
+        compute.suspend_server(suspended.id)
+        self.wait_for_server(suspended.id, 'SUSPENDED')
+        rows, err = self.drain('c01', 'c02', '--move-suspended', '--exclude',
+                               keep.name, '--block-migration', 'yes',
+                               '--allow-skipped')
+        res = {r['ID']: r for r in rows}
+        self.assertEqual(('live', 'moved'), (res[active.id]['Method'],
+                                             res[active.id]['Result']))
+        self.assertEqual(('live-suspended', 'moved'), (
+            res[suspended.id]['Method'], res[suspended.id]['Result']))
+        self.assertEqual(('skip', 'skipped'), (res[keep.id]['Method'],
+                                               res[keep.id]['Result']))
+        self.assertEqual('moved', res[other.id]['Result'])
+        # c02 was disabled before c01 was drained: nothing went there
+        for srv in (active, suspended, other):
+            self.assertEqual('c03', self.get(srv.id).compute_host)
+        self.assertEqual('SUSPENDED', self.get(suspended.id).status)
+        self.assertEqual('c01', self.get(keep.id).compute_host)
+        self.assertEqual('disabled', self.service('c02').status)
+        # one host after the other
+        self.assertLess(err.index('done: c01'), err.index('plan: c02'))
+
     def _popen_drain(self, *args):
         exe = os.path.join(os.path.dirname(sys.executable), 'openstack')
         env = dict(os.environ, OS_CLIENT_CONFIG_FILE=base.CLOUDS_YAML)
