@@ -1,0 +1,765 @@
+"""Reusable neutron ports as floating public addresses (runbook S12-S16).
+
+On provider networks without floating IPs an operator keeps an address by
+keeping its port.  A "float port" is a neutron port carrying the tag
+:data:`TAG`; every command here refuses ports without it, so nothing else is
+ever touched.
+
+Plain Python over an openstacksdk ``Connection``:
+
+* :func:`create` (S12), :func:`list_ports`, :func:`attach` (S13),
+  :func:`detach` (S15), :func:`move`, :func:`recover` (S16) and
+  :func:`check` (S14).
+* Bad input raises :class:`PortFloatError` (one line, nothing changed).
+* Something started but not finished raises :class:`PortFloatIncomplete`
+  with a one-line message saying what state things were left in.
+
+What nova does to ports (read in nova 34, checked on the minicloud):
+
+* A port passed to nova (``server create --nic port-id=``, ``server add
+  port``) is *preserved*: detaching it through nova, or deleting the server,
+  unbinds it (device_id, device_owner, binding host and profile cleared) and
+  removes nova's ``virtual_interfaces`` row.
+* A port nova created itself (``--nic net-id=``, ``server add network``) is
+  *deleted* by nova both on detach and on server deletion.  nova keeps that
+  flag (``preserve_on_delete``) in its instance info cache, which no API
+  shows or changes.  :func:`nova_created` infers it from the timestamps of
+  the port and of the server's create/attach requests; :func:`detach`
+  refuses (changing nothing) when nova may have created the port.
+* Clearing device_id/owner/binding profile on the neutron side only (the
+  guide's S15) leaves nova a phantom interface and a stale
+  ``virtual_interfaces`` row: a later ``server add port`` elsewhere fails
+  with HTTP 500.  So detach always goes through nova.
+"""
+
+import concurrent.futures
+import datetime
+import errno
+import ipaddress
+import socket
+import time
+import uuid
+
+from openstack import exceptions as sdk_exc
+
+#: The neutron tag marking a port as ours (a float port).
+TAG = 'nodeops-float'
+
+#: Name prefix of the throw-away ports of the recovery loop.
+RECOVER_PREFIX = 'nodeops-recover-'
+
+#: Compute API microversion whose instance actions carry ``updated_at``.
+ACTIONS_MICROVERSION = '2.58'
+
+DEFAULT_MAX_ATTEMPTS = 20
+DEFAULT_TIMEOUT = 120.0
+
+
+class PortFloatError(Exception):
+    """Bad input or a refused request: nothing was changed."""
+
+
+class PortFloatIncomplete(Exception):
+    """Something was started and not finished; the message says the state."""
+
+
+def _noop(message):
+    pass
+
+
+def _http_message(exc):
+    """One line out of an SDK HTTP exception."""
+    text = getattr(exc, 'details', None) or str(exc)
+    return ' '.join(str(text).split())
+
+
+# -- addresses --------------------------------------------------------------
+
+def port_addresses(port):
+    """The port's fixed IP addresses, IPv4 first."""
+    ips = [f.get('ip_address') for f in (port.fixed_ips or [])
+           if f.get('ip_address')]
+    return sorted(ips, key=lambda a: (ipaddress.ip_address(a).version,
+                                      ipaddress.ip_address(a)))
+
+
+def has_address(port, address):
+    """Whether PORT holds ADDRESS (an ipaddress object), in any spelling."""
+    return any(ipaddress.ip_address(a) == address
+               for a in port_addresses(port))
+
+
+def is_ours(port):
+    return TAG in (port.tags or [])
+
+
+def describe(port, server=None):
+    """A flat dict of a float port for ShowOne/Lister output."""
+    return {
+        'id': port.id,
+        'name': port.name,
+        'network_id': port.network_id,
+        'addresses': port_addresses(port),
+        'mac_address': port.mac_address,
+        'server_id': port.device_id or None,
+        'server_name': getattr(server, 'name', None) if server else None,
+        'binding_host': port.binding_host_id or None,
+        'status': port.status,
+        'description': port.description,
+        'tags': sorted(port.tags or []),
+    }
+
+
+# -- look-ups ----------------------------------------------------------------
+
+def find_network(conn, name_or_id):
+    try:
+        net = conn.network.find_network(name_or_id, ignore_missing=True)
+    except sdk_exc.DuplicateResource:
+        raise PortFloatError('more than one network is named %r; use its ID'
+                             % name_or_id)
+    if net is None:
+        raise PortFloatError('network %r not found' % name_or_id)
+    return net
+
+
+def find_server(conn, name_or_id):
+    try:
+        server = conn.compute.find_server(name_or_id, ignore_missing=True)
+    except sdk_exc.DuplicateResource:
+        raise PortFloatError('more than one server is named %r; use its ID'
+                             % name_or_id)
+    if server is None:
+        raise PortFloatError('server %r not found (or not visible to this '
+                             'project)' % name_or_id)
+    return server
+
+
+def find_float_port(conn, name_or_id):
+    """The float port NAME_OR_ID; PortFloatError if missing or not ours."""
+    try:
+        port = conn.network.find_port(name_or_id, ignore_missing=True)
+    except sdk_exc.DuplicateResource:
+        raise PortFloatError('more than one port is named %r; use its ID'
+                             % name_or_id)
+    if port is None:
+        raise PortFloatError('port %r not found' % name_or_id)
+    if not is_ours(port):
+        raise PortFloatError(
+            'port %s is not a float port (no %r tag); nothing changed; '
+            'mark it with: openstack port set --tag %s %s'
+            % (port.id, TAG, TAG, port.id))
+    return port
+
+
+def _subnets(conn, network):
+    return list(conn.network.subnets(network_id=network.id))
+
+
+def _subnet_for(subnets, address, network):
+    for subnet in subnets:
+        if address in ipaddress.ip_network(subnet.cidr):
+            return subnet
+    raise PortFloatError('address %s is outside every subnet of network %s '
+                         '(%s)' % (address, network.name or network.id,
+                                   ', '.join(s.cidr for s in subnets)
+                                   or 'no subnets'))
+
+
+def parse_address(text):
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise PortFloatError('%r is not an IP address' % (text,))
+
+
+def resolve_fixed_ips(conn, network, specs):
+    """``--fixed-ip subnet=...,ip-address=...`` to neutron ``fixed_ips``.
+
+    Every subnet must belong to the network and every address must lie in
+    its subnet (or, without ``subnet=``, in some subnet of the network).
+    """
+    subnets = _subnets(conn, network)
+    result = []
+    for spec in specs or []:
+        unknown = set(spec) - {'subnet', 'ip-address'}
+        if unknown or not spec:
+            raise PortFloatError(
+                '--fixed-ip takes subnet=SUBNET and/or ip-address=IP, got %s'
+                % ','.join('%s=%s' % kv for kv in sorted(spec.items())))
+        entry = {}
+        subnet = None
+        if spec.get('subnet'):
+            wanted = spec['subnet']
+            matches = [s for s in subnets if wanted in (s.id, s.name)]
+            if len(matches) > 1:
+                raise PortFloatError('more than one subnet of network %s is '
+                                     'named %r; use its ID'
+                                     % (network.name or network.id, wanted))
+            if not matches:
+                raise PortFloatError('subnet %r is not a subnet of network %s'
+                                     % (wanted, network.name or network.id))
+            subnet = matches[0]
+            entry['subnet_id'] = subnet.id
+        if spec.get('ip-address'):
+            address = parse_address(spec['ip-address'])
+            if subnet is None:
+                subnet = _subnet_for(subnets, address, network)
+                entry['subnet_id'] = subnet.id
+            elif address not in ipaddress.ip_network(subnet.cidr):
+                raise PortFloatError('address %s is not in subnet %s (%s)'
+                                     % (address, subnet.name or subnet.id,
+                                        subnet.cidr))
+            entry['ip_address'] = str(address)
+        result.append(entry)
+    return result
+
+
+def _holders(conn, network_id, address):
+    """Visible ports of the network holding ADDRESS."""
+    return list(conn.network.ports(
+        network_id=network_id, fixed_ips=['ip_address=%s' % address]))
+
+
+def _holder_text(port):
+    text = 'port %s' % port.id
+    if port.name:
+        text += ' (%s)' % port.name
+    if port.device_id:
+        text += ', device %s %s' % (port.device_owner or '', port.device_id)
+    else:
+        text += ', not attached'
+    if is_ours(port):
+        text += ', a float port'
+    return text
+
+
+# -- create / list ----------------------------------------------------------
+
+def create(conn, name, network, fixed_ips=None, description=None):
+    """S12: a tagged port meant to outlive servers.  Returns the port."""
+    if not name or not name.strip():
+        raise PortFloatError('a float port needs a name (the FQDN its '
+                             'address will carry)')
+    net = find_network(conn, network)
+    ips = resolve_fixed_ips(conn, net, fixed_ips)
+    same = [p for p in conn.network.ports(name=name, tags=TAG)]
+    if same:
+        raise PortFloatError('a float port named %r already exists: %s'
+                             % (name, same[0].id))
+    for entry in ips:
+        if entry.get('ip_address'):
+            held = _holders(conn, net.id, entry['ip_address'])
+            if held:
+                raise PortFloatError('address %s is held by %s'
+                                     % (entry['ip_address'],
+                                        _holder_text(held[0])))
+    attrs = {'name': name, 'network_id': net.id}
+    if ips:
+        attrs['fixed_ips'] = ips
+    if description is not None:
+        attrs['description'] = description
+    try:
+        port = conn.network.create_port(**attrs)
+    except sdk_exc.HttpException as exc:
+        raise PortFloatError('neutron refused the port: %s'
+                             % _http_message(exc))
+    try:
+        port = conn.network.set_tags(port, [TAG])
+    except BaseException as exc:
+        # Never leave a port behind that is not the one asked for.
+        conn.network.delete_port(port, ignore_missing=True)
+        if isinstance(exc, sdk_exc.HttpException):
+            raise PortFloatError('could not tag the new port (deleted it): '
+                                 '%s' % _http_message(exc))
+        raise
+    return conn.network.get_port(port.id)
+
+
+def list_ports(conn, network=None):
+    """The float ports (optionally of one network) with their servers."""
+    query = {'tags': TAG}
+    if network:
+        query['network_id'] = find_network(conn, network).id
+    rows = []
+    for port in conn.network.ports(**query):
+        server = None
+        if port.device_id and (port.device_owner or '').startswith(
+                'compute:'):
+            server = conn.compute.find_server(port.device_id,
+                                              ignore_missing=True)
+        rows.append(describe(port, server))
+    return rows
+
+
+# -- nova's view of a port --------------------------------------------------
+
+def _parse_time(text):
+    """neutron '2026-11-23T21:15:19Z' / nova '2026-11-23T21:15:19.123456'."""
+    if not text:
+        return None
+    text = text.rstrip('Z')
+    if '+' in text[10:]:
+        text = text[:10] + text[10:].split('+')[0]
+    for fmt in ('%Y-%m-%dT%H:%M:%S.%f', '%Y-%m-%dT%H:%M:%S'):
+        try:
+            return datetime.datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    return None
+
+
+def server_requests(conn, server_id):
+    """The server's create/attach_interface actions: [(start, end)].
+
+    ``end`` is the action's ``updated_at`` (last event start/finish, compute
+    API 2.58), None when unknown.
+    """
+    resp = conn.compute.get('/servers/%s/os-instance-actions' % server_id,
+                            microversion=ACTIONS_MICROVERSION)
+    if resp.status_code >= 400:
+        raise PortFloatError('cannot read the actions of server %s: HTTP %d'
+                             % (server_id, resp.status_code))
+    actions = resp.json().get('instanceActions', [])
+    result = []
+    for action in actions:
+        if action.get('action') in ('create', 'attach_interface'):
+            result.append((_parse_time(action.get('start_time')),
+                           _parse_time(action.get('updated_at'))))
+    return sorted(result, key=lambda r: r[0] or datetime.datetime.min)
+
+
+def nova_created(port, requests):
+    """Whether nova may have created PORT itself (and deletes it on detach).
+
+    neutron's ``created_at`` has a one-second resolution, so the port was
+    really created in [T, T+1s).  nova creates a port while it handles a
+    create or attach_interface request; a port passed to nova existed before
+    the request that passed it.  The port is known to be passed when it was
+    created before the server's first request, or outside every request's
+    window and before a later request.  Anything else counts as
+    nova-created: the caller must then not detach through nova.
+    """
+    created = _parse_time(port.created_at)
+    if created is None or not requests:
+        return True
+    one = datetime.timedelta(seconds=1)
+    starts = [s for s, _ in requests if s is not None]
+    if not starts:
+        return True
+    if created + one <= min(starts):
+        return False
+    for start, end in requests:
+        if start is None:
+            return True
+        if end is None:
+            return True
+        if start - one < created <= end:
+            return True
+    return not any(s >= created + one for s in starts)
+
+
+# -- waiting ----------------------------------------------------------------
+
+def wait_until(predicate, timeout, interval=1.0, clock=time.monotonic,
+               sleep=time.sleep):
+    """Call PREDICATE until it returns a true value or TIMEOUT passes."""
+    deadline = clock() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if clock() >= deadline:
+            return None
+        sleep(min(interval, max(0.0, deadline - clock())))
+
+
+def _server_shows(server, addresses):
+    shown = set()
+    for entries in (server.addresses or {}).values():
+        for entry in entries:
+            shown.add(entry.get('addr'))
+    return all(a in shown for a in addresses)
+
+
+# -- attach / detach / move -------------------------------------------------
+
+def _attach(conn, port, server, timeout, emit, interval):
+    emit('attaching port %s to server %s' % (port.id, server.id))
+    try:
+        conn.compute.create_server_interface(server, port_id=port.id)
+    except sdk_exc.HttpException as exc:
+        raise PortFloatError('nova refused to attach port %s to server %s: '
+                             '%s' % (port.id, server.id, _http_message(exc)))
+    addresses = port_addresses(port)
+    state = {}
+
+    def ready():
+        p = conn.network.get_port(port.id)
+        s = conn.compute.get_server(server.id)
+        state['port'], state['server'] = p, s
+        return (p.status == 'ACTIVE' and p.device_id == server.id
+                and _server_shows(s, addresses))
+
+    if not wait_until(ready, timeout, interval):
+        p, s = state.get('port'), state.get('server')
+        raise PortFloatIncomplete(
+            'port %s was attached to server %s but within %ss it is %s and '
+            'the server shows %s' % (
+                port.id, server.id, timeout,
+                getattr(p, 'status', 'unknown'),
+                sorted(a.get('addr') for v in (getattr(s, 'addresses', None)
+                                               or {}).values() for a in v)
+                or 'no addresses'))
+    emit('port %s is ACTIVE on server %s with %s'
+         % (port.id, server.id, ', '.join(addresses)))
+    return describe(state['port'], state['server'])
+
+
+def attach(conn, port_ref, server_ref, timeout=DEFAULT_TIMEOUT, emit=None,
+           interval=1.0):
+    """S13: attach a detached float port to an existing server and wait."""
+    emit = emit or _noop
+    port = find_float_port(conn, port_ref)
+    if port.device_id:
+        raise PortFloatError('port %s is attached to %s %s; use port float '
+                             'move' % (port.id, port.device_owner or 'device',
+                                       port.device_id))
+    server = find_server(conn, server_ref)
+    return _attach(conn, port, server, timeout, emit, interval)
+
+
+def _check_detachable(conn, port):
+    """The server PORT is attached to; PortFloatError if unsafe."""
+    owner = port.device_owner or ''
+    if not owner.startswith('compute:'):
+        raise PortFloatError('port %s is used by %s %s, not by a server; '
+                             'nothing changed' % (port.id, owner or '?',
+                                                  port.device_id))
+    server = conn.compute.find_server(port.device_id, ignore_missing=True)
+    if server is None:
+        raise PortFloatError('port %s is attached to server %s, which this '
+                             'project cannot see; nothing changed'
+                             % (port.id, port.device_id))
+    if nova_created(port, server_requests(conn, server.id)):
+        raise PortFloatError(
+            'port %s may have been created by nova for server %s (it was '
+            'created at %s, while nova handled a request of that server): '
+            'nova deletes such a port on detach and on server deletion, so '
+            'detaching would lose %s; nothing changed' % (
+                port.id, server.id, port.created_at,
+                ', '.join(port_addresses(port)) or 'its addresses'))
+    return server
+
+
+def _detach(conn, port, server, timeout, emit, interval):
+    addresses = port_addresses(port)
+    emit('detaching port %s from server %s through nova'
+         % (port.id, server.id))
+    try:
+        conn.compute.delete_server_interface(port.id, server=server.id,
+                                             ignore_missing=False)
+    except sdk_exc.HttpException as exc:
+        raise PortFloatError('nova refused to detach port %s from server '
+                             '%s: %s' % (port.id, server.id,
+                                         _http_message(exc)))
+    state = {}
+
+    def done():
+        p = conn.network.find_port(port.id, ignore_missing=True)
+        state['port'] = p
+        if p is None:
+            return True
+        if p.device_id:
+            return False
+        ifaces = [i.port_id for i in conn.compute.server_interfaces(server)]
+        return port.id not in ifaces
+
+    if not wait_until(done, timeout, interval):
+        p = state.get('port')
+        raise PortFloatIncomplete(
+            'nova accepted the detach of port %s from server %s but within '
+            '%ss the port still has device %s' % (
+                port.id, server.id, timeout, getattr(p, 'device_id', '?')))
+    p = state['port']
+    if p is None:
+        raise PortFloatIncomplete('port %s disappeared while nova detached '
+                                  'it (addresses %s lost)'
+                                  % (port.id, ', '.join(addresses)))
+    if port_addresses(p) != addresses:
+        raise PortFloatIncomplete('port %s was detached but its addresses '
+                                  'changed from %s to %s' % (
+                                      port.id, addresses, port_addresses(p)))
+    emit('port %s detached; it keeps %s' % (port.id, ', '.join(addresses)))
+    return p
+
+
+def detach(conn, port_ref, timeout=DEFAULT_TIMEOUT, emit=None,
+           interval=1.0):
+    """S15: take a float port off its server through nova, keeping it.
+
+    Returns ``(row, changed)``; ``changed`` is False when the port was not
+    attached.
+    """
+    emit = emit or _noop
+    port = find_float_port(conn, port_ref)
+    if not port.device_id:
+        return describe(port), False
+    server = _check_detachable(conn, port)
+    p = _detach(conn, port, server, timeout, emit, interval)
+    row = describe(p)
+    row['detached_from'] = server.id
+    return row, True
+
+
+def move(conn, port_ref, server_ref, timeout=DEFAULT_TIMEOUT, emit=None,
+         interval=1.0):
+    """Detach a float port from its server and attach it to another."""
+    emit = emit or _noop
+    port = find_float_port(conn, port_ref)
+    target = find_server(conn, server_ref)
+    source = None
+    if port.device_id:
+        if port.device_id == target.id:
+            raise PortFloatError('port %s is already attached to server %s'
+                                 % (port.id, target.id))
+        source = _check_detachable(conn, port)
+        port = _detach(conn, port, source, timeout, emit, interval)
+    try:
+        row = _attach(conn, port, target, timeout, emit, interval)
+    except (PortFloatError, PortFloatIncomplete) as exc:
+        if source is None:
+            raise
+        raise PortFloatIncomplete(
+            'port %s was detached from server %s and keeps %s, but '
+            'attaching it to server %s failed: %s' % (
+                port.id, source.id, ', '.join(port_addresses(port)),
+                target.id, exc))
+    row['moved_from'] = source.id if source else None
+    return row
+
+
+# -- recover ----------------------------------------------------------------
+
+def eui64_mac(address):
+    """The MAC an EUI-64 IPv6 address was derived from, or None."""
+    packed = address.packed
+    if address.version != 6 or packed[11] != 0xff or packed[12] != 0xfe:
+        return None
+    octets = [packed[8] ^ 0x02, packed[9], packed[10],
+              packed[13], packed[14], packed[15]]
+    return ':'.join('%02x' % o for o in octets)
+
+
+def _tag_and_name(conn, port, name, description):
+    attrs = {'name': name}
+    if description is not None:
+        attrs['description'] = description
+    port = conn.network.update_port(port, **attrs)
+    return conn.network.set_tags(port, sorted(set(port.tags or []) | {TAG}))
+
+
+def recover(conn, ip, network, max_attempts=DEFAULT_MAX_ATTEMPTS, name=None,
+            description=None, emit=None):
+    """S16: get back the address IP of NETWORK as a float port.
+
+    First a port with ``fixed_ips`` ``ip_address`` (or, on an automatic
+    IPv6 subnet, the MAC the address derives from); when neutron's policy
+    forbids that, the guide's loop: create ports on the address's subnet
+    until one gets it, at most MAX_ATTEMPTS.  Every port created here except
+    the kept one is deleted, also on error and KeyboardInterrupt.
+
+    Returns a dict: the kept port's row plus ``method``, ``attempts``,
+    ``deleted``.
+    """
+    emit = emit or _noop
+    if max_attempts < 1:
+        raise PortFloatError('--max-attempts must be at least 1')
+    address = parse_address(ip)
+    net = find_network(conn, network)
+    subnet = _subnet_for(_subnets(conn, net), address, net)
+    name = name or 'recovered-%s' % address
+    held = _holders(conn, net.id, address)
+    if held:
+        raise PortFloatError('address %s is held by %s; nothing changed'
+                             % (address, _holder_text(held[0])))
+    auto = (subnet.ip_version == 6 and subnet.ipv6_address_mode in
+            ('slaac', 'dhcpv6-stateless'))
+    run = uuid.uuid4().hex[:8]
+    loop_name = '%s%s-%s' % (RECOVER_PREFIX, address, run)
+    created = []          # IDs of every port this call created
+    kept = None
+    deleted = []
+    attempts = 0
+    method = None
+    try:
+        # 1. ask neutron for the address directly.
+        attrs = {'network_id': net.id, 'name': loop_name}
+        if auto:
+            mac = eui64_mac(address)
+            if mac is None:
+                raise PortFloatError(
+                    'address %s is on subnet %s, where addresses derive '
+                    'from the MAC (%s), and is not an EUI-64 address: it '
+                    'cannot be recovered' % (address, subnet.id,
+                                             subnet.ipv6_address_mode))
+            attrs['mac_address'] = mac
+            attrs['fixed_ips'] = [{'subnet_id': subnet.id}]
+        else:
+            attrs['fixed_ips'] = [{'subnet_id': subnet.id,
+                                   'ip_address': str(address)}]
+        try:
+            port = conn.network.create_port(**attrs)
+        except sdk_exc.ForbiddenException:
+            port = None
+            emit('policy forbids asking neutron for %s directly; trying '
+                 'the recovery loop' % address)
+        except sdk_exc.ConflictException as exc:
+            held = _holders(conn, net.id, address)
+            raise PortFloatError('address %s is held by %s; nothing changed'
+                                 % (address, _holder_text(held[0]) if held
+                                    else 'a port this project cannot see (%s)'
+                                    % _http_message(exc)))
+        except sdk_exc.HttpException as exc:
+            raise PortFloatError('neutron refused a port with address %s: %s'
+                                 % (address, _http_message(exc)))
+        if port is not None:
+            created.append(port.id)
+            attempts = 1
+            method = 'direct'
+            if not has_address(port, address):
+                raise PortFloatIncomplete('neutron gave %s instead of %s'
+                                          % (port_addresses(port), address))
+            kept = port
+        elif auto:
+            raise PortFloatError(
+                'address %s derives from MAC %s on subnet %s and policy '
+                'forbids choosing a MAC: the loop cannot find it; ask an '
+                'admin' % (address, eui64_mac(address), subnet.id))
+        else:
+            # 2. the guide's loop, bounded.
+            method = 'loop'
+            while attempts < max_attempts:
+                attempts += 1
+                try:
+                    port = conn.network.create_port(
+                        network_id=net.id, name=loop_name,
+                        fixed_ips=[{'subnet_id': subnet.id}])
+                except sdk_exc.HttpException as exc:
+                    raise PortFloatIncomplete(
+                        'attempt %d of %d: neutron refused a port: %s' % (
+                            attempts, max_attempts, _http_message(exc)))
+                created.append(port.id)
+                got = port_addresses(port)
+                emit('attempt %d/%d: %s' % (attempts, max_attempts,
+                                            ', '.join(got) or '-'))
+                if has_address(port, address):
+                    kept = port
+                    break
+            if kept is None:
+                raise PortFloatIncomplete(
+                    'address %s not obtained in %d attempts (it may be held '
+                    'by a port this project cannot see, or the subnet has '
+                    'many free addresses); every port created was deleted'
+                    % (address, attempts))
+        try:
+            kept = _tag_and_name(conn, kept, name, description)
+        except sdk_exc.HttpException as exc:
+            # The kept port holds the address: keep it, say so.
+            raise PortFloatIncomplete(
+                'port %s holds %s but could not be renamed/tagged: %s; '
+                'tag it with: openstack port set --name %s --tag %s %s'
+                % (kept.id, address, _http_message(exc), name, TAG, kept.id))
+    finally:
+        deleted, leftover = _cleanup(conn, net.id, loop_name, created, kept)
+        if leftover:
+            # Not silently: the operator must know which ports remain.
+            emit('could not delete ports %s created by this command: '
+                 'delete them with: openstack port delete %s'
+                 % (', '.join(leftover), ' '.join(leftover)))
+    row = describe(conn.network.get_port(kept.id))
+    row.update(method=method, attempts=attempts, deleted=len(deleted))
+    if leftover:
+        raise PortFloatIncomplete('recovered %s as port %s but could not '
+                                  'delete ports %s' % (
+                                      address, kept.id, ', '.join(leftover)))
+    emit('recovered %s as port %s (%s, %d attempt(s), %d deleted)'
+         % (address, kept.id, method, attempts, len(deleted)))
+    return row
+
+
+def _cleanup(conn, network_id, loop_name, created, kept):
+    """Delete every port this run created except KEPT.
+
+    Ports are found by the IDs we got back and by the run's unique name, so
+    a port whose create request was interrupted before its answer arrived
+    is deleted too.  Returns (deleted IDs, IDs that could not be deleted).
+    """
+    kept_id = kept.id if kept is not None else None
+    doomed = [pid for pid in created if pid != kept_id]
+    try:
+        for port in conn.network.ports(network_id=network_id,
+                                       name=loop_name):
+            if port.id != kept_id and port.id not in doomed:
+                doomed.append(port.id)
+    except Exception:
+        pass
+    deleted, leftover = [], []
+    for pid in doomed:
+        try:
+            conn.network.delete_port(pid, ignore_missing=True)
+            deleted.append(pid)
+        except Exception:
+            leftover.append(pid)
+    return deleted, leftover
+
+
+# -- check ------------------------------------------------------------------
+
+def probe(address, tcp_port, timeout, clock=time.monotonic):
+    """Open a TCP connection to ADDRESS:TCP_PORT; (result, detail, seconds).
+
+    result is ``open``, ``refused``, ``timeout`` or ``unreachable``.
+    """
+    family = (socket.AF_INET6 if ipaddress.ip_address(address).version == 6
+              else socket.AF_INET)
+    start = clock()
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect((address, tcp_port))
+        result, detail = 'open', 'connected'
+    except socket.timeout:
+        result, detail = 'timeout', 'no answer within %ss' % timeout
+    except ConnectionRefusedError:
+        result, detail = 'refused', 'connection refused'
+    except OSError as exc:
+        result = 'unreachable'
+        detail = exc.strerror or errno.errorcode.get(exc.errno, str(exc))
+    finally:
+        sock.close()
+    return result, detail, round(clock() - start, 3)
+
+
+def check(conn, port_ref, tcp_port=22, timeout=2.0, probe_fn=None):
+    """S14: can this machine open TCP_PORT on each address of the port."""
+    if not 0 < tcp_port < 65536:
+        raise PortFloatError('TCP port %s is not in 1-65535' % tcp_port)
+    if timeout <= 0:
+        raise PortFloatError('timeout must be positive')
+    probe_fn = probe_fn or probe
+    port = find_float_port(conn, port_ref)
+    addresses = port_addresses(port)
+    if not addresses:
+        raise PortFloatError('port %s has no addresses' % port.id)
+    rows = []
+    with concurrent.futures.ThreadPoolExecutor(len(addresses)) as pool:
+        futures = [pool.submit(probe_fn, a, tcp_port, timeout)
+                   for a in addresses]
+        for address, fut in zip(addresses, futures):
+            result, detail, seconds = fut.result()
+            rows.append({'port_id': port.id, 'address': address,
+                         'ip_version': ipaddress.ip_address(address).version,
+                         'tcp_port': tcp_port, 'result': result,
+                         'detail': detail, 'seconds': seconds})
+    return rows

@@ -1,0 +1,287 @@
+"""``openstack port float create|list|attach|detach|move|recover|check``.
+
+cliff classes only: parse arguments, call ``osc_nodeops.ops.port_float``
+(imported inside ``take_action``), turn the results into columns.  A float
+port is a neutron port tagged ``nodeops-float``.
+"""
+
+import argparse
+
+from osc_lib.cli import parseractions
+from osc_lib import exceptions
+
+from osc_nodeops.v1 import base
+
+PORT_COLUMNS = (
+    ('id', 'ID'), ('name', 'Name'), ('network_id', 'Network'),
+    ('addresses', 'Addresses'), ('mac_address', 'MAC Address'),
+    ('server_id', 'Server ID'), ('server_name', 'Server Name'),
+    ('binding_host', 'Binding Host'), ('status', 'Status'),
+    ('description', 'Description'), ('tags', 'Tags'),
+)
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not an integer' % text)
+    if value < 1:
+        raise argparse.ArgumentTypeError('must be at least 1, got %d' % value)
+    return value
+
+
+def _tcp_port(text):
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError('must be at most 65535, got %d'
+                                         % value)
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not a number' % text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError('must be positive, got %s' % text)
+    return value
+
+
+def _show(row, extra=()):
+    """ShowOne columns of a port row (plus EXTRA (key, label) pairs)."""
+    pairs = list(PORT_COLUMNS) + list(extra)
+    values = []
+    for key, _label in pairs:
+        value = row.get(key)
+        if isinstance(value, list):
+            value = ', '.join(str(v) for v in value) if value else ''
+        values.append(value)
+    return tuple(label for _k, label in pairs), tuple(values)
+
+
+class _PortFloatMixin(object):
+
+    def _ops(self):
+        from osc_nodeops.ops import port_float
+        return port_float
+
+    def _call(self, func, *args, **kwargs):
+        ops = self._ops()
+        try:
+            return func(*args, **kwargs)
+        except ops.PortFloatError as exc:
+            raise exceptions.CommandError(str(exc))
+        except ops.PortFloatIncomplete as exc:
+            raise exceptions.CommandError('not done: %s' % exc)
+
+
+def _add_timeout(parser, default):
+    parser.add_argument(
+        '--timeout', metavar='<seconds>', type=_positive_float,
+        default=default,
+        help='How long to wait for nova and neutron (default %s)' % default)
+
+
+class CreatePortFloat(_PortFloatMixin, base.NodeOpsShowOne):
+    """Create a float port: a port meant to outlive servers (S12).
+
+    The port is tagged ``nodeops-float`` so the other ``port float``
+    commands recognise it; name it by the FQDN its address will carry.
+    Use it for a new server with ``openstack server create --nic
+    port-id=PORT``, or ``openstack port float attach``.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super(CreatePortFloat, self).get_parser(prog_name)
+        parser.add_argument('name', metavar='<name>',
+                            help='Port name (the FQDN of its address)')
+        parser.add_argument('--network', metavar='<network>', required=True,
+                            help='Network (name or ID)')
+        parser.add_argument(
+            '--fixed-ip', metavar='subnet=<subnet>,ip-address=<ip-address>',
+            action=parseractions.MultiKeyValueAction, dest='fixed_ips',
+            optional_keys=['subnet', 'ip-address'],
+            help='Desired address and/or subnet (repeat for several); '
+                 'default: neutron picks one address per IP version')
+        parser.add_argument('--description', metavar='<description>',
+                            help='Port description')
+        return parser
+
+    def take_action(self, parsed_args):
+        ops = self._ops()
+        port = self._call(ops.create, self.conn, parsed_args.name,
+                          parsed_args.network, parsed_args.fixed_ips,
+                          parsed_args.description)
+        base.progress_printer()('created float port %s with %s' % (
+            port.id, ', '.join(ops.port_addresses(port))))
+        return _show(ops.describe(port))
+
+
+class ListPortFloat(_PortFloatMixin, base.NodeOpsLister):
+    """List float ports with their addresses, server, host and status."""
+
+    def get_parser(self, prog_name):
+        parser = super(ListPortFloat, self).get_parser(prog_name)
+        parser.add_argument('--network', metavar='<network>',
+                            help='Only ports of this network (name or ID)')
+        return parser
+
+    def take_action(self, parsed_args):
+        ops = self._ops()
+        rows = self._call(ops.list_ports, self.conn, parsed_args.network)
+        keys = ('id', 'name', 'network_id', 'addresses', 'server_id',
+                'server_name', 'binding_host', 'status')
+        labels = ('ID', 'Name', 'Network', 'Addresses', 'Server ID',
+                  'Server Name', 'Binding Host', 'Status')
+        out = []
+        for row in rows:
+            out.append(tuple(', '.join(row[k]) if k == 'addresses'
+                             else row[k] for k in keys))
+        return labels, out
+
+
+class AttachPortFloat(_PortFloatMixin, base.NodeOpsShowOne):
+    """Attach a detached float port to an existing server (S13).
+
+    Goes through nova (``server add port``) and waits until the port is
+    ACTIVE and the server shows its addresses.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super(AttachPortFloat, self).get_parser(prog_name)
+        parser.add_argument('port', metavar='<port>',
+                            help='Float port (name or ID)')
+        parser.add_argument('server', metavar='<server>',
+                            help='Server (name or ID)')
+        _add_timeout(parser, 120.0)
+        return parser
+
+    def take_action(self, parsed_args):
+        ops = self._ops()
+        row = self._call(ops.attach, self.conn, parsed_args.port,
+                         parsed_args.server, timeout=parsed_args.timeout,
+                         emit=base.progress_printer())
+        return _show(row)
+
+
+class DetachPortFloat(_PortFloatMixin, base.NodeOpsShowOne):
+    """Take a float port off its server, keeping it and its addresses (S15).
+
+    Goes through nova (``server remove port``), so nova forgets the
+    interface and unbinds the port; the server can then be deleted and the
+    port reused.  Refuses, changing nothing, a port nova may have created
+    itself: nova deletes those on detach.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super(DetachPortFloat, self).get_parser(prog_name)
+        parser.add_argument('port', metavar='<port>',
+                            help='Float port (name or ID)')
+        _add_timeout(parser, 120.0)
+        return parser
+
+    def take_action(self, parsed_args):
+        ops = self._ops()
+        emit = base.progress_printer()
+        row, changed = self._call(ops.detach, self.conn, parsed_args.port,
+                                  timeout=parsed_args.timeout, emit=emit)
+        if not changed:
+            emit('port %s was not attached; nothing to do' % row['id'])
+        return _show(row, [('detached_from', 'Detached From')])
+
+
+class MovePortFloat(_PortFloatMixin, base.NodeOpsShowOne):
+    """Move a float port to another server, keeping its addresses.
+
+    Detaches it from its current server through nova, then attaches it to
+    SERVER and waits until it is ACTIVE there.  If the attach fails the port
+    stays detached and intact, and the error says so.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super(MovePortFloat, self).get_parser(prog_name)
+        parser.add_argument('port', metavar='<port>',
+                            help='Float port (name or ID)')
+        parser.add_argument('server', metavar='<server>',
+                            help='Target server (name or ID)')
+        _add_timeout(parser, 120.0)
+        return parser
+
+    def take_action(self, parsed_args):
+        ops = self._ops()
+        row = self._call(ops.move, self.conn, parsed_args.port,
+                         parsed_args.server, timeout=parsed_args.timeout,
+                         emit=base.progress_printer())
+        return _show(row, [('moved_from', 'Moved From')])
+
+
+class RecoverPortFloat(_PortFloatMixin, base.NodeOpsShowOne):
+    """Get back an address lost with a deleted server, as a float port (S16).
+
+    Asks neutron for the address directly; where policy forbids that
+    (non-admin on a shared network), creates ports on the address's subnet
+    until one gets it, at most --max-attempts, keeps and renames that one
+    and deletes every other port it created, also on error and Ctrl-C.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super(RecoverPortFloat, self).get_parser(prog_name)
+        parser.add_argument('ip', metavar='<ip-address>',
+                            help='The address to recover')
+        parser.add_argument('--network', metavar='<network>', required=True,
+                            help='Network of the address (name or ID)')
+        parser.add_argument('--max-attempts', metavar='<count>',
+                            type=_positive_int, default=20,
+                            help='Most ports the loop creates (default 20)')
+        parser.add_argument('--name', metavar='<name>',
+                            help='Name of the kept port (default '
+                                 'recovered-<ip-address>)')
+        parser.add_argument('--description', metavar='<description>',
+                            help='Description of the kept port')
+        return parser
+
+    def take_action(self, parsed_args):
+        ops = self._ops()
+        row = self._call(ops.recover, self.conn, parsed_args.ip,
+                         parsed_args.network,
+                         max_attempts=parsed_args.max_attempts,
+                         name=parsed_args.name,
+                         description=parsed_args.description,
+                         emit=base.progress_printer())
+        return _show(row, [('method', 'Method'), ('attempts', 'Attempts'),
+                           ('deleted', 'Ports Deleted')])
+
+
+class CheckPortFloat(_PortFloatMixin, base.NodeOpsLister):
+    """Check that this machine can open a TCP connection to each address (S14).
+
+    One row per address of the port; exits 1 if any address did not accept
+    the connection within --timeout.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super(CheckPortFloat, self).get_parser(prog_name)
+        parser.add_argument('port', metavar='<port>',
+                            help='Float port (name or ID)')
+        parser.add_argument('--tcp-port', metavar='<tcp-port>',
+                            type=_tcp_port, default=22,
+                            help='TCP port to connect to (default 22)')
+        parser.add_argument('--timeout', metavar='<seconds>',
+                            type=_positive_float, default=2.0,
+                            help='Connect timeout per address (default 2)')
+        return parser
+
+    def take_action(self, parsed_args):
+        ops = self._ops()
+        rows = self._call(ops.check, self.conn, parsed_args.port,
+                          tcp_port=parsed_args.tcp_port,
+                          timeout=parsed_args.timeout)
+        if any(r['result'] != 'open' for r in rows):
+            self.exit_status = base.EXIT_INCOMPLETE
+        keys = ('address', 'ip_version', 'tcp_port', 'result', 'detail',
+                'seconds')
+        labels = ('Address', 'IP Version', 'TCP Port', 'Result', 'Detail',
+                  'Seconds')
+        return labels, [tuple(r[k] for k in keys) for r in rows]

@@ -1,0 +1,532 @@
+"""Unit tests of osc_nodeops.ops.port_float (in-memory neutron and nova)."""
+
+import socket
+import threading
+import time
+
+import testtools
+
+from openstack import exceptions as sdk_exc
+
+from osc_nodeops.ops import port_float as pf
+from tests.unit import test_port_float_fakes as fakes
+
+V4 = {'cidr': '203.0.113.0/24', 'name': 'public-v4'}
+V6 = {'cidr': '2001:db8::/64', 'name': 'public-v6'}
+
+
+class Base(testtools.TestCase):
+
+    def setUp(self):
+        super(Base, self).setUp()
+        self.conn = fakes.FakeConn()
+        self.neutron = self.conn.neutron
+        self.nova = self.conn.nova
+        self.net = self.neutron.add_network('public', [V4, V6])
+        self.events = []
+
+    def emit(self, message):
+        self.events.append(message)
+
+    def float_port(self, ips=('203.0.113.10', '2001:db8::10'), **kw):
+        kw.setdefault('name', 'www.example.com')
+        kw.setdefault('created_at', '2026-01-01T00:00:00Z')
+        return self.neutron.add_port(self.net, ips, tags=[pf.TAG], **kw)
+
+
+class TestCreate(Base):
+
+    def test_create_tags_and_reports_all_addresses(self):
+        port = pf.create(self.conn, 'www.example.com', 'public')
+        self.assertIn(pf.TAG, port.tags)
+        self.assertEqual('www.example.com', port.name)
+        row = pf.describe(port)
+        self.assertEqual(2, len(row['addresses']))
+        self.assertEqual(4, len(row['addresses'][0].split('.')))
+        self.assertIn(':', row['addresses'][1])
+
+    def test_create_with_fixed_ip(self):
+        port = pf.create(self.conn, 'a.example.com', 'public',
+                         [{'ip-address': '203.0.113.77'}], 'web')
+        self.assertEqual(['203.0.113.77'], pf.port_addresses(port))
+        self.assertEqual('web', port.description)
+
+    def _refused(self, *args):
+        before = dict(self.neutron.ports)
+        exc = self.assertRaises(pf.PortFloatError, pf.create, self.conn,
+                                *args)
+        self.assertEqual(before, self.neutron.ports)
+        self.neutron.proxy.create_port.assert_not_called()
+        self.assertNotIn('\n', str(exc))
+        return str(exc)
+
+    def test_bad_inputs_change_nothing(self):
+        self.assertIn("network 'nope' not found",
+                      self._refused('x', 'nope'))
+        self.assertIn('not an IP address', self._refused(
+            'x', 'public', [{'ip-address': '203.0.113.999'}]))
+        self.assertIn('outside every subnet', self._refused(
+            'x', 'public', [{'ip-address': '198.51.100.1'}]))
+        self.assertIn('not a subnet of network', self._refused(
+            'x', 'public', [{'subnet': 'other'}]))
+        self.assertIn('not in subnet', self._refused(
+            'x', 'public', [{'subnet': 'public-v6',
+                             'ip-address': '203.0.113.5'}]))
+        self.assertIn('takes subnet=', self._refused(
+            'x', 'public', [{'ip': '203.0.113.5'}]))
+        self.assertIn('needs a name', self._refused(' ', 'public'))
+
+    def test_duplicate_name_and_held_address_refused(self):
+        port = self.float_port()
+        self.assertIn(port.id, self._refused('www.example.com', 'public'))
+        msg = self._refused('b.example.com', 'public',
+                            [{'ip-address': '203.0.113.10'}])
+        self.assertIn('held by port %s' % port.id, msg)
+
+    def test_tag_failure_deletes_the_new_port(self):
+        self.neutron.fail_tags = True
+        self.assertRaises(pf.PortFloatError, pf.create, self.conn,
+                          'x.example.com', 'public')
+        self.assertEqual({}, self.neutron.ports)
+        self.assertEqual(1, len(self.neutron.deleted))
+
+
+class TestList(Base):
+
+    def test_lists_only_float_ports_with_server(self):
+        server = self.nova.add_server('web1')
+        port = self.float_port()
+        self.nova.plug(server, port)
+        self.neutron.add_port(self.net, ['203.0.113.50'])   # not ours
+        other = self.neutron.add_network('other', [{'cidr': '10.0.0.0/24'}])
+        self.neutron.add_port(other, ['10.0.0.5'], tags=[pf.TAG])
+        rows = pf.list_ports(self.conn, network='public')
+        self.assertEqual(1, len(rows))
+        self.assertEqual(port.id, rows[0]['id'])
+        self.assertEqual('web1', rows[0]['server_name'])
+        self.assertEqual(server.id, rows[0]['server_id'])
+        self.assertEqual('c01', rows[0]['binding_host'])
+        self.assertEqual(2, len(pf.list_ports(self.conn)))
+
+
+class TestNovaCreated(testtools.TestCase):
+
+    class P(object):
+        def __init__(self, created_at):
+            self.created_at = created_at
+
+    def reqs(self, *pairs):
+        return [(pf._parse_time(a), pf._parse_time(b)) for a, b in pairs]
+
+    def test_port_before_server_is_passed(self):
+        r = self.reqs(('2026-01-01T00:00:10.5', '2026-01-01T00:00:20'))
+        self.assertFalse(pf.nova_created(self.P('2026-01-01T00:00:09Z'), r))
+
+    def test_port_made_during_build_is_nova_created(self):
+        r = self.reqs(('2026-01-01T00:00:10.5', '2026-01-01T00:00:20'))
+        self.assertTrue(pf.nova_created(self.P('2026-01-01T00:00:12Z'), r))
+
+    def test_same_second_is_ambiguous_so_unsafe(self):
+        r = self.reqs(('2026-01-01T00:00:10.5', '2026-01-01T00:00:20'))
+        self.assertTrue(pf.nova_created(self.P('2026-01-01T00:00:10Z'), r))
+
+    def test_port_made_between_requests_and_attached_later_is_passed(self):
+        r = self.reqs(('2026-01-01T00:00:10.5', '2026-01-01T00:00:20'),
+                      ('2026-01-01T00:01:00.1', '2026-01-01T00:01:02'))
+        self.assertFalse(pf.nova_created(self.P('2026-01-01T00:00:40Z'), r))
+
+    def test_port_made_during_attach_is_nova_created(self):
+        r = self.reqs(('2026-01-01T00:00:10.5', '2026-01-01T00:00:20'),
+                      ('2026-01-01T00:01:00.1', '2026-01-01T00:01:02'))
+        self.assertTrue(pf.nova_created(self.P('2026-01-01T00:01:01Z'), r))
+
+    def test_port_made_after_every_request_is_unknown(self):
+        r = self.reqs(('2026-01-01T00:00:10.5', '2026-01-01T00:00:20'))
+        self.assertTrue(pf.nova_created(self.P('2026-01-01T00:05:00Z'), r))
+
+    def test_missing_data_is_unsafe(self):
+        r = self.reqs(('2026-01-01T00:00:10.5', None))
+        self.assertTrue(pf.nova_created(self.P('2026-01-01T00:00:30Z'), r))
+        self.assertTrue(pf.nova_created(self.P(None), r))
+        self.assertTrue(pf.nova_created(self.P('2026-01-01T00:00:01Z'), []))
+
+
+class TestAttachDetachMove(Base):
+
+    def setUp(self):
+        super(TestAttachDetachMove, self).setUp()
+        self.a = self.nova.add_server('a')
+        self.b = self.nova.add_server('b')
+
+    def test_attach_waits_and_reports(self):
+        port = self.float_port()
+        row = pf.attach(self.conn, 'www.example.com', 'a', timeout=5,
+                        emit=self.emit, interval=0)
+        self.assertEqual(self.a.id, row['server_id'])
+        self.assertEqual('ACTIVE', row['status'])
+        self.nova.proxy.create_server_interface.assert_called_once_with(
+            self.a, port_id=port.id)
+
+    def test_attach_refuses_attached_port_and_unknown_server(self):
+        port = self.float_port()
+        self.nova.plug(self.a, port)
+        exc = self.assertRaises(pf.PortFloatError, pf.attach, self.conn,
+                                port.id, 'b', timeout=1)
+        self.assertIn('port float move', str(exc))
+        port.device_id = ''
+        exc = self.assertRaises(pf.PortFloatError, pf.attach, self.conn,
+                                port.id, 'zzz', timeout=1)
+        self.assertIn("server 'zzz' not found", str(exc))
+        self.nova.proxy.create_server_interface.assert_not_called()
+
+    def test_not_ours_refused(self):
+        port = self.neutron.add_port(self.net, ['203.0.113.20'])
+        for call in (lambda: pf.attach(self.conn, port.id, 'a'),
+                     lambda: pf.detach(self.conn, port.id),
+                     lambda: pf.move(self.conn, port.id, 'b'),
+                     lambda: pf.check(self.conn, port.id)):
+            exc = self.assertRaises(pf.PortFloatError, call)
+            self.assertIn('not a float port', str(exc))
+        self.nova.proxy.create_server_interface.assert_not_called()
+        self.nova.proxy.delete_server_interface.assert_not_called()
+
+    def test_attach_timeout_is_incomplete(self):
+        self.float_port()
+        self.nova.port_goes_active = False
+        exc = self.assertRaises(pf.PortFloatIncomplete, pf.attach,
+                                self.conn, 'www.example.com', 'a',
+                                timeout=0.01, interval=0)
+        self.assertIn('DOWN', str(exc))
+
+    def _attach_passed(self):
+        # Created before the server: certainly passed to nova.
+        port = self.float_port(created_at='2026-01-01T00:00:05Z')
+        self.nova.plug(self.a, port)
+        return port
+
+    def test_detach_through_nova_keeps_the_port(self):
+        port = self._attach_passed()
+        row, changed = pf.detach(self.conn, port.id, timeout=5,
+                                 emit=self.emit, interval=0)
+        self.assertTrue(changed)
+        self.nova.proxy.delete_server_interface.assert_called_once_with(
+            port.id, server=self.a.id, ignore_missing=False)
+        self.assertIn(port.id, self.neutron.ports)
+        self.assertEqual('', self.neutron.ports[port.id].device_id)
+        self.assertEqual(['203.0.113.10', '2001:db8::10'], row['addresses'])
+        self.assertEqual(self.a.id, row['detached_from'])
+        self.neutron.proxy.update_port.assert_not_called()
+
+    def test_detach_refuses_port_nova_may_have_created(self):
+        port = self.float_port(created_at='2026-01-01T00:00:12Z')
+        self.nova.plug(self.a, port)
+        exc = self.assertRaises(pf.PortFloatError, pf.detach, self.conn,
+                                port.id, timeout=1)
+        self.assertIn('created by nova', str(exc))
+        self.assertIn('nothing changed', str(exc))
+        self.nova.proxy.delete_server_interface.assert_not_called()
+        self.assertEqual(self.a.id, port.device_id)
+
+    def test_detach_unattached_is_a_no_op(self):
+        port = self.float_port()
+        row, changed = pf.detach(self.conn, port.id)
+        self.assertFalse(changed)
+        self.nova.proxy.delete_server_interface.assert_not_called()
+
+    def test_detach_refuses_non_server_owner_and_invisible_server(self):
+        port = self.float_port()
+        port.device_id, port.device_owner = 'r1', 'network:router_interface'
+        self.assertRaises(pf.PortFloatError, pf.detach, self.conn, port.id)
+        port.device_id, port.device_owner = 'gone', 'compute:nova'
+        exc = self.assertRaises(pf.PortFloatError, pf.detach, self.conn,
+                                port.id)
+        self.assertIn('cannot see', str(exc))
+        self.nova.proxy.delete_server_interface.assert_not_called()
+
+    def test_detach_nova_refusal_is_one_line(self):
+        port = self._attach_passed()
+        self.nova.proxy.delete_server_interface.side_effect = (
+            sdk_exc.ConflictException(message='Cannot detach\nwhile busy',
+                                      http_status=409))
+        exc = self.assertRaises(pf.PortFloatError, pf.detach, self.conn,
+                                port.id)
+        self.assertNotIn('\n', str(exc))
+
+    def test_move(self):
+        port = self._attach_passed()
+        row = pf.move(self.conn, port.id, 'b', timeout=5, emit=self.emit,
+                      interval=0)
+        self.assertEqual(self.b.id, row['server_id'])
+        self.assertEqual(self.a.id, row['moved_from'])
+        self.assertEqual({'public': []}, self.a.addresses)
+
+    def test_move_to_same_server_refused(self):
+        port = self._attach_passed()
+        self.assertRaises(pf.PortFloatError, pf.move, self.conn, port.id,
+                          'a')
+        self.nova.proxy.delete_server_interface.assert_not_called()
+
+    def test_move_to_unknown_server_changes_nothing(self):
+        port = self._attach_passed()
+        self.assertRaises(pf.PortFloatError, pf.move, self.conn, port.id,
+                          'zzz')
+        self.nova.proxy.delete_server_interface.assert_not_called()
+        self.assertEqual(self.a.id, port.device_id)
+
+    def test_move_attach_failure_leaves_port_detached_and_says_so(self):
+        port = self._attach_passed()
+        self.nova.refuse_attach = sdk_exc.ConflictException(
+            message='instance busy', http_status=409)
+        exc = self.assertRaises(pf.PortFloatIncomplete, pf.move, self.conn,
+                                port.id, 'b', timeout=5, interval=0)
+        self.assertIn('detached from server %s' % self.a.id, str(exc))
+        self.assertIn('203.0.113.10', str(exc))
+        self.assertIn(port.id, self.neutron.ports)
+        self.assertEqual('', port.device_id)
+
+
+class TestRecover(Base):
+
+    def picker(self, sequence):
+        seq = iter(sequence)
+
+        def pick(subnet, used):
+            return next(seq)
+        return pick
+
+    def test_direct(self):
+        row = pf.recover(self.conn, '203.0.113.42', 'public', name='w.ex',
+                         emit=self.emit)
+        self.assertEqual('direct', row['method'])
+        self.assertEqual(1, row['attempts'])
+        self.assertEqual(['203.0.113.42'], row['addresses'])
+        self.assertEqual('w.ex', row['name'])
+        self.assertIn(pf.TAG, row['tags'])
+        self.assertEqual(1, len(self.neutron.ports))
+
+    def test_held_by_visible_port_stops(self):
+        port = self.float_port()
+        exc = self.assertRaises(pf.PortFloatError, pf.recover, self.conn,
+                                '203.0.113.10', 'public')
+        self.assertIn('held by port %s' % port.id, str(exc))
+        self.neutron.proxy.create_port.assert_not_called()
+
+    def test_held_by_invisible_port_stops(self):
+        def hidden(attrs):
+            raise sdk_exc.ConflictException(
+                message='IP address 203.0.113.42 already allocated',
+                http_status=409)
+        self.neutron.before_create = hidden
+        exc = self.assertRaises(pf.PortFloatError, pf.recover, self.conn,
+                                '203.0.113.42', 'public')
+        self.assertIn('cannot see', str(exc))
+        self.assertEqual({}, self.neutron.ports)
+
+    def test_bad_input(self):
+        for args, text in ((('nonsense', 'public'), 'not an IP address'),
+                           (('198.51.100.1', 'public'), 'outside every'),
+                           (('203.0.113.5', 'nope'), 'not found')):
+            exc = self.assertRaises(pf.PortFloatError, pf.recover,
+                                    self.conn, *args)
+            self.assertIn(text, str(exc))
+        self.assertRaises(pf.PortFloatError, pf.recover, self.conn,
+                          '203.0.113.5', 'public', max_attempts=0)
+        self.neutron.proxy.create_port.assert_not_called()
+
+    def test_loop_keeps_the_hit_and_deletes_the_rest(self):
+        self.neutron.allow_ip_address = False
+        self.neutron.pick = self.picker(
+            ['203.0.113.%d' % i for i in (7, 8, 9, 42, 50)])
+        row = pf.recover(self.conn, '203.0.113.42', 'public',
+                         max_attempts=10, name='w.ex', emit=self.emit)
+        self.assertEqual('loop', row['method'])
+        self.assertEqual(4, row['attempts'])
+        self.assertEqual(3, row['deleted'])
+        self.assertEqual([row['id']], list(self.neutron.ports))
+        self.assertEqual('w.ex', row['name'])
+        self.assertIn(pf.TAG, row['tags'])
+        # the loop only asks the address's subnet
+        for call in self.neutron.proxy.create_port.call_args_list[1:]:
+            self.assertEqual(1, len(call.kwargs['fixed_ips']))
+            self.assertNotIn('ip_address', call.kwargs['fixed_ips'][0])
+
+    def test_loop_is_bounded_and_cleans_up(self):
+        self.neutron.allow_ip_address = False
+        self.neutron.pick = self.picker(
+            ['203.0.113.%d' % i for i in range(100, 200)])
+        exc = self.assertRaises(pf.PortFloatIncomplete, pf.recover,
+                                self.conn, '203.0.113.42', 'public',
+                                max_attempts=5)
+        self.assertIn('5 attempts', str(exc))
+        # one direct try (refused) + exactly max_attempts loop ports
+        self.assertEqual(6, self.neutron.proxy.create_port.call_count)
+        self.assertEqual(5, len(self.neutron.created))
+        self.assertEqual({}, self.neutron.ports)
+        self.assertEqual(sorted(self.neutron.created),
+                         sorted(self.neutron.deleted))
+
+    def test_keyboard_interrupt_deletes_every_created_port(self):
+        self.neutron.allow_ip_address = False
+        self.neutron.pick = self.picker(
+            ['203.0.113.%d' % i for i in range(100, 200)])
+        calls = []
+
+        def interrupt(attrs):
+            calls.append(attrs)
+            if len(calls) == 4:      # direct try + 2 loop ports, then ^C
+                raise KeyboardInterrupt()
+        self.neutron.before_create = interrupt
+        self.assertRaises(KeyboardInterrupt, pf.recover, self.conn,
+                          '203.0.113.42', 'public', max_attempts=10)
+        self.assertEqual(2, len(self.neutron.created))
+        self.assertEqual({}, self.neutron.ports)
+
+    def test_interrupt_after_neutron_created_but_before_answer(self):
+        # neutron made the port, the answer never reached us: found by
+        # the run's unique name and deleted.
+        self.neutron.allow_ip_address = False
+        self.neutron.pick = self.picker(
+            ['203.0.113.%d' % i for i in range(100, 200)])
+
+        def lost_answer(port):
+            if len(self.neutron.created) == 3:
+                raise KeyboardInterrupt()
+        self.neutron.after_create = lost_answer
+        unrelated = self.neutron.add_port(self.net, ['203.0.113.250'],
+                                          name='nodeops-recover-other')
+        self.assertRaises(KeyboardInterrupt, pf.recover, self.conn,
+                          '203.0.113.42', 'public', max_attempts=10)
+        self.assertEqual([unrelated.id], list(self.neutron.ports))
+
+    def test_error_mid_loop_cleans_up(self):
+        self.neutron.allow_ip_address = False
+        self.neutron.pick = self.picker(['203.0.113.100', '203.0.113.101'])
+        # the third pick raises StopIteration inside neutron: a crash
+        self.assertRaises(Exception, pf.recover, self.conn, '203.0.113.42',
+                          'public', max_attempts=10)
+        self.assertEqual({}, self.neutron.ports)
+
+    def test_undeletable_port_is_reported(self):
+        self.neutron.allow_ip_address = False
+        self.neutron.pick = self.picker(['203.0.113.100', '203.0.113.42'])
+        stuck = []
+        self.neutron.after_create = lambda p: (
+            stuck.append(p.id) if not stuck else None)
+        real_delete = self.neutron.delete_port
+
+        def delete(port, ignore_missing=True, **kw):
+            if port == stuck[0]:
+                raise sdk_exc.HttpException(message='boom', http_status=500)
+            return real_delete(port, ignore_missing)
+        self.neutron.proxy.delete_port.side_effect = delete
+        exc = self.assertRaises(pf.PortFloatIncomplete, pf.recover,
+                                self.conn, '203.0.113.42', 'public',
+                                emit=self.emit)
+        self.assertIn(stuck[0], str(exc))
+        self.assertTrue(any(stuck[0] in e for e in self.events))
+
+    def test_ipv6_auto_address_uses_the_mac(self):
+        net = self.neutron.add_network('v6', [
+            {'cidr': '2001:db8:1::/64', 'ipv6_address_mode': 'slaac'}])
+        addr = '2001:db8:1::f816:3eff:fefb:45fb'
+        self.assertEqual('fa:16:3e:fb:45:fb',
+                         pf.eui64_mac(pf.parse_address(addr)))
+        seen = {}
+
+        def record(attrs):
+            seen.update(attrs)
+            attrs['fixed_ips'] = [{'subnet_id': attrs['fixed_ips'][0][
+                'subnet_id'], 'ip_address': addr}]
+        self.neutron.before_create = record
+        row = pf.recover(self.conn, addr, net.id)
+        self.assertEqual('fa:16:3e:fb:45:fb', seen['mac_address'])
+        self.assertEqual([addr], row['addresses'])
+
+    def test_ipv6_auto_address_without_mac_rights_refused(self):
+        net = self.neutron.add_network('v6', [
+            {'cidr': '2001:db8:1::/64', 'ipv6_address_mode': 'slaac'}])
+        self.neutron.allow_mac_address = False
+        exc = self.assertRaises(pf.PortFloatError, pf.recover, self.conn,
+                                '2001:db8:1::f816:3eff:fefb:45fb', net.id)
+        self.assertIn('derives from MAC', str(exc))
+        self.assertEqual({}, self.neutron.ports)
+        exc = self.assertRaises(pf.PortFloatError, pf.recover, self.conn,
+                                '2001:db8:1::1', net.id)
+        self.assertIn('not an EUI-64', str(exc))
+
+
+class TestCheck(Base):
+
+    def listener(self):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(('127.0.0.1', 0))
+        sock.listen(5)
+        self.addCleanup(sock.close)
+        return sock.getsockname()[1]
+
+    def test_probe_open_against_a_real_listener(self):
+        port = self.listener()
+        result, detail, seconds = pf.probe('127.0.0.1', port, 2)
+        self.assertEqual('open', result)
+        self.assertLess(seconds, 2)
+
+    def test_probe_refused_on_a_closed_port(self):
+        port = self.listener()
+        closed = socket.socket()
+        closed.bind(('127.0.0.1', 0))
+        free = closed.getsockname()[1]
+        closed.close()
+        self.assertNotEqual(port, free)
+        self.assertEqual('refused', pf.probe('127.0.0.1', free, 2)[0])
+
+    def test_probe_timeout_when_nobody_accepts(self):
+        # A listener with a full backlog that never accepts: SYNs to it are
+        # dropped, so connect times out (loopback only).
+        sock = socket.socket()
+        sock.bind(('127.0.0.1', 0))
+        sock.listen(0)
+        self.addCleanup(sock.close)
+        addr = sock.getsockname()
+        fillers = []
+        try:
+            for _ in range(8):
+                s = socket.socket()
+                s.setblocking(False)
+                s.connect_ex(addr)
+                fillers.append(s)
+            time.sleep(0.1)
+            start = time.monotonic()
+            result, detail, _s = pf.probe('127.0.0.1', addr[1], 0.5)
+            elapsed = time.monotonic() - start
+        finally:
+            for s in fillers:
+                s.close()
+        self.assertEqual('timeout', result)
+        self.assertLess(elapsed, 2)
+
+    def test_check_reports_every_address_in_parallel(self):
+        port = self.float_port()
+        seen = []
+        lock = threading.Lock()
+
+        def fake_probe(address, tcp_port, timeout):
+            with lock:
+                seen.append((address, tcp_port, timeout))
+            return ('open' if '.' in address else 'unreachable',
+                    'x', 0.01)
+        rows = pf.check(self.conn, port.id, tcp_port=2222, timeout=1.5,
+                        probe_fn=fake_probe)
+        self.assertEqual(['203.0.113.10', '2001:db8::10'],
+                         [r['address'] for r in rows])
+        self.assertEqual(['open', 'unreachable'],
+                         [r['result'] for r in rows])
+        self.assertEqual([4, 6], [r['ip_version'] for r in rows])
+        self.assertEqual({2222}, {s[1] for s in seen})
+
+    def test_check_bad_input(self):
+        port = self.float_port()
+        self.assertRaises(pf.PortFloatError, pf.check, self.conn, port.id,
+                          tcp_port=0)
+        self.assertRaises(pf.PortFloatError, pf.check, self.conn, port.id,
+                          timeout=0)
+        self.assertRaises(pf.PortFloatError, pf.check, self.conn, 'nope')
