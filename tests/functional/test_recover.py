@@ -1,0 +1,270 @@
+"""``openstack server recover-all`` on the minicloud: after a reboot of a
+compute process (the fake hypervisor forgets its guests, as a rebooted
+host does), after a host failure (kill-compute: evacuate, force-down with
+the fenced confirmation, the legacy --via-db path) and volume re-attach.
+"""
+
+import time
+
+from tests.functional import base
+
+
+class _Base(base.FunctionalTestCase):
+
+    def _service(self, host):
+        svcs = [s for s in self.admin_conn.compute.services(
+            binary='nova-compute', host=host) if s.host == host]
+        self.assertEqual(1, len(svcs))
+        return svcs[0]
+
+    def _wait_service(self, host, state, timeout=120):
+        deadline = time.time() + timeout
+        while True:
+            svc = self._service(host)
+            if svc.state == state:
+                return svc
+            if time.time() > deadline:
+                self.fail('nova-compute on %s not %s within %ds' % (
+                    host, state, timeout))
+            time.sleep(1)
+
+    def _wait(self, predicate, what, timeout=120):
+        deadline = time.time() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.time() > deadline:
+                self.fail('timed out waiting for %s' % what)
+            time.sleep(1)
+
+    def _restore(self, host):
+        """Cleanup: the host's nova-compute running, not forced down."""
+        self.minicloud('start-compute', host)
+        svc = self._service(host)
+        if svc.is_forced_down:
+            self.admin_conn.compute.update_service_forced_down(
+                svc, host, 'nova-compute', False)
+        self._wait_service(host, 'up')
+
+    def _kill(self, host):
+        self.addCleanup(self._restore, host)
+        self.minicloud('kill-compute', host)
+
+    def recover(self, *args, check=False):
+        res = self.openstack('server', 'recover-all', *args,
+                             '--poll-interval', '1', '-f', 'json',
+                             check=check)
+        import json
+        rows = json.loads(res.stdout) if res.stdout.strip() else []
+        return res, rows
+
+    def rows_for(self, rows, *servers):
+        ids = {s.id for s in servers}
+        return [r for r in rows if r['ID'] in ids]
+
+
+class TestRecoverAfterReboot(_Base):
+
+    def test_brings_back_only_what_was_running(self):
+        running = self.create_server(host='c01')
+        stopped = self.create_server(host='c01', stopped=True)
+        self.addCleanup(self._wait_service, 'c01', 'up')
+        self.minicloud('restart-compute', 'c01')
+        self._wait_service('c01', 'up')
+        # nova's start-up power-state sync marks the forgotten guest
+        self._wait(lambda: self.admin_conn.compute.get_server(
+            running.id).power_state == 0, 'power state NOSTATE')
+        res, rows = self.recover('c01', '--dry-run')
+        mine = {r['ID']: r for r in self.rows_for(rows, running, stopped)}
+        self.assertEqual(('reboot', 'planned'),
+                         (mine[running.id]['Method'],
+                          mine[running.id]['Result']))
+        self.assertEqual(('skip', 'skipped'),
+                         (mine[stopped.id]['Method'],
+                          mine[stopped.id]['Result']))
+        self.assertIn('stopped by user', mine[stopped.id]['Message'])
+        self.assertEqual(0, self.admin_conn.compute.get_server(
+            running.id).power_state)
+
+        res, rows = self.recover('c01', '--timeout', '60')
+        mine = {r['ID']: r for r in self.rows_for(rows, running, stopped)}
+        # the soft reboot of a guest the hypervisor forgot comes back not
+        # running: recover-all escalates to a hard reboot (S10)
+        self.assertEqual(('hard-reboot', 'running'),
+                         (mine[running.id]['Method'],
+                          mine[running.id]['Result']), res.stderr)
+        self.assertIn('escalated', mine[running.id]['Message'])
+        self.assertEqual('skipped', mine[stopped.id]['Result'])
+        srv = self.admin_conn.compute.get_server(running.id)
+        self.assertEqual(('ACTIVE', 1, 'c01'),
+                         (srv.status, srv.power_state, srv.compute_host))
+        actions = [a.action for a in
+                   self.admin_conn.compute.server_actions(running.id)]
+        self.assertIn('reboot', actions)
+        self.assertEqual('SHUTOFF', self.admin_conn.compute.get_server(
+            stopped.id).status)
+        if all(r['Result'] in ('running', 'skipped') for r in rows):
+            self.assertEqual(0, res.returncode, res.stderr)
+
+    def test_all_starts_user_stopped(self):
+        stopped = self.create_server(host='c01', stopped=True)
+        res, rows = self.recover('c01', '--all', '--timeout', '60')
+        mine = self.rows_for(rows, stopped)
+        self.assertEqual([('start', 'running')],
+                         [(r['Method'], r['Result']) for r in mine],
+                         res.stderr)
+        srv = self.admin_conn.compute.get_server(stopped.id)
+        self.assertEqual(('ACTIVE', 1), (srv.status, srv.power_state))
+
+    def test_unknown_host_is_one_line_error(self):
+        res, _ = self.recover('no-such-host')
+        self.assertEqual(1, res.returncode)
+        self.assertIn("no nova-compute service on host 'no-such-host'",
+                      res.stderr)
+        self.assertEqual('', res.stdout)
+
+
+class TestRecoverDeadHost(_Base):
+
+    def test_refusals_then_evacuate_and_reattach(self):
+        running = self.create_server(host='c03')
+        stopped = self.create_server(host='c03', stopped=True)
+        vol = self.create_volume()
+        self.admin_conn.compute.create_volume_attachment(
+            running.id, volume_id=vol.id, device='/dev/vdb')
+        self.wait_for_volume(vol.id, 'in-use')
+        # refused while c03 is up; --force-down needs the confirmation
+        res, _ = self.recover('c03', '--dead')
+        self.assertEqual(1, res.returncode)
+        self.assertIn('still up', res.stderr)
+        res, _ = self.recover('c03', '--dead', '--force-down')
+        self.assertEqual(1, res.returncode)
+        self.assertIn('--confirm-fenced c03', res.stderr)
+        res, _ = self.recover('c03', '--dead', '--force-down',
+                              '--confirm-fenced', 'c02')
+        self.assertEqual(1, res.returncode)
+        self.assertFalse(self._service('c03').is_forced_down)
+        self.assertEqual('c03', self.admin_conn.compute.get_server(
+            running.id).compute_host)
+
+        self._kill('c03')
+        self._wait_service('c03', 'down')
+        # reboot mode refuses a dead host
+        res, _ = self.recover('c03')
+        self.assertEqual(1, res.returncode)
+        self.assertIn('use --dead', res.stderr)
+
+        res, rows = self.recover('c03', '--dead', '--target-host', 'c02',
+                                 '--reattach-volumes', '--timeout', '120')
+        mine = self.rows_for(rows, running, stopped)
+        got = sorted((r['ID'] == running.id, r['Method'], r['Result'],
+                      r['Destination'] or '') for r in mine)
+        self.assertEqual(
+            sorted([(True, 'evacuate', 'evacuated', 'c02'),
+                    (False, 'evacuate', 'evacuated', 'c02'),
+                    (True, 'reattach', 'reattached', '')]),
+            got, res.stderr)
+        # arrived stopped (2.95) and started again, because it was running
+        srv = self.admin_conn.compute.get_server(running.id)
+        self.assertEqual(('ACTIVE', 1, 'c02'),
+                         (srv.status, srv.power_state, srv.compute_host))
+        # was stopped: stays stopped
+        srv = self.admin_conn.compute.get_server(stopped.id)
+        self.assertEqual(('SHUTOFF', 'c02'), (srv.status, srv.compute_host))
+        migs = list(self.admin_conn.compute.migrations(
+            instance_uuid=running.id, migration_type='evacuation'))
+        self.assertEqual(['done'], [m.status for m in migs
+                                    if m.source_compute == 'c03'][-1:])
+        v = self.admin_conn.block_storage.get_volume(vol.id)
+        self.assertEqual('in-use', v.status)
+        self.assertEqual([(running.id, 'c02')],
+                         [(a['server_id'], a['host_name'])
+                          for a in v.attachments])
+        att = list(self.admin_conn.compute.volume_attachments(running.id))
+        self.assertEqual([(vol.id, '/dev/vdb')],
+                         [(a.volume_id, a.device) for a in att])
+        # the pair listing agrees, through the API and from the DBs
+        pairs = self.openstack('compute', 'node', 'volumes', 'c02',
+                               parse_json=True)
+        self.assertIn({'Server ID': running.id, 'Volume ID': vol.id,
+                       'Device': '/dev/vdb', 'Status': 'in-use',
+                       'Attach Status': 'attached'},
+                      [{k: p[k] for k in ('Server ID', 'Volume ID', 'Device',
+                                          'Status', 'Attach Status')}
+                       for p in pairs])
+        pairs = self.openstack(
+            'compute', 'node', 'volumes', 'c02', '--from-db',
+            '--nova-conf', self.state['nova_conf'],
+            '--cinder-conf', self.state['cinder_conf'], parse_json=True)
+        self.assertIn((running.id, vol.id, '/dev/vdb', 'in-use', 'attached'),
+                      [(p['Server ID'], p['Volume ID'], p['Device'],
+                        p['Status'], p['Attach Status']) for p in pairs])
+        if all(r['Result'] in ('evacuated', 'reattached', 'skipped')
+               for r in rows):
+            self.assertEqual(0, res.returncode, res.stderr)
+
+    def test_force_down_with_fenced_confirmation(self):
+        server = self.create_server(host='c03')
+        self._kill('c03')
+        # not yet reported down: only the fenced confirmation lets it go
+        res, rows = self.recover('c03', '--dead', '--force-down',
+                                 '--confirm-fenced', 'c03', '--timeout',
+                                 '120')
+        self.assertIn('forced down', res.stderr)
+        self.assertTrue(self._service('c03').is_forced_down)
+        mine = self.rows_for(rows, server)
+        self.assertEqual([('evacuate', 'evacuated')],
+                         [(r['Method'], r['Result']) for r in mine],
+                         res.stderr)
+        srv = self.admin_conn.compute.get_server(server.id)
+        self.assertNotEqual('c03', srv.compute_host)
+        self.assertEqual(('ACTIVE', 1), (srv.status, srv.power_state))
+
+    def test_via_db_end_to_end(self):
+        import os
+        import tempfile
+        net = self.state['networks']['public']['id']
+        running = self.create_server(host='c03', network=net)
+        stopped = self.create_server(host='c03', network=net, stopped=True)
+        self._kill('c03')
+        self._wait_service('c03', 'down')
+        conf = ('--nova-conf', self.state['nova_conf'],
+                '--neutron-conf', self.state['neutron_conf'])
+        # dry run (the default): rows planned, nothing moved
+        res, rows = self.recover('c03', '--dead', '--via-db',
+                                 '--target-host', 'c02', *conf)
+        self.assertEqual(0, res.returncode, res.stderr)
+        mine = self.rows_for(rows, running, stopped)
+        self.assertEqual({('db-move', 'planned')},
+                         {(r['Method'], r['Result']) for r in mine})
+        self.assertIn('UPDATE `nova_cell1`.`instances`', res.stderr)
+        self.assertEqual('c03', self.admin_conn.compute.get_server(
+            running.id).compute_host)
+        # execute: moved in the DBs, then hard rebooted on c02
+        jdir = tempfile.mkdtemp()
+        self.addCleanup(__import__('shutil').rmtree, jdir, True)
+        journal = os.path.join(jdir, 'j.json')
+        res, rows = self.recover('c03', '--dead', '--via-db',
+                                 '--target-host', 'c02', '--execute',
+                                 '--journal', journal, '--timeout', '120',
+                                 *conf)
+        mine = self.rows_for(rows, running, stopped)
+        got = sorted((r['ID'] == running.id, r['Method'], r['Result'])
+                     for r in mine)
+        self.assertEqual(sorted([(True, 'db-move', 'moved'),
+                                 (False, 'db-move', 'moved'),
+                                 (True, 'hard-reboot', 'running'),
+                                 (False, 'skip', 'skipped')]), got,
+                         res.stderr)
+        self.assertTrue(os.path.exists(journal))
+        srv = self.admin_conn.compute.get_server(running.id)
+        self.assertEqual(('ACTIVE', 1, 'c02'),
+                         (srv.status, srv.power_state, srv.compute_host))
+        srv = self.admin_conn.compute.get_server(stopped.id)
+        self.assertEqual(('SHUTOFF', 'c02'), (srv.status, srv.compute_host))
+        for s in (running, stopped):
+            ports = list(self.admin_conn.network.ports(device_id=s.id))
+            self.assertEqual(['c02'], [p.binding_host_id for p in ports])
+        self.assertNotIn(self.state['databases']['nova'].split('@')[0],
+                         res.stderr + res.stdout)
