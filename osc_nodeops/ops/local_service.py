@@ -253,6 +253,55 @@ def find_processes(service=DEFAULT_SERVICE, proc_root='/proc',
     return sorted(out, key=lambda p: p[1])
 
 
+def amqp_connections(pid, port=5672, proc_root='/proc'):
+    """Established TCP connections of ``pid`` to remote ``port``.
+
+    Matches the socket inodes of ``/proc/PID/fd`` with
+    ``/proc/PID/net/tcp{,6}``; returns ["ADDR:PORT", ...].  A running
+    nova-compute keeps its AMQP connections open, so this answers S8 even
+    when the log has no "Connected" line.
+    """
+    base = os.path.join(proc_root, str(pid))
+    inodes = set()
+    try:
+        for fd in os.listdir(os.path.join(base, 'fd')):
+            try:
+                link = os.readlink(os.path.join(base, 'fd', fd))
+            except OSError:
+                continue
+            if link.startswith('socket:['):
+                inodes.add(link[8:-1])
+    except OSError:
+        return []
+    out = []
+    for table in ('tcp', 'tcp6'):
+        try:
+            with open(os.path.join(base, 'net', table)) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 10 or fields[3] != '01':  # ESTABLISHED
+                continue
+            addr, _, rport = fields[2].partition(':')
+            if int(rport, 16) != port or fields[9] not in inodes:
+                continue
+            out.append('%s:%d' % (_addr(addr), port))
+    return sorted(out)
+
+
+def _addr(hexaddr):
+    import socket
+    import struct
+    if len(hexaddr) == 8:
+        return socket.inet_ntop(socket.AF_INET,
+                                struct.pack('<I', int(hexaddr, 16)))
+    words = [struct.pack('<I', int(hexaddr[i:i + 8], 16))
+             for i in range(0, 32, 8)]
+    return socket.inet_ntop(socket.AF_INET6, b''.join(words))
+
+
 _TS = re.compile(r'^(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})(\.\d+)?')
 AMQP_MARKERS = ('Connected to AMQP server', 'Reconnected to AMQP server')
 
@@ -283,13 +332,23 @@ def last_amqp_line(log_file, tail_bytes=8 << 20):
 
 
 def local_report(service=DEFAULT_SERVICE, log_file=DEFAULT_LOG_FILE,
-                 proc_root='/proc', match=None):
+                 proc_root='/proc', match=None, prefer=None,
+                 amqp_port=5672):
     """The on-node half of ``compute node show --local`` (runbook S8).
 
+    ``prefer`` (the host name): when several processes of ``service`` run
+    on this machine (test rigs run one per simulated host), keep those
+    whose command line mentions it.
+
     Returns ``(fields, ok)``: an ordered list of (name, value) and whether
-    the process runs AND has connected to AMQP since it started.
+    the process runs AND has connected to AMQP since it started (a log
+    line newer than the start, or an established connection to
+    ``amqp_port`` now).
     """
     procs = find_processes(service, proc_root, match)
+    if prefer and len(procs) > 1:
+        preferred = [p for p in procs if prefer in p[2]]
+        procs = preferred or procs
     fields = []
     ok = False
     if not procs:
@@ -301,12 +360,20 @@ def local_report(service=DEFAULT_SERVICE, log_file=DEFAULT_LOG_FILE,
             service, ', '.join(str(p[0]) for p in procs))))
         fields.append(('Local Process Since',
                        newest[1].isoformat(timespec='seconds')))
+        conns = [c for p in procs
+                 for c in amqp_connections(p[0], amqp_port, proc_root)]
+        fields.append(('Local AMQP Connections',
+                       '%d established (%s)' % (len(conns),
+                                                ', '.join(sorted(set(conns))))
+                       if conns else 'none to port %d' % amqp_port))
+        ok = bool(conns)
     try:
         ts, line = last_amqp_line(log_file)
     except OSError as exc:
         fields.append(('Local AMQP', 'cannot read %s: %s' % (
             log_file, exc.strerror or exc)))
-        return fields, False
+        fields.append(('Local Log', log_file))
+        return fields, ok
     if ts is None:
         fields.append(('Local AMQP', 'no "Connected to AMQP server" line in '
                        '%s (oslo.messaging logs the first connection at '

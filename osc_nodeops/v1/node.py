@@ -266,10 +266,10 @@ class ShowNode(base.NodeOpsShowOne):
         parser.add_argument(
             '--local', action='store_true',
             help='Run on the node itself: add whether the nova-compute '
-                 'process runs, since when, and whether --log-file has a '
-                 '"Connected to AMQP server" line newer than its start')
+                 'process runs, since when, and whether --compute-log has '
+                 'a "Connected to AMQP server" line newer than its start')
         parser.add_argument(
-            '--log-file', default='/var/log/nova/nova-compute.log',
+            '--compute-log', default='/var/log/nova/nova-compute.log',
             metavar='FILE',
             help='nova-compute log for --local (default '
                  '/var/log/nova/nova-compute.log)')
@@ -299,7 +299,7 @@ class ShowNode(base.NodeOpsShowOne):
         if parsed_args.local:
             from osc_nodeops.ops import local_service
             fields, ok = local_service.local_report(
-                log_file=parsed_args.log_file, prefer=parsed_args.host)
+                log_file=parsed_args.compute_log, prefer=parsed_args.host)
             info.update(fields)
             info['Local OK'] = ok
         return self.format(info)

@@ -213,3 +213,45 @@ class TestLocalReport(testtools.TestCase):
                       51)
         procs = ops.find_processes(proc_root=self.proc, match='c02.conf')
         self.assertEqual([101], [p[0] for p in procs])
+
+    def test_prefer_host_among_several(self):
+        self.add_proc(100, ['/v/nova-compute', '--config-file', 'c01.conf'],
+                      50)
+        self.add_proc(101, ['/v/nova-compute', '--config-file', 'c02.conf'],
+                      51)
+        open(self.log, 'w').close()
+        fields, _ = ops.local_report(log_file=self.log, proc_root=self.proc,
+                                     prefer='c01')
+        self.assertEqual('nova-compute running (pid 100)',
+                         dict(fields)['Local Process'])
+        fields, _ = ops.local_report(log_file=self.log, proc_root=self.proc,
+                                     prefer='c09')
+        self.assertEqual('nova-compute running (pid 100, 101)',
+                         dict(fields)['Local Process'])
+
+    def test_amqp_connections_from_proc(self):
+        self.add_proc(100, ['/usr/bin/nova-compute'], 50)
+        base = os.path.join(self.proc, '100')
+        os.makedirs(os.path.join(base, 'fd'))
+        os.makedirs(os.path.join(base, 'net'))
+        os.symlink('socket:[777]', os.path.join(base, 'fd', '5'))
+        os.symlink('/dev/null', os.path.join(base, 'fd', '0'))
+        head = ('  sl  local_address rem_address   st tx_queue rx_queue tr '
+                'tm->when retrnsmt   uid  timeout inode\n')
+        with open(os.path.join(base, 'net', 'tcp'), 'w') as f:
+            f.write(head)
+            # 127.0.0.1:40000 -> 127.0.0.1:5672 ESTABLISHED, inode 777
+            f.write('   0: 0100007F:9C40 0100007F:1628 01 00000000:00000000 '
+                    '00:00000000 00000000     0        0 777 1 0 20 4 30 10 '
+                    '-1\n')
+            # same, other inode (another process)
+            f.write('   1: 0100007F:9C41 0100007F:1628 01 00000000:00000000 '
+                    '00:00000000 00000000     0        0 778 1 0 20 4 30 10 '
+                    '-1\n')
+        self.assertEqual(['127.0.0.1:5672'],
+                         ops.amqp_connections(100, proc_root=self.proc))
+        open(self.log, 'w').close()
+        fields, ok = ops.local_report(log_file=self.log, proc_root=self.proc)
+        self.assertTrue(ok)
+        self.assertEqual('1 established (127.0.0.1:5672)',
+                         dict(fields)['Local AMQP Connections'])
