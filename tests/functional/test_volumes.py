@@ -1,0 +1,58 @@
+"""``openstack compute node volumes HOST``: the same pairs through the API
+and from the nova + cinder databases (--from-db)."""
+
+from tests.functional import base
+
+KEYS = ('Server ID', 'Volume ID', 'Device', 'Status', 'Attach Status')
+
+
+class TestNodeVolumes(base.FunctionalTestCase):
+
+    def test_api_and_db_agree(self):
+        server = self.create_server(host='c02')
+        other = self.create_server(host='c01')
+        vols = [self.create_volume() for _ in range(2)]
+        for vol, dev in zip(vols, ('/dev/vdb', '/dev/vdc')):
+            self.admin_conn.compute.create_volume_attachment(
+                server.id, volume_id=vol.id, device=dev)
+            self.wait_for_volume(vol.id, 'in-use')
+        expected = [(server.id, vols[0].id, '/dev/vdb', 'in-use',
+                     'attached'),
+                    (server.id, vols[1].id, '/dev/vdc', 'in-use',
+                     'attached')]
+        api = self.openstack('compute', 'node', 'volumes', 'c02',
+                             parse_json=True)
+        mine = sorted(tuple(p[k] for k in KEYS) for p in api
+                      if p['Server ID'] == server.id)
+        self.assertEqual(sorted(expected), mine)
+        self.assertNotIn(other.id, [p['Server ID'] for p in api])
+        db = self.openstack(
+            'compute', 'node', 'volumes', 'c02', '--from-db',
+            '--nova-conf', self.state['nova_conf'],
+            '--cinder-conf', self.state['cinder_conf'], parse_json=True)
+        mine = sorted(tuple(p[k] for k in KEYS) for p in db
+                      if p['Server ID'] == server.id)
+        self.assertEqual(sorted(expected), mine)
+        # after a detach the DB join skips the deleted attachment row
+        self.admin_conn.compute.delete_volume_attachment(server.id,
+                                                         vols[1].id)
+        self.wait_for_volume(vols[1].id, 'available')
+        db = self.openstack(
+            'compute', 'node', 'volumes', 'c02', '--from-db',
+            '--nova-conf', self.state['nova_conf'],
+            '--cinder-conf', self.state['cinder_conf'], parse_json=True)
+        self.assertEqual([expected[0]],
+                         [tuple(p[k] for k in KEYS) for p in db
+                          if p['Server ID'] == server.id])
+
+    def test_unknown_host_and_bad_conf(self):
+        res = self.openstack('compute', 'node', 'volumes', 'nope',
+                             check=False)
+        self.assertEqual(1, res.returncode)
+        self.assertIn("no nova-compute service on host 'nope'", res.stderr)
+        res = self.openstack('compute', 'node', 'volumes', 'c01',
+                             '--from-db', '--nova-conf', '/nonexistent.conf',
+                             check=False)
+        self.assertEqual(1, res.returncode)
+        self.assertIn('/nonexistent.conf', res.stderr)
+        self.assertEqual('', res.stdout)
