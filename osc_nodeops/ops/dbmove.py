@@ -36,8 +36,13 @@ def _server_rows(compute, host, uuids):
     for uuid in uuids:
         srv = servers.get(uuid)
         if srv is None:
-            srv = engine.call_with_retry(
-                lambda: compute.get_server(uuid))
+            try:
+                srv = engine.call_with_retry(
+                    lambda: compute.get_server(uuid))
+            except Exception:
+                # a row nova's API does not know (no instance mapping)
+                from openstack.compute.v2 import server as _server
+                srv = _server.Server(id=uuid, status='UNKNOWN')
         out[uuid] = srv
     return out
 
@@ -79,7 +84,6 @@ def _move_items(plan, servers, result, journal=None):
 def recover_via_db(conn, host, opts, nova_url, neutron_url, journal_path,
                    features=None, events=None, executor_kwargs=None,
                    db_mode='auto', connector=None, before_commit=None):
-    from osc_nodeops.db import errors as db_errors
     from osc_nodeops.db import hostmove
 
     compute = conn.compute
@@ -112,18 +116,13 @@ def recover_via_db(conn, host, opts, nova_url, neutron_url, journal_path,
                      len(plan.bindings), len(plan.levels)))
         report.ok = not plan.conflicts
         return report
-    servers_before = {}
     preview = hostmove.plan(nova_url, neutron_url, host, opts.target_host,
                             mode=db_mode, connector=connector)
     servers_before = _server_rows(compute, host, preview.instance_uuids())
     ctx.emit('db', 'journal: %s' % journal_path)
-    try:
-        plan = hostmove.execute(nova_url, neutron_url, host,
-                                opts.target_host, journal_path,
-                                mode=db_mode, connector=connector,
-                                before_commit=before_commit)
-    except db_errors.DBConflict:
-        raise
+    plan = hostmove.execute(nova_url, neutron_url, host, opts.target_host,
+                            journal_path, mode=db_mode, connector=connector,
+                            before_commit=before_commit)
     report.journal = journal_path if plan.instances else None
     for line in describe_statements(plan):
         ctx.emit('sql', line)

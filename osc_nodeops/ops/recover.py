@@ -128,6 +128,8 @@ def validate(opts):
     if opts.via_db and not opts.target_host:
         raise BadInput('--via-db needs --target-host (the DB move names '
                        'the new host)')
+    if opts.execute and opts.dry_run:
+        raise BadInput('--dry-run and --execute contradict each other')
     if opts.execute and not opts.via_db:
         raise BadInput('--execute applies a --via-db move; other modes '
                        'act unless --dry-run is given')

@@ -71,6 +71,22 @@ def _add_db_arguments(parser, schemas):
                  'not given (default %s)' % (what, name, defaults[name]))
 
 
+class _SecretURL(str):
+    """A DB URL that shows no password when repr()'d: osc-lib logs the
+    parsed arguments (``run(Namespace(...))``) at debug level."""
+
+    def __repr__(self):
+        import re
+        return repr(re.sub(r'(//[^:/@]*:)[^@]*@', r'\1***@', str(self)))
+
+
+def _hide_db_urls(parsed_args):
+    for name in ('nova_db', 'neutron_db', 'cinder_db'):
+        value = getattr(parsed_args, name, None)
+        if value:
+            setattr(parsed_args, name, _SecretURL(value))
+
+
 def _db_url(parsed_args, name):
     from osc_nodeops.db import url as url_mod
     return url_mod.resolve(getattr(parsed_args, '%s_db' % name),
@@ -197,6 +213,10 @@ class RecoverAll(base.NodeOpsLister):
                  'unless --execute)')
         return parser
 
+    def run(self, parsed_args):
+        _hide_db_urls(parsed_args)
+        return super(RecoverAll, self).run(parsed_args)
+
     def _events(self):
         emit = base.progress_printer(getattr(self.app, 'stderr', None))
         return lambda event: emit(str(event))
@@ -281,6 +301,10 @@ class NodeVolumes(base.NodeOpsLister):
             help='Read the pairs from the nova and cinder databases')
         _add_db_arguments(parser, ('nova', 'cinder'))
         return parser
+
+    def run(self, parsed_args):
+        _hide_db_urls(parsed_args)
+        return super(NodeVolumes, self).run(parsed_args)
 
     def take_action(self, parsed_args):
         from osc_nodeops.db import errors as db_errors

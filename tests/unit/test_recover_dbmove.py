@@ -156,3 +156,27 @@ class TestCommandDB(testtools.TestCase):
         self.assertEqual([('i1', 'vm1', 'v1', 'd', '/dev/vdb', 'in-use',
                            'attached')], rows)
         self.assertEqual('Attach Status', cols[-1])
+
+
+class TestDebugLogRedaction(testtools.TestCase):
+
+    def test_parsed_args_repr_hides_password(self):
+        # osc-lib logs run(Namespace(...)) at debug level
+        app = mock.Mock()
+        app.stderr = io.StringIO()
+        cmd = v1_recover.NodeVolumes(app, None)
+        args = cmd.get_parser('x').parse_args([
+            'c01', '--from-db', '--nova-db',
+            'mysql+pymysql://nova:TopS3cret@db/nova_cell1'])
+        v1_recover._hide_db_urls(args)
+        self.assertNotIn('TopS3cret', repr(args))
+        self.assertIn('nova:***@db', repr(args))
+        # the value itself still works
+        self.assertEqual('TopS3cret',
+                         url_mod.DBURL.parse(args.nova_db).password)
+        with mock.patch.object(cmd, 'take_action',
+                               return_value=((), [])):
+            with self.assertLogs(level='DEBUG') as logs:
+                cmd.log.setLevel('DEBUG')
+                cmd.run(args)
+        self.assertNotIn('TopS3cret', '\n'.join(logs.output))
