@@ -5,6 +5,7 @@ the fenced confirmation, the legacy --via-db path) and volume re-attach.
 """
 
 import time
+import urllib.parse
 
 from tests.functional import base
 
@@ -128,9 +129,9 @@ class TestRecoverAfterReboot(_Base):
 class TestRecoverDeadHost(_Base):
 
     def test_refusals_then_evacuate_and_reattach(self):
+        vol = self.create_volume()  # before the server: cleanups reverse
         running = self.create_server(host='c03')
         stopped = self.create_server(host='c03', stopped=True)
-        vol = self.create_volume()
         self.admin_conn.compute.create_volume_attachment(
             running.id, volume_id=vol.id, device='/dev/vdb')
         self.wait_for_volume(vol.id, 'in-use')
@@ -266,5 +267,6 @@ class TestRecoverDeadHost(_Base):
         for s in (running, stopped):
             ports = list(self.admin_conn.network.ports(device_id=s.id))
             self.assertEqual(['c02'], [p.binding_host_id for p in ports])
-        self.assertNotIn(self.state['databases']['nova'].split('@')[0],
-                         res.stderr + res.stdout)
+        password = urllib.parse.urlsplit(
+            self.state['databases']['nova']).password
+        self.assertNotIn(password, res.stderr + res.stdout)

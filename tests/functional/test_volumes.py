@@ -9,9 +9,10 @@ KEYS = ('Server ID', 'Volume ID', 'Device', 'Status', 'Attach Status')
 class TestNodeVolumes(base.FunctionalTestCase):
 
     def test_api_and_db_agree(self):
+        # volumes first: cleanups run in reverse, servers go before them
+        vols = [self.create_volume() for _ in range(2)]
         server = self.create_server(host='c02')
         other = self.create_server(host='c01')
-        vols = [self.create_volume() for _ in range(2)]
         for vol, dev in zip(vols, ('/dev/vdb', '/dev/vdc')):
             self.admin_conn.compute.create_volume_attachment(
                 server.id, volume_id=vol.id, device=dev)
