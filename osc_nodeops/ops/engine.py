@@ -407,8 +407,11 @@ class HostPoller(object):
         return list(self.compute.migrations(**query))
 
     def snapshot(self, full=False):
-        servers = self.list_servers()
+        # Migrations first: nova moves instance.host before it marks the
+        # record completed, so a record seen completed here is never
+        # contradicted by an older server list.
         migrations = self.list_migrations(None if full else self.since)
+        servers = self.list_servers()
         return Snapshot(self.host, servers, migrations)
 
 
@@ -534,6 +537,10 @@ class Action(object):
     def adopt(self, ctx, item, snap):
         return False
 
+    def precheck(self, ctx, item, snap):
+        """Before each issue: ``None`` to go on, or a ``Check`` to stop."""
+        return None
+
     def finished(self, ctx, item):
         pass
 
@@ -595,8 +602,17 @@ class MigrationAction(Action):
             return Check(PENDING, 'waiting for the migration record')
         return self.check_migration(ctx, item, snap, m)
 
+    # A record completed while the server still shows on the source gets
+    # this long to settle before verification calls it a failure.
+    settle = 10.0
+
     def check_migration(self, ctx, item, snap, m):
         if m.status in self.done_statuses:
+            if snap.host == item.source and snap.on_host(item.id):
+                first = item.data.setdefault('done_seen', snap.taken_at)
+                if snap.taken_at - first < self.settle:
+                    return Check(PENDING, 'migration %s %s; waiting for the '
+                                 'host to change' % (m.id, m.status))
             return Check(COMPLETE, m.status, destination=m.dest_compute)
         if m.status in MIGRATION_FAILED:
             srv = snap.server(item.id)
@@ -633,6 +649,15 @@ class MigrationAction(Action):
             return (False, 'server went to %s, not %s' % (
                 now, ctx.target_host), now)
         return True, '', now
+
+    def precheck(self, ctx, item, snap):
+        # Never issue a move for a server that already left the source
+        # (e.g. a retry after a move we could not verify).
+        if (snap is not None and snap.host == item.source
+                and not snap.on_host(item.id)):
+            return Check(FATAL, 'no longer on %s; not moving it again' %
+                         item.source)
+        return None
 
     def adopt_in_progress(self, item, snap):
         """Resume: take over the server's unfinished migration."""
@@ -755,6 +780,15 @@ class Executor(object):
         return lambda: item.action.issue(self.ctx, item)
 
     def _start(self, pool, item, snap):
+        try:
+            stop = item.action.precheck(self.ctx, item, snap)
+        except Exception as exc:
+            stop = Check(FAILED, 'precheck failed: %s' % describe(exc))
+        if stop is not None:
+            if item.started_at is None:
+                item.started_at = self.clock()
+            self._finish(item, FAILED, stop.message)
+            return
         now = self.clock()
         item.attempts += 1
         if item.started_at is None:
@@ -772,6 +806,8 @@ class Executor(object):
             item.migration_id = None
             item.last_migration = None
             item.data.pop('call_pending', None)
+            item.data.pop('done_seen', None)
+            item.data['requeued_at'] = self.clock()
             item.not_before = self.clock() + self.retry_delay
             item.message = message
             self.ctx.emit('retry', '%s; retrying (%d of %d)' % (
@@ -820,9 +856,9 @@ class Executor(object):
             self.ctx.emit('warning', item.message, item)
             item.data.pop('call_pending', None)
 
-    def _snapshot(self):
+    def _snapshot(self, force=False):
         now = self.clock()
-        if now < self._next_poll:
+        if now < self._next_poll and not force:
             return None
         try:
             snap = self.poller.snapshot()
@@ -1004,6 +1040,14 @@ class Executor(object):
                     if not ready:
                         break
                     item = ready[0]
+                    requeued = item.data.get('requeued_at')
+                    if requeued is not None and (
+                            snap is None or snap.taken_at <= requeued):
+                        # A retry looks at the host afresh before issuing.
+                        new = self._snapshot(force=True)
+                        if new is None:
+                            break
+                        snap = new
                     queue.remove(item)
                     inflight.append(item)
                     self._start(pool, item, snap)

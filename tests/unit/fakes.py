@@ -18,6 +18,8 @@ per-server script says how each attempt ends:
 ``'hang'``    the migration stays ``running`` until aborted/forced;
 ``'refuse'``  the API call raises 409;
 ``'lie'``     the record says completed but the server stays put;
+``'slow-host'`` the record says completed one poll before the server's
+              host changes (what a real listing can show);
 ``'transient-accepted'`` the API call raises 503 *after* nova accepted it;
 ``'transient-lost'``     the API call raises 503 and nothing happened.
 """
@@ -244,6 +246,15 @@ class FakeNova(object):
                 m._step += 1
                 continue
             if outcome == 'hang':
+                continue
+            if outcome == 'slow-host':
+                m.status = 'completed'
+                m._outcome = 'move-host'
+                continue
+            if outcome == 'move-host':
+                srv.compute_host = m.dest_compute
+                srv.task_state = None
+                m._outcome = None
                 continue
             if outcome == 'fail':
                 m.status = 'error'

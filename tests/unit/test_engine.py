@@ -168,6 +168,30 @@ class TestExecutor(testtools.TestCase):
         self.assertEqual('failed', item.result)
         self.assertIn('still on c01', item.message)
 
+    def test_record_completed_before_host_changes_is_not_a_failure(self):
+        nova = fakes.FakeNova()
+        nova.add('a', script=['slow-host'])
+        ctx, poller, ex = make_executor(nova, retries=1)
+        [item] = ex.run(live_items(nova))
+        self.assertEqual('moved', item.result, item.message)
+        self.assertEqual(1, nova.compute.live_migrate_server.call_count)
+
+    def test_retry_never_moves_a_server_that_left(self):
+        nova = fakes.FakeNova()
+        srv = nova.add('a', script=['fail'])
+        events = []
+
+        def on_event(event):
+            events.append(event)
+            if event.kind == 'retry':
+                # someone else moved it meanwhile
+                nova.servers[srv.id].compute_host = 'c03'
+        ctx, poller, ex = make_executor(nova, retries=2, events=on_event)
+        [item] = ex.run(live_items(nova))
+        self.assertEqual('failed', item.result)
+        self.assertIn('no longer on c01', item.message)
+        self.assertEqual(1, nova.compute.live_migrate_server.call_count)
+
     def test_failed_move_is_retried_then_succeeds(self):
         nova = fakes.FakeNova()
         nova.add('a', script=['fail', 'ok'])
