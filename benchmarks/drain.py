@@ -179,9 +179,13 @@ def run_ours(conn, ids, host):
         [OPENSTACK, '--os-cloud', 'minicloud', 'compute', 'node', 'drain',
          host, '-f', 'json', '--max-parallel', '8', '--poll-interval', '1'],
         capture_output=True, text=True, env=cli_env())
+    path = os.path.join(os.environ.get('TMPDIR', '/tmp'),
+                        'bench-drain-ours.stderr')
+    with open(path, 'w') as f:
+        f.write(res.stderr)
     if res.returncode != 0:
-        raise RuntimeError('drain exited %d: %s' % (res.returncode,
-                                                   res.stderr[-2000:]))
+        raise RuntimeError('drain exited %d (progress in %s): %s' % (
+            res.returncode, path, res.stderr[-2000:]))
     rows = json.loads(res.stdout)
     return {'moved': sum(1 for r in rows if r['Result'] == 'moved')}
 
