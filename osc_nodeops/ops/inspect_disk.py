@@ -322,9 +322,9 @@ class Journal(object):
             os.unlink(self.path)
 
     def release(self):
+        # The lock file stays: unlinking it would let a process that opened
+        # the old inode and one that creates a new one both "hold" it.
         if self._lock is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.lock_path)
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             os.close(self._lock)
             self._lock = None

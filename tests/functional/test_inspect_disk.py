@@ -443,6 +443,20 @@ class InspectDiskCLITest(_Rig, base.FunctionalTestCase):
         self.assertIn('exec exited 3', res.stderr)
         self.assertNothingLeft()
 
+    def test_shell_reads_commands_then_tears_down(self):
+        env = self.env(SHELL='/bin/sh')
+        res = subprocess.run(
+            self.exe() + self.argv('--shell'), input='cat hello.txt\n'
+            'pwd > %s/pwd.out\nexit 0\n' % self.root, capture_output=True,
+            text=True, env=env, timeout=300)
+        self.assertEqual(0, res.returncode, res.stderr)
+        self.assertEqual('hello from the guest\n', res.stdout)
+        with open(os.path.join(self.root, 'pwd.out')) as f:
+            self.assertEqual(os.path.join(self.state_dir, self.server.id,
+                                          'mnt'), f.read().strip())
+        self.assertResumed(res.stderr)
+        self.assertNothingLeft()
+
     def test_ctrl_c_during_exec(self):
         # Ctrl-C at a terminal signals the whole foreground process group.
         child = self.start_cli(self.argv('--exec', 'sleep 60'))
