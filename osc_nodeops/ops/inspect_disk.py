@@ -265,7 +265,9 @@ class Journal(object):
     """
 
     def __init__(self, state_dir, server_id):
-        self.state_dir = state_dir
+        # Real and absolute: the names recorded must match what
+        # /proc/mounts and the loop devices' backing_file say.
+        self.state_dir = os.path.realpath(state_dir)
         self.server_id = server_id
         self.path = os.path.join(state_dir, 'inspect-%s.json' % server_id)
         self.lock_path = os.path.join(state_dir, 'inspect-%s.lock'
@@ -355,8 +357,13 @@ def _fault(when, step):
 # ----------------------------------------------------------- host probing
 
 def mounted(path, mounts_file='/proc/mounts'):
-    """True if ``path`` is a mount point now."""
-    path = os.path.realpath(path) if os.path.exists(path) else path
+    """True if ``path`` is a mount point now.
+
+    Only the parent is resolved: the mount point itself may be a dead FUSE
+    mount (``ENOTCONN``).
+    """
+    path = os.path.join(os.path.realpath(os.path.dirname(path)),
+                        os.path.basename(path))
     with open(mounts_file) as f:
         for line in f:
             fields = line.split()

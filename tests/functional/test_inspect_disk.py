@@ -244,6 +244,25 @@ class InspectDiskLocalTest(_Rig, testtools.TestCase):
                       self.events)
         self.assertIn('failed', self.audit_records()[-1]['outcome'])
 
+    def test_state_dir_through_a_symlink(self):
+        real = os.path.join(self.root, 'real-state')
+        os.makedirs(real)
+        os.symlink(real, os.path.join(self.root, 'state-link'))
+        s = self.session(state_dir=os.path.join(self.root, 'state-link'))
+        s.preflight()
+        s._setup()
+        s.journal.release()
+        # A crash: cleanup must find the mount and loop device by the
+        # names the kernel reports (real paths).
+        rows = self.ops.cleanup(os.path.join(self.root, 'state-link'),
+                                open_libvirt=lambda uri: self.conn)
+        self.assertEqual([('unmount', 'done'), ('disconnect', 'done'),
+                          ('resume', 'done')],
+                         [(r.step, r.result) for r in rows])
+        self.assertEqual([], helpers.leftovers(self.root))
+        self.assertEqual([], [n for n in os.listdir(real)
+                              if n.endswith('.json')])
+
     def test_crash_then_cleanup_resumes(self):
         # Run the three first steps, then "die": the lock is dropped, the
         # journal and everything it names stay in place.
