@@ -222,6 +222,21 @@ class InspectDiskLocalTest(_Rig, testtools.TestCase):
                       rows)
         self.assertNothingLeft()
 
+    def test_read_write_persists(self):
+        rc, steps = self.session(read_write=True).run(
+            lambda mp: self.ops.exec_command(mp, 'echo fixed > fixed.txt'))
+        self.assertEqual(0, rc)
+        self.assertIn('READ-WRITE', steps[1].detail)
+        self.assertIn('-o rw,', steps[2].detail)
+        out = io.BytesIO()
+        self.session().run(lambda mp: self.ops.cat_path(mp, 'fixed.txt',
+                                                        out))
+        self.assertEqual(b'fixed\n', out.getvalue())
+        self.assertNothingLeft()
+        self.assertEqual(['read-write', 'read-write', 'read-only',
+                          'read-only'],
+                         [r['mode'] for r in self.audit_records()])
+
     def test_exec_runs_in_the_mount_point(self):
         out = os.path.join(self.root, 'exec.out')
         rc, _ = self.session().run(lambda mp: self.ops.exec_command(
