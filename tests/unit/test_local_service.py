@@ -255,3 +255,27 @@ class TestLocalReport(testtools.TestCase):
         self.assertTrue(ok)
         self.assertEqual('1 established (127.0.0.1:5672)',
                          dict(fields)['Local AMQP Connections'])
+
+
+class TestShowNodeLocal(testtools.TestCase):
+
+    def test_local_fields_added(self):
+        import collections
+        from osc_nodeops.v1 import node
+        cmd = node.ShowNode(mock.Mock(), mock.Mock())
+        parser = cmd.get_parser('show')
+        args = parser.parse_args(['c01', '--local', '--compute-log', '/l'])
+        self.useFixture(fixtures.MockPatchObject(
+            node.ShowNode, 'gather',
+            return_value=collections.OrderedDict([('Host', 'c01')])))
+        report = self.useFixture(fixtures.MockPatchObject(
+            ops, 'local_report', return_value=(
+                [('Local Process', 'nova-compute running (pid 1)')],
+                True))).mock
+        cols, values = cmd.take_action(args)
+        self.assertEqual(('Host', 'Local Process', 'Local OK'), cols)
+        self.assertEqual(('c01', 'nova-compute running (pid 1)', True),
+                         values)
+        report.assert_called_once_with(log_file='/l', prefer='c01')
+        cols, _ = cmd.take_action(parser.parse_args(['c01']))
+        self.assertEqual(('Host',), cols)
