@@ -267,7 +267,7 @@ class TestShowNodeLocal(testtools.TestCase):
         args = parser.parse_args(['c01', '--local', '--compute-log', '/l'])
         self.useFixture(fixtures.MockPatchObject(
             node.ShowNode, 'gather',
-            return_value=collections.OrderedDict([('Host', 'c01')])))
+            side_effect=lambda a: collections.OrderedDict([('Host', 'c01')])))
         report = self.useFixture(fixtures.MockPatchObject(
             ops, 'local_report', return_value=(
                 [('Local Process', 'nova-compute running (pid 1)')],
