@@ -551,6 +551,30 @@ def eui64_mac(address):
     return ':'.join('%02x' % o for o in octets)
 
 
+def _check_assignable(subnet, address):
+    """Refuse addresses no port of SUBNET can ever have."""
+    network = ipaddress.ip_network(subnet.cidr)
+    if subnet.gateway_ip and address == ipaddress.ip_address(
+            subnet.gateway_ip):
+        raise PortFloatError('address %s is the gateway of subnet %s'
+                             % (address, subnet.name or subnet.id))
+    if address == network.network_address or (
+            network.version == 4 and address == network.broadcast_address
+            and network.prefixlen < 31):
+        raise PortFloatError('address %s is the %s address of subnet %s'
+                             % (address, 'network'
+                                if address == network.network_address
+                                else 'broadcast', subnet.name or subnet.id))
+
+
+def _in_pools(subnet, address):
+    pools = subnet.allocation_pools or []
+    if not pools:
+        return True
+    return any(ipaddress.ip_address(p['start']) <= address
+               <= ipaddress.ip_address(p['end']) for p in pools)
+
+
 def _tag_and_name(conn, port, name, description):
     attrs = {'name': name}
     if description is not None:
@@ -578,6 +602,7 @@ def recover(conn, ip, network, max_attempts=DEFAULT_MAX_ATTEMPTS, name=None,
     address = parse_address(ip)
     net = find_network(conn, network)
     subnet = _subnet_for(_subnets(conn, net), address, net)
+    _check_assignable(subnet, address)
     name = name or 'recovered-%s' % address
     held = _holders(conn, net.id, address)
     if held:
@@ -638,6 +663,11 @@ def recover(conn, ip, network, max_attempts=DEFAULT_MAX_ATTEMPTS, name=None,
                 'admin' % (address, eui64_mac(address), subnet.id))
         else:
             # 2. the guide's loop, bounded.
+            if not _in_pools(subnet, address):
+                raise PortFloatError(
+                    'address %s is outside the allocation pools of subnet '
+                    '%s and policy forbids asking for it: the loop cannot '
+                    'get it; ask an admin' % (address, subnet.id))
             method = 'loop'
             while attempts < max_attempts:
                 attempts += 1

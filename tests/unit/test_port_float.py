@@ -425,6 +425,27 @@ class TestRecover(Base):
         self.assertIn(stuck[0], str(exc))
         self.assertTrue(any(stuck[0] in e for e in self.events))
 
+    def test_unassignable_addresses_refused(self):
+        net = self.neutron.add_network('pooled', [
+            {'cidr': '192.0.2.0/24', 'gateway_ip': '192.0.2.1',
+             'allocation_pools': [{'start': '192.0.2.10',
+                                   'end': '192.0.2.20'}]}])
+        for ip, text in (('192.0.2.1', 'gateway'), ('192.0.2.0', 'network'),
+                         ('192.0.2.255', 'broadcast')):
+            exc = self.assertRaises(pf.PortFloatError, pf.recover,
+                                    self.conn, ip, net.id)
+            self.assertIn(text, str(exc))
+        self.neutron.proxy.create_port.assert_not_called()
+        # Outside the pools: an admin gets it directly ...
+        row = pf.recover(self.conn, '192.0.2.50', net.id)
+        self.assertEqual('direct', row['method'])
+        # ... the loop never could: refused before looping.
+        self.neutron.allow_ip_address = False
+        exc = self.assertRaises(pf.PortFloatError, pf.recover, self.conn,
+                                '192.0.2.60', net.id)
+        self.assertIn('allocation pools', str(exc))
+        self.assertEqual([row['id']], list(self.neutron.ports))
+
     def test_ipv6_auto_address_uses_the_mac(self):
         net = self.neutron.add_network('v6', [
             {'cidr': '2001:db8:1::/64', 'ipv6_address_mode': 'slaac'}])
