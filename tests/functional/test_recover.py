@@ -133,8 +133,11 @@ class TestRecoverDeadHost(_Base):
         running = self.create_server(host='c03')
         stopped = self.create_server(host='c03', stopped=True)
         self.admin_conn.compute.create_volume_attachment(
-            running.id, volume_id=vol.id, device='/dev/vdb')
+            running.id, volume_id=vol.id)
         self.wait_for_volume(vol.id, 'in-use')
+        # the device nova chose (the fake driver names them /dev/sdX)
+        device = [a.device for a in self.admin_conn.compute
+                  .volume_attachments(running.id)][0]
         # refused while c03 is up; --force-down needs the confirmation
         res, _ = self.recover('c03', '--dead')
         self.assertEqual(1, res.returncode)
@@ -183,13 +186,13 @@ class TestRecoverDeadHost(_Base):
                          [(a['server_id'], a['host_name'])
                           for a in v.attachments])
         att = list(self.admin_conn.compute.volume_attachments(running.id))
-        self.assertEqual([(vol.id, '/dev/vdb')],
+        self.assertEqual([(vol.id, device)],
                          [(a.volume_id, a.device) for a in att])
         # the pair listing agrees, through the API and from the DBs
         pairs = self.openstack('compute', 'node', 'volumes', 'c02',
                                parse_json=True)
         self.assertIn({'Server ID': running.id, 'Volume ID': vol.id,
-                       'Device': '/dev/vdb', 'Status': 'in-use',
+                       'Device': device, 'Status': 'in-use',
                        'Attach Status': 'attached'},
                       [{k: p[k] for k in ('Server ID', 'Volume ID', 'Device',
                                           'Status', 'Attach Status')}
@@ -198,7 +201,7 @@ class TestRecoverDeadHost(_Base):
             'compute', 'node', 'volumes', 'c02', '--from-db',
             '--nova-conf', self.state['nova_conf'],
             '--cinder-conf', self.state['cinder_conf'], parse_json=True)
-        self.assertIn((running.id, vol.id, '/dev/vdb', 'in-use', 'attached'),
+        self.assertIn((running.id, vol.id, device, 'in-use', 'attached'),
                       [(p['Server ID'], p['Volume ID'], p['Device'],
                         p['Status'], p['Attach Status']) for p in pairs])
         if all(r['Result'] in ('evacuated', 'reattached', 'skipped')

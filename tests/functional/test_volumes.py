@@ -13,14 +13,16 @@ class TestNodeVolumes(base.FunctionalTestCase):
         vols = [self.create_volume() for _ in range(2)]
         server = self.create_server(host='c02')
         other = self.create_server(host='c01')
-        for vol, dev in zip(vols, ('/dev/vdb', '/dev/vdc')):
+        for vol in vols:
             self.admin_conn.compute.create_volume_attachment(
-                server.id, volume_id=vol.id, device=dev)
+                server.id, volume_id=vol.id)
             self.wait_for_volume(vol.id, 'in-use')
-        expected = [(server.id, vols[0].id, '/dev/vdb', 'in-use',
-                     'attached'),
-                    (server.id, vols[1].id, '/dev/vdc', 'in-use',
-                     'attached')]
+        # the devices nova chose (the fake driver names them /dev/sdX)
+        devices = {a.volume_id: a.device for a in
+                   self.admin_conn.compute.volume_attachments(server.id)}
+        self.assertEqual(2, len(set(devices.values())))
+        expected = [(server.id, v.id, devices[v.id], 'in-use', 'attached')
+                    for v in vols]
         api = self.openstack('compute', 'node', 'volumes', 'c02',
                              parse_json=True)
         mine = sorted(tuple(p[k] for k in KEYS) for p in api
