@@ -87,6 +87,19 @@ class TestMinicloud(base.FunctionalTestCase):
         vol = self.wait_for_volume(vol.id, 'available')
         self.assertEqual([], vol.attachments)
 
+    def test_restart_compute_then_hard_reboot(self):
+        # restart-compute is a rebooted hypervisor: the fake driver has
+        # forgotten the guest, nova has not; a hard reboot re-creates it.
+        server = self.create_server(host='c02')
+        self.addCleanup(self.minicloud, 'start-compute', 'c02')
+        self.minicloud('restart-compute', 'c02')
+        self._wait_service('c02', 'up', timeout=30)
+        self.admin_conn.compute.reboot_server(server.id, 'HARD')
+        server = self.wait_for_server(server.id, 'ACTIVE')
+        self.assertEqual('c02', server.compute_host)
+        self.assertEqual(1, server.power_state)
+        self.assertIn('reboot', self._actions(server))
+
     def test_smoke(self):
         for h in self.state['compute_hosts']:
             svc = self._compute_service(h)
