@@ -15,7 +15,7 @@ DEFAULT_API_VERSION = '1'
 
 
 class Client(object):
-    """The 'client' OSC builds for us: a thin handle on OSC's own SDK connection.
+    """The client OSC builds for us: a handle on OSC's own SDK connection.
 
     The commands talk to nova, neutron and cinder through the openstacksdk
     ``Connection`` OSC has already authenticated (``sdk_connection``), so we
