@@ -128,28 +128,40 @@ def enable(conn, hosts):
                                         binary='nova-compute')
 
 
-def boot(conn, count, host):
+def boot(conn, count, host, ids):
+    """Boot ``count`` servers on ``host``; their IDs go into ``ids``
+    as they are created (so the caller can always clean up).  A server
+    that goes ERROR is replaced, at most three times in all."""
     with open(os.path.join(STATE, 'minicloud.json')) as f:
         state = json.load(f)
-    ids = []
-    for i in range(count):
+
+    def create(i):
         s = conn.compute.create_server(
             name='bench-drain-%02d' % i, flavor_id=state['flavor']['id'],
             image_id=state['image']['id'], networks='none',
             availability_zone='nova:%s' % host)
         ids.append(s.id)
-    idset = set(ids)
+        return s.id
+
+    live = {create(i): i for i in range(count)}
+    replaced = [0]
 
     def ready():
         servers = [s for s in conn.compute.servers(all_projects=True)
-                   if s.id in idset]
-        bad = [s for s in servers if s.status == 'ERROR']
-        if bad:
-            raise RuntimeError('server %s went ERROR' % bad[0].id)
-        return len([s for s in servers if s.status == 'ACTIVE'
-                    and not s.task_state]) == count
+                   if s.id in live]
+        for s in servers:
+            if s.status == 'ERROR':
+                if replaced[0] >= 3:
+                    raise RuntimeError('server %s went ERROR: %s' % (
+                        s.id, s.fault))
+                replaced[0] += 1
+                log('%s went ERROR (%s); replacing it' % (
+                    s.name, (s.fault or {}).get('message')))
+                live[create(live.pop(s.id))] = None
+        return len([s for s in servers if s.id in live and
+                    s.status == 'ACTIVE' and not s.task_state]) == count
     wait_until(ready, 600, '%d servers ACTIVE' % count, interval=1)
-    return ids
+    return list(live)
 
 
 def move_back(conn, ids, host):
@@ -297,11 +309,12 @@ def main():
     conn = connect()
     hosts = [s.host for s in conn.compute.services(binary='nova-compute')]
     ids = []
+    created = []  # every server booted, for the cleanup
     results = []
     try:
         enable(conn, hosts)
         log('booting %d servers on %s' % (args.servers, args.host))
-        ids = boot(conn, args.servers, args.host)
+        ids = boot(conn, args.servers, args.host, created)
         for i, name in enumerate(variants):
             if i:
                 log('moving the servers back to %s (not timed)' % args.host)
@@ -312,12 +325,12 @@ def main():
             log('%s: %.1fs' % (name, results[-1]['wall']))
     finally:
         log('cleaning up')
-        for sid in ids:
+        for sid in created:
             conn.compute.delete_server(sid, ignore_missing=True)
         enable(conn, hosts)
         deadline = time.time() + 300
-        while ids and time.time() < deadline and any(
-                s.id in set(ids) for s in conn.compute.servers(
+        while created and time.time() < deadline and any(
+                s.id in set(created) for s in conn.compute.servers(
                     all_projects=True)):
             time.sleep(1)
         fcntl.flock(lock, fcntl.LOCK_UN)
