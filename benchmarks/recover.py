@@ -101,8 +101,16 @@ class Bench(object):
 
     def servers(self, ids):
         want = set(ids)
-        return [s for s in self.c.servers(details=True, all_projects=True)
-                if s.id in want]
+        for attempt in range(10):
+            try:
+                return [s for s in self.c.servers(details=True,
+                                                  all_projects=True)
+                        if s.id in want]
+            except Exception as exc:  # a loaded 2-core rig gives 5xx
+                if attempt == 9:
+                    raise
+                log('listing servers failed (%s); retrying' % exc)
+                time.sleep(2)
 
     def wait(self, ids, pred, what, timeout=1800, interval=0.5):
         deadline = time.time() + timeout
