@@ -68,6 +68,11 @@ class TestPortFloat(base.FunctionalTestCase):
     def delete_server_and_wait(self, server_id):
         self._delete_server(server_id)
 
+    def _unlock_if_there(self, server_id):
+        if self.admin_conn.compute.find_server(
+                server_id, ignore_missing=True, all_projects=True):
+            self.admin_conn.compute.unlock_server(server_id)
+
     def wait_port_gone(self, port_id, timeout=60):
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -160,6 +165,44 @@ class TestPortFloat(base.FunctionalTestCase):
         self.assertEqual([port_id], list(self.ports_on_net()))
         port = self.admin_conn.network.get_port(port_id)
         self.assertEqual('', port.device_id)
+
+    def test_project_user_detach_and_move_whose_attach_fails(self):
+        demo = 'minicloud-demo'
+        x = self.create_server(host='c01', conn=self.demo_conn)
+        y = self.create_server(host='c02', conn=self.demo_conn)
+        time.sleep(1.1)     # neutron's created_at has 1 s resolution
+        row = self.float_create('mv.example.com', cloud=demo)
+        port_id = row['ID']
+        addrs = sorted(row['Addresses'].split(', '))
+        row = self.openstack('port', 'float', 'attach', port_id, x.id,
+                             cloud=demo, parse_json=True)
+        self.assertEqual('ACTIVE', row['Status'])
+        # The target is locked by the admin: nova refuses the attach.
+        self.admin_conn.compute.lock_server(y.id)
+        self.addCleanup(self._unlock_if_there, y.id)
+        res = self.openstack('port', 'float', 'move', port_id, y.id,
+                             cloud=demo, check=False)
+        self.assertEqual(1, res.returncode, res.stdout)
+        self.assertIn('detached from server %s' % x.id, res.stderr)
+        self.assertIn('attaching it to server %s failed' % y.id, res.stderr)
+        port = self.admin_conn.network.get_port(port_id)
+        self.assertEqual('', port.device_id)
+        self.assertEqual(addrs, sorted(f['ip_address']
+                                       for f in port.fixed_ips))
+        self.assertEqual([], self.addresses_of(x.id))
+        self.assertEqual([], self.addresses_of(y.id))
+        # Unlocked, the same move works from the detached state.
+        self.admin_conn.compute.unlock_server(y.id)
+        row = self.openstack('port', 'float', 'move', port_id, y.id,
+                             cloud=demo, parse_json=True)
+        self.assertEqual(y.id, row['Server ID'])
+        self.assertIsNone(row['Moved From'])
+        self.assertEqual(addrs, self.addresses_of(y.id))
+        # Detach as the project user, delete the server, port stays.
+        self.openstack('port', 'float', 'detach', port_id, cloud=demo)
+        self.delete_server_and_wait(y.id)
+        self.delete_server_and_wait(x.id)
+        self.assertEqual([port_id], list(self.ports_on_net()))
 
     def test_port_nova_created_is_not_detached(self):
         # nova creates the port (--nic net-id): nova deletes such a port on
