@@ -602,6 +602,17 @@ def undrain_host(compute, host, service, opts, features=None, events=None,
     """S6 (and S7 with ``opts.migrate_back``) for one host."""
     features = features or engine.Features.from_proxy(compute)
     ctx = _context(compute, host, features, opts, events, host)
+    servers = []
+    if opts.migrate_back:
+        servers = list_drained_from(compute, host)
+        names = {s.id for s in servers} | {s.name for s in servers}
+        unknown = [e for e in opts.exclude if e not in names]
+        if unknown:
+            raise BadInput('--exclude %s: no server recorded as drained '
+                           'from %s has that name or ID' % (unknown[0],
+                                                             host))
+    elif opts.exclude:
+        raise BadInput('--exclude only makes sense with --migrate-back')
     if opts.dry_run:
         note = 'dry run: service left %s' % service.status
     elif opts.keep_disabled:
@@ -612,7 +623,6 @@ def undrain_host(compute, host, service, opts, features=None, events=None,
     report = HostReport(host, [], service_note=note)
     if not opts.migrate_back:
         return report
-    servers = list_drained_from(compute, host)
     since = engine.utcnow() - datetime.timedelta(hours=1)
     poller = engine.HostPoller(compute, host, features, since=since)
     snap = engine.call_with_retry(lambda: poller.snapshot(full=True))

@@ -242,9 +242,12 @@ class UndrainNode(_MoveCommand):
             raise exceptions.CommandError(_one_line(exc))
         features = engine.Features.from_proxy(compute)
         events = self._events()
-        report = drain.undrain_host(
-            compute, parsed_args.host, services[parsed_args.host], opts,
-            features=features, events=events)
+        try:
+            report = drain.undrain_host(
+                compute, parsed_args.host, services[parsed_args.host], opts,
+                features=features, events=events)
+        except drain.BadInput as exc:
+            raise exceptions.CommandError(str(exc))
         if not parsed_args.migrate_back:
             events('%s nova-compute %s' % (parsed_args.host,
                                            report.service_note))

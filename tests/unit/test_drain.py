@@ -441,6 +441,29 @@ class TestUndrain(testtools.TestCase):
         self.assertTrue(report.ok)
         self.assertNotIn(drain.ORIGIN_KEY, nova.servers[srv.id].metadata)
 
+    def test_bad_exclude_changes_nothing(self):
+        nova = fakes.FakeNova()
+        nova.services['c01'].status = 'disabled'
+        nova.add('a', host='c02', metadata={drain.ORIGIN_KEY: 'c01',
+                                            drain.MARKER_KEY: 'x'})
+        self.assertRaises(drain.BadInput, run_undrain, nova,
+                          migrate_back=True, exclude=('zzz',))
+        self.assertRaises(drain.BadInput, run_undrain, nova,
+                          exclude=('a',))
+        for name in MUTATORS:
+            getattr(nova.compute, name).assert_not_called()
+
+    def test_exclude_keeps_one_away(self):
+        nova = fakes.FakeNova()
+        for name in ('a', 'b'):
+            nova.add(name, host='c02', metadata={drain.ORIGIN_KEY: 'c01',
+                                                 drain.MARKER_KEY: 'x'})
+        report = run_undrain(nova, migrate_back=True, exclude=('b',),
+                             allow_skipped=True)
+        self.assertEqual({'a': 'moved', 'b': 'skipped'},
+                         {i.server.name: i.result for i in report.items})
+        self.assertEqual(['a'], [s.name for s in nova.on('c01')])
+
     def test_failed_move_back_keeps_record(self):
         nova = fakes.FakeNova()
         srv = nova.add('a', host='c02', metadata={drain.ORIGIN_KEY: 'c01',
