@@ -86,10 +86,12 @@ The pieces
     give the common output columns.
 
 ``HostPoller``
-    Takes a ``Snapshot`` of one host with exactly two list calls, whatever
-    the number of servers: servers on the host (all projects, details;
-    ``compute_host=``) and migrations touching the host (``host=``: source
-    or destination).
+    Takes a ``Snapshot`` of one host with at most two list calls, whatever
+    the number of servers: migrations touching the host (``host=``: source
+    or destination) and servers on the host (all projects, details;
+    ``compute_host=``).  The executor's polls list the servers only when an
+    action looks at one (a record finished, no record yet, a status to
+    check), so a long queue of running migrations costs one call a poll.
 
 ``Executor``
     Runs the items: at most ``max_parallel`` in flight, issue calls in a
@@ -340,11 +342,22 @@ class Event(object):
 # --------------------------------------------------------------- snapshot
 
 class Snapshot(object):
-    """One view of a host: servers on it and migrations touching it."""
+    """One view of a host: servers on it and migrations touching it.
+
+    ``servers`` may be given as a callable: the server list is then made
+    only when an action first looks at a server (most polls of a long
+    drain only need the migration records).
+    """
 
     def __init__(self, host, servers, migrations, taken_at=None):
         self.host = host
-        self.servers = {s.id: s for s in servers}
+        self._servers = None
+        self._load_servers = None
+        self._load_error = None
+        if callable(servers):
+            self._load_servers = servers
+        else:
+            self._servers = {s.id: s for s in servers}
         self.taken_at = taken_at if taken_at is not None else time.monotonic()
         self.migrations_by_id = {}
         self._by_server = collections.defaultdict(list)
@@ -353,6 +366,22 @@ class Snapshot(object):
             self._by_server[m.server_id].append(m)
         for lst in self._by_server.values():
             lst.sort(key=_migration_sort_key)
+
+    @property
+    def servers(self):
+        if self._servers is None:
+            if self._load_error is not None:
+                raise self._load_error
+            try:
+                self._servers = {s.id: s for s in self._load_servers()}
+            except Exception as exc:
+                self._load_error = exc  # one try per snapshot
+                raise
+        return self._servers
+
+    @property
+    def servers_listed(self):
+        return self._servers is not None
 
     def on_host(self, server_id):
         return server_id in self.servers
@@ -383,7 +412,7 @@ def _migration_sort_key(m):
 
 
 class HostPoller(object):
-    """Two list calls per snapshot for the whole host."""
+    """At most two list calls per snapshot for the whole host."""
 
     def __init__(self, compute, host, features=None, since=None):
         self.compute = compute
@@ -407,11 +436,17 @@ class HostPoller(object):
         return list(self.compute.migrations(**query))
 
     def snapshot(self, full=False):
-        # Migrations first: nova moves instance.host before it marks the
-        # record completed, so a record seen completed here is never
-        # contradicted by an older server list.
+        """Migrations, then servers.
+
+        ``full`` (planning): every migration record, servers listed at
+        once.  Otherwise (the executor's polls): records changed since
+        ``since``, servers listed when first looked at.  Migrations come
+        first: nova moves instance.host before it marks the record
+        completed, so a record seen completed is never contradicted by an
+        older server list.
+        """
         migrations = self.list_migrations(None if full else self.since)
-        servers = self.list_servers()
+        servers = self.list_servers() if full else self.list_servers
         return Snapshot(self.host, servers, migrations)
 
 

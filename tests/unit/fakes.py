@@ -8,7 +8,7 @@ way OSC's tests/unit/compute/v2/fakes.py does.
 ``openstack.compute.v2._proxy.Proxy``: only the proxy methods it wires up
 behave; any other call is recorded by the mock (and a call with a wrong
 signature fails, thanks to the spec).  Migrations advance one step every
-time the servers of a host are listed (one "tick" per poll), and a
+time the migrations of a host are listed (one "tick" per poll), and a
 per-server script says how each attempt ends:
 
 ``'ok'``      the move completes;
@@ -167,14 +167,17 @@ class FakeNova(object):
         if self.fail_lists:
             self.fail_lists -= 1
             raise http_error(503, 'service unavailable')
-        if host is not None:
-            self.tick()
         found = [s for s in self.servers.values()
                  if host is None or s.compute_host == host]
         return iter([_server.Server(**s.to_dict(computed=False))
                      for s in found])
 
     def _list_migrations(self, host=None, **kw):
+        if self.fail_lists:
+            self.fail_lists -= 1
+            raise http_error(503, 'service unavailable')
+        if host is not None:
+            self.tick()  # one step of every migration per poll
         found = [m for m in self.migrations.values()
                  if host is None or host in (m.source_compute,
                                              m.dest_compute)]

@@ -145,9 +145,13 @@ class TestExecutor(testtools.TestCase):
         self.assertEqual([], nova.on('c01'))
         # bounded parallelism
         self.assertLessEqual(nova.in_flight_max, 2)
-        # host-wide polling only: no GET per server
+        # host-wide polling only: no GET per server; one migration list
+        # per poll, the server list only when an action needed it
         nova.compute.get_server.assert_not_called()
-        self.assertEqual(2 * ex.snapshots, poller.calls)
+        self.assertEqual(ex.snapshots, nova.compute.migrations.call_count)
+        self.assertLess(nova.compute.servers.call_count, ex.snapshots)
+        self.assertEqual(poller.calls, nova.compute.migrations.call_count +
+                         nova.compute.servers.call_count)
 
     def test_failed_live_migration_back_on_same_host_is_failure(self):
         nova = fakes.FakeNova()
