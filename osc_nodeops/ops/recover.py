@@ -305,6 +305,8 @@ class Evacuate(engine.MigrationAction):
     success = 'evacuated'
     migration_types = ('evacuation',)
     done_statuses = ('done', 'completed')
+    restart_after = 20.0   # seconds before starting a stopped one again
+    max_starts = 3
 
     def issue(self, ctx, item):
         ctx.compute.evacuate_server(item.id, host=ctx.target_host)
@@ -333,8 +335,14 @@ class Evacuate(engine.MigrationAction):
                                 'evacuation' % srv.compute_host)
         wanted = self._wanted(item)
         if srv.status == 'SHUTOFF' and wanted == 'ACTIVE':
-            if not item.data.get('start_issued'):
-                item.data['start_issued'] = True
+            # Start it; again if it is still stopped a while later (a start
+            # refused while nova finished the rebuild, or lost).
+            last = item.data.get('start_at')
+            starts = item.data.get('starts', 0)
+            if last is None or (snap.taken_at - last > self.restart_after
+                                and starts < self.max_starts):
+                item.data['start_at'] = snap.taken_at
+                item.data['starts'] = starts + 1
                 sid = item.id
                 return engine.Check(
                     engine.CALL, 'start (was running; evacuated servers '
@@ -360,7 +368,7 @@ class Evacuate(engine.MigrationAction):
         if srv.status != wanted:
             return False, 'is %s, expected %s' % (srv.status, wanted), dest
         notes = []
-        if item.data.get('start_issued'):
+        if item.data.get('starts'):
             notes.append('started again (it was running)')
         if item.status_before == 'ERROR':
             notes.append('was ERROR on the dead host')

@@ -329,6 +329,23 @@ class TestDeadMode(testtools.TestCase):
         self.assertIn('started again', items['a'].message)
         self.assertLessEqual(self.nova.in_flight_max, 2)
 
+    def test_start_after_evacuation_is_retried_when_refused(self):
+        self.nova.services['c03'].state = 'down'
+        real = self.nova._start_server
+        refused = []
+
+        def start(server):
+            if not refused:
+                refused.append(server)
+                raise fakes.http_error(409, 'task_state rebuild_spawning')
+            return real(server)
+        self.nova.compute.start_server.side_effect = start
+        report, _ = run(self.nova, 'c03', dead=True, max_parallel=1)
+        self.assertTrue(report.ok, [i.row() for i in report.items])
+        self.assertEqual(1, len(refused))
+        for s in (self.a, self.c):
+            self.assertEqual('ACTIVE', self.nova.servers[s.id].status)
+
     def test_dry_run_changes_nothing(self):
         self.nova.services['c03'].state = 'down'
         report, _ = run(self.nova, 'c03', dead=True, dry_run=True)
