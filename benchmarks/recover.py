@@ -157,10 +157,11 @@ class Bench(object):
 
     def reboot_ours(self, host, ids):
         t0 = time.time()
-        osc('server', 'recover-all', host, '--hard', '--max-parallel',
-            str(self.args.max_parallel), '--poll-interval', '1', '-f',
-            'json', check=False)
-        self.running(ids)
+        res = osc('server', 'recover-all', host, '--hard', '--max-parallel',
+                  str(self.args.max_parallel), '--poll-interval', '1', '-f',
+                  'json', check=False)
+        self.report(res)
+        self.running(ids, timeout=300)
         return time.time() - t0
 
     def reboot_seed(self, host, ids):
@@ -187,11 +188,26 @@ class Bench(object):
 
     def evacuate_ours(self, host, ids):
         t0 = time.time()
-        osc('server', 'recover-all', host, '--dead', '--target-host',
-            self.args.target, '--max-parallel', str(self.args.max_parallel),
-            '--poll-interval', '1', '-f', 'json', check=False)
-        self.running(ids)
+        res = osc('server', 'recover-all', host, '--dead', '--target-host',
+                  self.args.target, '--max-parallel',
+                  str(self.args.max_parallel), '--poll-interval', '1',
+                  '-f', 'json', check=False)
+        self.report(res)
+        self.running(ids, timeout=300)
         return time.time() - t0
+
+    def report(self, res):
+        if res.returncode != 0:
+            log('recover-all exited %d; not done:' % res.returncode)
+            try:
+                rows = json.loads(res.stdout)
+            except ValueError:
+                rows = []
+            for r in rows:
+                if r['Result'] not in ('running', 'evacuated', 'skipped'):
+                    log('  %s %s %s %s' % (r['Name'], r['Method'],
+                                           r['Result'], r['Message']))
+            log(res.stderr[-3000:])
 
     def evacuate_seed(self, host, ids):
         t0 = time.time()
