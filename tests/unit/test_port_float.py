@@ -227,6 +227,20 @@ class TestAttachDetachMove(Base):
         self.nova.proxy.delete_server_interface.assert_not_called()
         self.assertEqual(self.a.id, port.device_id)
 
+    def test_detach_reads_actions_at_2_58_and_stops_if_it_cannot(self):
+        port = self._attach_passed()
+        pf.detach(self.conn, port.id, timeout=5, interval=0)
+        self.nova.proxy.get.assert_called_once_with(
+            '/servers/%s/os-instance-actions' % self.a.id,
+            microversion='2.58')
+        self.nova.plug(self.a, port)
+        del self.nova.actions[self.a.id]          # nova answers 404
+        self.nova.proxy.delete_server_interface.reset_mock()
+        exc = self.assertRaises(pf.PortFloatError, pf.detach, self.conn,
+                                port.id)
+        self.assertIn('cannot read the actions', str(exc))
+        self.nova.proxy.delete_server_interface.assert_not_called()
+
     def test_detach_unattached_is_a_no_op(self):
         port = self.float_port()
         row, changed = pf.detach(self.conn, port.id)
