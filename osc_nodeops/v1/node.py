@@ -113,8 +113,9 @@ class _MoveCommand(base.NodeOpsLister):
         parser.add_argument(
             '--poll-interval', type=_positive_float, default=2.0,
             metavar='SECONDS',
-            help='Seconds between two looks at the host (one server list '
-                 'and one migration list each, for all servers; default 2)')
+            help='Seconds between two looks at the host: one migration '
+                 'list, and one server list when a move needs checking, for '
+                 'all servers together (default 2)')
 
     def _options(self, parsed_args, **extra):
         from osc_nodeops.ops import drain
