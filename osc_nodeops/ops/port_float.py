@@ -700,6 +700,10 @@ def recover(conn, ip, network, max_attempts=DEFAULT_MAX_ATTEMPTS, name=None,
                 'port %s holds %s but could not be renamed/tagged: %s; '
                 'tag it with: openstack port set --name %s --tag %s %s'
                 % (kept.id, address, _http_message(exc), name, TAG, kept.id))
+    except BaseException:
+        if kept is not None:
+            emit('port %s holds %s and was kept' % (kept.id, address))
+        raise
     finally:
         deleted, leftover = _cleanup(conn, net.id, loop_name, created, kept)
         if leftover:

@@ -412,6 +412,17 @@ class TestRecover(Base):
                           '203.0.113.42', 'public', max_attempts=10)
         self.assertEqual([unrelated.id], list(self.neutron.ports))
 
+    def test_interrupt_after_the_hit_keeps_it_and_says_so(self):
+        self.neutron.allow_ip_address = False
+        self.neutron.pick = self.picker(['203.0.113.100', '203.0.113.42'])
+        self.neutron.proxy.update_port.side_effect = KeyboardInterrupt()
+        self.assertRaises(KeyboardInterrupt, pf.recover, self.conn,
+                          '203.0.113.42', 'public', emit=self.emit)
+        [kept] = list(self.neutron.ports.values())
+        self.assertEqual(['203.0.113.42'], pf.port_addresses(kept))
+        self.assertTrue(any(kept.id in e and 'kept' in e
+                            for e in self.events))
+
     def test_error_mid_loop_cleans_up(self):
         self.neutron.allow_ip_address = False
         self.neutron.pick = self.picker(['203.0.113.100', '203.0.113.101'])
