@@ -690,8 +690,7 @@ def recover(conn, ip, network, max_attempts=DEFAULT_MAX_ATTEMPTS, name=None,
                 raise PortFloatIncomplete(
                     'address %s not obtained in %d attempts (it may be held '
                     'by a port this project cannot see, or the subnet has '
-                    'many free addresses); every port created was deleted'
-                    % (address, attempts))
+                    'many free addresses)' % (address, attempts))
         try:
             kept = _tag_and_name(conn, kept, name, description)
         except sdk_exc.HttpException as exc:
