@@ -361,9 +361,9 @@ def report(results, n):
                 ours['wall'] / seed['wall']))
         moves = ours['nova_requests'] - ours['lists']
         print('ours: %d non-list nova requests = %.2f per server (target '
-              '<= 2), plus %d list calls (one server list + one migration '
-              'list per poll interval)' % (moves, moves / float(n),
-                                            ours['lists']))
+              '<= 2), plus %d list calls (one migration list per poll '
+              'interval, one server list when a move needs checking)' % (
+                  moves, moves / float(n), ours['lists']))
 
 
 if __name__ == '__main__':
