@@ -7,12 +7,22 @@ The ops layer is imported inside ``take_action`` of each command.
 import sys
 
 from osc_lib.command import command
+from osc_lib import exceptions
 
 # Exit codes shared by every command: 0 all done, 1 something was not done
 # (the rows say what), 2 usage error (argparse already uses 2).
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1
 EXIT_USAGE = 2
+
+
+class UsageError(exceptions.CommandError):
+    """Arguments that do not go together (or one that is missing).
+
+    Found after argparse, so argparse cannot say it; the command still exits
+    with argparse's status, 2, and one line on stderr.  Raise it before
+    anything is changed.
+    """
 
 
 class ExitStatusMixin(object):
@@ -28,7 +38,12 @@ class ExitStatusMixin(object):
 
     def run(self, parsed_args):
         self.exit_status = EXIT_OK
-        rc = super(ExitStatusMixin, self).run(parsed_args)
+        try:
+            rc = super(ExitStatusMixin, self).run(parsed_args)
+        except UsageError as exc:
+            sys.stderr.write('openstack %s: error: %s\n' % (
+                getattr(self, 'cmd_name', None) or '', exc))
+            return EXIT_USAGE
         return rc or self.exit_status
 
 

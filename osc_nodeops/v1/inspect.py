@@ -152,14 +152,14 @@ class InspectDisk(base.NodeOpsLister):
 
         action, args = self._action(parsed_args)
         if not parsed_args.server:
-            raise exceptions.CommandError('SERVER is required')
+            raise base.UsageError('SERVER is required')
         if not proc.is_root():
             raise exceptions.CommandError(
                 'inspect-disk must run as root on the compute node (it '
                 'suspends the domain and mounts the disk)')
         if not (parsed_args.approved_by or '').strip() or \
                 not (parsed_args.reason or '').strip():
-            raise exceptions.CommandError(
+            raise base.UsageError(
                 '--approved-by WHO and --reason TEXT are required: viewing '
                 'a user\'s data needs approval first')
         try:

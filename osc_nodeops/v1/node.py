@@ -230,7 +230,7 @@ class UndrainNode(_MoveCommand):
         from osc_nodeops.ops import engine
 
         if parsed_args.keep_disabled and parsed_args.migrate_back:
-            raise exceptions.CommandError(
+            raise base.UsageError(
                 '--keep-disabled and --migrate-back cannot be combined: the '
                 'scheduler does not place servers on a disabled host')
         opts = self._options(parsed_args,

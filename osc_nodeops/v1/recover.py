@@ -230,7 +230,7 @@ class RecoverAll(base.NodeOpsLister):
             if parsed_args.undo:
                 return self._undo(parsed_args, events)
             if not parsed_args.host:
-                raise exceptions.CommandError(
+                raise base.UsageError(
                     'a host is required (or --undo JOURNAL)')
             opts = recover.Options(
                 dead=parsed_args.dead, via_db=parsed_args.via_db,
@@ -244,7 +244,10 @@ class RecoverAll(base.NodeOpsLister):
                 timeout=parsed_args.timeout, retries=parsed_args.retries,
                 poll_interval=parsed_args.poll_interval,
                 exclude=tuple(parsed_args.exclude))
-            recover.validate(opts)
+            try:
+                recover.validate(opts)
+            except recover.BadInput as exc:
+                raise base.UsageError(str(exc))
             if opts.via_db:
                 report = self._via_db(parsed_args, opts, events)
             else:
@@ -267,7 +270,7 @@ class RecoverAll(base.NodeOpsLister):
     def _undo(self, parsed_args, events):
         from osc_nodeops.ops import dbmove
         if parsed_args.host or parsed_args.dead or parsed_args.execute:
-            raise exceptions.CommandError(
+            raise base.UsageError(
                 '--undo takes only the journal and the DB options')
         nova = _db_url(parsed_args, 'nova')
         neutron = _db_url(parsed_args, 'neutron')

@@ -553,9 +553,14 @@ class TestCommands(testtools.TestCase):
 
     def test_undrain_conflicting_options(self):
         nova = fakes.FakeNova()
-        self.assertRaises(osc_exc.CommandError, run_command,
-                          node.UndrainNode, nova,
-                          ['c01', '--keep-disabled', '--migrate-back'])
+        err = io.StringIO()
+        with mock.patch('sys.stderr', err):
+            rc, app = run_command(node.UndrainNode, nova,
+                                  ['c01', '--keep-disabled',
+                                   '--migrate-back'])
+        self.assertEqual(2, rc)
+        self.assertEqual(1, len(err.getvalue().strip().splitlines()))
+        self.assertIn('--keep-disabled and --migrate-back', err.getvalue())
         nova.compute.enable_service.assert_not_called()
 
     def test_undrain_migrate_back(self):
