@@ -71,6 +71,49 @@ class NodeOpsCommand(ExitStatusMixin, command.Command):
         return self.app.client_manager.sdk_connection
 
 
+def positive_int(text):
+    """argparse type: an integer of at least 1."""
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not an integer' % text)
+    if value < 1:
+        raise argparse.ArgumentTypeError('must be at least 1, got %d' % value)
+    return value
+
+
+def non_negative_int(text):
+    """argparse type: an integer of at least 0."""
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not an integer' % text)
+    if value < 0:
+        raise argparse.ArgumentTypeError('must be 0 or more, got %d' % value)
+    return value
+
+
+def positive_float(text):
+    """argparse type: a number above 0 (not NaN)."""
+    import argparse
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not a number' % text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError('must be positive, got %s' % text)
+    return value
+
+
+def event_printer(app):
+    """An ``events`` callback for the ops layer: one line per event on the
+    app's stderr."""
+    emit = progress_printer(getattr(app, 'stderr', None))
+    return lambda event: emit(str(event))
+
+
 def progress_printer(stream=None):
     """Return a callable that writes one progress line for people to stderr.
 

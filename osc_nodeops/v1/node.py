@@ -14,39 +14,6 @@ from osc_nodeops.v1 import base
 LOG = logging.getLogger(__name__)
 
 
-def _positive_int(text):
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('%r is not an integer' % text)
-    if value < 1:
-        raise argparse.ArgumentTypeError('must be at least 1, got %d' % value)
-    return value
-
-
-def _non_negative_int(text):
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('%r is not an integer' % text)
-    if value < 0:
-        raise argparse.ArgumentTypeError('must be 0 or more, got %d' % value)
-    return value
-
-
-def _positive_float(text):
-    import argparse
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('%r is not a number' % text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError('must be positive, got %s' % text)
-    return value
-
-
 def _input_errors():
     """Exceptions that mean 'bad input or no rights', nothing changed."""
     from openstack import exceptions as sdk_exc
@@ -74,7 +41,7 @@ class _MoveCommand(base.NodeOpsLister):
                  'default; needs compute API 2.25, else decided from the '
                  'server: volume-backed means no)')
         parser.add_argument(
-            '--max-parallel', type=_positive_int, default=4, metavar='N',
+            '--max-parallel', type=base.positive_int, default=4, metavar='N',
             help='Servers in flight at once (default 4).  nova-compute runs '
                  'live migrations from one host one at a time by default '
                  '(max_concurrent_live_migrations) and queues the rest, so '
@@ -82,7 +49,7 @@ class _MoveCommand(base.NodeOpsLister):
                  'migrations and queueing; it does not push one host\'s '
                  'memory copies faster')
         parser.add_argument(
-            '--timeout', type=_positive_float, default=600.0,
+            '--timeout', type=base.positive_float, default=600.0,
             metavar='SECONDS',
             help='Per server: how long a move may take (default 600)')
         parser.add_argument(
@@ -93,7 +60,7 @@ class _MoveCommand(base.NodeOpsLister):
                  'force-complete it (pause and finish), or leave it running '
                  '(a rerun picks it up).  Default: abort')
         parser.add_argument(
-            '--retries', type=_non_negative_int, default=1, metavar='N',
+            '--retries', type=base.non_negative_int, default=1, metavar='N',
             help='Retry a refused or failed move N times (default 1); the '
                  'others go on meanwhile')
         parser.add_argument(
@@ -111,7 +78,7 @@ class _MoveCommand(base.NodeOpsLister):
             '--dry-run', action='store_true',
             help='Print the plan and change nothing')
         parser.add_argument(
-            '--poll-interval', type=_positive_float, default=2.0,
+            '--poll-interval', type=base.positive_float, default=2.0,
             metavar='SECONDS',
             help='Seconds between two looks at the host: one migration '
                  'list, and one server list when a move needs checking, for '
@@ -134,8 +101,7 @@ class _MoveCommand(base.NodeOpsLister):
             **extra)
 
     def _events(self):
-        emit = base.progress_printer(getattr(self.app, 'stderr', None))
-        return lambda event: emit(str(event))
+        return base.event_printer(self.app)
 
     def _output(self, reports):
         from osc_nodeops.ops import engine

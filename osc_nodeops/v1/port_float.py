@@ -21,31 +21,11 @@ PORT_COLUMNS = (
 )
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('%r is not an integer' % text)
-    if value < 1:
-        raise argparse.ArgumentTypeError('must be at least 1, got %d' % value)
-    return value
-
-
 def _tcp_port(text):
-    value = _positive_int(text)
+    value = base.positive_int(text)
     if value > 65535:
         raise argparse.ArgumentTypeError('must be at most 65535, got %d'
                                          % value)
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('%r is not a number' % text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError('must be positive, got %s' % text)
     return value
 
 
@@ -79,7 +59,7 @@ class _PortFloatMixin(object):
 
 def _add_timeout(parser, default):
     parser.add_argument(
-        '--timeout', metavar='<seconds>', type=_positive_float,
+        '--timeout', metavar='<seconds>', type=base.positive_float,
         default=default,
         help='How long to wait for nova and neutron (default %s)' % default)
 
@@ -233,7 +213,7 @@ class RecoverPortFloat(_PortFloatMixin, base.NodeOpsShowOne):
         parser.add_argument('--network', metavar='<network>', required=True,
                             help='Network of the address (name or ID)')
         parser.add_argument('--max-attempts', metavar='<count>',
-                            type=_positive_int, default=20,
+                            type=base.positive_int, default=20,
                             help='Most ports the loop creates (default 20)')
         parser.add_argument('--name', metavar='<name>',
                             help='Name of the kept port (default '
@@ -269,7 +249,7 @@ class CheckPortFloat(_PortFloatMixin, base.NodeOpsLister):
                             type=_tcp_port, default=22,
                             help='TCP port to connect to (default 22)')
         parser.add_argument('--timeout', metavar='<seconds>',
-                            type=_positive_float, default=2.0,
+                            type=base.positive_float, default=2.0,
                             help='Connect timeout per address (default 2)')
         return parser
 

@@ -18,39 +18,6 @@ DEFAULT_NEUTRON_CONF = '/etc/neutron/neutron.conf'
 DEFAULT_CINDER_CONF = '/etc/cinder/cinder.conf'
 
 
-def _positive_int(text):
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('%r is not an integer' % text)
-    if value < 1:
-        raise argparse.ArgumentTypeError('must be at least 1, got %d' % value)
-    return value
-
-
-def _non_negative_int(text):
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('%r is not an integer' % text)
-    if value < 0:
-        raise argparse.ArgumentTypeError('must be 0 or more, got %d' % value)
-    return value
-
-
-def _positive_float(text):
-    import argparse
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('%r is not a number' % text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError('must be positive, got %s' % text)
-    return value
-
-
 def _add_db_arguments(parser, schemas):
     """--<name>-db URL and --<name>-conf PATH for each schema."""
     defaults = {'nova': DEFAULT_NOVA_CONF, 'neutron': DEFAULT_NEUTRON_CONF,
@@ -189,19 +156,19 @@ class RecoverAll(base.NodeOpsLister):
                  'journal (rows changed since by others make it refuse)')
         _add_db_arguments(parser, ('nova', 'neutron'))
         parser.add_argument(
-            '--max-parallel', type=_positive_int, default=4, metavar='N',
+            '--max-parallel', type=base.positive_int, default=4, metavar='N',
             help='Servers in flight at once (default 4)')
         parser.add_argument(
-            '--timeout', type=_positive_float, default=300.0,
+            '--timeout', type=base.positive_float, default=300.0,
             metavar='SECONDS',
             help='Per server: how long to wait for it (default 300); a '
                  'start or reboot still not back is then hard rebooted')
         parser.add_argument(
-            '--retries', type=_non_negative_int, default=1, metavar='N',
+            '--retries', type=base.non_negative_int, default=1, metavar='N',
             help='Retries after a failure (default 1; for start and reboot '
                  'the retry is a hard reboot)')
         parser.add_argument(
-            '--poll-interval', type=_positive_float, default=2.0,
+            '--poll-interval', type=base.positive_float, default=2.0,
             metavar='SECONDS',
             help='Seconds between two looks at the host (default 2)')
         parser.add_argument(
@@ -218,8 +185,7 @@ class RecoverAll(base.NodeOpsLister):
         return super(RecoverAll, self).run(parsed_args)
 
     def _events(self):
-        emit = base.progress_printer(getattr(self.app, 'stderr', None))
-        return lambda event: emit(str(event))
+        return base.event_printer(self.app)
 
     def take_action(self, parsed_args):
         from osc_nodeops.db import errors as db_errors
