@@ -156,7 +156,7 @@ def recover_via_db(conn, host, opts, nova_url, neutron_url, journal_path,
         executor = recover.make_executor(ctx, poller, opts,
                                          **(executor_kwargs or {}))
         executor.run(reboot)
-        recover.settle(reboot, False)
+        engine.settle(reboot, False)
         report.interrupted = executor.interrupted
         report.items += reboot
     if opts.reattach_volumes and not report.interrupted:

@@ -442,24 +442,6 @@ def _context(compute, host, features, opts, events, target):
         options={'block_migration': opts.block_migration}, events=events)
 
 
-def _executor(ctx, poller, opts, **kwargs):
-    return engine.Executor(
-        ctx, poller, max_parallel=opts.max_parallel,
-        poll_interval=opts.poll_interval, timeout=opts.timeout,
-        on_timeout=opts.on_timeout, retries=opts.retries,
-        retry_delay=opts.retry_delay, **kwargs)
-
-
-def _settle(items, dry_run):
-    for item in items:
-        if item.result is not None:
-            continue
-        if item.action is None:
-            item.result = engine.SKIPPED
-        elif dry_run:
-            item.result = engine.PLANNED
-
-
 def validate(compute, hosts, opts):
     """Check every input before changing anything; return the services."""
     if opts.block_migration not in BLOCK_MIGRATION_CHOICES:
@@ -528,13 +510,14 @@ def drain_host(compute, host, service, opts, features=None, events=None,
         host, len(items), moving, len(items) - moving))
     report = HostReport(host, items, service_note=note)
     if opts.dry_run:
-        _settle(items, True)
+        engine.settle(items, True)
         report.ok = all(i.action or opts.allow_skipped for i in items)
         report.api_calls = poller.calls
         return report
-    executor = _executor(ctx, poller, opts, **(executor_kwargs or {}))
+    executor = engine.Executor.from_options(ctx, poller, opts,
+                                            **(executor_kwargs or {}))
     executor.run(items, initial_snapshot=snap)
-    _settle(items, False)
+    engine.settle(items, False)
     report.interrupted = executor.interrupted
     # S4: re-list the host.
     remaining = engine.call_with_retry(poller.list_servers)
@@ -631,7 +614,7 @@ def undrain_host(compute, host, service, opts, features=None, events=None,
     ctx.emit('plan', '%s: %d server(s) recorded as from here, %d to move '
              'back' % (host, len(items), sum(1 for i in items if i.action)))
     if opts.dry_run:
-        _settle(items, True)
+        engine.settle(items, True)
         report.ok = all(i.action or i.success_if_skipped or opts.allow_skipped
                         for i in items)
         return report
@@ -643,9 +626,10 @@ def undrain_host(compute, host, service, opts, features=None, events=None,
             except Exception as exc:
                 item.message = ('already on %s; clearing the origin record '
                                 'failed: %s' % (host, engine.describe(exc)))
-    executor = _executor(ctx, poller, opts, **(executor_kwargs or {}))
+    executor = engine.Executor.from_options(ctx, poller, opts,
+                                            **(executor_kwargs or {}))
     executor.run(items, initial_snapshot=snap)
-    _settle(items, False)
+    engine.settle(items, False)
     report.interrupted = executor.interrupted
     report.api_calls = poller.calls
     report.ok = not report.interrupted and all(

@@ -727,8 +727,31 @@ class MigrationAction(Action):
 
 # --------------------------------------------------------------- executor
 
+def settle(items, dry_run):
+    """Give every item the executor did not touch its final result: SKIPPED
+    for a skip, PLANNED for a planned action in a dry run."""
+    for item in items:
+        if item.result is not None:
+            continue
+        if item.action is None:
+            item.result = SKIPPED
+        elif dry_run:
+            item.result = PLANNED
+
+
 class Executor(object):
     """Bounded-parallel runner of plan items; see the module docstring."""
+
+    @classmethod
+    def from_options(cls, ctx, poller, opts, on_timeout=None, **kwargs):
+        """An executor configured from a command's options object
+        (``max_parallel``, ``poll_interval``, ``timeout``, ``retries``,
+        ``retry_delay`` and, unless given, ``on_timeout``)."""
+        return cls(ctx, poller, max_parallel=opts.max_parallel,
+                   poll_interval=opts.poll_interval, timeout=opts.timeout,
+                   on_timeout=on_timeout or opts.on_timeout,
+                   retries=opts.retries, retry_delay=opts.retry_delay,
+                   **kwargs)
 
     def __init__(self, ctx, poller, max_parallel=4, poll_interval=2.0,
                  timeout=600.0, on_timeout='abort', retries=1,

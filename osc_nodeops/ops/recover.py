@@ -491,21 +491,10 @@ def make_context(compute, host, features, opts, events, target=None,
 
 
 def make_executor(ctx, poller, opts, **kwargs):
-    return engine.Executor(
-        ctx, poller, max_parallel=opts.max_parallel,
-        poll_interval=opts.poll_interval, timeout=opts.timeout,
-        on_timeout='abort', retries=opts.retries,
-        retry_delay=opts.retry_delay, **kwargs)
-
-
-def settle(items, dry_run):
-    for item in items:
-        if item.result is not None:
-            continue
-        if item.action is None:
-            item.result = engine.SKIPPED
-        elif dry_run:
-            item.result = engine.PLANNED
+    # recover-all has no --on-timeout: a start or reboot that times out is
+    # escalated by the action itself, an evacuation is aborted.
+    return engine.Executor.from_options(ctx, poller, opts,
+                                        on_timeout='abort', **kwargs)
 
 
 def recover_host(conn, host, opts, features=None, events=None,
@@ -534,12 +523,12 @@ def recover_host(conn, host, opts, features=None, events=None,
         len(items) - acting))
     report = Report(host, items, notes=[note])
     if opts.dry_run:
-        settle(items, True)
+        engine.settle(items, True)
         report.ok = all(i.action or i.success_if_skipped for i in items)
         return report
     executor = make_executor(ctx, poller, opts, **(executor_kwargs or {}))
     executor.run(items, initial_snapshot=snap)
-    settle(items, False)
+    engine.settle(items, False)
     report.interrupted = executor.interrupted
     if opts.reattach_volumes and not report.interrupted:
         report.items = items + reattach(
