@@ -1310,9 +1310,68 @@ def run_in(root, argv, env_extra=None):
                 child.kill()
                 child.wait()
             raise
+        finally:
+            # What the command started and left behind (``sh -c 'a; b'``
+            # forks, ``cmd &`` detaches) would keep the mount busy.
+            end_processes_using(root)
     finally:
         if old is not None:
             signal.signal(signal.SIGINT, old)
+
+
+def processes_using(path, session=None):
+    """PIDs of this session (default: ours) whose cwd, root or an open
+    file is ``path`` or below it.  Other sessions (an operator's own shell
+    that changed into the mount point) are never listed."""
+    session = os.getsid(0) if session is None else session
+    prefix = os.path.realpath(path).rstrip('/') + '/'
+    found = []
+    for name in os.listdir('/proc'):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        pid = int(name)
+        try:
+            if os.getsid(pid) != session:
+                continue
+            links = ['/proc/%d/cwd' % pid, '/proc/%d/root' % pid]
+            fd_dir = '/proc/%d/fd' % pid
+            links += [os.path.join(fd_dir, fd) for fd in os.listdir(fd_dir)]
+        except (OSError, ProcessLookupError):
+            continue
+        for link in links:
+            try:
+                target = os.readlink(link)
+            except OSError:
+                continue
+            if (target + '/').startswith(prefix):
+                found.append(pid)
+                break
+    return found
+
+
+def end_processes_using(path, grace=5.0):
+    """SIGTERM, then after ``grace`` seconds SIGKILL, the processes of our
+    session still using ``path``; returns their PIDs."""
+    pids = processes_using(path)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while pids and time.monotonic() < deadline:
+            pids = [p for p in pids if _alive(p)]
+            time.sleep(0.05)
+        if not pids:
+            break
+    return pids
+
+
+def _alive(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[-1].split()[0] != 'Z'
+    except (OSError, IndexError):
+        return False
 
 
 def _default_sigint():

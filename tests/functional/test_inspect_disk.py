@@ -408,17 +408,6 @@ class InspectDiskCLITest(_Rig, base.FunctionalTestCase):
                                 stderr=subprocess.PIPE, text=True,
                                 env=self.env(), start_new_session=True)
 
-    def wait_mounted(self, child, timeout=60):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if any(x.startswith('mount %s' % self.state_dir)
-                   for x in helpers.leftovers(self.root)):
-                return
-            if child.poll() is not None:
-                self.fail('exited early: %s' % (child.communicate(),))
-            time.sleep(0.1)
-        self.fail('nothing mounted within %d s' % timeout)
-
     def assertResumed(self, stderr):
         # The domain's own connection resumed it (a new process would see
         # the test driver's fresh copy running anyway).
@@ -477,6 +466,15 @@ class InspectDiskCLITest(_Rig, base.FunctionalTestCase):
         self.assertIn('exec exited 3', res.stderr)
         self.assertNothingLeft()
 
+    def test_exec_leaving_a_background_process_still_tears_down(self):
+        # `cmd &` keeps its cwd in the mount point after sh has exited: it
+        # must not keep the disk mounted or the domain paused.
+        res = self.run_cli(self.argv('--exec', 'sleep 300 & exit 0'))
+        self.assertEqual(0, res.returncode, res.stderr)
+        self.assertIn('unmount: done', res.stderr)
+        self.assertResumed(res.stderr)
+        self.assertNothingLeft()
+
     def test_shell_reads_commands_then_tears_down(self):
         env = self.env(SHELL='/bin/sh')
         res = subprocess.run(
@@ -491,10 +489,24 @@ class InspectDiskCLITest(_Rig, base.FunctionalTestCase):
         self.assertResumed(res.stderr)
         self.assertNothingLeft()
 
+    def wait_exec_started(self, child, marker, timeout=60):
+        # The fuse mount of the connector appears before the filesystem
+        # mount, and both before --exec starts: wait for the command itself.
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if os.path.exists(marker):
+                return
+            if child.poll() is not None:
+                self.fail('exited early: %s' % (child.communicate(),))
+            time.sleep(0.1)
+        self.fail('--exec did not start within %d s' % timeout)
+
     def test_ctrl_c_during_exec(self):
         # Ctrl-C at a terminal signals the whole foreground process group.
-        child = self.start_cli(self.argv('--exec', 'sleep 60'))
-        self.wait_mounted(child)
+        marker = os.path.join(self.root, 'exec-started')
+        child = self.start_cli(self.argv(
+            '--exec', 'touch %s && sleep 60' % marker))
+        self.wait_exec_started(child, marker)
         os.killpg(child.pid, signal.SIGINT)
         out, err = child.communicate(timeout=60)
         self.assertEqual(1, child.returncode, err)
@@ -511,8 +523,10 @@ class InspectDiskCLITest(_Rig, base.FunctionalTestCase):
                       self.audit_records()[-1]['outcome'])
 
     def test_sigterm_during_exec(self):
-        child = self.start_cli(self.argv('--exec', 'sleep 60'))
-        self.wait_mounted(child)
+        marker = os.path.join(self.root, 'exec-started')
+        child = self.start_cli(self.argv(
+            '--exec', 'touch %s && sleep 60' % marker))
+        self.wait_exec_started(child, marker)
         os.kill(child.pid, signal.SIGTERM)
         out, err = child.communicate(timeout=60)
         self.assertEqual(1, child.returncode, err)
