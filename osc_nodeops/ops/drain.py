@@ -138,9 +138,12 @@ def enable_service(ctx, service):
     """S6."""
     if service.status == 'enabled':
         return 'was already enabled'
+    # The SDK updates ``service`` in place from the response (reason None):
+    # read the old reason first.
+    reason = service.disabled_reason
     ctx.api(ctx.compute.enable_service, service, host=service.host,
             binary=service.binary)
-    return 'enabled (was disabled: %r)' % (service.disabled_reason,)
+    return 'enabled (was disabled: %r)' % (reason,)
 
 
 # ------------------------------------------------------------- origin

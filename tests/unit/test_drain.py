@@ -399,8 +399,11 @@ class TestUndrain(testtools.TestCase):
     def test_enable_only(self):
         nova = fakes.FakeNova()
         nova.services['c01'].status = 'disabled'
+        nova.services['c01'].disabled_reason = 'maintenance'
         report = run_undrain(nova)
         self.assertEqual('enabled', nova.services['c01'].status)
+        # the SDK (and the fake) clear the reason on the object in place
+        self.assertIn("was disabled: 'maintenance'", report.service_note)
         self.assertEqual([], report.items)
         nova.compute.live_migrate_server.assert_not_called()
 
