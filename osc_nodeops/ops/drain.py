@@ -29,7 +29,7 @@ LOG = logging.getLogger(__name__)
 
 ORIGIN_KEY = 'nodeops:origin'
 MARKER_KEY = 'nodeops:drain'
-COMPUTE_BINARY = 'nova-compute'
+COMPUTE_BINARY = engine.COMPUTE_BINARY
 
 LIVE_STATES = ('ACTIVE', 'PAUSED')
 COLD_STATES = ('SHUTOFF',)
@@ -96,12 +96,7 @@ class HostReport(object):
 
 def compute_service(compute, host):
     """The nova-compute service of ``host``; ``UnknownHost`` if none."""
-    services = [s for s in engine.call_with_retry(
-        lambda: list(compute.services(host=host, binary=COMPUTE_BINARY)))
-        if s.host == host and s.binary == COMPUTE_BINARY]
-    if not services:
-        raise UnknownHost('no nova-compute service on host %r' % host)
-    return services[0]
+    return engine.find_compute_service(compute, host, UnknownHost)
 
 
 def default_reason(conn=None, now=None):

@@ -727,6 +727,21 @@ class MigrationAction(Action):
 
 # --------------------------------------------------------------- executor
 
+COMPUTE_BINARY = 'nova-compute'
+
+
+def find_compute_service(compute, host, not_found=LookupError):
+    """The nova-compute service of ``host`` (exact host name match: nova
+    filters by host, we check again); raise ``not_found`` with one line if
+    there is none."""
+    services = [s for s in call_with_retry(
+        lambda: list(compute.services(host=host, binary=COMPUTE_BINARY)))
+        if s.host == host and s.binary == COMPUTE_BINARY]
+    if not services:
+        raise not_found('no nova-compute service on host %r' % host)
+    return services[0]
+
+
 def settle(items, dry_run):
     """Give every item the executor did not touch its final result: SKIPPED
     for a skip, PLANNED for a planned action in a dry run."""

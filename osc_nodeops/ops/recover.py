@@ -37,7 +37,7 @@ from osc_nodeops.ops import engine
 
 LOG = logging.getLogger(__name__)
 
-COMPUTE_BINARY = 'nova-compute'
+COMPUTE_BINARY = engine.COMPUTE_BINARY
 RUNNING = 1  # nova power_state RUNNING
 
 # Instance actions that change what the owner wants the power state to be.
@@ -104,12 +104,8 @@ class Report(object):
 # --------------------------------------------------------------- services
 
 def compute_service(compute, host):
-    services = [s for s in engine.call_with_retry(
-        lambda: list(compute.services(host=host, binary=COMPUTE_BINARY)))
-        if s.host == host and s.binary == COMPUTE_BINARY]
-    if not services:
-        raise BadInput('no nova-compute service on host %r' % host)
-    return services[0]
+    """The nova-compute service of ``host``; ``BadInput`` if none."""
+    return engine.find_compute_service(compute, host, BadInput)
 
 
 def is_down(service):

@@ -287,11 +287,11 @@ class NodeVolumes(base.NodeOpsLister):
             except db_errors.DBError as exc:
                 raise exceptions.CommandError(str(exc))
         else:
-            compute = self.conn.compute
-            found = list(compute.services(host=parsed_args.host,
-                                          binary='nova-compute'))
-            if not [s for s in found if s.host == parsed_args.host]:
-                raise exceptions.CommandError(
-                    'no nova-compute service on host %r' % parsed_args.host)
+            from osc_nodeops.ops import engine
+            try:
+                engine.find_compute_service(self.conn.compute,
+                                            parsed_args.host)
+            except LookupError as exc:
+                raise exceptions.CommandError(str(exc))
             pairs = volumes.list_pairs(self.conn, parsed_args.host)
         return volumes.PAIR_COLUMNS, [volumes.pair_row(p) for p in pairs]
