@@ -83,8 +83,13 @@ class _Rig(object):
                                          'inspect-%s.json' % server_id)
 
     def _remove_root(self):
-        left = helpers.leftovers(self.root)
-        if not left:
+        if helpers.leftovers(self.root):
+            # The test has failed already (assertNothingLeft); do not leave
+            # mounts, loop devices and helpers on the machine as well: undo
+            # them with the command's own cleanup.
+            from osc_nodeops.ops import inspect_disk as ops
+            ops.cleanup(self.state_dir, audit_log=self.audit_log)
+        if not helpers.leftovers(self.root):
             shutil.rmtree(self.root, ignore_errors=True)
 
     def assertNothingLeft(self):
