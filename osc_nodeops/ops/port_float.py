@@ -112,38 +112,31 @@ def describe(port, server=None):
 
 # -- look-ups ----------------------------------------------------------------
 
-def find_network(conn, name_or_id):
+def _find_one(find, kind, name_or_id, not_found=' not found'):
+    """``find(name_or_id, ignore_missing=True)`` with one-line errors for
+    an ambiguous name and a missing resource."""
     try:
-        net = conn.network.find_network(name_or_id, ignore_missing=True)
+        found = find(name_or_id, ignore_missing=True)
     except sdk_exc.DuplicateResource:
-        raise PortFloatError('more than one network is named %r; use its ID'
-                             % name_or_id)
-    if net is None:
-        raise PortFloatError('network %r not found' % name_or_id)
-    return net
+        raise PortFloatError('more than one %s is named %r; use its ID'
+                             % (kind, name_or_id))
+    if found is None:
+        raise PortFloatError('%s %r%s' % (kind, name_or_id, not_found))
+    return found
+
+
+def find_network(conn, name_or_id):
+    return _find_one(conn.network.find_network, 'network', name_or_id)
 
 
 def find_server(conn, name_or_id):
-    try:
-        server = conn.compute.find_server(name_or_id, ignore_missing=True)
-    except sdk_exc.DuplicateResource:
-        raise PortFloatError('more than one server is named %r; use its ID'
-                             % name_or_id)
-    if server is None:
-        raise PortFloatError('server %r not found (or not visible to this '
-                             'project)' % name_or_id)
-    return server
+    return _find_one(conn.compute.find_server, 'server', name_or_id,
+                     ' not found (or not visible to this project)')
 
 
 def find_float_port(conn, name_or_id):
     """The float port NAME_OR_ID; PortFloatError if missing or not ours."""
-    try:
-        port = conn.network.find_port(name_or_id, ignore_missing=True)
-    except sdk_exc.DuplicateResource:
-        raise PortFloatError('more than one port is named %r; use its ID'
-                             % name_or_id)
-    if port is None:
-        raise PortFloatError('port %r not found' % name_or_id)
+    port = _find_one(conn.network.find_port, 'port', name_or_id)
     if not is_ours(port):
         raise PortFloatError(
             'port %s is not a float port (no %r tag); nothing changed; '
