@@ -1,0 +1,90 @@
+"""One exception hierarchy for osc-nodeops, and one way to say an error.
+
+Every layer raises these; ``osc_nodeops.v1.base.ExitStatusMixin.run`` is the
+one place that turns them into one line on stderr and an exit status:
+
+=====================  ======  ==============================================
+exception              exit    meaning
+=====================  ======  ==============================================
+``UsageError``         2       arguments that do not go together; nothing
+                               changed
+``NotFound``           1       a host, server, port ... named does not exist;
+                               nothing changed
+``Refused``            1       the cloud's state (or the caller's rights)
+                               forbid it; nothing changed
+``Incomplete``         1       something was done, not everything (the rows
+                               say what)
+``Interrupted``        130     Ctrl-C / SIGTERM: the report says what is known
+=====================  ======  ==============================================
+
+Only the standard library at import time: the plugin loads this for every
+``openstack`` invocation.
+"""
+
+EXIT_OK = 0
+EXIT_INCOMPLETE = 1
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+ADMIN_NEEDED = 'not allowed (this command needs the admin role)'
+
+
+class NodeOpsError(Exception):
+    """Base of every error osc-nodeops reports to the operator."""
+
+    exit_status = EXIT_REFUSED
+
+
+class UsageError(NodeOpsError):
+    """Arguments that do not go together, or one that is missing or bad.
+
+    Found after argparse, so argparse cannot say it; the command still exits
+    with argparse's status, 2.  Raise it before anything is changed.
+    """
+
+    exit_status = EXIT_USAGE
+
+
+class Refused(NodeOpsError):
+    """The cloud's state or the caller's rights forbid it; nothing changed."""
+
+
+class NotFound(Refused):
+    """Something named on the command line does not exist."""
+
+
+class Incomplete(NodeOpsError):
+    """Part of the work was done; the report says what was not."""
+
+    exit_status = EXIT_INCOMPLETE
+
+
+class Interrupted(NodeOpsError):
+    """Stopped by a signal (SIGINT, SIGTERM) before the work was done."""
+
+    exit_status = EXIT_INTERRUPTED
+
+
+def http_status(exc):
+    """The HTTP status of an SDK / keystoneauth error, or None."""
+    return (getattr(exc, 'status_code', None)
+            or getattr(exc, 'http_status', None))
+
+
+def one_line(exc, limit=300):
+    """One line for any exception: SDK and HTTP errors included.
+
+    A 403 becomes "not allowed (this command needs the admin role): ..." in
+    every command; other HTTP errors carry their status.
+    """
+    text = getattr(exc, 'details', None) or str(exc) or type(exc).__name__
+    text = ' '.join(str(text).split())
+    status = http_status(exc)
+    if status == 403:
+        text = '%s: %s' % (ADMIN_NEEDED, text)
+    elif status and str(status) not in text:
+        text = '%s: %s' % (status, text)
+    if len(text) > limit:
+        text = text[:limit - 3] + '...'
+    return text
