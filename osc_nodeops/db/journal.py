@@ -11,6 +11,7 @@ import json
 import os
 
 from osc_nodeops.db import errors
+from osc_nodeops import durable
 
 FORMAT = 'osc-nodeops/db-move/1'
 
@@ -46,21 +47,8 @@ def create(path, data):
 
 def write(path, data):
     """Replace the journal's content atomically and durably."""
-    data = dict(data, format=FORMAT)
-    tmp = '%s.tmp' % path
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, 'w') as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.write('\n')
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        durable.write_json(path, dict(data, format=FORMAT))
     except OSError as exc:
         raise errors.DBError('cannot write journal %s: %s' % (
             path, exc.strerror or exc))

@@ -26,7 +26,9 @@ import os
 import re
 import stat
 
+from osc_nodeops import errors
 from osc_nodeops.privileged import files as priv
+from osc_nodeops.privileged import proc
 
 COLUMNS = ('Entry', 'Files', 'Bytes', 'Result', 'Message')
 
@@ -42,8 +44,8 @@ _UUID = re.compile(r'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-'
 _CHUNK = 1 << 20
 
 
-class CopyError(Exception):
-    """Bad input; one line."""
+class CopyError(errors.Refused):
+    """Bad input; one line, nothing changed."""
 
 
 @dataclasses.dataclass
@@ -90,26 +92,6 @@ def sha256_file(path):
     return h.hexdigest()
 
 
-def _copy_data(src, dst_fd):
-    """Copy ``src`` into ``dst_fd`` keeping holes; return its SHA-256."""
-    h = hashlib.sha256()
-    zero = bytes(_CHUNK)
-    size = 0
-    with open(src, 'rb') as f:
-        while True:
-            chunk = f.read(_CHUNK)
-            if not chunk:
-                break
-            h.update(chunk)
-            if chunk == zero[:len(chunk)]:
-                os.lseek(dst_fd, len(chunk), os.SEEK_CUR)
-            else:
-                os.write(dst_fd, chunk)
-            size += len(chunk)
-    os.ftruncate(dst_fd, size)
-    return h.hexdigest()
-
-
 def _validate(src_root, dst_root):
     for label, path in (('--from', src_root), ('--to', dst_root)):
         if not os.path.isdir(path):
@@ -118,6 +100,19 @@ def _validate(src_root, dst_root):
     if a == b or os.path.commonpath([a, b]) in (a, b):
         raise CopyError('--from and --to must be separate directory trees '
                         '(%s, %s)' % (src_root, dst_root))
+
+
+def run(src_root, dst_root, dry_run=True, only=None, events=None):
+    """``compute node copy-instances``: checks, then :func:`copy_instances`.
+
+    Returns the rows and whether something was not done (a conflict or a
+    failure)."""
+    if not dry_run and not proc.is_root():
+        raise CopyError('copy-instances must run as root (it keeps file '
+                        'ownership)')
+    results = copy_instances(src_root, dst_root, dry_run=dry_run, only=only,
+                             events=events)
+    return results, any(r.result in (CONFLICT, FAILED) for r in results)
 
 
 def copy_instances(src_root, dst_root, dry_run=True, only=None,
@@ -233,7 +228,7 @@ def _copy_one(src, dst, st):
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         try:
-            digest = _copy_data(src, fd)
+            digest = priv.copy_sparse(src, fd)
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -24,6 +24,7 @@ import datetime
 import os
 import re
 
+from osc_nodeops import errors
 from osc_nodeops.privileged import proc
 from osc_nodeops.privileged import service as priv
 
@@ -39,8 +40,32 @@ FAILED = 'failed'
 COLUMNS = ('Step', 'Command', 'Result', 'Detail')
 
 
-class ServiceError(Exception):
-    """Refusal or failure; one line."""
+class ServiceError(errors.Refused):
+    """Refusal; one line, nothing changed."""
+
+
+@dataclasses.dataclass
+class Report(object):
+    kind: str
+    rows: list
+
+    @property
+    def incomplete(self):
+        return any(r.result == FAILED for r in self.rows)
+
+
+def run(direction, service=DEFAULT_SERVICE, dry_run=False, events=None,
+        layout=None):
+    """``compute node stop-service|start-service``: plan, then (unless
+    ``dry_run``, and only as root) execute; returns a :class:`Report`."""
+    events = events or (lambda msg: None)
+    kind, rows = plan(direction, service, layout)
+    events('%s is managed by %s' % (service, kind))
+    if not dry_run:
+        if not proc.is_root():
+            raise ServiceError('%s-service must run as root' % direction)
+        execute(rows, service, layout)
+    return Report(kind, rows)
 
 
 @dataclasses.dataclass

@@ -1,6 +1,7 @@
 """Running one command: the only place that calls ``subprocess``."""
 
 import os
+import signal
 import subprocess
 
 
@@ -59,3 +60,46 @@ def spawn(argv, log_path):
 def which(name):
     import shutil
     return shutil.which(name)
+
+
+def kill(pid, sig):
+    """``kill(2)`` one process; False if it is gone already."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def reap(pid):
+    """Collect ``pid``'s exit status if it is our child and has exited."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except (ChildProcessError, OSError):
+        pass
+
+
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def run_foreground(argv, cwd, env, grace=10):
+    """Run ``argv`` in ``cwd`` with the terminal; return its exit status.
+
+    The child gets SIGINT's default action back (we ignore it while it runs,
+    like ``system(3)``).  If anything interrupts the wait (SIGTERM, SIGHUP
+    raised as an exception in us), the child is terminated, then killed
+    after ``grace`` seconds, before the exception goes on.
+    """
+    child = subprocess.Popen(list(argv), cwd=cwd, env=env,
+                             preexec_fn=_default_sigint)
+    try:
+        return child.wait()
+    except BaseException:
+        child.terminate()
+        try:
+            child.wait(grace)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        raise

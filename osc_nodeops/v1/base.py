@@ -126,3 +126,20 @@ def progress_printer(stream=None):
         stream.flush()
 
     return emit
+
+
+class translate_errors(object):
+    """``with translate_errors():`` turns ``osc_nodeops.errors`` exceptions
+    into the exits above: ``UsageError`` exit 2, any other one line and
+    exit 1.  (Until ``ExitStatusMixin`` maps them itself.)"""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        from osc_nodeops import errors
+        if exc_type is None or not issubclass(exc_type, errors.NodeOpsError):
+            return False
+        if isinstance(exc, errors.UsageError):
+            raise UsageError(str(exc)) from exc
+        raise exceptions.CommandError(str(exc)) from exc

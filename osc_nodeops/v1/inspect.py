@@ -6,12 +6,7 @@ inside ``take_action``), then columns.
 
 import sys
 
-from osc_lib import exceptions
-
 from osc_nodeops.v1 import base
-
-CLEANUP_COLUMNS = ('Server', 'Instance', 'Step', 'Result', 'Detail')
-
 
 def _partition_number(text):
     import argparse
@@ -56,25 +51,7 @@ class InspectDisk(base.NodeOpsLister):
         parser.add_argument(
             '--reason', metavar='TEXT',
             help='Why (required); both go to the audit log')
-        what = parser.add_mutually_exclusive_group()
-        what.add_argument('--list', metavar='PATH',
-                          help='List PATH of the guest (a directory\'s '
-                               'entries)')
-        what.add_argument('--cat', metavar='PATH',
-                          help='Write the guest file PATH to stdout')
-        what.add_argument('--copy-out', metavar=('PATH', 'DEST'), nargs=2,
-                          help='Copy the guest file or tree PATH to DEST '
-                               'on this node (never overwrites)')
-        what.add_argument('--exec', metavar='CMD', dest='exec_cmd',
-                          help='Run CMD with /bin/sh in the mount point '
-                               '(cwd; also $1 and $INSPECT_MOUNTPOINT)')
-        what.add_argument('--shell', action='store_true',
-                          help='Interactive shell ($SHELL) in the mount '
-                               'point; teardown when it exits')
-        what.add_argument('--cleanup', action='store_true',
-                          help='Undo what earlier sessions left after a '
-                               'crash or SIGKILL (unmount, disconnect, '
-                               'resume), from their journals')
+        self._add_actions(parser)
         parser.add_argument(
             '--disk', default='disk', metavar='NAME',
             help='Which disk of the domain: its file name (disk, '
@@ -127,6 +104,28 @@ class InspectDisk(base.NodeOpsLister):
             help='Bound on each connect/mount step (default 30)')
         return parser
 
+    @staticmethod
+    def _add_actions(parser):
+        what = parser.add_mutually_exclusive_group()
+        what.add_argument('--list', metavar='PATH',
+                          help='List PATH of the guest (a directory\'s '
+                               'entries)')
+        what.add_argument('--cat', metavar='PATH',
+                          help='Write the guest file PATH to stdout')
+        what.add_argument('--copy-out', metavar=('PATH', 'DEST'), nargs=2,
+                          help='Copy the guest file or tree PATH to DEST '
+                               'on this node (never overwrites)')
+        what.add_argument('--exec', metavar='CMD', dest='exec_cmd',
+                          help='Run CMD with /bin/sh in the mount point '
+                               '(cwd; also $1 and $INSPECT_MOUNTPOINT)')
+        what.add_argument('--shell', action='store_true',
+                          help='Interactive shell ($SHELL) in the mount '
+                               'point; teardown when it exits')
+        what.add_argument('--cleanup', action='store_true',
+                          help='Undo what earlier sessions left after a '
+                               'crash or SIGKILL (unmount, disconnect, '
+                               'resume), from their journals')
+
     def produce_output(self, parsed_args, column_names, data):
         if column_names is None:
             return 0  # --cat/--exec/--shell wrote their own output
@@ -134,70 +133,35 @@ class InspectDisk(base.NodeOpsLister):
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import inspect_disk as ops
-        from osc_nodeops.privileged import proc
-
-        emit = base.progress_printer()
-        if parsed_args.cleanup:
-            if not proc.is_root():
-                raise exceptions.CommandError(
-                    'inspect-disk --cleanup must run as root')
-            rows = ops.cleanup(parsed_args.state_dir,
-                               match=parsed_args.server, events=emit,
-                               audit_log=parsed_args.audit_log)
-            if not rows:
-                emit('nothing to clean up in %s' % parsed_args.state_dir)
-            if any(r.result in ('failed', 'busy') for r in rows):
-                self.exit_status = base.EXIT_INCOMPLETE
-            return CLEANUP_COLUMNS, [r.row() for r in rows]
 
         action, args = self._action(parsed_args)
-        if not parsed_args.server:
-            raise base.UsageError('SERVER is required')
-        if not proc.is_root():
-            raise exceptions.CommandError(
-                'inspect-disk must run as root on the compute node (it '
-                'suspends the domain and mounts the disk)')
-        if not (parsed_args.approved_by or '').strip() or \
-                not (parsed_args.reason or '').strip():
-            raise base.UsageError(
-                '--approved-by WHO and --reason TEXT are required: viewing '
-                'a user\'s data needs approval first')
-        try:
-            target = ops.resolve_server(self.conn.compute, parsed_args.server)
-            ops.check_target(target, ops.local_host(
-                parsed_args.host, parsed_args.nova_config))
-            req = ops.Request(
-                target=target, approved_by=parsed_args.approved_by,
-                reason=parsed_args.reason, disk=parsed_args.disk,
-                partition=parsed_args.partition,
-                read_write=parsed_args.read_write,
-                connector=parsed_args.connector,
-                libvirt_uri=parsed_args.libvirt_uri,
-                instances_path=ops.instances_path(
-                    parsed_args.instances_path, parsed_args.nova_config),
-                state_dir=parsed_args.state_dir,
-                audit_log=parsed_args.audit_log, action=action,
-                action_args=tuple(args),
-                step_timeout=parsed_args.step_timeout)
-            session = ops.Session(req, events=emit)
-            result, _steps = session.run(self._inspector(ops, action, args))
-        except ops.InspectError as exc:
-            raise exceptions.CommandError(str(exc))
-        except ops.Interrupted as exc:
-            raise exceptions.CommandError(
-                'interrupted by %s; teardown done' % exc)
-
-        if action == 'list':
-            return ops.LIST_COLUMNS, result
-        if action == 'copy-out':
-            return ops.COPY_COLUMNS, result
-        if action in ('exec', 'shell') and result:
-            emit('%s exited %d' % (action, result))
+        if action == 'cat':
+            self.app.stdout.flush()
+        req = ops.Request(
+            server=parsed_args.server, approved_by=parsed_args.approved_by,
+            reason=parsed_args.reason, action=action,
+            action_args=tuple(args), disk=parsed_args.disk,
+            partition=parsed_args.partition,
+            read_write=parsed_args.read_write,
+            connector=parsed_args.connector, host=parsed_args.host,
+            nova_config=parsed_args.nova_config,
+            instances_path=parsed_args.instances_path,
+            libvirt_uri=parsed_args.libvirt_uri,
+            state_dir=parsed_args.state_dir,
+            audit_log=parsed_args.audit_log,
+            step_timeout=parsed_args.step_timeout,
+            out=getattr(self.app.stdout, 'buffer', None) or sys.stdout.buffer)
+        conn = None if action == 'cleanup' else self.conn
+        with base.translate_errors():
+            report = ops.inspect(conn, req, events=base.progress_printer())
+        if report.incomplete:
             self.exit_status = base.EXIT_INCOMPLETE
-        return None, None
+        return report.columns, report.rows
 
     @staticmethod
     def _action(parsed_args):
+        if parsed_args.cleanup:
+            return 'cleanup', []
         if parsed_args.list is not None:
             return 'list', [parsed_args.list]
         if parsed_args.cat is not None:
@@ -208,20 +172,4 @@ class InspectDisk(base.NodeOpsLister):
             return 'exec', [parsed_args.exec_cmd]
         if parsed_args.shell:
             return 'shell', []
-        raise exceptions.CommandError(
-            'say what to do: --list PATH, --cat PATH, --copy-out PATH DEST, '
-            '--exec CMD, --shell or --cleanup')
-
-    def _inspector(self, ops, action, args):
-        if action == 'list':
-            return lambda mp: ops.list_path(mp, args[0])
-        if action == 'cat':
-            out = getattr(self.app.stdout, 'buffer', None) or \
-                sys.stdout.buffer
-            self.app.stdout.flush()
-            return lambda mp: ops.cat_path(mp, args[0], out)
-        if action == 'copy-out':
-            return lambda mp: ops.copy_out(mp, args[0], args[1])
-        if action == 'exec':
-            return lambda mp: ops.exec_command(mp, args[0])
-        return ops.shell
+        return None, []

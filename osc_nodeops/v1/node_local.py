@@ -5,8 +5,6 @@ They run on the node itself, as root, and make no API call (no credentials
 needed).  cliff classes only; the work is in ``osc_nodeops.ops``.
 """
 
-from osc_lib import exceptions
-
 from osc_nodeops.v1 import base
 
 
@@ -27,22 +25,14 @@ class _ServiceCommand(base.NodeOpsLister):
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import local_service as ops
-        from osc_nodeops.privileged import proc
 
-        emit = base.progress_printer()
-        try:
-            kind, rows = ops.plan(self.direction, parsed_args.service)
-        except ops.ServiceError as exc:
-            raise exceptions.CommandError(str(exc))
-        emit('%s is managed by %s' % (parsed_args.service, kind))
-        if not parsed_args.dry_run:
-            if not proc.is_root():
-                raise exceptions.CommandError(
-                    '%s-service must run as root' % self.direction)
-            ops.execute(rows, parsed_args.service)
-        if any(r.result == ops.FAILED for r in rows):
+        with base.translate_errors():
+            report = ops.run(self.direction, parsed_args.service,
+                             dry_run=parsed_args.dry_run,
+                             events=base.progress_printer())
+        if report.incomplete:
             self.exit_status = base.EXIT_INCOMPLETE
-        return ops.COLUMNS, [r.row() for r in rows]
+        return ops.COLUMNS, [r.row() for r in report.rows]
 
 
 class StopService(_ServiceCommand):
@@ -102,18 +92,12 @@ class CopyInstances(base.NodeOpsLister):
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import copy_instances as ops
-        from osc_nodeops.privileged import proc
 
-        if not parsed_args.dry_run and not proc.is_root():
-            raise exceptions.CommandError(
-                'copy-instances must run as root (it keeps file ownership)')
-        try:
-            results = ops.copy_instances(
+        with base.translate_errors():
+            results, incomplete = ops.run(
                 parsed_args.src, parsed_args.dst,
                 dry_run=parsed_args.dry_run, only=parsed_args.only,
                 events=base.progress_printer())
-        except ops.CopyError as exc:
-            raise exceptions.CommandError(str(exc))
-        if any(r.result in (ops.CONFLICT, ops.FAILED) for r in results):
+        if incomplete:
             self.exit_status = base.EXIT_INCOMPLETE
         return ops.COLUMNS, [r.row() for r in results]

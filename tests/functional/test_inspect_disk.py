@@ -319,7 +319,8 @@ class InspectDiskLocalTest(_Rig, testtools.TestCase):
 
     def _refused(self, message, **kw):
         import libvirt
-        err = self.assertRaises(self.ops.InspectError,
+        from osc_nodeops import errors
+        err = self.assertRaises(errors.NodeOpsError,
                                 self.session(**kw).run,
                                 lambda mp: self.fail('inspect ran'))
         self.assertIn(message, str(err))
@@ -402,9 +403,18 @@ class InspectDiskCLITest(_Rig, base.FunctionalTestCase):
                 '--os-cloud', 'minicloud']
 
     def run_cli(self, argv, fault=None, prefix=()):
-        env = self.env(**({'OSC_NODEOPS_INSPECT_FAULT': fault}
-                          if fault else {}))
-        return subprocess.run(list(prefix) + self.exe() + argv,
+        """``openstack ARGV``; with ``fault`` (``WHEN:STEP[:SIGNAL]``)
+        through ``inspect_fault_cli``, which installs a step hook that
+        signals the process there."""
+        exe = self.exe()
+        env = self.env()
+        if fault:
+            repo = os.path.dirname(os.path.dirname(os.path.dirname(
+                os.path.abspath(__file__))))
+            env['PYTHONPATH'] = repo
+            exe = [sys.executable, '-m', 'tests.functional.inspect_fault_cli',
+                   fault] + exe[1:]
+        return subprocess.run(list(prefix) + exe + argv,
                               capture_output=True, text=True, env=env,
                               timeout=300)
 

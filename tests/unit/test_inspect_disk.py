@@ -9,7 +9,11 @@ from openstack.compute.v2 import _proxy
 from openstack.compute.v2 import server as _server
 from openstack import exceptions as sdk_exc
 
+from osc_nodeops import errors
 from osc_nodeops.ops import inspect_disk as ops
+from osc_nodeops.ops.inspect_disk import connectors
+from osc_nodeops.ops.inspect_disk import host
+from osc_nodeops.ops.inspect_disk import session as session_mod
 from osc_nodeops.privileged import libvirt_domain
 from osc_nodeops.privileged import proc
 
@@ -256,13 +260,13 @@ class TestNbdAllocation(testtools.TestCase):
     def test_device_never_shows_pid_is_disconnected(self):
         fs = self.useFixture(FakeSys(count=1))
         self.useFixture(fixtures.MockPatchObject(
-            ops.nbd, 'qemu_nbd_disconnect'))
+            connectors.nbd, 'qemu_nbd_disconnect'))
         err = self.assertRaises(ops.InspectError, ops.allocate_nbd, '/d',
                                 'raw', True, sys_root=fs.root,
                                 lock_dir=self.lock_dir, wait_timeout=0.1,
                                 connect=mock.Mock())
         self.assertIn('tried nbd0', str(err))
-        ops.nbd.qemu_nbd_disconnect.assert_called_once_with('/dev/nbd0')
+        connectors.nbd.qemu_nbd_disconnect.assert_called_once_with('/dev/nbd0')
 
     def test_choose_connector(self):
         fs = self.useFixture(FakeSys())
@@ -404,7 +408,7 @@ class TestSessionPreflight(testtools.TestCase):
     def test_missing_approval(self):
         self.useFixture(fixtures.MockPatchObject(proc, 'is_root',
                                                  return_value=True))
-        err = self.assertRaises(ops.InspectError,
+        err = self.assertRaises(errors.UsageError,
                                 self.session(reason='').run, mock.Mock())
         self.assertIn('--reason TEXT are required', str(err))
         self.assertEqual([], self.opened)
@@ -445,13 +449,14 @@ class TestTeardown(testtools.TestCase):
         self.dom = _domain(libvirt_domain.PAUSED)
         self.conn = mock.Mock()
         self.conn.lookupByUUIDString.return_value = self.dom
-        self.useFixture(fixtures.MockPatchObject(ops, 'mounted',
+        self.useFixture(fixtures.MockPatchObject(host, 'mounted',
                                                  return_value=True))
         self.umount = self.useFixture(fixtures.MockPatchObject(
-            ops.blockdev, 'umount')).mock
-        self.useFixture(fixtures.MockPatchObject(ops, 'loops_backed_by',
+            session_mod.blockdev, 'umount')).mock
+        self.useFixture(fixtures.MockPatchObject(host, 'loops_backed_by',
                                                  return_value=[]))
-        self.useFixture(fixtures.MockPatchObject(ops.time, 'sleep'))
+        import time
+        self.useFixture(fixtures.MockPatchObject(time, 'sleep'))
 
     def _journal(self, read_write):
         self.j.acquire()
@@ -514,6 +519,7 @@ class TestCommand(testtools.TestCase):
                           ['vm1', '--list', '/', '--shell'])
         self.assertEqual(('exec', ['ls']), cmd._action(
             parser.parse_args(['vm1', '--exec', 'ls'])))
-        from osc_lib import exceptions
-        self.assertRaises(exceptions.CommandError, cmd._action,
-                          parser.parse_args(['vm1']))
+        self.assertEqual((None, []), cmd._action(parser.parse_args(['vm1'])))
+        err = self.assertRaises(ops.InspectError, ops.inspect, None,
+                                ops.Request(server='vm1', action=None))
+        self.assertIn('say what to do: --list PATH', str(err))

@@ -4,7 +4,7 @@ import tempfile
 
 import testtools
 
-from osc_nodeops.ops import inspect_disk
+from osc_nodeops.ops.inspect_disk import guest as inspect_disk
 
 
 class TestEndProcessesUsing(testtools.TestCase):

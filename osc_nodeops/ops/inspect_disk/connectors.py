@@ -1,0 +1,220 @@
+"""How a disk file becomes a block device, and back.
+
+As in nova's ``virt/disk/mount``: one interface (:class:`Connector`) with
+paired :meth:`~Connector.connect` / :meth:`~Connector.disconnect`, and one
+class per way of getting the device.  A connector is rebuilt from its
+journal record (:func:`from_record`), so a later process (``--cleanup``)
+disconnects what a killed one connected.
+
+``nbd``
+    the kernel nbd module: a free ``/dev/nbdX`` (nova's rule: no
+    ``/sys/block/nbdX/pid``; chosen under a lock, bounded retries), then
+    ``qemu-nbd -c``; partitions are ``/dev/nbdXpN`` or loop devices at the
+    partition's offset.
+``fuse``
+    no nbd module (containers, this project's CI): ``qemu-nbd`` serves the
+    disk on a unix socket, ``nbdfuse`` exposes it as a file, and a loop
+    device at the partition's offset is mounted.
+"""
+
+import contextlib
+import fcntl
+import os
+
+from osc_nodeops.ops.inspect_disk import host
+from osc_nodeops.ops.inspect_disk.request import InspectError
+from osc_nodeops.privileged import blockdev
+from osc_nodeops.privileged import nbd
+from osc_nodeops.privileged import proc
+
+
+def _one_line(exc):
+    return ' '.join(str(exc).split())[:300]
+
+
+class Connector(object):
+    """Connect a disk file as a block device; disconnect it again."""
+
+    kind = None
+
+    def __init__(self, record=None, sys_root='/sys'):
+        self.record = dict(record or {})
+        self.sys_root = sys_root
+
+    def names(self):
+        """What to journal before :meth:`connect` runs."""
+        return {'connector': self.kind}
+
+    def connect(self, disk, read_only, timeout, journal_device):
+        """Return the block device (or file) holding the disk.
+        ``journal_device(device)`` records a device before it is used."""
+        raise NotImplementedError
+
+    def disconnect(self, fail):
+        """Undo :meth:`connect` from the record; returns (ok, what was
+        done); ``fail(message)`` reports each failure."""
+        raise NotImplementedError
+
+
+class FuseConnector(Connector):
+    """``qemu-nbd -k SOCKET`` + ``nbdfuse``: the disk as a file."""
+
+    kind = 'fuse'
+
+    @classmethod
+    def in_workdir(cls, workdir, sys_root='/sys'):
+        fuse_dir = os.path.join(workdir, 'fuse')
+        return cls({'connector': cls.kind,
+                    'socket': os.path.join(workdir, 'nbd.sock'),
+                    'qemu_pid_file': os.path.join(workdir, 'qemu-nbd.pid'),
+                    'fuse_dir': fuse_dir,
+                    'fuse_pid_file': os.path.join(workdir, 'nbdfuse.pid'),
+                    'image': os.path.join(fuse_dir, 'disk'),
+                    'log': os.path.join(workdir, 'nbdfuse.log')},
+                   sys_root=sys_root)
+
+    def names(self):
+        return {k: v for k, v in self.record.items() if k != 'log'}
+
+    def connect(self, disk, read_only, timeout, journal_device):
+        r = self.record
+        os.makedirs(r['fuse_dir'], exist_ok=True)
+        nbd.qemu_nbd_serve(r['socket'], r['qemu_pid_file'], disk.path,
+                           disk.fmt, read_only=read_only, timeout=timeout)
+        child = nbd.nbdfuse_start(r['fuse_dir'], 'disk', r['socket'],
+                                  r['fuse_pid_file'], r['log'],
+                                  read_only=read_only)
+        if not host.wait_for(lambda: os.path.exists(r['image']) and
+                             host.mounted(r['fuse_dir']), timeout):
+            code = child.poll()
+            raise InspectError('nbdfuse did not expose the disk within '
+                               '%d s%s' % (timeout, '' if code is None else
+                                           ' (it exited %d)' % code))
+        return r['image']
+
+    def disconnect(self, fail):
+        r = self.record
+        done = []
+        fuse_dir = r.get('fuse_dir')
+        if fuse_dir and host.mounted(fuse_dir):
+            try:
+                host.retry(lambda: blockdev.umount(fuse_dir))
+                done.append('nbdfuse %s' % fuse_dir)
+            except proc.PrivilegedError as exc:
+                fail(_one_line(exc))
+                return False, done
+        fpid = host.read_pid(r.get('fuse_pid_file') or '')
+        if fpid:
+            host.wait_for(lambda: not host.pid_alive(fpid, 'nbdfuse'), 5.0)
+            if host.stop_pid(fpid, 'nbdfuse'):
+                done.append('nbdfuse pid %d' % fpid)
+            proc.reap(fpid)
+        qpid = host.read_pid(r.get('qemu_pid_file') or '')
+        if qpid:
+            # Without --persistent qemu-nbd leaves once nbdfuse is gone.
+            host.wait_for(lambda: not host.pid_alive(qpid, 'qemu-nbd'), 3.0)
+            if host.stop_pid(qpid, 'qemu-nbd'):
+                done.append('qemu-nbd pid %d' % qpid)
+            else:
+                done.append('qemu-nbd')
+        return True, done
+
+
+class NbdConnector(Connector):
+    """``qemu-nbd -c /dev/nbdX``: only the device acquisition differs."""
+
+    kind = 'nbd'
+
+    def connect(self, disk, read_only, timeout, journal_device):
+        def connect(device, path, fmt, ro):
+            journal_device(device)
+            return nbd.qemu_nbd_connect(device, path, fmt, ro,
+                                        timeout=timeout)
+        return allocate_nbd(disk.path, disk.fmt, read_only,
+                            sys_root=self.sys_root, connect=connect)
+
+    def disconnect(self, fail):
+        dev = self.record.get('device')
+        if not dev or host.nbd_pid(dev, self.sys_root) is None:
+            return True, []
+        try:
+            nbd.qemu_nbd_disconnect(dev)
+        except proc.PrivilegedError as exc:
+            fail(_one_line(exc))
+            return False, []
+        return True, [dev]
+
+
+CONNECTORS = {c.kind: c for c in (FuseConnector, NbdConnector)}
+
+
+def from_record(record, sys_root='/sys'):
+    """The connector a journal's ``connect`` record describes (or None)."""
+    cls = CONNECTORS.get((record or {}).get('connector'))
+    return cls(record, sys_root=sys_root) if cls else None
+
+
+def for_session(kind, workdir, sys_root='/sys'):
+    if kind == 'fuse':
+        return FuseConnector.in_workdir(workdir, sys_root)
+    return NbdConnector({'connector': 'nbd'}, sys_root=sys_root)
+
+
+def choose(wanted, sys_root='/sys', dev_fuse='/dev/fuse'):
+    """``--connector``: 'nbd', 'fuse' or 'auto' (nbd if loaded)."""
+    if wanted == 'nbd':
+        if not host.nbd_module_loaded(sys_root):
+            raise InspectError('--connector nbd: the nbd kernel module is '
+                               'not loaded (modprobe nbd max_part=16, or use '
+                               '--connector fuse)')
+        return 'nbd'
+    if wanted == 'fuse':
+        if not host.fuse_available(dev_fuse):
+            raise InspectError('--connector fuse needs /dev/fuse and nbdfuse '
+                               '(Debian package libnbd-bin)')
+        return 'fuse'
+    if host.nbd_module_loaded(sys_root):
+        return 'nbd'
+    if host.fuse_available(dev_fuse):
+        return 'fuse'
+    raise InspectError('no way to connect a disk here: no nbd kernel module '
+                       'and no /dev/fuse + nbdfuse')
+
+
+def allocate_nbd(path, fmt, read_only, sys_root='/sys', dev_root='/dev',
+                 lock_dir='/run/lock', retries=5, wait_timeout=10.0,
+                 connect=None):
+    """Find a free /dev/nbdX and connect ``path`` to it (under a lock).
+
+    Bounded: ``retries`` devices are tried (another process may take one
+    between our check and qemu-nbd); after a connect the device must show
+    its ``pid`` file within ``wait_timeout`` seconds.
+    """
+    connect = connect or nbd.qemu_nbd_connect
+    os.makedirs(lock_dir, exist_ok=True)
+    with open(os.path.join(lock_dir, 'osc-nodeops-nbd.lock'), 'a') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        tried = []
+        for _ in range(retries):
+            free = [d for d in host.free_nbd_devices(sys_root)
+                    if d not in tried]
+            if not free:
+                break
+            name = free[0]
+            tried.append(name)
+            device = os.path.join(dev_root, name)
+            try:
+                connect(device, path, fmt, read_only)
+            except proc.PrivilegedError:
+                continue
+            pid_file = os.path.join(sys_root, 'block', name, 'pid')
+            if host.wait_for(lambda: os.path.exists(pid_file),
+                             wait_timeout):
+                return device
+            with contextlib.suppress(proc.PrivilegedError):
+                nbd.qemu_nbd_disconnect(device)
+        if not tried:
+            raise InspectError('no free nbd device (every /dev/nbdX is in '
+                               'use)')
+        raise InspectError('could not connect a free nbd device (tried %s)'
+                           % ', '.join(tried))

@@ -1,0 +1,228 @@
+"""What the operator does with the mounted guest tree.
+
+The guest's files are hostile data: paths are resolved inside the guest
+(:func:`guest_path`), nothing is followed out of it, and commands run with
+the mount point as their working directory.
+"""
+
+import datetime
+import os
+import signal
+import stat
+import time
+
+from osc_nodeops.ops.inspect_disk.request import InspectError
+from osc_nodeops.privileged import files
+from osc_nodeops.privileged import proc
+
+LIST_COLUMNS = ('Name', 'Type', 'Size', 'Mode', 'UID', 'GID', 'Modified',
+                'Link Target')
+COPY_COLUMNS = ('Path', 'Destination', 'Type', 'Bytes')
+
+_TYPES = ((stat.S_ISDIR, 'directory'), (stat.S_ISREG, 'file'),
+          (stat.S_ISLNK, 'link'), (stat.S_ISCHR, 'char device'),
+          (stat.S_ISBLK, 'block device'), (stat.S_ISFIFO, 'fifo'),
+          (stat.S_ISSOCK, 'socket'))
+
+
+def guest_path(root, path, max_links=40, follow_last=False):
+    """Host path of ``path`` inside the guest tree at ``root``.
+
+    Symbolic links are followed *inside* the guest: an absolute link
+    target restarts at ``root`` and ``..`` never climbs above it, as if
+    chrooted, so a guest link cannot point us at the host's files.  The
+    last component is followed only with ``follow_last``; without it,
+    ``lstat`` the result.
+    """
+    root = os.path.realpath(root)
+    parts = [p for p in path.split('/') if p not in ('', '.')]
+    resolved = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == '..':
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(root, *resolved, part)
+        if (parts or follow_last) and os.path.islink(candidate):
+            links += 1
+            if links > max_links:
+                raise InspectError('too many symbolic links in %s' % path)
+            target = os.readlink(candidate)
+            if target.startswith('/'):
+                resolved = []
+            parts = [p for p in target.split('/') if p not in ('', '.')] + \
+                parts
+            continue
+        resolved.append(part)
+    return os.path.join(root, *resolved)
+
+
+def _describe(host_path, name):
+    st = os.lstat(host_path)
+    kind = next((k for f, k in _TYPES if f(st.st_mode)), 'other')
+    target = os.readlink(host_path) if kind == 'link' else ''
+    return (name, kind, st.st_size, stat.filemode(st.st_mode), st.st_uid,
+            st.st_gid, datetime.datetime.fromtimestamp(
+                st.st_mtime, datetime.timezone.utc).isoformat(
+                    timespec='seconds'), target)
+
+
+def list_path(root, path):
+    """Rows describing ``path`` (its entries if it is a directory).
+
+    Like ``ls``: a link is shown as a link unless the path ends in ``/``.
+    """
+    host = guest_path(root, path, follow_last=path.endswith('/'))
+    if not os.path.lexists(host):
+        raise InspectError('%s: no such file or directory in the guest'
+                           % path)
+    if os.path.isdir(host) and not os.path.islink(host):
+        return [_describe(os.path.join(host, n), n)
+                for n in sorted(os.listdir(host))]
+    return [_describe(host, path)]
+
+
+def cat_path(root, path, out):
+    host = guest_path(root, path, follow_last=True)
+    st = os.lstat(host) if os.path.lexists(host) else None
+    if st is None or not stat.S_ISREG(st.st_mode):
+        raise InspectError('%s: not a regular file in the guest' % path)
+    total = 0
+    with open(host, 'rb') as f:
+        while True:
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
+            out.write(chunk)
+            total += len(chunk)
+    out.flush()
+    return total
+
+
+def copy_out(root, path, dest):
+    """Copy a guest file or tree to ``dest`` on the host; never overwrite.
+
+    ``dest`` must not exist, or be a directory (the copy goes inside).
+    Links are copied as links (never followed), special files skipped.
+    """
+    src = guest_path(root, path)
+    if not os.path.lexists(src):
+        raise InspectError('%s: no such file or directory in the guest'
+                           % path)
+    if os.path.isdir(dest):
+        dest = os.path.join(dest, os.path.basename(src.rstrip('/')) or
+                            'root')
+    if os.path.lexists(dest):
+        raise InspectError('%s exists; not overwriting it' % dest)
+    rows = []
+
+    def one(s, d, rel):
+        st = os.lstat(s)
+        if stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(s), d)
+            rows.append((rel, d, 'link', 0))
+        elif stat.S_ISREG(st.st_mode):
+            files.copy2(s, d)
+            rows.append((rel, d, 'file', st.st_size))
+        elif stat.S_ISDIR(st.st_mode):
+            os.mkdir(d, 0o700)
+            rows.append((rel, d, 'directory', 0))
+            for n in sorted(os.listdir(s)):
+                one(os.path.join(s, n), os.path.join(d, n),
+                    rel.rstrip('/') + '/' + n)
+            files.copystat(s, d)
+        else:
+            rows.append((rel, '', 'skipped (special file)', 0))
+
+    one(src, dest, '/' + '/'.join(p for p in path.split('/') if p))
+    return rows
+
+
+def run_in(root, argv, env_extra=None):
+    """Run ``argv`` with the mount point as cwd; SIGINT goes to it alone.
+
+    Like ``system(3)``, we ignore SIGINT while the child runs (the
+    terminal's Ctrl-C reaches the child, which decides), then restore it;
+    teardown follows.
+    """
+    env = dict(os.environ, INSPECT_MOUNTPOINT=root)
+    env.update(env_extra or {})
+    try:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:
+        old = None
+    try:
+        try:
+            return proc.run_foreground(argv, cwd=root, env=env)
+        finally:
+            # What the command started and left behind (``sh -c 'a; b'``
+            # forks, ``cmd &`` detaches) would keep the mount busy.
+            end_processes_using(root)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+
+
+def processes_using(path, session=None):
+    """PIDs of this session (default: ours) whose cwd, root or an open
+    file is ``path`` or below it.  Other sessions (an operator's own shell
+    that changed into the mount point) are never listed."""
+    session = os.getsid(0) if session is None else session
+    prefix = os.path.realpath(path).rstrip('/') + '/'
+    found = []
+    for name in os.listdir('/proc'):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        pid = int(name)
+        try:
+            if os.getsid(pid) != session:
+                continue
+            links = ['/proc/%d/cwd' % pid, '/proc/%d/root' % pid]
+            fd_dir = '/proc/%d/fd' % pid
+            links += [os.path.join(fd_dir, fd) for fd in os.listdir(fd_dir)]
+        except (OSError, ProcessLookupError):
+            continue
+        for link in links:
+            try:
+                target = os.readlink(link)
+            except OSError:
+                continue
+            if (target + '/').startswith(prefix):
+                found.append(pid)
+                break
+    return found
+
+
+def end_processes_using(path, grace=5.0):
+    """SIGTERM, then after ``grace`` seconds SIGKILL, the processes of our
+    session still using ``path``; returns their PIDs."""
+    pids = processes_using(path)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            proc.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while pids and time.monotonic() < deadline:
+            pids = [p for p in pids if _alive(p)]
+            time.sleep(0.05)
+        if not pids:
+            break
+    return pids
+
+
+def _alive(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[-1].split()[0] != 'Z'
+    except (OSError, IndexError):
+        return False
+
+
+def exec_command(root, command):
+    """``--exec CMD``: ``sh -c CMD`` in the mount point; ``$1`` is it."""
+    return run_in(root, ['/bin/sh', '-c', command, 'inspect-disk', root])
+
+
+def shell(root):
+    return run_in(root, [os.environ.get('SHELL') or '/bin/sh'])
