@@ -23,6 +23,7 @@ import datetime
 import getpass
 import logging
 
+from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
 
 LOG = logging.getLogger(__name__)
@@ -110,9 +111,9 @@ def default_reason(conn=None, now=None):
             user = getpass.getuser()
         except Exception:
             user = 'unknown'
-    now = now or engine.utcnow()
+    now = now or timeutil.utcnow()
     return 'maintenance: drained by %s at %s (osc-nodeops)' % (
-        user, now.strftime('%Y-%m-%dT%H:%M:%SZ'))
+        user, timeutil.api_time(now))
 
 
 def disable_service(ctx, service, reason=None, default=None):
@@ -144,8 +145,8 @@ def enable_service(ctx, service):
 # ------------------------------------------------------------- origin
 
 def marker_value(method, now=None):
-    now = now or engine.utcnow()
-    return 'method=%s at=%s' % (method, now.strftime('%Y-%m-%dT%H:%M:%SZ'))
+    now = now or timeutil.utcnow()
+    return 'method=%s at=%s' % (method, timeutil.api_time(now))
 
 
 def parse_marker(value):
@@ -375,7 +376,7 @@ def plan_drain(ctx, snap, opts):
     # (VERIFY_RESIZE) but was never confirmed because the run died, or a
     # move caught between the host change and the record's last update.
     seen = set(snap.servers)
-    for srv_id in list(snap._by_server):
+    for srv_id in snap.migrated_server_ids():
         if srv_id in seen:
             continue
         for m in reversed(snap.migrations(srv_id)):
@@ -499,7 +500,7 @@ def drain_host(compute, host, service, opts, features=None, events=None,
         ctx.emit('service', '%s nova-compute %s' % (host, note))
     else:
         note = 'dry run: service left %s' % service.status
-    since = engine.utcnow() - datetime.timedelta(hours=1)
+    since = timeutil.utcnow() - datetime.timedelta(hours=1)
     poller = engine.HostPoller(compute, host, features, since=since)
     snap = engine.call_with_retry(lambda: poller.snapshot(full=True))
     items = plan_drain(ctx, snap, opts)
@@ -604,7 +605,7 @@ def undrain_host(compute, host, service, opts, features=None, events=None,
     report = HostReport(host, [], service_note=note)
     if not opts.migrate_back:
         return report
-    since = engine.utcnow() - datetime.timedelta(hours=1)
+    since = timeutil.utcnow() - datetime.timedelta(hours=1)
     poller = engine.HostPoller(compute, host, features, since=since)
     snap = engine.call_with_retry(lambda: poller.snapshot(full=True))
     items = plan_undrain(ctx, snap, servers, opts)

@@ -1,123 +1,27 @@
 """Plan, execute, poll and verify operations on the servers of one host.
 
-This is the generic machinery behind ``compute node drain`` / ``undrain``
-and (reused) ``server recover-all``.  It knows nothing about cliff; it works
-on an openstacksdk compute proxy (``conn.compute``) and reports through an
-``events`` callback.
-
-The pieces
-==========
-
-``PlanItem``
-    One server and what will happen to it: an ``Action`` (the method) or a
-    skip with a reason.  Planners (``ops/drain.py``) build the list; the
-    executor fills in the result fields (``result``, ``message``,
-    ``destination``, ``seconds``).  ``PlanItem.row()`` gives the output row.
-
-``Action``
-    One method, as a small class.  The executor calls, in this order:
-
-    ``issue(ctx, item)``
-        Make the API call(s) that start the operation (runs in a worker
-        thread).  Raise to say it was refused: an ``HttpException`` 4xx is a
-        refusal (retried ``--retries`` times), a transient fault (5xx,
-        connection reset, timeout; see ``is_transient``) leaves the item
-        *unsure* and the executor asks ``adopt()`` on the next snapshot
-        whether the call went through before issuing again.
-    ``progress(ctx, item, snap)``
-        Look at one host-wide ``Snapshot`` (no API calls here) and return a
-        ``Check``: ``PENDING``, ``COMPLETE`` (then ``verify`` is called),
-        ``FAILED`` (retried), ``FATAL`` (not retried) or ``CALL`` with a
-        follow-up callable (e.g. confirm a resize, suspend again); the
-        executor runs the call in the pool and keeps polling.
-    ``verify(ctx, item, snap)``
-        Decide whether the end state is really reached; return
-        ``(ok, message, destination)``.  Only verified items count as done.
-    ``on_timeout(ctx, item, mode, snap)``
-        ``mode`` is ``abort``, ``force-complete`` or ``leave``.  Return a
-        callable to run (the executor then waits a grace period) or
-        ``None`` to leave the operation running.
-    ``adopt(ctx, item, snap)``
-        True when the snapshot shows the operation under way (a new
-        migration record, a task_state) although ``issue`` did not return
-        cleanly, or when resuming a run that was killed.
-    ``finished(ctx, item)``
-        Called once after a verified success (e.g. clear a metadata key).
-
-    ``MigrationAction`` (below) implements the migration-record bookkeeping
-    that live/cold migration and evacuation share: to add e.g. evacuate,
-    subclass it with ``migration_types = ('evacuation',)``, ``done_statuses
-    = ('done',)`` and an ``issue`` that calls ``evacuate_server``.  A
-    start/reboot action subclasses ``Action`` and checks the server's status
-    in ``snap.servers``, e.g.::
-
-        class StartServer(engine.Action):
-            name = 'start'
-            success = 'started'
-
-            def issue(self, ctx, item):
-                ctx.compute.start_server(item.id)
-
-            def adopt(self, ctx, item, snap):
-                srv = snap.server(item.id)
-                return srv is not None and srv.task_state == 'powering-on'
-
-            def progress(self, ctx, item, snap):
-                srv = snap.server(item.id)
-                if srv is None:
-                    return engine.Check(engine.FATAL, 'left the host')
-                if srv.status == 'ACTIVE' and not srv.task_state:
-                    return engine.Check(engine.COMPLETE)
-                if srv.status == 'ERROR':
-                    return engine.Check(engine.FAILED, 'went ERROR')
-                return engine.Check(engine.PENDING, srv.task_state or '')
-
-    and then::
-
-        items = [engine.PlanItem(s, StartServer()) for s in snap.servers
-                 .values() if s.status == 'SHUTOFF']
-        engine.Executor(ctx, engine.HostPoller(compute, host, features),
-                        max_parallel=8).run(items, initial_snapshot=snap)
-
-    The verbs with several API calls (re-attach volumes: detach, wait,
-    attach) return ``Check(CALL, ..., call=fn)`` from ``progress`` for each
-    next step and keep their phase in ``item.data`` (see
-    ``drain.SuspendedLiveMigrate``).  ``PlanItem.row()`` and ``ROW_COLUMNS``
-    give the common output columns.
-
-``HostPoller``
-    Takes a ``Snapshot`` of one host with at most two list calls, whatever
-    the number of servers: migrations touching the host (``host=``: source
-    or destination) and servers on the host (all projects, details;
-    ``compute_host=``).  The executor's polls list the servers only when an
-    action looks at one (a record finished, no record yet, a status to
-    check), so a long queue of running migrations costs one call a poll.
-
-``Executor``
-    Runs the items: at most ``max_parallel`` in flight, issue calls in a
-    thread pool, one snapshot per ``poll_interval``, per-item timeout with an
-    on-timeout action, retries of refused/failed moves, backoff on transient
-    faults (an item that was issued is never forgotten: it stays in flight
-    until the snapshots say how it ended, or it times out).  SIGINT (in the
-    main thread): the first stops issuing and lets in-flight items finish;
-    the second leaves them running (``interrupted``).
-
-``Features``
-    The compute microversions the cloud and this client agree on.
-
-Results (``PlanItem.result``): ``PLANNED`` (dry run), ``SKIPPED``, the
-action's ``success`` word (``moved``, ``done``), ``FAILED``, ``TIMEOUT``,
-``NOT_STARTED`` (interrupted before issue), ``INTERRUPTED`` (left in flight).
+The machinery behind ``compute node drain`` / ``undrain`` and ``server
+recover-all``: ``PlanItem`` (a server and its ``Action``), ``HostPoller``
+(one host-wide ``Snapshot`` per poll: migrations, then servers), the
+bounded-parallel ``Executor`` (timeouts, retries, transient faults, SIGINT)
+and ``Features`` (the compute microversions both sides speak).  No cliff
+here; it reports through an ``events`` callback.  How the pieces fit, and
+how to write an action: doc/source/contributor/architecture.rst.
 """
 
 import collections
 import dataclasses
-import datetime
 import logging
 import signal
 import threading
 import time
 from concurrent import futures
+
+from openstack import utils as sdk_utils
+
+from osc_nodeops import timeutil
+from osc_nodeops.timeutil import parse_time  # noqa: F401 (re-exported)
+from osc_nodeops.timeutil import utcnow  # noqa: F401 (re-exported)
 
 LOG = logging.getLogger(__name__)
 
@@ -151,29 +55,11 @@ MIGRATION_FAILED = ('failed', 'error', 'cancelled', 'reverted')
 MIGRATION_DONE = ('completed', 'confirmed', 'done')
 MIGRATION_FINAL = MIGRATION_FAILED + MIGRATION_DONE
 
+# nova's power_state RUNNING (nova/compute/power_state.py).
+POWER_RUNNING = 1
+
 ROW_COLUMNS = ('ID', 'Name', 'Project', 'Status Before', 'Method', 'Source',
                'Destination', 'Result', 'Seconds', 'Message')
-
-
-def utcnow():
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-def parse_time(value):
-    """Parse nova's timestamps (with or without zone) as aware UTC."""
-    if not value:
-        return None
-    if isinstance(value, datetime.datetime):
-        dt = value
-    else:
-        text = str(value).replace('Z', '+00:00')
-        try:
-            dt = datetime.datetime.fromisoformat(text)
-        except ValueError:
-            return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=datetime.timezone.utc)
-    return dt
 
 
 # ---------------------------------------------------------------- faults
@@ -233,14 +119,19 @@ def call_with_retry(fn, attempts=5, delay=1.0, max_delay=15.0, sleep=None,
 
 # ---------------------------------------------------------- microversions
 
-def _vtuple(version):
-    if not version:
-        return None
-    major, _, minor = str(version).partition('.')
-    try:
-        return (int(major), int(minor or 0))
-    except ValueError:
-        return None
+class _Discovered(object):
+    """What ``openstack.utils.supports_microversion`` reads from an adapter
+    (endpoint data and the default microversion), discovered once."""
+
+    def __init__(self, server_min, server_max, pinned):
+        self.min_microversion = server_min
+        self.max_microversion = server_max
+        self.default_microversion = pinned
+        self.service_type = 'compute'
+        self.service_name = None
+
+    def get_endpoint_data(self):
+        return self
 
 
 class Features(object):
@@ -249,17 +140,22 @@ class Features(object):
     ``effective`` is the lower of what the server advertises and what the
     user pinned (``--os-compute-api-version`` / clouds.yaml); openstacksdk
     then caps each request at what its resource classes know (it picks the
-    microversion per call).  Never assumes the newest.
+    microversion per call).  Never assumes the newest.  The version
+    arithmetic is openstacksdk's (``supports_microversion``).
     """
 
     def __init__(self, server_max=None, server_min='2.1', pinned=None):
         self.server_max = server_max
         self.server_min = server_min or '2.1'
         self.pinned = pinned
-        eff = _vtuple(server_max) or (2, 1)
-        if _vtuple(pinned) and _vtuple(pinned) < eff:
-            eff = _vtuple(pinned)
-        self._effective = eff
+        self._view = _Discovered(self.server_min, server_max or '2.1',
+                                 pinned)
+        try:
+            eff = sdk_utils.maximum_supported_microversion(
+                self._view, pinned or self._view.max_microversion)
+        except Exception:  # an unreadable version: the base API
+            eff = None
+        self.effective = eff or '2.1'
 
     @classmethod
     def from_proxy(cls, compute):
@@ -280,12 +176,11 @@ class Features(object):
         return cls(server_max=server_max, server_min=server_min,
                    pinned=pinned)
 
-    @property
-    def effective(self):
-        return '%d.%d' % self._effective
-
     def supports(self, version):
-        return _vtuple(version) <= self._effective
+        try:
+            return sdk_utils.supports_microversion(self._view, version)
+        except Exception:
+            return False
 
     # Named features used by the runbook.
     @property
@@ -303,10 +198,6 @@ class Features(object):
     @property
     def migration_changes_since(self):
         return self.supports('2.59')
-
-    @property
-    def migration_type_field(self):
-        return self.supports('2.23')
 
     @property
     def abort_running(self):
@@ -346,10 +237,12 @@ class Snapshot(object):
 
     ``servers`` may be given as a callable: the server list is then made
     only when an action first looks at a server (most polls of a long
-    drain only need the migration records).
+    drain only need the migration records).  ``elsewhere``: servers the
+    poller listed on other hosts (e.g. where evacuations went).
     """
 
-    def __init__(self, host, servers, migrations, taken_at=None):
+    def __init__(self, host, servers, migrations, taken_at=None,
+                 elsewhere=()):
         self.host = host
         self._servers = None
         self._load_servers = None
@@ -366,6 +259,7 @@ class Snapshot(object):
             self._by_server[m.server_id].append(m)
         for lst in self._by_server.values():
             lst.sort(key=_migration_sort_key)
+        self._elsewhere = {s.id: s for s in elsewhere}
 
     @property
     def servers(self):
@@ -379,15 +273,19 @@ class Snapshot(object):
                 raise
         return self._servers
 
-    @property
-    def servers_listed(self):
-        return self._servers is not None
-
     def on_host(self, server_id):
         return server_id in self.servers
 
     def server(self, server_id):
         return self.servers.get(server_id)
+
+    def elsewhere(self, server_id):
+        """The server as listed on another host, or None."""
+        return self._elsewhere.get(server_id)
+
+    def migrated_server_ids(self):
+        """IDs of the servers that have migration records here."""
+        return list(self._by_server)
 
     def migrations(self, server_id):
         """Migrations of one server, oldest first."""
@@ -431,9 +329,22 @@ class HostPoller(object):
     def list_migrations(self, since=None):
         query = {'host': self.host}
         if since is not None and self.features.migration_changes_since:
-            query['changes_since'] = since.strftime('%Y-%m-%dT%H:%M:%SZ')
+            query['changes_since'] = timeutil.api_time(since)
         self.calls += 1
         return list(self.compute.migrations(**query))
+
+    def other_hosts(self, migrations):
+        """Hosts whose servers a snapshot also lists (``elsewhere``): none
+        here; ``recover.RecoverPoller`` adds where evacuations went."""
+        return ()
+
+    def list_elsewhere(self, migrations):
+        found = []
+        for other in sorted(set(self.other_hosts(migrations)) - {self.host}):
+            self.calls += 1
+            found.extend(self.compute.servers(
+                details=True, all_projects=True, compute_host=other))
+        return found
 
     def snapshot(self, full=False):
         """Migrations, then servers.
@@ -447,7 +358,8 @@ class HostPoller(object):
         """
         migrations = self.list_migrations(None if full else self.since)
         servers = self.list_servers() if full else self.list_servers
-        return Snapshot(self.host, servers, migrations)
+        return Snapshot(self.host, servers, migrations,
+                        elsewhere=self.list_elsewhere(migrations))
 
 
 # ------------------------------------------------------------------ items
@@ -498,7 +410,7 @@ class PlanItem(object):
 
     @property
     def method(self):
-        return self.action.name if self.action else 'skip'
+        return self.action.method_name(self) if self.action else 'skip'
 
     @property
     def label(self):
@@ -556,6 +468,11 @@ class Action(object):
 
     name = 'action'
     success = 'done'
+
+    def method_name(self, item):
+        """The method as the rows name it (an action that escalates names
+        what it became)."""
+        return self.name
 
     def issue(self, ctx, item):
         raise NotImplementedError
@@ -952,23 +869,28 @@ class Executor(object):
         snap.taken_at = now
         return snap
 
+    def _settle_unsure(self, item, snap):
+        """An item whose issue call hit a transient fault: adopt it if the
+        snapshot shows the call went through, else queue it again.  True
+        when the item is running now."""
+        if item.action.adopt(self.ctx, item, snap):
+            item.state = _RUNNING
+            self.ctx.emit('adopted', 'the call went through', item)
+            return True
+        if item.transient > self.transient_retries:
+            self._finish(item, FAILED, 'API kept failing while issuing')
+            return False
+        item.state = _QUEUED
+        item.attempts -= 1  # a transient fault is not an attempt
+        item.not_before = self.clock() + min(
+            30.0, self.retry_delay * item.transient)
+        return False
+
     def _progress(self, pool, item, snap):
-        action = item.action
-        if item.state == _UNSURE:
-            if action.adopt(self.ctx, item, snap):
-                item.state = _RUNNING
-                self.ctx.emit('adopted', 'the call went through', item)
-            elif item.transient > self.transient_retries:
-                self._finish(item, FAILED, 'API kept failing while issuing')
-                return
-            else:
-                item.state = _QUEUED
-                item.attempts -= 1  # a transient fault is not an attempt
-                item.not_before = self.clock() + min(
-                    30.0, self.retry_delay * item.transient)
-                return
+        if item.state == _UNSURE and not self._settle_unsure(item, snap):
+            return
         try:
-            check = action.progress(self.ctx, item, snap)
+            check = item.action.progress(self.ctx, item, snap)
         except Exception as exc:
             # A bug or an API fault in an action must not lose the others:
             # keep the item in flight; its timeout bounds the wait.
@@ -988,25 +910,30 @@ class Executor(object):
             return
         item.data.pop('call_pending', None)
         if check.state == COMPLETE:
-            try:
-                ok, message, dest = action.verify(self.ctx, item, snap)
-            except Exception as exc:
-                ok, message, dest = (False, 'verification failed: %s' %
-                                     describe(exc), None)
-            item.destination = dest or check.destination
-            if ok:
-                try:
-                    action.finished(self.ctx, item)
-                except Exception as exc:
-                    message = 'done, but: %s' % describe(exc)
-                item.message = message
-                self._finish(item, action.success, message)
-            else:
-                self._retry_or_fail(item, 'verification failed: ' + message)
+            self._complete(item, check, snap)
         elif check.state == FATAL:
             self._finish(item, FAILED, check.message)
         else:
             self._retry_or_fail(item, check.message)
+
+    def _complete(self, item, check, snap):
+        """The action says it is done: verify, then finish or retry."""
+        action = item.action
+        try:
+            ok, message, dest = action.verify(self.ctx, item, snap)
+        except Exception as exc:
+            ok, message, dest = (False, 'verification failed: %s' %
+                                 describe(exc), None)
+        item.destination = dest or check.destination
+        if not ok:
+            self._retry_or_fail(item, 'verification failed: ' + message)
+            return
+        try:
+            action.finished(self.ctx, item)
+        except Exception as exc:
+            message = 'done, but: %s' % describe(exc)
+        item.message = message
+        self._finish(item, action.success, message)
 
     def _check_timeout(self, pool, item, snap):
         now = self.clock()
@@ -1042,98 +969,119 @@ class Executor(object):
         self._submit(pool, item, self.on_timeout, call)
 
     # -- main loop
-    def run(self, items, initial_snapshot=None):
-        """Execute the items that have an action; return all items."""
+    def _admit(self, items):
+        """The queue of items to issue and the in-flight ones to resume."""
         queue = collections.deque()
         inflight = []
         for item in items:
             if item.action is None:
                 continue
-            if item.adopt:
-                now = self.clock()
-                item.state = _RUNNING
-                item.attempts = 1
-                item.started_at = item.issued_at = now
-                item.deadline = now + self.timeout
-                inflight.append(item)
-                self.ctx.emit('resume', 'picking up %s in flight' % (
-                    'migration %s' % item.migration_id
-                    if item.migration_id is not None else item.method),
-                    item)
-            else:
+            if not item.adopt:
                 queue.append(item)
+                continue
+            now = self.clock()
+            item.state = _RUNNING
+            item.attempts = 1
+            item.started_at = item.issued_at = now
+            item.deadline = now + self.timeout
+            inflight.append(item)
+            self.ctx.emit('resume', 'picking up %s in flight' % (
+                'migration %s' % item.migration_id
+                if item.migration_id is not None else item.method), item)
+        return queue, inflight
+
+    def _watch(self, pool, inflight, snap):
+        """Collect finished calls, poll the host once, look at every
+        running item and time out the late ones; return the snapshot."""
+        for item in list(inflight):
+            if item.future is not None and item.future.done():
+                self._collect_future(item)
+        watching = [i for i in inflight
+                    if i.state in (_RUNNING, _UNSURE, _GRACE)
+                    and i.future is None]
+        if watching:
+            new = self._snapshot()
+            if new is not None:
+                snap = new
+                for item in watching:
+                    if item.state != _FINISHED:
+                        self._progress(pool, item, snap)
+        for item in list(inflight):
+            if item.state in (_RUNNING, _UNSURE, _GRACE):
+                self._check_timeout(pool, item, snap)
+        return snap
+
+    def _sort(self, queue, inflight):
+        """Finished items leave, re-queued ones go back to the queue; on
+        interrupt, the queue is dropped and (the second time) the items in
+        flight are left running."""
+        for item in list(inflight):
+            if item.state == _FINISHED:
+                inflight.remove(item)
+            elif item.state == _QUEUED and item.future is None:
+                inflight.remove(item)
+                queue.append(item)
+        if self.abandon:
+            for item in inflight:
+                m = item.last_migration
+                what = (' (migration %s %s)' % (m.id, m.status)
+                        if m else '')
+                self._finish(item, INTERRUPTED, 'left in flight%s; '
+                             'rerun to pick it up' % what)
+            inflight.clear()
+        if self.stopping:
+            for item in queue:
+                self._finish(item, NOT_STARTED,
+                             'interrupted before it started')
+            queue.clear()
+
+    def _start_ready(self, pool, queue, inflight, snap):
+        """Start queued items whose time has come, at most
+        ``max_parallel`` in flight; return the (maybe newer) snapshot."""
+        now = self.clock()
+        while queue and len(inflight) < self.max_parallel:
+            ready = [i for i in queue if i.not_before <= now]
+            if not ready:
+                break
+            item = ready[0]
+            requeued = item.data.get('requeued_at')
+            if requeued is not None and (
+                    snap is None or snap.taken_at <= requeued):
+                # A retry looks at the host afresh before issuing.
+                new = self._snapshot(force=True)
+                if new is None:
+                    break
+                snap = new
+            queue.remove(item)
+            inflight.append(item)
+            self._start(pool, item, snap)
+        return snap
+
+    def _wait_time(self, queue, inflight):
+        """Until a call returns, the next poll or the next queued start."""
+        now = self.clock()
+        wait = self.poll_interval
+        if any(i.future is None for i in inflight):
+            wait = min(wait, self._next_poll - now)
+        if queue:
+            wait = min(wait, min(i.not_before for i in queue) - now)
+        return max(0.05, wait)
+
+    def run(self, items, initial_snapshot=None):
+        """Execute the items that have an action; return all items."""
+        queue, inflight = self._admit(items)
         snap = initial_snapshot
         old_handler = self._install_sigint()
         pool = futures.ThreadPoolExecutor(max_workers=self.max_parallel)
         try:
             while queue or inflight:
                 self._wake.clear()
-                # 1. results of issue/follow-up calls
-                for item in list(inflight):
-                    if item.future is not None and item.future.done():
-                        self._collect_future(item)
-                # 2. poll the host once and look at every running item
-                watching = [i for i in inflight
-                            if i.state in (_RUNNING, _UNSURE, _GRACE)
-                            and i.future is None]
-                if watching:
-                    new = self._snapshot()
-                    if new is not None:
-                        snap = new
-                        for item in watching:
-                            if item.state != _FINISHED:
-                                self._progress(pool, item, snap)
-                for item in list(inflight):
-                    if item.state in (_RUNNING, _UNSURE, _GRACE):
-                        self._check_timeout(pool, item, snap)
-                # 3. bookkeeping: finished leave, re-queued go back
-                for item in list(inflight):
-                    if item.state == _FINISHED:
-                        inflight.remove(item)
-                    elif item.state == _QUEUED and item.future is None:
-                        inflight.remove(item)
-                        queue.append(item)
-                if self.abandon:
-                    for item in inflight:
-                        m = item.last_migration
-                        what = (' (migration %s %s)' % (m.id, m.status)
-                                if m else '')
-                        self._finish(item, INTERRUPTED, 'left in flight%s; '
-                                     'rerun to pick it up' % what)
-                    inflight = []
-                if self.stopping:
-                    for item in queue:
-                        self._finish(item, NOT_STARTED,
-                                     'interrupted before it started')
-                    queue.clear()
-                # 4. start new ones, at most max_parallel in flight
-                now = self.clock()
-                while queue and len(inflight) < self.max_parallel:
-                    ready = [i for i in queue if i.not_before <= now]
-                    if not ready:
-                        break
-                    item = ready[0]
-                    requeued = item.data.get('requeued_at')
-                    if requeued is not None and (
-                            snap is None or snap.taken_at <= requeued):
-                        # A retry looks at the host afresh before issuing.
-                        new = self._snapshot(force=True)
-                        if new is None:
-                            break
-                        snap = new
-                    queue.remove(item)
-                    inflight.append(item)
-                    self._start(pool, item, snap)
+                snap = self._watch(pool, inflight, snap)
+                self._sort(queue, inflight)
+                snap = self._start_ready(pool, queue, inflight, snap)
                 if not (queue or inflight):
                     break
-                # 5. wait for a call to return or the next poll
-                now = self.clock()
-                wait = self.poll_interval
-                if any(i.future is None for i in inflight):
-                    wait = min(wait, self._next_poll - now)
-                if queue:
-                    wait = min(wait, min(i.not_before for i in queue) - now)
-                self._wait(max(0.05, wait))
+                self._wait(self._wait_time(queue, inflight))
         finally:
             pool.shutdown(wait=True)
             if old_handler is not None:

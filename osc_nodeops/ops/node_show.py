@@ -12,8 +12,6 @@ import collections
 from osc_nodeops.ops import drain
 from osc_nodeops.ops import engine
 
-POWER_RUNNING = 1
-
 
 def _hypervisor_for(compute, host):
     hypervisors = engine.call_with_retry(
@@ -58,7 +56,7 @@ def gather(compute, host, now=None):
     by_status = collections.Counter(s.status for s in servers)
     info['Instances'] = len(servers)
     info['Running Instances'] = sum(
-        1 for s in servers if s.power_state == POWER_RUNNING)
+        1 for s in servers if s.power_state == engine.POWER_RUNNING)
     info['Instances By Status'] = dict(sorted(by_status.items()))
     migrations = engine.call_with_retry(lambda: list(compute.migrations(
         host=host)))

@@ -42,6 +42,8 @@ import uuid
 
 from openstack import exceptions as sdk_exc
 
+from osc_nodeops import timeutil
+
 #: The neutron tag marking a port as ours (a float port).
 TAG = 'nodeops-float'
 
@@ -287,21 +289,6 @@ def list_ports(conn, network=None):
 
 # -- nova's view of a port --------------------------------------------------
 
-def _parse_time(text):
-    """neutron '2026-11-23T21:15:19Z' / nova '2026-11-23T21:15:19.123456'."""
-    if not text:
-        return None
-    text = text.rstrip('Z')
-    if '+' in text[10:]:
-        text = text[:10] + text[10:].split('+')[0]
-    for fmt in ('%Y-%m-%dT%H:%M:%S.%f', '%Y-%m-%dT%H:%M:%S'):
-        try:
-            return datetime.datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-    return None
-
-
 def server_requests(conn, server_id):
     """The server's create/attach_interface actions: [(start, end)].
 
@@ -317,9 +304,9 @@ def server_requests(conn, server_id):
     result = []
     for action in actions:
         if action.get('action') in ('create', 'attach_interface'):
-            result.append((_parse_time(action.get('start_time')),
-                           _parse_time(action.get('updated_at'))))
-    return sorted(result, key=lambda r: r[0] or datetime.datetime.min)
+            result.append((timeutil.parse_time(action.get('start_time')),
+                           timeutil.parse_time(action.get('updated_at'))))
+    return sorted(result, key=lambda r: r[0] or timeutil.EPOCH)
 
 
 def nova_created(port, requests):
@@ -333,7 +320,7 @@ def nova_created(port, requests):
     window and before a later request.  Anything else counts as
     nova-created: the caller must then not detach through nova.
     """
-    created = _parse_time(port.created_at)
+    created = timeutil.parse_time(port.created_at)
     if created is None or not requests:
         return True
     one = datetime.timedelta(seconds=1)

@@ -33,12 +33,12 @@ import dataclasses
 import datetime
 import logging
 
+from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
 
 LOG = logging.getLogger(__name__)
 
 COMPUTE_BINARY = engine.COMPUTE_BINARY
-RUNNING = 1  # nova power_state RUNNING
 
 # Instance actions that change what the owner wants the power state to be.
 POWER_ACTIONS = ('create', 'start', 'stop', 'reboot', 'rebuild', 'unshelve',
@@ -187,8 +187,7 @@ def check_host(compute, host, opts, force_down=True):
 # ------------------------------------------------------ stopped on purpose
 
 def _action_time(action):
-    return engine.parse_time(action.start_time) or datetime.datetime.min.\
-        replace(tzinfo=datetime.timezone.utc)
+    return timeutil.parse_time(action.start_time) or timeutil.EPOCH
 
 
 def stopped_on_purpose(compute, server):
@@ -213,26 +212,42 @@ def stopped_on_purpose(compute, server):
 # ---------------------------------------------------------------- actions
 
 class PowerOn(engine.Action):
-    """Start a SHUTOFF server; escalate to a hard reboot (S10)."""
+    """Start a SHUTOFF server; escalate to a hard reboot (S10).
+
+    ``escalation``: the action a retry or a timeout turns into (a hard
+    reboot), or None.  Once escalated, ``item.data['escalated']`` says why
+    and the item is the escalation's: its call, its name in the rows.
+    """
 
     name = 'start'
     success = 'running'
-    escalate = True
+
+    def __init__(self, escalation=None):
+        self.escalation = escalation
+
+    def _escalated(self, item):
+        return self.escalation is not None and 'escalated' in item.data
+
+    def method_name(self, item):
+        if self._escalated(item):
+            return self.escalation.method_name(item)
+        return self.name
 
     def _call(self, ctx, item):
         ctx.compute.start_server(item.id)
 
     def issue(self, ctx, item):
-        if self.escalate and item.attempts > 1:
+        if self._escalated(item):
+            return self.escalation.issue(ctx, item)
+        if self.escalation is not None and item.attempts > 1:
             return self._escalate(ctx, item, 'retry after: %s' % (
                 item.message or 'failure'))
         self._call(ctx, item)
 
     def _escalate(self, ctx, item, why):
-        item.action = HARD_REBOOT
         item.data['escalated'] = why
         ctx.emit('escalate', 'hard reboot (%s)' % why, item)
-        HARD_REBOOT._call(ctx, item)
+        self.escalation.issue(ctx, item)
 
     def progress(self, ctx, item, snap):
         srv = snap.server(item.id)
@@ -241,7 +256,8 @@ class PowerOn(engine.Action):
         if srv.task_state:
             return engine.Check(engine.PENDING, '%s, task %s' % (
                 srv.status, srv.task_state))
-        if srv.status == 'ACTIVE' and srv.power_state == RUNNING:
+        if (srv.status == 'ACTIVE'
+                and srv.power_state == engine.POWER_RUNNING):
             return engine.Check(engine.COMPLETE, 'running')
         if srv.status == 'ERROR':
             fault = (srv.fault or {}).get('message') if isinstance(
@@ -256,8 +272,8 @@ class PowerOn(engine.Action):
 
     def verify(self, ctx, item, snap):
         srv = snap.server(item.id)
-        if srv is None or srv.status != 'ACTIVE' or \
-                srv.power_state != RUNNING:
+        if (srv is None or srv.status != 'ACTIVE'
+                or srv.power_state != engine.POWER_RUNNING):
             return False, 'not running', None
         msg = ''
         if item.data.get('escalated'):
@@ -265,7 +281,7 @@ class PowerOn(engine.Action):
         return True, msg, snap.host
 
     def on_timeout(self, ctx, item, mode, snap):
-        if not self.escalate:
+        if self.escalation is None or self._escalated(item):
             return None
         why = 'not back within %ds' % ctx.options.get('timeout', 0)
         return lambda: self._escalate(ctx, item, why)
@@ -280,18 +296,15 @@ class Reboot(PowerOn):
 
 class HardReboot(PowerOn):
     name = 'hard-reboot'
-    escalate = False
 
     def _call(self, ctx, item):
         ctx.compute.reboot_server(item.id, 'HARD')
 
-    def issue(self, ctx, item):
-        self._call(ctx, item)
 
-
-START = PowerOn()
-REBOOT = Reboot()
+# The actions hold no state of their own (an item's state is on the item).
 HARD_REBOOT = HardReboot()
+START = PowerOn(escalation=HARD_REBOOT)
+REBOOT = Reboot(escalation=HARD_REBOOT)
 
 
 class Evacuate(engine.MigrationAction):
@@ -318,7 +331,7 @@ class Evacuate(engine.MigrationAction):
         if snap.on_host(item.id):
             return engine.Check(engine.PENDING, 'migration %s done, server '
                                 'still listed on %s' % (m.id, snap.host))
-        srv = getattr(snap, 'elsewhere', {}).get(item.id)
+        srv = snap.elsewhere(item.id)
         if srv is None:
             return engine.Check(engine.PENDING, 'migration %s done; waiting '
                                 'to see the server on %s' % (
@@ -346,8 +359,8 @@ class Evacuate(engine.MigrationAction):
                     call=lambda: ctx.compute.start_server(sid))
             return engine.Check(engine.PENDING, 'SHUTOFF on %s, start '
                                 'issued' % srv.compute_host)
-        if srv.status == wanted and (wanted != 'ACTIVE'
-                                     or srv.power_state == RUNNING):
+        if srv.status == wanted and (
+                wanted != 'ACTIVE' or srv.power_state == engine.POWER_RUNNING):
             return engine.Check(engine.COMPLETE, m.status,
                                 destination=srv.compute_host)
         return engine.Check(engine.PENDING, '%s on %s' % (
@@ -357,7 +370,7 @@ class Evacuate(engine.MigrationAction):
         ok, message, dest = super().verify(ctx, item, snap)
         if not ok:
             return ok, message, dest
-        srv = getattr(snap, 'elsewhere', {}).get(item.id)
+        srv = snap.elsewhere(item.id)
         if srv is None:
             srv = ctx.api(ctx.compute.get_server, item.id)
         wanted = self._wanted(item)
@@ -377,27 +390,20 @@ EVACUATE = Evacuate()
 class RecoverPoller(engine.HostPoller):
     """The engine's host poller, plus the servers on the hosts that the
     host's evacuations went to (one list call per destination host, not
-    per server): ``snap.elsewhere`` maps server ID to server."""
+    per server): ``snap.elsewhere(server_id)``."""
 
     def __init__(self, compute, host, features=None, since=None,
                  extra_hosts=()):
         super().__init__(compute, host, features, since=since)
         self.extra_hosts = [h for h in extra_hosts if h and h != host]
 
-    def snapshot(self, full=False):
-        snap = super().snapshot(full=full)
+    def other_hosts(self, migrations):
         dests = set(self.extra_hosts)
-        for m in snap.migrations_by_id.values():
+        for m in migrations:
             if (m.migration_type in (None, 'evacuation') and m.dest_compute
                     and m.dest_compute != self.host):
                 dests.add(m.dest_compute)
-        snap.elsewhere = {}
-        for dest in sorted(dests):
-            self.calls += 1
-            for srv in self.compute.servers(details=True, all_projects=True,
-                                            compute_host=dest):
-                snap.elsewhere[srv.id] = srv
-        return snap
+        return dests
 
 
 # ---------------------------------------------------------------- planning
@@ -420,7 +426,8 @@ def plan_reboot(ctx, snap, opts):
                                          srv.task_state))
             continue
         status = srv.status
-        if status == 'ACTIVE' and srv.power_state == RUNNING:
+        running = srv.power_state == engine.POWER_RUNNING
+        if status == 'ACTIVE' and running:
             items.append(engine.PlanItem(srv, reason='already running',
                                          success_if_skipped=True))
         elif status == 'ACTIVE':
@@ -505,7 +512,7 @@ def recover_host(conn, host, opts, features=None, events=None,
                        target=opts.target_host,
                        block_storage=getattr(conn, 'block_storage', None))
     ctx.emit('service', note)
-    since = engine.utcnow() - datetime.timedelta(hours=1)
+    since = timeutil.utcnow() - datetime.timedelta(hours=1)
     if opts.dead:
         poller = RecoverPoller(compute, host, features, since=since,
                                extra_hosts=[opts.target_host])

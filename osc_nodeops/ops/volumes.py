@@ -16,8 +16,6 @@ import collections
 
 from osc_nodeops.ops import engine
 
-RUNNING = 1
-
 Pair = collections.namedtuple(
     'Pair', 'server_id server_name volume_id device status attach_status '
             'volume_name attached_host')
@@ -108,7 +106,7 @@ class Reattach(engine.Action):
 
     def issue(self, ctx, item):
         srv = ctx.compute.get_server(item.id)
-        if srv.status != 'ACTIVE' or srv.power_state != RUNNING:
+        if srv.status != 'ACTIVE' or srv.power_state != engine.POWER_RUNNING:
             item.data['not_up'] = '%s, power state %s' % (srv.status,
                                                           srv.power_state)
             return
@@ -187,7 +185,7 @@ def reattach_items(ctx, items, opts, features, executor_kwargs=None):
             continue
         new = engine.PlanItem(srv, REATTACH, source=srv.compute_host)
         new.data['volumes'] = vols
-        if srv.status != 'ACTIVE' or srv.power_state != RUNNING:
+        if srv.status != 'ACTIVE' or srv.power_state != engine.POWER_RUNNING:
             new.action = None
             new.reason = ('not up (%s): volumes not touched' % srv.status)
         out.append(new)

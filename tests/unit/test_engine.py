@@ -1,5 +1,6 @@
 """The generic machinery: features, faults, poller, executor."""
 
+import os
 import threading
 import time
 from unittest import mock
@@ -71,6 +72,55 @@ class TestFeatures(testtools.TestCase):
         f = engine.Features.from_proxy(compute)
         self.assertEqual('2.1', f.effective)
         self.assertFalse(f.block_migration_auto)
+
+
+    def test_pinned_above_the_server_is_capped(self):
+        nova = fakes.FakeNova(max_version='2.60')
+        nova.compute.default_microversion = '2.90'
+        f = engine.Features.from_proxy(nova.compute)
+        self.assertEqual('2.60', f.effective)
+        self.assertTrue(f.migration_changes_since)
+        self.assertFalse(f.abort_queued)
+
+    def test_named_features_at_their_versions(self):
+        f = engine.Features(server_max='2.65')
+        self.assertTrue(all((f.force_complete, f.abort_running,
+                             f.block_migration_auto,
+                             f.live_host_without_force, f.cold_migrate_host,
+                             f.migration_changes_since, f.abort_queued)))
+        f = engine.Features(server_max='2.64')
+        self.assertFalse(f.abort_queued)
+        self.assertTrue(f.migration_changes_since)
+        self.assertFalse(engine.Features().force_complete)
+        self.assertEqual('2.1', engine.Features().effective)
+
+
+class TestSnapshot(testtools.TestCase):
+
+    def test_accessors(self):
+        nova = fakes.FakeNova()
+        a = nova.add('a')
+        b = nova.add('b', host='c02')
+        snap = engine.Snapshot('c01', [a], [], elsewhere=[b])
+        self.assertIs(a, snap.server(a.id))
+        self.assertIsNone(snap.server(b.id))
+        self.assertIs(b, snap.elsewhere(b.id))
+        self.assertIsNone(snap.elsewhere(a.id))
+        self.assertEqual([], snap.migrated_server_ids())
+
+    def test_poller_lists_other_hosts_once_each(self):
+        nova = fakes.FakeNova()
+        nova.add('a')
+        b = nova.add('b', host='c02')
+
+        class Poller(engine.HostPoller):
+            def other_hosts(self, migrations):
+                return ['c02', 'c01', 'c02']
+        poller = Poller(nova.compute, 'c01')
+        snap = poller.snapshot(full=True)
+        self.assertEqual(3, poller.calls)  # migrations, c01, c02
+        self.assertEqual('b', snap.elsewhere(b.id).name)
+        self.assertIsNone(snap.server(b.id))
 
 
 class TestFaults(testtools.TestCase):
@@ -363,14 +413,17 @@ class TestExecutor(testtools.TestCase):
         self.assertEqual(len(engine.ROW_COLUMNS), len(item.row()))
 
 
-class TestDocstringExample(testtools.TestCase):
-    """The module docstring's StartServer example works as written."""
+class TestDocumentedExample(testtools.TestCase):
+    """The architecture page's StartServer example works as written."""
 
     def test_start_server_example(self):
-        doc = engine.__doc__
-        start = doc.index('        class StartServer')
-        code = doc[start:doc.index('    and then::')]
-        code = '\n'.join(line[8:] for line in code.splitlines())
+        path = os.path.join(os.path.dirname(__file__), '..', '..', 'doc',
+                            'source', 'contributor', 'architecture.rst')
+        with open(path) as f:
+            doc = f.read()
+        start = doc.index('   class StartServer')
+        code = doc[start:doc.index('\nand then:')]
+        code = '\n'.join(line[3:] for line in code.splitlines())
         namespace = {'engine': engine}
         exec(code, namespace)
         nova = fakes.FakeNova()

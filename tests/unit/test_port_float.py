@@ -8,6 +8,7 @@ import testtools
 
 from openstack import exceptions as sdk_exc
 
+from osc_nodeops import timeutil
 from osc_nodeops.ops import port_float as pf
 from tests.unit import test_port_float_fakes as fakes
 
@@ -116,7 +117,8 @@ class TestNovaCreated(testtools.TestCase):
             self.created_at = created_at
 
     def reqs(self, *pairs):
-        return [(pf._parse_time(a), pf._parse_time(b)) for a, b in pairs]
+        return [(timeutil.parse_time(a), timeutil.parse_time(b))
+                for a, b in pairs]
 
     def test_port_before_server_is_passed(self):
         r = self.reqs(('2026-01-01T00:00:10.5', '2026-01-01T00:00:20'))

@@ -249,6 +249,23 @@ class TestRebootMode(testtools.TestCase):
                          [c for c in self.nova.calls
                           if c[1] == 'sync-stopped'])
 
+    def test_escalation_keeps_the_items_action(self):
+        # The shared actions are never swapped on an item: the item keeps
+        # its action, which names and issues what it escalated to.
+        self.nova.scripts[self.forgotten.id] = ['nostate', 'nostate', 'ok']
+        report, events = run(self.nova, retries=2)
+        item = by_name(report)['forgotten']
+        self.assertIs(recover.REBOOT, item.action)
+        self.assertEqual(('hard-reboot', 'running'),
+                         (item.method, item.result))
+        self.assertEqual([('reboot-soft', 'forgotten'),
+                          ('reboot-hard', 'forgotten'),
+                          ('reboot-hard', 'forgotten')],
+                         [c for c in self.nova.calls if c[1] == 'forgotten'])
+        self.assertEqual(1, sum(1 for e in events if e.kind == 'escalate'))
+        self.assertEqual('reboot', recover.REBOOT.method_name(
+            engine.PlanItem(self.forgotten, recover.REBOOT)))
+
     def test_escalates_on_timeout(self):
         self.nova.scripts[self.forgotten.id] = ['hang', 'ok']
         report, _ = run(self.nova, timeout=10.0)
