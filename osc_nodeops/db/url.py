@@ -12,6 +12,9 @@ import urllib.parse
 
 from osc_nodeops.db import errors
 
+# Seconds each read and each write of a statement may take on the socket.
+STATEMENT_TIMEOUT = 60
+
 _SCHEMES = ('mysql', 'mysql+pymysql', 'mariadb', 'mariadb+pymysql')
 _SCHEMA_RE = re.compile(r'^[A-Za-z0-9_$-]{1,64}$')
 
@@ -105,8 +108,12 @@ class DBURL(object):
         return (self._password, urllib.parse.quote(self._password, safe=''),
                 urllib.parse.quote(self._password))
 
-    def connect(self, connect_timeout=10, pymysql=None):
+    def connect(self, connect_timeout=10, pymysql=None, timeout=None):
         """Open a PyMySQL connection with autocommit off.
+
+        Every statement is bounded: ``timeout`` seconds (default
+        ``STATEMENT_TIMEOUT``) for each read and each write on the socket,
+        so a half-open connection raises instead of hanging.
 
         Errors are re-raised as :class:`errors.DBError` with the password
         scrubbed from the message.
@@ -116,7 +123,9 @@ class DBURL(object):
         kwargs = dict(host=self.host, port=self.port, user=self.user,
                       password=self._password or '', database=self.database,
                       charset=self.charset, autocommit=False,
-                      connect_timeout=connect_timeout)
+                      connect_timeout=connect_timeout,
+                      read_timeout=timeout or STATEMENT_TIMEOUT,
+                      write_timeout=timeout or STATEMENT_TIMEOUT)
         if self.unix_socket:
             kwargs['unix_socket'] = self.unix_socket
         try:

@@ -518,6 +518,11 @@ def drain_host(compute, host, service, opts, features=None, events=None,
     executor.run(items, initial_snapshot=snap)
     engine.settle(items, False)
     report.interrupted = executor.interrupted
+    if executor.abandon:
+        # A second Ctrl-C: leave now with what is known (no re-list).
+        report.api_calls = poller.calls
+        report.ok = False
+        return report
     # S4: re-list the host.
     remaining = engine.call_with_retry(poller.list_servers)
     known = {i.id: i for i in items}

@@ -55,6 +55,10 @@ MIGRATION_FAILED = ('failed', 'error', 'cancelled', 'reverted')
 MIGRATION_DONE = ('completed', 'confirmed', 'done')
 MIGRATION_FINAL = MIGRATION_FAILED + MIGRATION_DONE
 
+# Seconds one HTTP request may take (connect, and each read) unless the
+# operator says otherwise (--api-timeout); keystoneauth's Session.timeout.
+DEFAULT_API_TIMEOUT = 60.0
+
 # nova's power_state RUNNING (nova/compute/power_state.py).
 POWER_RUNNING = 1
 
@@ -90,6 +94,65 @@ def is_transient(exc):
     except ImportError:  # pragma: no cover
         pass
     return isinstance(exc, (ConnectionError, TimeoutError))
+
+
+def bound_api_timeout(conn, seconds=None):
+    """Give every API request of ``conn`` a timeout: ``seconds``, else the
+    one the session has, else ``DEFAULT_API_TIMEOUT``.
+
+    OSC builds its session without one (osc-lib drops ``api_timeout``), so a
+    half-open connection would hang a call for ever.  keystoneauth applies
+    ``Session.timeout`` to every request of the connection (token requests
+    included); a request that times out raises ``ConnectTimeout``, which
+    ``is_transient`` counts as a transient fault.  Returns the timeout.
+    """
+    session = getattr(conn, 'session', None)
+    if session is None:
+        return None
+    if seconds is not None:
+        session.timeout = float(seconds)
+    elif getattr(session, 'timeout', None) is None:
+        session.timeout = DEFAULT_API_TIMEOUT
+    return session.timeout
+
+
+class Abandoned(BaseException):
+    """A second interrupt while the main thread waited for an API call.
+
+    A BaseException, so that no action's ``except Exception`` takes it for
+    a failure of its own: it ends ``Executor.run`` at once.
+    """
+
+
+class Calls(object):
+    """Runs API calls, each in its own daemon thread.
+
+    Not a ``ThreadPoolExecutor``: that one joins its workers at interpreter
+    exit, so a call that never returns would keep the process alive after
+    a second Ctrl-C.  At most one call per item is pending (and one poll),
+    so the number of threads stays bounded by ``max_parallel + 1``.
+    """
+
+    def __init__(self, wake=None):
+        self.wake = wake
+
+    def submit(self, fn):
+        fut = futures.Future()
+
+        def run():
+            if not fut.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn()
+            except BaseException as exc:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(result)
+            finally:
+                if self.wake is not None:
+                    self.wake.set()
+        threading.Thread(target=run, name='nodeops-call', daemon=True).start()
+        return fut
 
 
 def describe(exc):
@@ -247,6 +310,7 @@ class Snapshot(object):
         self._servers = None
         self._load_servers = None
         self._load_error = None
+        self._runner = lambda fn: fn()
         if callable(servers):
             self._load_servers = servers
         else:
@@ -261,13 +325,19 @@ class Snapshot(object):
             lst.sort(key=_migration_sort_key)
         self._elsewhere = {s.id: s for s in elsewhere}
 
+    def load_with(self, runner):
+        """Make the deferred server list through ``runner(fn)`` (the
+        executor's ``bounded``: a wait the main thread can leave)."""
+        self._runner = runner
+
     @property
     def servers(self):
         if self._servers is None:
             if self._load_error is not None:
                 raise self._load_error
             try:
-                self._servers = {s.id: s for s in self._load_servers()}
+                self._servers = {s.id: s for s in self._runner(
+                    self._load_servers)}
             except Exception as exc:
                 self._load_error = exc  # one try per snapshot
                 raise
@@ -397,6 +467,7 @@ class PlanItem(object):
         self.not_before = 0.0
         self.future = None
         self.future_kind = None
+        self.future_since = None
         self.data = {}
         self.result = None
         self.message = ''
@@ -444,6 +515,9 @@ class Context(object):
         self.options = options or {}
         self._events = events
         self.sleep = sleep or time.sleep
+        # How a call is waited for: directly, or (while an executor runs)
+        # in a thread the main thread can leave at a second Ctrl-C.
+        self.bounded = lambda fn: fn()
 
     def emit(self, kind, message, item=None):
         if self._events:
@@ -454,11 +528,11 @@ class Context(object):
 
     def api(self, fn, *args, **kwargs):
         """One API call with transient-fault retries."""
-        return call_with_retry(
+        return self.bounded(lambda: call_with_retry(
             lambda: fn(*args, **kwargs), sleep=self.sleep,
             on_retry=lambda exc, n: self.emit(
                 'retry', 'transient API fault (%s), retry %d' % (
-                    describe(exc), n)))
+                    describe(exc), n))))
 
 
 # ---------------------------------------------------------------- actions
@@ -688,7 +762,7 @@ class Executor(object):
     def __init__(self, ctx, poller, max_parallel=4, poll_interval=2.0,
                  timeout=600.0, on_timeout='abort', retries=1,
                  retry_delay=5.0, transient_retries=6, grace=None,
-                 clock=None, wait=None, handle_sigint=True):
+                 clock=None, wait=None, handle_sigint=True, hung_after=None):
         if max_parallel < 1:
             raise ValueError('max_parallel must be at least 1')
         if on_timeout not in ON_TIMEOUT_CHOICES:
@@ -712,6 +786,10 @@ class Executor(object):
         self.snapshots = 0
         self._wake = threading.Event()
         self._wait = wait or self._wake.wait
+        self._calls = Calls(self._wake)
+        self.bounded_tick = 0.2
+        # Real seconds after which a call that has not returned is given up.
+        self.hung_after = hung_after if hung_after is not None else timeout
         self._poll_failures = 0
         self._next_poll = 0.0
 
@@ -741,6 +819,21 @@ class Executor(object):
             return None
 
     # -- helpers
+    def bounded(self, fn):
+        """Call ``fn`` in a daemon thread and wait for it, but not past a
+        second interrupt (then raise ``Abandoned``).  Each HTTP request is
+        bounded by the API timeout; this bounds the wait for a Ctrl-C."""
+        if threading.current_thread() is not threading.main_thread():
+            return fn()
+        fut = self._calls.submit(fn)
+        while True:
+            if self.abandon:
+                raise Abandoned()
+            try:
+                return fut.result(timeout=self.bounded_tick)
+            except futures.TimeoutError:
+                continue
+
     def _finish(self, item, result, message=''):
         now = self.clock()
         item.state = _FINISHED
@@ -758,6 +851,7 @@ class Executor(object):
 
     def _submit(self, pool, item, kind, fn):
         item.future_kind = kind
+        item.future_since = time.monotonic()
 
         def run():
             try:
@@ -783,6 +877,8 @@ class Executor(object):
         item.attempts += 1
         if item.started_at is None:
             item.started_at = now
+        # An issue call that never returns times out like a move.
+        item.deadline = now + self.timeout
         if snap is not None:
             item.known_migrations = {m.id for m in snap.migrations(item.id)}
         item.state = _ISSUING
@@ -851,7 +947,8 @@ class Executor(object):
         if now < self._next_poll and not force:
             return None
         try:
-            snap = self.poller.snapshot()
+            snap = self.bounded(self.poller.snapshot)
+            snap.load_with(self.bounded)
         except Exception as exc:
             if not is_transient(exc):
                 # Not transient, but losing track is worse: keep trying with
@@ -937,8 +1034,13 @@ class Executor(object):
 
     def _check_timeout(self, pool, item, snap):
         now = self.clock()
-        if (item.deadline is None or now < item.deadline
-                or item.future is not None):
+        if item.deadline is None or now < item.deadline:
+            return
+        if item.future is not None:
+            # Real seconds, whatever clock the executor runs on: a call is
+            # hung when it has not returned within a whole item timeout.
+            if time.monotonic() - item.future_since > self.hung_after:
+                self._timeout_pending_call(item)
             return
         if item.state == _GRACE or item.data.get('timeout_handled'):
             self._finish(item, TIMEOUT, 'still not finished %ds after '
@@ -967,6 +1069,21 @@ class Executor(object):
         item.message = 'timed out after %ds; %s requested' % (
             self.timeout, self.on_timeout)
         self._submit(pool, item, self.on_timeout, call)
+
+    def _timeout_pending_call(self, item):
+        """The item's deadline passed with one of its calls not answered
+        (each HTTP request has a timeout, so this is a call that hangs in
+        spite of it): stop waiting for it.  Whether the call took effect
+        is unknown; a rerun looks at the cloud afresh."""
+        kind = item.future_kind or 'call'
+        item.future = None  # its thread is a daemon: never waited for
+        item.future_kind = None
+        item.data.pop('call_pending', None)
+        m = item.last_migration
+        what = (' (migration %s %s)' % (m.id, m.status)) if m else ''
+        self._finish(item, TIMEOUT, 'the %s call did not return within '
+                     '%ds%s; it may or may not have taken effect (rerun to '
+                     'pick it up)' % (kind, self.hung_after, what))
 
     # -- main loop
     def _admit(self, items):
@@ -1007,7 +1124,7 @@ class Executor(object):
                     if item.state != _FINISHED:
                         self._progress(pool, item, snap)
         for item in list(inflight):
-            if item.state in (_RUNNING, _UNSURE, _GRACE):
+            if item.state in (_ISSUING, _RUNNING, _UNSURE, _GRACE):
                 self._check_timeout(pool, item, snap)
         return snap
 
@@ -1015,20 +1132,22 @@ class Executor(object):
         """Finished items leave, re-queued ones go back to the queue; on
         interrupt, the queue is dropped and (the second time) the items in
         flight are left running."""
-        for item in list(inflight):
-            if item.state == _FINISHED:
-                inflight.remove(item)
-            elif item.state == _QUEUED and item.future is None:
-                inflight.remove(item)
-                queue.append(item)
         if self.abandon:
             for item in inflight:
+                if item.state == _FINISHED:
+                    continue
                 m = item.last_migration
                 what = (' (migration %s %s)' % (m.id, m.status)
                         if m else '')
                 self._finish(item, INTERRUPTED, 'left in flight%s; '
                              'rerun to pick it up' % what)
             inflight.clear()
+        for item in list(inflight):
+            if item.state == _FINISHED:
+                inflight.remove(item)
+            elif item.state == _QUEUED and item.future is None:
+                inflight.remove(item)
+                queue.append(item)
         if self.stopping:
             for item in queue:
                 self._finish(item, NOT_STARTED,
@@ -1072,18 +1191,26 @@ class Executor(object):
         queue, inflight = self._admit(items)
         snap = initial_snapshot
         old_handler = self._install_sigint()
-        pool = futures.ThreadPoolExecutor(max_workers=self.max_parallel)
+        pool = self._calls
+        self.ctx.bounded = self.bounded
         try:
             while queue or inflight:
                 self._wake.clear()
-                snap = self._watch(pool, inflight, snap)
-                self._sort(queue, inflight)
-                snap = self._start_ready(pool, queue, inflight, snap)
+                try:
+                    snap = self._watch(pool, inflight, snap)
+                    self._sort(queue, inflight)
+                    snap = self._start_ready(pool, queue, inflight, snap)
+                except Abandoned:
+                    # A second interrupt during an API call: report what
+                    # is known and leave; the call's thread is not waited
+                    # for.
+                    self._sort(queue, inflight)
+                    break
                 if not (queue or inflight):
                     break
                 self._wait(self._wait_time(queue, inflight))
         finally:
-            pool.shutdown(wait=True)
+            self.ctx.bounded = lambda fn: fn()
             if old_handler is not None:
                 signal.signal(signal.SIGINT, old_handler)
         return items

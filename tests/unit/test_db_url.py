@@ -162,3 +162,46 @@ class TestVolumePairsFromDB(testtools.TestCase):
         self.check(pairs)
         self.assertEqual(1, len(ndb.statements))
         self.assertEqual(1, len(cdb.statements))
+
+
+class TestStatementTimeout(testtools.TestCase):
+    """A server that accepts the connection and then never answers (a
+    half-open connection) makes PyMySQL raise, not hang."""
+
+    def test_silent_server_times_out(self):
+        import socket
+        import threading
+        import time
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(('127.0.0.1', 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        u = url_mod.DBURL.parse('mysql+pymysql://nova:x@127.0.0.1:%d/nova'
+                                % port)
+        outcome = {}
+
+        def connect():
+            started = time.monotonic()
+            try:
+                u.connect(connect_timeout=2)
+            except errors.DBError as exc:
+                outcome['error'] = str(exc)
+            outcome['seconds'] = time.monotonic() - started
+        with mock.patch.object(url_mod, 'STATEMENT_TIMEOUT', 0.5):
+            t = threading.Thread(target=connect, daemon=True)
+            t.start()
+            t.join(15)
+        self.assertFalse(t.is_alive(), 'connect hung')
+        self.assertIn('cannot connect', outcome['error'])
+        self.assertLess(outcome['seconds'], 10)
+
+    def test_read_and_write_timeouts_passed(self):
+        fake = mock.Mock()
+        u = url_mod.DBURL.parse('mysql+pymysql://nova:x@db/nova')
+        u.connect(pymysql=fake)
+        kw = fake.connect.call_args.kwargs
+        self.assertEqual(url_mod.STATEMENT_TIMEOUT, kw['read_timeout'])
+        self.assertEqual(url_mod.STATEMENT_TIMEOUT, kw['write_timeout'])
+        u.connect(pymysql=fake, timeout=5)
+        self.assertEqual(5, fake.connect.call_args.kwargs['read_timeout'])

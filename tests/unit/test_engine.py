@@ -123,6 +123,28 @@ class TestSnapshot(testtools.TestCase):
         self.assertIsNone(snap.server(b.id))
 
 
+class TestApiTimeout(testtools.TestCase):
+
+    def test_default_given_and_kept(self):
+        from keystoneauth1 import session as ksa_session
+        conn = mock.Mock(session=ksa_session.Session())
+        self.assertEqual(engine.DEFAULT_API_TIMEOUT,
+                         engine.bound_api_timeout(conn))
+        self.assertEqual(engine.DEFAULT_API_TIMEOUT, conn.session.timeout)
+        self.assertEqual(5.0, engine.bound_api_timeout(conn, 5))
+        self.assertEqual(5.0, engine.bound_api_timeout(conn))
+
+    def test_every_request_of_the_session_carries_it(self):
+        from keystoneauth1 import session as ksa_session
+        sess = ksa_session.Session()
+        engine.bound_api_timeout(mock.Mock(session=sess), 7)
+        with mock.patch.object(sess, '_send_request') as send:
+            send.side_effect = RuntimeError('stop')
+            self.assertRaises(RuntimeError, sess.get, 'http://x.invalid/',
+                              authenticated=False)
+        self.assertEqual(7.0, send.call_args.kwargs.get('timeout'))
+
+
 class TestFaults(testtools.TestCase):
 
     def test_transient_classification(self):
@@ -365,6 +387,90 @@ class TestExecutor(testtools.TestCase):
         self.assertEqual('interrupted', item.result)
         self.assertIn('rerun', item.message)
         nova.compute.abort_server_migration.assert_not_called()
+
+    def test_timed_out_call_that_went_through_is_adopted(self):
+        # A request that timed out (keystoneauth: ConnectTimeout) after nova
+        # accepted it: looked up on the next poll, never issued twice.
+        from keystoneauth1 import exceptions as ksa
+        nova = fakes.FakeNova()
+        nova.add('a')
+        real = nova.compute.live_migrate_server.side_effect
+
+        def slow(*args, **kwargs):
+            real(*args, **kwargs)
+            raise ksa.ConnectTimeout('read timed out (60 s)')
+        nova.compute.live_migrate_server.side_effect = slow
+        events = []
+        ctx, poller, ex = make_executor(nova, retries=0,
+                                        events=events.append)
+        [item] = ex.run(live_items(nova))
+        self.assertEqual('moved', item.result)
+        self.assertEqual(1, nova.compute.live_migrate_server.call_count)
+        self.assertEqual(['unsure', 'adopted'], [
+            e.kind for e in events if e.kind in ('unsure', 'adopted')])
+
+    def test_hung_issue_call_times_out_and_is_not_waited_for(self):
+        nova = fakes.FakeNova()
+        nova.add('a')
+        nova.add('b')
+        release = threading.Event()
+        self.addCleanup(release.set)
+        real = nova.compute.live_migrate_server.side_effect
+
+        def hang_for_a(server, **kwargs):
+            if getattr(server, 'id', server) == a_id:
+                release.wait(30)  # a call that never returns
+                return None
+            return real(server, **kwargs)
+        nova.compute.live_migrate_server.side_effect = hang_for_a
+        ctx, poller, ex = make_executor(nova, hung_after=0.5)
+        items = live_items(nova)
+        a_id = items[0].id
+        started = time.monotonic()
+        items = ex.run(items)
+        took = time.monotonic() - started
+        self.assertLess(took, 10)
+        self.assertEqual(['timeout', 'moved'], [i.result for i in items])
+        self.assertIn('the issue call did not return', items[0].message)
+        self.assertIn('may or may not have taken effect', items[0].message)
+
+    def test_second_interrupt_during_a_hung_poll_leaves_at_once(self):
+        nova = fakes.FakeNova()
+        nova.add('a', script=['hang'])
+        release = threading.Event()
+        self.addCleanup(release.set)
+        ctx, poller, ex = make_executor(nova)
+        real = poller.list_migrations
+        polls = []
+
+        def list_migrations(since=None):
+            polls.append(1)
+            if len(polls) > 2:  # the API stops answering
+                threading.Timer(0.3, ex.interrupt).start()
+                threading.Timer(0.6, ex.interrupt).start()
+                release.wait(30)
+            return real(since)
+        poller.list_migrations = list_migrations
+        started = time.monotonic()
+        [item] = ex.run(live_items(nova))
+        self.assertLess(time.monotonic() - started, 10)
+        self.assertEqual('interrupted', item.result)
+        self.assertTrue(ex.interrupted)
+        self.assertIn('rerun to pick it up', item.message)
+
+    def test_run_leaves_no_call_thread_to_wait_for(self):
+        # ThreadPoolExecutor would join a hung worker at exit; the
+        # executor's calls run in daemon threads.
+        calls = engine.Calls()
+        release = threading.Event()
+        self.addCleanup(release.set)
+        fut = calls.submit(lambda: release.wait(30))
+        threads = [t for t in threading.enumerate()
+                   if t.name == 'nodeops-call']
+        self.assertTrue(threads)
+        self.assertTrue(all(t.daemon for t in threads))
+        release.set()
+        self.assertTrue(fut.result(5))
 
     def test_action_error_does_not_crash_the_run(self):
         class Flaky(drain.LiveMigrate):
