@@ -265,9 +265,15 @@ class SuspendedLiveMigrate(LiveMigrate):
             block_migration=block_migration_for(ctx, item.server))
         item.data['phase'] = 'migrate'
 
+    @staticmethod
+    def _seen(item, snap):
+        # On the watched host (drain) or, when the poller watches the
+        # destination (undrain), where the server still is.
+        return snap.server(item.id) or snap.elsewhere(item.id)
+
     def adopt(self, ctx, item, snap):
         if item.data.get('phase') == 'resume':
-            srv = snap.server(item.id)
+            srv = self._seen(item, snap)
             return srv is not None and (srv.task_state == 'resuming'
                                         or srv.status == 'ACTIVE')
         return super(SuspendedLiveMigrate, self).adopt(ctx, item, snap)
@@ -275,7 +281,7 @@ class SuspendedLiveMigrate(LiveMigrate):
     def progress(self, ctx, item, snap):
         phase = item.data.get('phase')
         if phase == 'resume':
-            srv = snap.server(item.id)
+            srv = self._seen(item, snap)
             if srv is not None and srv.status == 'ACTIVE':
                 item.known_migrations = {m.id for m in
                                          snap.migrations(item.id)}
@@ -396,6 +402,22 @@ def plan_drain(ctx, snap, opts):
                 seen.add(srv_id)
             break
     return items
+
+
+class UndrainPoller(engine.HostPoller):
+    """The undrain host's poller, plus the hosts where servers being
+    resumed before their move home still are (``snap.elsewhere``): a resume
+    is seen there, not on the host being watched."""
+
+    def __init__(self, compute, host, features=None, since=None):
+        super(UndrainPoller, self).__init__(compute, host, features,
+                                            since=since)
+        self.items = ()
+
+    def other_hosts(self, migrations):
+        return {i.source for i in self.items
+                if i.data.get('phase') == 'resume' and i.source
+                and i.result is None}
 
 
 def plan_undrain(ctx, snap, servers, opts):
@@ -611,9 +633,10 @@ def undrain_host(compute, host, service, opts, features=None, events=None,
     if not opts.migrate_back:
         return report
     since = timeutil.utcnow() - datetime.timedelta(hours=1)
-    poller = engine.HostPoller(compute, host, features, since=since)
+    poller = UndrainPoller(compute, host, features, since=since)
     snap = engine.call_with_retry(lambda: poller.snapshot(full=True))
     items = plan_undrain(ctx, snap, servers, opts)
+    poller.items = items
     report.items = items
     ctx.emit('plan', '%s: %d server(s) recorded as from here, %d to move '
              'back' % (host, len(items), sum(1 for i in items if i.action)))

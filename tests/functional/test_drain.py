@@ -204,6 +204,32 @@ class TestDrain(base.FunctionalTestCase):
         # one host after the other
         self.assertLess(err.index('done: c01'), err.index('plan: c02'))
 
+    def test_migrate_back_suspended_sees_the_resume(self):
+        # issue 15 item 12: undrain --migrate-back --move-suspended waited
+        # 60 s for a resume it looked for on the wrong host, then retried.
+        compute = self.admin_conn.compute
+        [srv] = self.create_servers(1, host='c01')
+        compute.suspend_server(srv.id)
+        self.wait_for_server(srv.id, 'SUSPENDED')
+        rows, _ = self.drain('c01', '--move-suspended')
+        self.assertEqual('moved', {r['ID']: r for r in rows}[srv.id]['Result'])
+        started = time.monotonic()
+        res = self.openstack('compute', 'node', 'undrain', 'c01',
+                             '--migrate-back', '--move-suspended',
+                             '--poll-interval', '1', '-f', 'json',
+                             check=False)
+        took = time.monotonic() - started
+        self.addDetail('undrain-stderr', content.text_content(res.stderr))
+        self.assertEqual(0, res.returncode, res.stderr)
+        [row] = [r for r in json.loads(res.stdout) if r['ID'] == srv.id]
+        self.assertEqual(('live-suspended', 'moved'),
+                         (row['Method'], row['Result']))
+        self.assertNotIn('did not resume', res.stderr)
+        self.assertNotIn('retrying', res.stderr)
+        self.assertEqual('c01', self.get(srv.id).compute_host)
+        self.assertEqual('SUSPENDED', self.get(srv.id).status)
+        self.assertLess(took, 50)
+
     def _popen_drain(self, *args):
         exe = os.path.join(os.path.dirname(sys.executable), 'openstack')
         env = dict(os.environ, OS_CLIENT_CONFIG_FILE=base.CLOUDS_YAML)

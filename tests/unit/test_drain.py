@@ -28,13 +28,13 @@ def run_drain(nova, host='c01', **opts):
     return report, events
 
 
-def run_undrain(nova, host='c01', **opts):
+def run_undrain(nova, host='c01', events=None, **opts):
     opts.setdefault('retry_delay', 1.0)
     opts.setdefault('poll_interval', 1.0)
     clock = FakeClock()
     report = drain.undrain_host(
         nova.compute, host, nova.services[host], drain.Options(**opts),
-        executor_kwargs={'clock': clock, 'wait': clock.wait,
+        events=events, executor_kwargs={'clock': clock, 'wait': clock.wait,
                          'handle_sigint': False})
     return report
 
@@ -466,6 +466,27 @@ class TestUndrain(testtools.TestCase):
         self.assertEqual({'a': 'moved', 'b': 'skipped'},
                          {i.server.name: i.result for i in report.items})
         self.assertEqual(['a'], [s.name for s in nova.on('c01')])
+
+    def test_migrate_back_suspended_sees_the_resume(self):
+        # issue 15 item 12: the resume happens on the host the server is
+        # on, not on the host undrain watches; it must be seen there, not
+        # waited out for 60 s and retried.
+        nova = fakes.FakeNova()
+        srv = nova.add('s', status='SUSPENDED')
+        run_drain(nova, move_suspended=True)
+        self.assertEqual('c02', nova.servers[srv.id].compute_host)
+        events = []
+        report = run_undrain(nova, migrate_back=True, move_suspended=True,
+                             events=events.append)
+        [item] = report.items
+        self.assertEqual('moved', item.result, item.message)
+        self.assertEqual('c01', nova.servers[srv.id].compute_host)
+        self.assertEqual('SUSPENDED', nova.servers[srv.id].status)
+        self.assertEqual([], [str(e) for e in events
+                              if 'did not resume' in e.message
+                              or e.kind == 'retry'])
+        self.assertEqual(1, item.attempts)
+        self.assertLess(item.seconds, 30)
 
     def test_failed_move_back_keeps_record(self):
         nova = fakes.FakeNova()
