@@ -6,6 +6,7 @@ stopped server with resize confirm, hard reboot, and evacuation from a
 killed, forced-down compute host all land where nova says they did.
 """
 
+import json
 import time
 
 from openstack import exceptions as sdk_exc
@@ -192,3 +193,356 @@ class TestMinicloud(base.FunctionalTestCase):
                               server_id, status, host, s.status,
                               s.compute_host, s.task_state, s.fault))
             time.sleep(1)
+
+
+class RigTestCase(base.FunctionalTestCase):
+    """Helpers for the tests of the rig's knobs (issue 14)."""
+
+    def live_migrate(self, server, host='c02'):
+        self.admin_conn.compute.live_migrate_server(
+            server.id, host=host, block_migration='auto')
+
+    def migration(self, server, timeout=30, status=None):
+        """The server's one live migration record (os-migrations)."""
+        deadline = time.time() + timeout
+        while True:
+            migs = [m for m in self.admin_conn.compute.migrations(
+                instance_uuid=server.id, migration_type='live-migration')]
+            if migs and (status is None or migs[0].status in status):
+                self.assertEqual(1, len(migs), migs)
+                return migs[0]
+            if time.time() > deadline:
+                self.fail('no live migration %s of %s within %d s: %s' % (
+                    status or '', server.id, timeout,
+                    [m.status for m in migs]))
+            time.sleep(0.2)
+
+    def in_progress(self, server):
+        """Its in-progress migration (GET /servers/ID/migrations)."""
+        migs = list(self.admin_conn.compute.server_migrations(server.id))
+        return migs[0] if migs else None
+
+    def wait_settled(self, server, timeout=60):
+        deadline = time.time() + timeout
+        while True:
+            s = self.admin_conn.compute.get_server(server.id)
+            if s.task_state is None and s.status != 'MIGRATING':
+                return s
+            if time.time() > deadline:
+                self.fail('server %s still %s/%s after %d s' % (
+                    server.id, s.status, s.task_state, timeout))
+            time.sleep(0.3)
+
+    def timing(self, *args):
+        self.minicloud('timing', *args)
+        self.addCleanup(self.minicloud, 'timing', 'off')
+
+    def with_behaviour(self, value, host='c01'):
+        server = self.create_server(host=host)
+        self.admin_conn.compute.set_server_metadata(
+            server.id, **{'minicloud:live-migration': value})
+        return server
+
+
+class TestHypervisorTime(RigTestCase):
+    """The rig's fake driver: live migrations that take time and report
+    progress; abort, force-complete, never-converge, fail; timed cold
+    migration (tools/minicloud/minicloud_virt.py)."""
+
+    def test_live_migration_takes_time_with_progress(self):
+        self.timing('on')   # 64 MiB at 25 MiB/s: about 2.6 s
+        server = self.create_server(host='c01')
+        t0 = time.time()
+        self.live_migrate(server)
+        seen = []
+        while True:
+            m = self.in_progress(server)
+            if m is None:
+                break
+            if m.status == 'running' and m.memory_total_bytes:
+                seen.append((m.memory_processed_bytes,
+                             m.memory_remaining_bytes))
+            time.sleep(0.2)
+        server = self.wait_settled(server)
+        took = time.time() - t0
+        self.assertEqual(('c02', 'ACTIVE'), (server.compute_host,
+                                             server.status))
+        self.migration(server, status=('completed',))
+        self.assertGreaterEqual(took, 2.0)
+        self.assertLess(took, 15.0)
+        # Several distinct samples, processed rising, remaining falling.
+        distinct = sorted(set(seen))
+        self.assertGreaterEqual(len(distinct), 3, seen)
+        processed = [p for p, _ in seen]
+        self.assertEqual(processed, sorted(processed))
+        for p, r in seen:
+            self.assertEqual(64 * 1024 * 1024, p + r)
+
+    def test_never_converge_then_abort(self):
+        server = self.with_behaviour('never-converge')
+        self.live_migrate(server)
+        mig = self.migration(server, status=('running',))
+        time.sleep(5)   # the default bandwidth has sent all 64 MiB by now
+        # `openstack server migration show` shows the progress (by UUID:
+        # OSC 10.5.0 swaps the arguments for a numeric ID).
+        shown = self.openstack(
+            '--os-compute-api-version', '2.80', 'server', 'migration',
+            'show', server.id, self.in_progress(server).uuid,
+            parse_json=True)
+        self.assertEqual('running', shown['Status'])
+        total = 64 * 1024 * 1024
+        self.assertEqual(total, shown['Memory Total Bytes'])
+        self.assertGreater(shown['Memory Processed Bytes'], total)
+        self.assertGreater(shown['Memory Remaining Bytes'], 0)
+        self.openstack('--os-compute-api-version', '2.80', 'server',
+                       'migration', 'abort', server.id, mig.id)
+        server = self.wait_settled(server)
+        self.assertEqual(('c01', 'ACTIVE'), (server.compute_host,
+                                             server.status))
+        self.assertEqual('cancelled',
+                         self.migration(server, status=('cancelled',))
+                         .status)
+
+    def test_never_converge_force_complete(self):
+        server = self.with_behaviour('never-converge')
+        self.live_migrate(server)
+        mig = self.migration(server, status=('running',))
+        time.sleep(4)
+        self.assertEqual('running', self.in_progress(server).status)
+        self.openstack('--os-compute-api-version', '2.80', 'server',
+                       'migration', 'force', 'complete', server.id, mig.id)
+        server = self.wait_settled(server)
+        self.assertEqual(('c02', 'ACTIVE'), (server.compute_host,
+                                             server.status))
+        self.assertEqual('completed',
+                         self.migration(server, status=('completed',))
+                         .status)
+
+    def test_fail_goes_back_to_the_source(self):
+        server = self.with_behaviour('fail')
+        self.live_migrate(server)
+        mig = self.migration(server, status=('failed', 'error'), timeout=30)
+        server = self.wait_settled(server)
+        self.assertEqual(('c01', 'ACTIVE', 1),
+                         (server.compute_host, server.status,
+                          server.power_state))
+        # As libvirt when the migration job fails: 'failed'.
+        self.assertEqual('failed', mig.status)
+
+    def test_slow_metadata_and_cold_migration_time(self):
+        server = self.with_behaviour('slow:4')
+        t0 = time.time()
+        self.live_migrate(server)
+        self.migration(server, status=('completed',), timeout=30)
+        self.assertGreaterEqual(time.time() - t0, 4.0)
+        self.assertEqual('c02', self.wait_settled(server).compute_host)
+        # Cold migration takes `timing set cold=SECONDS`.
+        self.timing('set', 'cold=3')
+        stopped = self.create_server(host='c01', stopped=True)
+        t0 = time.time()
+        self.admin_conn.compute.migrate_server(stopped.id, host='c03')
+        self.wait_for_server(stopped.id, 'VERIFY_RESIZE')
+        self.assertGreaterEqual(time.time() - t0, 3.0)
+        self.admin_conn.compute.confirm_server_resize(stopped.id)
+        self.assertEqual('c03', self.wait_for_server(
+            stopped.id, 'SHUTOFF').compute_host)
+
+
+class TestKilledMidMigration(RigTestCase):
+
+    def test_kill_compute_mid_migration(self):
+        server = self.with_behaviour('never-converge')
+        self.addCleanup(self.minicloud, 'start-compute', 'c01')
+        self.live_migrate(server)
+        self.migration(server, status=('running',))
+        self.minicloud('kill-compute', 'c01')
+        time.sleep(2)
+        # What nova leaves while the host is dead ...
+        s = self.admin_conn.compute.get_server(server.id)
+        self.assertEqual(('MIGRATING', 'migrating', 'c01'),
+                         (s.status, s.task_state, s.compute_host))
+        self.assertEqual('running', self.migration(server).status)
+        # ... and after it starts again: nova's start-up clean-up.
+        self.minicloud('start-compute', 'c01')
+        mig = self.migration(server, status=('error',), timeout=60)
+        self.assertEqual('error', mig.status)
+        s = self.wait_settled(server)
+        self.assertEqual(('c01', None), (s.compute_host, s.task_state))
+
+
+class TestRigSettings(RigTestCase):
+    """`minicloud set`: nova's max_concurrent_live_migrations and the
+    hosts' size (computes restart), keystone's token lifetime."""
+
+    def _restore(self, *keys):
+        self.addCleanup(self.minicloud, 'set',
+                        *['%s=default' % k for k in keys])
+
+    def test_concurrency_and_host_size(self):
+        self._restore('max-concurrent-live-migrations', 'host-size')
+        self.minicloud('set', 'max-concurrent-live-migrations=2',
+                       'host-size=4096,4,100')
+        self.assertEqual(2, json.loads(self.minicloud('settings').stdout)[
+            'max_concurrent_live_migrations'])
+        rp = self.admin_conn.placement.find_resource_provider('c01')
+        inv = {i.resource_class: i.total for i in
+               self.admin_conn.placement.resource_provider_inventories(rp)}
+        self.assertEqual((4096, 4, 100), (inv['MEMORY_MB'], inv['VCPU'],
+                                          inv['DISK_GB']))
+        servers = [self.with_behaviour('slow:5') for _ in range(3)]
+        for s in servers:
+            self.live_migrate(s)
+        peak = 0
+        queued_seen = False
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            migs = [self.migration(s) for s in servers]
+            status = [m.status for m in migs]
+            peak = max(peak, status.count('running'))
+            queued_seen = queued_seen or 'queued' in status
+            if all(st == 'completed' for st in status):
+                break
+            time.sleep(0.3)
+        self.assertEqual(['completed'] * 3, status)
+        self.assertEqual(2, peak)
+        self.assertTrue(queued_seen)
+
+    def test_token_ttl(self):
+        self._restore('token-ttl')
+        self.minicloud('set', 'token-ttl=20')
+        conn = base.connect('minicloud')
+        self.addCleanup(conn.close)
+        token = conn.auth_token
+        ref = conn.session.auth.auth_ref
+        life = (ref.expires - ref.issued).total_seconds()
+        self.assertAlmostEqual(20, life, delta=2)
+        headers = {'X-Subject-Token': token}
+        ok = conn.session.get(self.state['auth_url'] + '/auth/tokens',
+                              headers=headers, raise_exc=False)
+        self.assertEqual(200, ok.status_code)
+        time.sleep(max(0, (ref.expires - ref.issued).total_seconds()) + 2)
+        gone = self.admin_conn.session.get(
+            self.state['auth_url'] + '/auth/tokens', headers=headers,
+            raise_exc=False)
+        self.assertEqual(404, gone.status_code)
+        # keystoneauth re-authenticates: the connection keeps working.
+        self.assertTrue(list(conn.compute.services()))
+
+
+class TestFaultProxy(RigTestCase):
+    """`minicloud faults`: the proxy behind cloud minicloud-faulty."""
+
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(self.minicloud, 'faults', 'clear')
+        self.faulty = base.connect('minicloud-faulty')
+        self.addCleanup(self.faulty.close)
+        self.log = self.state['faults_log']
+
+    def _log_lines(self):
+        try:
+            with open(self.log) as f:
+                return f.readlines()
+        except FileNotFoundError:
+            return []
+
+    def test_endpoints_go_through_the_proxy(self):
+        for proxy, port in ((self.faulty.compute, 18774),
+                            (self.faulty.network, 19696),
+                            (self.faulty.block_storage, 18776),
+                            (self.faulty.placement, 18778),
+                            (self.faulty.image, 19292)):
+            self.assertIn('127.0.0.1:%d' % port, proxy.get_endpoint())
+        self.assertTrue(list(self.faulty.network.networks()))
+        self.assertTrue(list(self.faulty.image.images()))
+        list(self.faulty.block_storage.volumes())
+        self.assertTrue(list(self.faulty.placement.resource_providers()))
+
+    def test_503_counted(self):
+        before = len(self._log_lines())
+        self.minicloud('faults', 'set', 'nova', '503=0.5')
+        url = self.faulty.compute.get_endpoint() + '/os-services'
+        codes = [self.faulty.session.get(url, raise_exc=False).status_code
+                 for _ in range(40)]
+        lines = self._log_lines()[before:]
+        self.assertEqual(codes.count(503), len(lines))
+        self.assertTrue(all(' nova 503 GET ' in ln for ln in lines), lines)
+        self.assertEqual(40, codes.count(503) + codes.count(200))
+        self.assertGreater(codes.count(503), 5)
+        self.assertGreater(codes.count(200), 5)
+        # The clean cloud never sees them; `faults clear` ends them.
+        self.assertTrue(list(self.admin_conn.compute.services()))
+        self.minicloud('faults', 'clear')
+        self.assertEqual([200] * 5, [
+            self.faulty.session.get(url, raise_exc=False).status_code
+            for _ in range(5)])
+
+    def test_reset_hang_delay(self):
+        from keystoneauth1 import exceptions as ksa_exc
+        url = (self.state["fault_proxy"]["neutron"]["url"]
+               + "/v2.0/networks")
+        self.minicloud('faults', 'set', 'neutron', 'reset=1')
+        self.assertRaises(ksa_exc.ConnectFailure, self.faulty.session.get,
+                          url, connect_retries=0)
+        self.minicloud('faults', 'set', 'neutron', 'hang=1')
+        t0 = time.time()
+        self.assertRaises(ksa_exc.ConnectTimeout, self.faulty.session.get,
+                          url, timeout=2, connect_retries=0)
+        self.assertLess(time.time() - t0, 6)
+        self.minicloud('faults', 'set', 'neutron', 'delay=1.5')
+        t0 = time.time()
+        self.assertEqual(200, self.faulty.session.get(url).status_code)
+        self.assertGreaterEqual(time.time() - t0, 1.5)
+        kinds = [ln.split()[2] for ln in self._log_lines()[-2:]]
+        self.assertEqual(['reset', 'hang'], kinds)
+
+    def test_bad_settings_refused(self):
+        for args in (('faults', 'set', 'keystone', '503=0.1'),
+                     ('faults', 'set', 'nova', '503=2'),
+                     ('faults', 'set', 'nova', '503=0.6', '502=0.6'),
+                     ('faults', 'set', 'nova', 'boom=1'),
+                     ('timing', 'set', 'warp=9'),
+                     ('set', 'token-ttl=1')):
+            res = base._run_minicloud(*args, check=False)
+            self.assertEqual(2, res.returncode, (args, res.stderr))
+            self.assertEqual(1, len(res.stderr.strip().splitlines()),
+                             res.stderr)
+
+
+class TestRigNetworkAndZones(base.FunctionalTestCase):
+
+    def test_blackhole_routes(self):
+        import subprocess
+        for net in ('203.0.113.0/24', '198.51.100.0/24', '2001:db8::/32'):
+            fam = '-6' if ':' in net else '-4'
+            out = subprocess.run(['ip', fam, 'route', 'show', 'type',
+                                  'blackhole'], capture_output=True,
+                                 text=True, check=True).stdout
+            self.assertIn(net, out)
+        for addr in ('203.0.113.9', '2001:db8::9'):
+            res = subprocess.run(['ip', 'route', 'get', addr],
+                                 capture_output=True, text=True)
+            # Nothing addressed there leaves the machine.
+            self.assertTrue(res.returncode != 0 or 'blackhole' in res.stdout
+                            or 'unreachable' in res.stdout, res)
+
+    def test_two_availability_zones(self):
+        azs = self.state['availability_zones']
+        hosts = self.state['compute_hosts']
+        self.assertEqual(['az1', 'az2'], sorted(azs))
+        self.assertEqual(sorted(hosts), sorted(azs['az1'] + azs['az2']))
+        aggs = {a.name: a for a in self.admin_conn.compute.aggregates()}
+        for az, members in azs.items():
+            agg = aggs['minicloud-' + az]
+            self.assertEqual(az, agg.availability_zone)
+            self.assertEqual(sorted(members), sorted(agg.hosts))
+        zones = {z.name for z in
+                 self.admin_conn.compute.availability_zones()}
+        self.assertLessEqual({'az1', 'az2'}, zones)
+        # A server booted into az2 lands on one of its hosts.
+        server = self._boot_conn(None, None).compute.create_server(
+            **dict(self._server_attrs(None, None, None, None, None),
+                   availability_zone='az2'))
+        self.addCleanup(self._delete_server, server.id)
+        server = self.wait_for_server(server.id, 'ACTIVE')
+        self.assertIn(server.compute_host, azs['az2'])

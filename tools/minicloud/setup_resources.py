@@ -116,6 +116,8 @@ def cloud(st):
         return rps
     wait('placement resource providers with inventory', providers)
 
+    out['availability_zones'] = aggregates(conn, st['availability_zones'])
+
     fl = conn.compute.find_flavor(st['flavor'], ignore_missing=True)
     if fl is None:
         fl = conn.compute.create_flavor(name=st['flavor'], vcpus=1, ram=64,
@@ -169,6 +171,34 @@ def cloud(st):
             print('cinder quota for %s: %s' % (pname, e), file=sys.stderr)
     out['projects'] = projects
     return out
+
+
+def aggregates(conn, azs):
+    """Aggregate minicloud-AZ with availability zone AZ per entry of azs
+    (AZ -> hosts); a host leaves the aggregate it no longer belongs to."""
+    have = {a.name: a for a in conn.compute.aggregates()}
+    wanted = {'minicloud-' + az: (az, hosts) for az, hosts in azs.items()}
+    for name, agg in have.items():
+        if not name.startswith('minicloud-'):
+            continue
+        keep = wanted.get(name, (None, []))[1]
+        for h in agg.hosts or []:
+            if h not in keep:
+                conn.compute.remove_host_from_aggregate(agg, h)
+    for name, (az, hosts) in wanted.items():
+        agg = have.get(name)
+        if agg is None:
+            agg = conn.compute.create_aggregate(name=name,
+                                                availability_zone=az)
+        agg = conn.compute.get_aggregate(agg)
+        for h in hosts:
+            if h not in (agg.hosts or []):
+                try:
+                    conn.compute.add_host_to_aggregate(agg, h)
+                except Exception as e:   # e.g. instances in another AZ
+                    print('cannot add %s to %s: %s' % (h, name, e),
+                          file=sys.stderr)
+    return azs
 
 
 def main():
