@@ -161,10 +161,10 @@ class MinicloudDriver(fake.FakeDriverWithoutFakeNodes):
             disk_bw *= scale
         interval = max(0.05, t['interval'])
         migration = getattr(migrate_data, 'migration', None)
-        mem_done = disk_done = 0.0
+        mem_done = disk_done = 0
         # never-converge: the guest dirties pages as fast as they are sent
         # once the first pass is done; remaining hovers around a third.
-        floor = mem_total / 3.0 if kind == 'never-converge' else 0.0
+        floor = mem_total // 3 if kind == 'never-converge' else 0
         fail_at = (disk_total + mem_total) / 2.0 if kind == 'fail' else None
         last = start = time.monotonic()
         while True:
@@ -191,9 +191,9 @@ class MinicloudDriver(fake.FakeDriverWithoutFakeNodes):
             now = time.monotonic()
             dt, last = now - last, now
             if disk_done < disk_total:
-                disk_done = min(disk_total, disk_done + disk_bw * dt)
+                disk_done = int(min(disk_total, disk_done + disk_bw * dt))
             else:
-                mem_done += mem_bw * dt
+                mem_done = int(mem_done + mem_bw * dt)
             if kind == 'never-converge':
                 remaining = max(floor, mem_total - mem_done)
             else:
