@@ -1,8 +1,9 @@
 """Root-side file steps: ownership, copies, directories."""
 
+import errno
 import hashlib
 import os
-import shutil
+import stat
 
 _CHUNK = 1 << 20
 
@@ -25,13 +26,60 @@ def rmdir(path):
     os.rmdir(path)
 
 
-def copy2(src, dst):
-    """``shutil.copy2`` without following a link at ``src``."""
-    shutil.copy2(src, dst, follow_symlinks=False)
+def copy_data(src, dst, uid, gid, mode):
+    """Copy the bytes of the regular file ``src`` to a new file ``dst``.
+
+    Data only: no xattrs, no ACLs, no times.  ``src`` is opened with
+    ``O_NOFOLLOW`` and must be a regular file; ``dst`` is created with
+    ``O_CREAT|O_EXCL|O_NOFOLLOW`` (an existing name, a planted symbolic
+    link included, fails with EEXIST/ELOOP and nothing is written), then
+    given ``uid:gid`` and ``mode`` through its descriptor.  Returns the
+    bytes copied.
+    """
+    sfd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(sfd).st_mode):
+            raise OSError(errno.EINVAL, 'not a regular file', src)
+        dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL |
+                      os.O_NOFOLLOW, 0o600)
+        try:
+            total = 0
+            while True:
+                chunk = os.read(sfd, _CHUNK)
+                if not chunk:
+                    break
+                os.write(dfd, chunk)
+                total += len(chunk)
+            os.fchown(dfd, uid, gid)
+            os.fchmod(dfd, mode)
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    finally:
+        os.close(sfd)
+    return total
 
 
-def copystat(src, dst):
-    shutil.copystat(src, dst, follow_symlinks=False)
+def make_dir(path):
+    """A new directory, 0700 (``mkdir`` never follows a link)."""
+    os.mkdir(path, 0o700)
+
+
+def set_dir_owner_mode(path, uid, gid, mode):
+    """``fchown`` + ``fchmod`` a directory through a descriptor opened with
+    ``O_DIRECTORY|O_NOFOLLOW`` (a link swapped in fails)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+def symlink(target, path, uid, gid):
+    """A new symbolic link (never replaces a name) owned by ``uid:gid``."""
+    os.symlink(target, path)
+    os.chown(path, uid, gid, follow_symlinks=False)
 
 
 def copy_sparse(src, dst_fd):

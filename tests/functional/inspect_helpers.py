@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import subprocess
 import textwrap
 
@@ -50,6 +51,20 @@ def _fs_image(path, size, files):
         os.makedirs(os.path.dirname(full), exist_ok=True)
         if isinstance(content, tuple) and content[0] == 'symlink':
             os.symlink(content[1], full)
+        elif isinstance(content, tuple) and content[0] == 'chardev':
+            os.mknod(full, 0o666 | stat.S_IFCHR,
+                     os.makedev(content[1], content[2]))
+        elif isinstance(content, tuple) and content[0] == 'dir':
+            os.makedirs(full, exist_ok=True)
+            os.chmod(full, content[1])
+        elif isinstance(content, tuple) and content[0] == 'file':
+            # ('file', text, mode, {xattr: value})
+            with open(full, 'w') as f:
+                f.write(content[1])
+            for name, value in (content[3] if len(content) > 3
+                                else {}).items():
+                os.setxattr(full, name, value)
+            os.chmod(full, content[2])
         else:
             with open(full, 'w') as f:
                 f.write(content)

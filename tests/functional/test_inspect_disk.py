@@ -31,12 +31,14 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 
+import fixtures
 import testtools
 
 from tests.functional import base
@@ -47,6 +49,13 @@ FILES = {
     'etc/hostname': 'guest1\n',
     'etc/hostname-link': ('symlink', '/etc/hostname'),
     'up': ('symlink', '../../../../../../../etc'),
+    # What a hostile guest can hold.
+    'hostile/suid': ('file', '#!/bin/sh\necho root\n', 0o4755,
+                     {'user.note': b'from the guest'}),
+    'hostile/open': ('file', 'world writable\n', 0o666),
+    'hostile/null': ('chardev', 1, 3),
+    'hostile/app.log': ('symlink', '/etc/shadow'),
+    'hostile': ('dir', 0o777),
 }
 LOCAL_FILES = {'data.txt': 'ephemeral data\n'}
 
@@ -160,7 +169,8 @@ class InspectDiskLocalTest(_Rig, testtools.TestCase):
         self.assertTrue(any('qemu-nbd' in x for x in seen['mounted']))
         self.assertEqual('Read-only file system', seen['write'])
         names = [r[0] for r in rows]
-        self.assertEqual(['etc', 'hello.txt', 'lost+found', 'up'], names)
+        self.assertEqual(['etc', 'hello.txt', 'hostile', 'lost+found', 'up'],
+                         names)
         self.assertEqual(
             ['suspend', 'connect', 'mount', 'unmount', 'disconnect',
              'resume'], [s.step for s in steps])
@@ -225,6 +235,33 @@ class InspectDiskLocalTest(_Rig, testtools.TestCase):
                                                   'hostname-link')))
         self.assertIn(('/etc', os.path.join(dest, 'etc'), 'directory', 0),
                       rows)
+        self.assertNothingLeft()
+
+    def test_copy_out_copies_data_only(self):
+        # A guest's 4755 file must not become a setuid binary on the node,
+        # nor its xattrs, device nodes or loose modes come along.
+        self.useFixture(fixtures.EnvironmentVariable('SUDO_UID', '65534'))
+        self.useFixture(fixtures.EnvironmentVariable('SUDO_GID', '65534'))
+        dest = os.path.join(self.root, 'out')
+        rows, _ = self.session().run(
+            lambda mp: self.ops.copy_out(mp, '/hostile', dest))
+
+        def st(name):
+            return os.lstat(os.path.join(dest, name))
+        self.assertEqual(0o755, stat.S_IMODE(st('suid').st_mode))
+        self.assertEqual(0o644, stat.S_IMODE(st('open').st_mode))
+        self.assertEqual(0o755, stat.S_IMODE(os.lstat(dest).st_mode))
+        self.assertEqual([], os.listxattr(os.path.join(dest, 'suid')))
+        for name in ('suid', 'open', 'app.log'):
+            self.assertEqual((65534, 65534), (st(name).st_uid,
+                                              st(name).st_gid), name)
+        self.assertEqual((65534, 65534), (os.lstat(dest).st_uid,
+                                          os.lstat(dest).st_gid))
+        self.assertFalse(os.path.lexists(os.path.join(dest, 'null')))
+        self.assertIn(('/hostile/null', '', 'skipped (special file)', 0),
+                      rows)
+        with open(os.path.join(dest, 'suid')) as f:
+            self.assertEqual('#!/bin/sh\necho root\n', f.read())
         self.assertNothingLeft()
 
     def test_read_write_persists(self):

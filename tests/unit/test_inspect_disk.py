@@ -523,3 +523,45 @@ class TestCommand(testtools.TestCase):
         err = self.assertRaises(ops.InspectError, ops.inspect, None,
                                 ops.Request(server='vm1', action=None))
         self.assertIn('say what to do: --list PATH', str(err))
+
+
+class TestCopyOut(testtools.TestCase):
+    """--copy-out writes data only, and only to names it creates."""
+
+    def setUp(self):
+        super().setUp()
+        from osc_nodeops.ops.inspect_disk import guest
+        self.guest = guest
+        self.d = self.useFixture(fixtures.TempDir()).path
+        self.root = os.path.join(self.d, 'guest')
+        os.makedirs(self.root)
+        with open(os.path.join(self.root, 'f'), 'w') as f:
+            f.write('guest data\n')
+        self.victim = os.path.join(self.d, 'victim')
+        with open(self.victim, 'w') as f:
+            f.write('host file\n')
+
+    def test_link_planted_after_the_check_is_not_written_through(self):
+        dest = os.path.join(self.d, 'out')
+        real = os.path.lexists
+
+        def lexists(p):
+            if p == dest:
+                # The check passes, then a link appears: the race.
+                if not os.path.islink(dest):
+                    os.symlink(self.victim, dest)
+                return False
+            return real(p)
+
+        self.useFixture(fixtures.MockPatch('os.path.lexists', lexists))
+        self.assertRaises(errors.NodeOpsError, self.guest.copy_out,
+                          self.root, '/f', dest)
+        with open(self.victim) as f:
+            self.assertEqual('host file\n', f.read())
+
+    def test_modes_capped(self):
+        self.assertEqual(0o755, self.guest.file_mode(0o104755))
+        self.assertEqual(0o644, self.guest.file_mode(0o100666))
+        self.assertEqual(0o600, self.guest.file_mode(0o100600))
+        self.assertEqual(0o755, self.guest.dir_mode(0o041777))
+        self.assertEqual(0o700, self.guest.dir_mode(0o040000))

@@ -101,11 +101,35 @@ def cat_path(root, path, out):
     return total
 
 
+def invoking_user():
+    """(uid, gid) of who ran ``sudo``, else our own."""
+    uid, gid = os.environ.get('SUDO_UID', ''), os.environ.get('SUDO_GID', '')
+    if uid.isdigit() and gid.isdigit():
+        return int(uid), int(gid)
+    return os.getuid(), os.getgid()
+
+
+def file_mode(guest_mode):
+    """A copied file's mode: no setuid/setgid/sticky, at most 0644 (0755
+    when the guest's file is executable)."""
+    perm = stat.S_IMODE(guest_mode) & 0o777
+    return perm & (0o755 if perm & 0o111 else 0o644)
+
+
+def dir_mode(guest_mode):
+    """A copied directory's mode: at most 0755, at least 0700."""
+    return (stat.S_IMODE(guest_mode) & 0o755) | 0o700
+
+
 def copy_out(root, path, dest):
     """Copy a guest file or tree to ``dest`` on the host; never overwrite.
 
     ``dest`` must not exist, or be a directory (the copy goes inside).
-    Links are copied as links (never followed), special files skipped.
+    Data only: regular files and directories (modes capped by
+    :func:`file_mode` / :func:`dir_mode`, no xattrs, owned by the invoking
+    user), links copied as links (never followed), device nodes, fifos
+    and sockets skipped.  Every name is created exclusively, so a link
+    planted at ``dest`` meanwhile makes it fail instead of writing there.
     """
     src = guest_path(root, path)
     if not os.path.lexists(src):
@@ -117,27 +141,34 @@ def copy_out(root, path, dest):
     if os.path.lexists(dest):
         raise InspectError('%s exists; not overwriting it' % dest)
     rows = []
-
-    def one(s, d, rel):
-        st = os.lstat(s)
-        if stat.S_ISLNK(st.st_mode):
-            os.symlink(os.readlink(s), d)
-            rows.append((rel, d, 'link', 0))
-        elif stat.S_ISREG(st.st_mode):
-            files.copy2(s, d)
-            rows.append((rel, d, 'file', st.st_size))
-        elif stat.S_ISDIR(st.st_mode):
-            os.mkdir(d, 0o700)
-            rows.append((rel, d, 'directory', 0))
-            for n in sorted(os.listdir(s)):
-                one(os.path.join(s, n), os.path.join(d, n),
-                    rel.rstrip('/') + '/' + n)
-            files.copystat(s, d)
-        else:
-            rows.append((rel, '', 'skipped (special file)', 0))
-
-    one(src, dest, '/' + '/'.join(p for p in path.split('/') if p))
+    try:
+        _copy_entry(src, dest, '/' + '/'.join(p for p in path.split('/')
+                                              if p), invoking_user(), rows)
+    except FileExistsError as exc:
+        raise InspectError('%s exists; not overwriting it' % exc.filename)
     return rows
+
+
+def _copy_entry(s, d, rel, owner, rows):
+    st = os.lstat(s)
+    if stat.S_ISLNK(st.st_mode):
+        files.symlink(os.readlink(s), d, *owner)
+        rows.append((rel, d, 'link', 0))
+    elif stat.S_ISREG(st.st_mode):
+        files.copy_data(s, d, owner[0], owner[1], file_mode(st.st_mode))
+        rows.append((rel, d, 'file', st.st_size))
+    elif stat.S_ISDIR(st.st_mode):
+        files.make_dir(d)
+        rows.append((rel, d, 'directory', 0))
+        try:
+            for n in sorted(os.listdir(s)):
+                _copy_entry(os.path.join(s, n), os.path.join(d, n),
+                            rel.rstrip('/') + '/' + n, owner, rows)
+        finally:
+            files.set_dir_owner_mode(d, owner[0], owner[1],
+                                     dir_mode(st.st_mode))
+    else:
+        rows.append((rel, '', 'skipped (special file)', 0))
 
 
 def run_in(root, argv, env_extra=None):
