@@ -439,7 +439,7 @@ class InspectDiskCLITest(_Rig, base.FunctionalTestCase):
         return [os.path.join(os.path.dirname(sys.executable), 'openstack'),
                 '--os-cloud', 'minicloud']
 
-    def run_cli(self, argv, fault=None, prefix=()):
+    def run_cli(self, argv, fault=None, prefix=(), sigint_ignored=False):
         """``openstack ARGV``; with ``fault`` (``WHEN:STEP[:SIGNAL]``)
         through ``inspect_fault_cli``, which installs a step hook that
         signals the process there."""
@@ -451,9 +451,11 @@ class InspectDiskCLITest(_Rig, base.FunctionalTestCase):
             env['PYTHONPATH'] = repo
             exe = [sys.executable, '-m', 'tests.functional.inspect_fault_cli',
                    fault] + exe[1:]
-        return subprocess.run(list(prefix) + exe + argv,
-                              capture_output=True, text=True, env=env,
-                              timeout=300)
+        return subprocess.run(
+            list(prefix) + exe + argv, capture_output=True, text=True,
+            env=env, timeout=300, preexec_fn=(
+                (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+                if sigint_ignored else None))
 
     def start_cli(self, argv):
         return subprocess.Popen(self.exe() + argv, stdout=subprocess.PIPE,
@@ -573,6 +575,20 @@ class InspectDiskCLITest(_Rig, base.FunctionalTestCase):
         self.assertNothingLeft()
         self.assertIn('interrupted',
                       self.audit_records()[-1]['outcome'])
+
+    def test_sigint_during_setup_with_sigint_ignored_at_start(self):
+        # A shell script's `cmd &` (and so a CI run in the background)
+        # starts cmd with SIGINT ignored, and Python then installs no
+        # KeyboardInterrupt handler: the SIGINT was lost and the command
+        # exited 0 (the flaky clean-clone run).  A session catches it.
+        res = self.run_cli(self.argv('--list', '/'), fault='after:mount:INT',
+                           sigint_ignored=True)
+        self.assertEqual(130, res.returncode, res.stderr)
+        self.assertEqual('', res.stdout)
+        self.assertResumed(res.stderr)
+        self.assertNothingLeft()
+        self.assertEqual('interrupted (SIGINT)',
+                         self.audit_records()[-1]['outcome'])
 
     def test_sigterm_during_exec(self):
         marker = os.path.join(self.root, 'exec-started')

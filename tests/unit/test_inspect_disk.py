@@ -268,6 +268,59 @@ class TestNbdAllocation(testtools.TestCase):
         self.assertIn('tried nbd0', str(err))
         connectors.nbd.qemu_nbd_disconnect.assert_called_once_with('/dev/nbd0')
 
+    def test_lock_directory_must_be_root_only(self):
+        os.chmod(self.lock_dir, 0o1777)
+        fs = self.useFixture(FakeSys())
+        connect = mock.Mock()
+        err = self.assertRaises(ops.InspectError, ops.allocate_nbd, '/d',
+                                'raw', True, sys_root=fs.root,
+                                lock_dir=self.lock_dir, connect=connect)
+        self.assertIn('refusing the nbd lock directory', str(err))
+        connect.assert_not_called()
+
+    def test_lock_wait_is_bounded(self):
+        import fcntl
+        import time
+        lock = connectors.AllocationLock(self.lock_dir, timeout=0.3)
+        fd = os.open(lock.path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.addCleanup(os.close, fd)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another process holds it
+        start = time.monotonic()
+        err = self.assertRaises(ops.InspectError, lock.acquire)
+        self.assertLess(time.monotonic() - start, 5)
+        self.assertIn('held by another process for more than 0.3 s',
+                      str(err))
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        with lock:
+            self.assertIsNotNone(lock.fd)
+        self.assertIsNone(lock.fd)
+
+    def test_stale_cleanup_leaves_a_device_serving_another_disk(self):
+        fs = self.useFixture(FakeSys(count=1, busy=(0,)))  # pid 123
+        disconnect = self.useFixture(fixtures.MockPatchObject(
+            connectors.nbd, 'qemu_nbd_disconnect')).mock
+        fail = mock.Mock()
+        theirs = connectors.from_record(
+            {'connector': 'nbd', 'device': '/dev/nbd0', 'pid': 999},
+            sys_root=fs.root)
+        ok, done = theirs.disconnect(fail)
+        self.assertTrue(ok)
+        self.assertIn('left alone: it serves another disk now', done[0])
+        disconnect.assert_not_called()
+        # Killed before the pid was journalled: the command line decides.
+        unknown = connectors.from_record(
+            {'connector': 'nbd', 'device': '/dev/nbd0', 'disk': '/i/disk'},
+            sys_root=fs.root)
+        self.assertEqual((True, ['/dev/nbd0 left alone: it serves another '
+                                 'disk now (pid 123)']),
+                         unknown.disconnect(fail))
+        ours = connectors.from_record(
+            {'connector': 'nbd', 'device': '/dev/nbd0', 'pid': 123},
+            sys_root=fs.root)
+        self.assertEqual((True, ['/dev/nbd0']), ours.disconnect(fail))
+        disconnect.assert_called_once_with('/dev/nbd0')
+        fail.assert_not_called()
+
     def test_choose_connector(self):
         fs = self.useFixture(FakeSys())
         none = self.useFixture(fixtures.TempDir()).path
@@ -438,6 +491,37 @@ class TestSessionPreflight(testtools.TestCase):
         self.dom.suspend.assert_not_called()
         inspect.assert_not_called()
         self.assertFalse(os.path.exists(os.path.join(self.d, 'audit.log')))
+
+    def test_nbd_lock_taken_before_the_pause(self):
+        import fcntl
+        fs = self.useFixture(FakeSys(count=2))
+        self.useFixture(fixtures.MockPatchObject(proc, 'is_root',
+                                                 return_value=True))
+        os.makedirs(os.path.join(self.d, UUID))
+        open(os.path.join(self.d, UUID, 'disk'), 'w').close()
+        self.dom.XMLDesc.return_value = XML % {'inst': self.d}
+        s = self.session(connector='nbd')
+        s.sys_root = fs.root
+        s.nbd_lock_dir = os.path.join(self.d, 'lock')
+        seen = []
+
+        def suspend():
+            fd = os.open(os.path.join(s.nbd_lock_dir, 'nbd-allocation.lock'),
+                         os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                seen.append('free')
+            except BlockingIOError:
+                seen.append('held')
+            finally:
+                os.close(fd)
+            raise RuntimeError('stop here')
+
+        self.dom.suspend.side_effect = suspend
+        self.assertRaises(ops.InspectError, s.run, mock.Mock())
+        self.assertEqual(['held'], seen)
+        self.assertIsNone(s.nbd_lock)  # released by the teardown
+
 
 
 class TestTeardown(testtools.TestCase):

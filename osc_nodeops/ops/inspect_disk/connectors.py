@@ -20,6 +20,7 @@ disconnects what a killed one connected.
 import contextlib
 import fcntl
 import os
+import stat
 
 from osc_nodeops.ops.inspect_disk import host
 from osc_nodeops.ops.inspect_disk.request import InspectError
@@ -43,7 +44,7 @@ class Connector(object):
 
     def names(self):
         """What to journal before :meth:`connect` runs."""
-        return {'connector': self.kind}
+        return dict(self.record, connector=self.kind)
 
     def connect(self, disk, read_only, timeout, journal_device):
         """Return the block device (or file) holding the disk.
@@ -121,28 +122,115 @@ class FuseConnector(Connector):
 
 
 class NbdConnector(Connector):
-    """``qemu-nbd -c /dev/nbdX``: only the device acquisition differs."""
+    """``qemu-nbd -c /dev/nbdX``: only the device acquisition differs.
+
+    The allocation lock (:class:`AllocationLock`) is taken by the session
+    before the domain is paused and given here as ``lock``.
+    """
 
     kind = 'nbd'
+    lock = None
 
     def connect(self, disk, read_only, timeout, journal_device):
         def connect(device, path, fmt, ro):
             journal_device(device)
             return nbd.qemu_nbd_connect(device, path, fmt, ro,
                                         timeout=timeout)
-        return allocate_nbd(disk.path, disk.fmt, read_only,
-                            sys_root=self.sys_root, connect=connect)
+        device = allocate_nbd(disk.path, disk.fmt, read_only,
+                              sys_root=self.sys_root, connect=connect,
+                              lock=self.lock)
+        self.record.update(device=device,
+                           pid=host.nbd_pid(device, self.sys_root))
+        return device
 
     def disconnect(self, fail):
         dev = self.record.get('device')
-        if not dev or host.nbd_pid(dev, self.sys_root) is None:
+        pid = host.nbd_pid(dev, self.sys_root) if dev else None
+        if pid is None:
             return True, []
+        if not self._ours(pid):
+            # Freed after our crash and taken by another session since.
+            return True, ['%s left alone: it serves another disk now (pid '
+                          '%d)' % (dev, pid)]
         try:
             nbd.qemu_nbd_disconnect(dev)
         except proc.PrivilegedError as exc:
             fail(_one_line(exc))
             return False, []
         return True, [dev]
+
+    def _ours(self, pid):
+        """The qemu-nbd serving the device is the one we started: its pid
+        as journalled, else (killed before that was written) a qemu-nbd
+        whose command line names our disk."""
+        if self.record.get('pid'):
+            return pid == self.record['pid']
+        disk = self.record.get('disk')
+        return bool(disk) and host.pid_alive(pid, 'qemu-nbd') and \
+            host.pid_alive(pid, disk)
+
+
+NBD_LOCK_DIR = '/run/osc-nodeops'
+
+
+class AllocationLock(object):
+    """The host-wide lock for choosing a free /dev/nbdX.
+
+    In a directory only root can write (``/run/osc-nodeops``, 0700; a
+    world-writable ``/run/lock`` let any local user hold the lock and keep
+    a domain paused), and a bounded wait: ``timeout`` seconds, then a
+    refusal naming the lock.
+    """
+
+    def __init__(self, lock_dir=NBD_LOCK_DIR, timeout=30.0):
+        self.lock_dir = lock_dir
+        self.path = os.path.join(lock_dir, 'nbd-allocation.lock')
+        self.timeout = timeout
+        self.fd = None
+
+    def _check_dir(self):
+        os.makedirs(self.lock_dir, mode=0o700, exist_ok=True)
+        st = os.lstat(self.lock_dir)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid not in (
+                0, os.geteuid()) or st.st_mode & 0o022:
+            raise InspectError(
+                'refusing the nbd lock directory %s: it must be a directory '
+                'owned by root and writable by no one else (it is %s, uid '
+                '%d)' % (self.lock_dir, stat.filemode(st.st_mode),
+                         st.st_uid))
+
+    def acquire(self):
+        self._check_dir()
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW,
+                     0o600)
+
+        def take():
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                return False
+
+        if not host.wait_for(take, self.timeout, interval=0.1):
+            os.close(fd)
+            raise InspectError('the nbd allocation lock %s is held by '
+                               'another process for more than %g s; '
+                               'nothing was changed' % (self.path,
+                                                        self.timeout))
+        self.fd = fd
+        return self
+
+    def release(self):
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self.acquire() if self.fd is None else self
+
+    def __exit__(self, *exc):
+        self.release()
 
 
 CONNECTORS = {c.kind: c for c in (FuseConnector, NbdConnector)}
@@ -154,10 +242,15 @@ def from_record(record, sys_root='/sys'):
     return cls(record, sys_root=sys_root) if cls else None
 
 
-def for_session(kind, workdir, sys_root='/sys'):
+def for_session(kind, workdir, disk, sys_root='/sys', lock=None):
+    """The connector a new session uses (``lock``: the nbd allocation
+    lock it holds)."""
     if kind == 'fuse':
         return FuseConnector.in_workdir(workdir, sys_root)
-    return NbdConnector({'connector': 'nbd'}, sys_root=sys_root)
+    conn = NbdConnector({'connector': 'nbd', 'disk': disk.path},
+                        sys_root=sys_root)
+    conn.lock = lock
+    return conn
 
 
 def choose(wanted, sys_root='/sys', dev_fuse='/dev/fuse'):
@@ -182,18 +275,19 @@ def choose(wanted, sys_root='/sys', dev_fuse='/dev/fuse'):
 
 
 def allocate_nbd(path, fmt, read_only, sys_root='/sys', dev_root='/dev',
-                 lock_dir='/run/lock', retries=5, wait_timeout=10.0,
-                 connect=None):
+                 lock_dir=NBD_LOCK_DIR, retries=5, wait_timeout=10.0,
+                 connect=None, lock=None):
     """Find a free /dev/nbdX and connect ``path`` to it (under a lock).
 
+    ``lock``: an :class:`AllocationLock` the caller holds already; without
+    it one in ``lock_dir`` is taken (bounded wait) for the allocation.
     Bounded: ``retries`` devices are tried (another process may take one
     between our check and qemu-nbd); after a connect the device must show
     its ``pid`` file within ``wait_timeout`` seconds.
     """
     connect = connect or nbd.qemu_nbd_connect
-    os.makedirs(lock_dir, exist_ok=True)
-    with open(os.path.join(lock_dir, 'osc-nodeops-nbd.lock'), 'a') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with (contextlib.nullcontext() if lock is not None and lock.fd
+          is not None else AllocationLock(lock_dir)):
         tried = []
         for _ in range(retries):
             free = [d for d in host.free_nbd_devices(sys_root)

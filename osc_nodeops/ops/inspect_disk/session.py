@@ -82,6 +82,8 @@ class Session(object):
     ``req.server`` when ``req.target`` is not given.
     """
 
+    nbd_lock_dir = connectors.NBD_LOCK_DIR
+
     def __init__(self, req, events=None, open_libvirt=None, sys_root='/sys',
                  dev_fuse='/dev/fuse', compute=None):
         self.req = req
@@ -98,6 +100,7 @@ class Session(object):
         self.conn = None
         self.fstype = None
         self.partition = None
+        self.nbd_lock = None
 
     # -- preflight: nothing changes before all of it passed ---------------
 
@@ -199,6 +202,7 @@ class Session(object):
             raise
         finally:
             _ignore_signals()
+            self._release_nbd_lock()
             try:
                 self._teardown(outcome)
             finally:
@@ -243,9 +247,22 @@ class Session(object):
             libvirt_uri=req.libvirt_uri, disk=self.disk.path,
             workdir=workdir, started=journal_mod.now(),
             read_write=req.read_write)
+        if self.connector == 'nbd':
+            # Before the pause: waiting for the lock must not keep the
+            # customer's domain paused.
+            self.nbd_lock = connectors.AllocationLock(
+                self.nbd_lock_dir, timeout=req.step_timeout).acquire()
         self._suspend()
-        device = self._connect()
+        try:
+            device = self._connect()
+        finally:
+            self._release_nbd_lock()
         self._mount(device)
+
+    def _release_nbd_lock(self):
+        if self.nbd_lock is not None:
+            self.nbd_lock.release()
+            self.nbd_lock = None
 
     def _suspend(self):
         st = libvirt_domain.state(self.domain)[0]
@@ -267,13 +284,14 @@ class Session(object):
     def _connect(self):
         read_only = not self.req.read_write
         conn = connectors.for_session(self.connector, self.journal.workdir,
-                                      self.sys_root)
+                                      self.disk, self.sys_root,
+                                      lock=self.nbd_lock)
         self.journal.record(connect=conn.names())
         _hook('before', 'connect')
         device = conn.connect(
             self.disk, read_only, self.req.step_timeout,
             lambda dev: self.journal.record(connect={'device': dev}))
-        self.journal.record(connect={'device': device})
+        self.journal.record(connect=dict(conn.names(), device=device))
         self._step('connect', 'done', '%s via %s%s' % (
             self.disk.name, self.connector,
             ' read-only' if read_only else ' READ-WRITE'))
@@ -305,11 +323,20 @@ def _raise_interrupted(signum, frame):
 
 
 def _install_signal_handlers():
+    """SIGTERM/SIGHUP raise :class:`Interrupted`, SIGINT KeyboardInterrupt.
+
+    SIGINT explicitly: a process started with SIGINT ignored (``cmd &`` in
+    a shell script) gets no KeyboardInterrupt handler from Python, and a
+    SIGINT during the steps was silently lost (the run went on and exited
+    0).  Within a session every one of these signals means: stop, tear
+    down, exit non-zero.
+    """
     previous = {}
     try:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             previous[sig] = signal.signal(sig, _raise_interrupted)
-        previous[signal.SIGINT] = signal.getsignal(signal.SIGINT)
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT,
+                                                signal.default_int_handler)
     except ValueError:  # not the main thread (unit tests)
         return {}
     return previous
