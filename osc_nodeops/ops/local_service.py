@@ -104,7 +104,9 @@ class Layout(object):
 
 
 def _check_name(service):
-    if not re.match(r'^[A-Za-z0-9@_.-]+$', service or ''):
+    """A unit or init script name: no path ('..', '/'), no option ('-h')."""
+    if not re.match(r'^[A-Za-z0-9][A-Za-z0-9@_.-]*$', service or '') or \
+            '..' in service:
         raise ServiceError('not a service name: %r' % service)
 
 

@@ -96,14 +96,17 @@ def non_negative_int(text):
 
 
 def positive_float(text):
-    """argparse type: a number above 0 (not NaN)."""
+    """argparse type: a finite number above 0 (not NaN, not infinity: a
+    wait must end)."""
     import argparse
+    import math
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError('%r is not a number' % text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError('must be positive, got %s' % text)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError('must be a positive finite number, '
+                                         'got %s' % text)
     return value
 
 

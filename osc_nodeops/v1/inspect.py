@@ -100,7 +100,8 @@ class InspectDisk(base.NodeOpsLister):
             help='Audit log, one JSON line per session start, end and '
                  'clean-up (default /var/log/osc-nodeops/inspect-disk.log)')
         parser.add_argument(
-            '--step-timeout', type=float, default=30.0, metavar='SECONDS',
+            '--step-timeout', type=base.positive_float, default=30.0,
+            metavar='SECONDS',
             help='Bound on each connect/mount step (default 30)')
         return parser
 

@@ -53,10 +53,12 @@ class ServiceStepsTest(testtools.TestCase):
                               'this node', lines[0])
 
     def test_bad_service_name(self):
-        res = run('compute', 'node', 'stop-service', '--service', '../x',
-                  '--dry-run')
-        self.assertEqual(1, res.returncode)
-        self.assertIn("not a service name: '../x'", res.stderr)
+        for name in ('../x', '..', '-h'):
+            res = run('compute', 'node', 'stop-service', '--service=' + name,
+                      '--dry-run')
+            self.assertEqual(1, res.returncode, name)
+            self.assertIn("not a service name: %r" % name, res.stderr)
+            self.assertEqual('', res.stdout)
 
 
 class CopyInstancesTest(testtools.TestCase):

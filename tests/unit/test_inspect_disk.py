@@ -649,3 +649,25 @@ class TestCopyOut(testtools.TestCase):
         self.assertEqual(0o600, self.guest.file_mode(0o100600))
         self.assertEqual(0o755, self.guest.dir_mode(0o041777))
         self.assertEqual(0o700, self.guest.dir_mode(0o040000))
+
+
+class TestRequestChecks(testtools.TestCase):
+
+    def test_step_timeout_must_be_finite_and_positive(self):
+        # nan compares false with everything: a wait for ever.
+        for bad in (float('nan'), float('inf'), 0, -1.0):
+            req = ops.Request(server='vm1', approved_by='a', reason='r',
+                              step_timeout=bad)
+            err = self.assertRaises(errors.UsageError, ops.inspect, None, req)
+            self.assertIn('--step-timeout must be a positive number',
+                          str(err))
+
+    def test_step_timeout_refused_by_the_parser(self):
+        from osc_nodeops.v1 import inspect
+        cmd = inspect.InspectDisk(mock.Mock(), mock.Mock())
+        parser = cmd.get_parser('inspect-disk')
+        for bad in ('nan', 'inf', '-3', '0'):
+            self.assertRaises(SystemExit, parser.parse_args,
+                              ['vm1', '--list', '/', '--step-timeout', bad])
+        self.assertEqual(2.5, parser.parse_args(
+            ['vm1', '--list', '/', '--step-timeout', '2.5']).step_timeout)

@@ -83,6 +83,19 @@ class TestSystemd(testtools.TestCase):
         self.assertRaises(ops.ServiceError, ops.plan, 'stop', 'x; rm -rf /',
                           layout=self.layout, systemctl=SystemctlFake())
 
+    def test_service_name_is_no_path_and_no_option(self):
+        # '..' climbs out of /etc/init.d (and the hold directory); '-h'
+        # and '--now' would reach systemctl as options.
+        for name in ('..', '../../tmp/x', 'a..b', '-h', '--now', '.hidden',
+                     ''):
+            err = self.assertRaises(ops.ServiceError, ops.plan, 'stop', name,
+                                    layout=self.layout,
+                                    systemctl=SystemctlFake())
+            self.assertIn('not a service name', str(err))
+        kind, _ = ops.plan('stop', 'nova-compute@2.service',
+                           layout=self.layout, systemctl=SystemctlFake())
+        self.assertEqual('systemd', kind)
+
 
 class TestInitFiles(testtools.TestCase):
 
