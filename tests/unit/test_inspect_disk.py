@@ -420,6 +420,31 @@ class TestJournal(testtools.TestCase):
         self.assertEqual([], ops.list_journals(d))
 
 
+class TestStateDirTrust(testtools.TestCase):
+
+    def test_journals_in_a_writable_state_dir_are_not_trusted(self):
+        self.useFixture(fixtures.MockPatchObject(proc, 'is_root',
+                                                 return_value=True))
+        d = os.path.join(self.useFixture(fixtures.TempDir()).path, 's')
+        j = ops.Journal(d, UUID)
+        j.acquire()
+        # Planted by a local user: root would unmount, kill and resume
+        # what it names.
+        j.record(server_id=UUID, mount={'mountpoint': '/'},
+                 connect={'connector': 'fuse', 'qemu_pid_file': '/run/x'})
+        j.release()
+        teardown = self.useFixture(fixtures.MockPatchObject(
+            session_mod, 'teardown')).mock
+        for mode in (0o777, 0o1777, 0o770):
+            os.chmod(d, mode)
+            err = self.assertRaises(ops.InspectError, ops.cleanup, d)
+            self.assertIn('refusing the state directory', str(err))
+        teardown.assert_not_called()
+        os.chmod(d, 0o700)
+        ops.cleanup(d)
+        teardown.assert_called_once()
+
+
 def _domain(state=libvirt_domain.RUNNING):
     dom = mock.Mock()
     dom.state.return_value = [state, 0]

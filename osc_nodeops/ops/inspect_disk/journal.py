@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import re
+import stat
 
 from osc_nodeops import durable
 
@@ -95,9 +96,29 @@ class Journal(object):
             self._lock = None
 
 
+def check_state_dir(state_dir):
+    """Refuse a state directory others could have written to.
+
+    A journal names mount points, loop devices, pid files and a domain for
+    root to unmount, detach, kill and resume: it is trusted only in a
+    directory owned by root (or by us) that no one else can write.
+    """
+    from osc_nodeops.ops.inspect_disk.request import InspectError
+    st = os.stat(state_dir)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid not in (0, os.geteuid()) \
+            or st.st_mode & 0o022:
+        raise InspectError(
+            'refusing the state directory %s: it must be owned by root and '
+            'writable by no one else (it is %s, uid %d); its journals are '
+            'not trusted' % (state_dir, stat.filemode(st.st_mode),
+                             st.st_uid))
+
+
 def list_journals(state_dir):
+    """Server IDs of the journals in ``state_dir`` (checked first)."""
     if not os.path.isdir(state_dir):
         return []
+    check_state_dir(state_dir)
     out = []
     for entry in sorted(os.listdir(state_dir)):
         m = re.match(r'^inspect-(.+)\.json$', entry)
