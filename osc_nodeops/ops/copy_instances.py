@@ -20,7 +20,6 @@ Rules:
 """
 
 import dataclasses
-import errno
 import hashlib
 import os
 import re
@@ -57,9 +56,15 @@ class EntryResult(object):
     conflicts: list = dataclasses.field(default_factory=list)
     failures: list = dataclasses.field(default_factory=list)
     present: int = 0
+    repaired: list = dataclasses.field(default_factory=list)
 
     def message(self):
         parts = []
+        if self.repaired:
+            parts.append('owner and mode of %d director%s left by an '
+                         'interrupted run repaired' % (
+                             len(self.repaired),
+                             'y' if len(self.repaired) == 1 else 'ies'))
         if self.present:
             parts.append('%d file(s) already there, identical'
                          % self.present)
@@ -112,6 +117,9 @@ def run(src_root, dst_root, dry_run=True, only=None, events=None):
                         'ownership)')
     results = copy_instances(src_root, dst_root, dry_run=dry_run, only=only,
                              events=events)
+    if dry_run and events:
+        events('dry run: nothing was written; run again with --execute to '
+               'copy')
     return results, any(r.result in (CONFLICT, FAILED) for r in results)
 
 
@@ -125,7 +133,11 @@ def copy_instances(src_root, dst_root, dry_run=True, only=None,
     """
     events = events or (lambda msg: None)
     _validate(src_root, dst_root)
-    names = sorted(os.listdir(src_root))
+    try:
+        names = sorted(os.listdir(src_root))
+    except OSError as exc:
+        raise CopyError('cannot read --from %s: %s' % (
+            src_root, exc.strerror or exc))
     if only:
         missing = [n for n in only if n not in names]
         if missing:
@@ -143,64 +155,100 @@ def copy_instances(src_root, dst_root, dry_run=True, only=None,
             continue
         res = EntryResult(name)
         _copy_tree(src, os.path.join(dst_root, name), name, res, dry_run)
-        if res.failures:
-            res.result = FAILED
-        elif res.conflicts:
-            res.result = CONFLICT
-        elif dry_run:
-            res.result = PLANNED
-        elif res.files == 0 and res.present:
-            res.result = PRESENT
-        else:
-            res.result = COPIED
+        _conclude(res, dry_run)
         events('%s: %s (%d files, %d bytes)' % (name, res.result, res.files,
                                                 res.bytes))
         results.append(res)
     return results
 
 
+def _conclude(res, dry_run):
+    if res.failures:
+        res.result = FAILED
+    elif res.conflicts:
+        res.result = CONFLICT
+    elif dry_run:
+        res.result = PLANNED
+    elif res.files == 0 and res.present:
+        res.result = PRESENT
+    else:
+        res.result = COPIED
+
+
 def _copy_tree(src, dst, rel, res, dry_run):
-    st = os.lstat(src)
-    if stat.S_ISDIR(st.st_mode):
-        if os.path.lexists(dst) and not os.path.isdir(dst):
-            res.conflicts.append(rel)
-            return
-        created = False
-        if not os.path.lexists(dst) and not dry_run:
-            os.mkdir(dst, 0o700)
-            created = True
+    """Copy one name; every OSError (EIO from a failing disk) becomes a
+    failure row of this entry, never the end of the run."""
+    try:
+        st = os.lstat(src)
+        if stat.S_ISDIR(st.st_mode):
+            _copy_dir(src, dst, rel, st, res, dry_run)
+        else:
+            _copy_file(src, dst, rel, st, res, dry_run)
+    except OSError as exc:
+        res.failures.append('%s: %s' % (rel, exc.strerror or exc))
+
+
+def _lstat(path):
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _left_by_a_crash(dst_st, st):
+    """A directory we made (root:0700) whose owner and mode a killed run
+    never set; nova would get EACCES in it."""
+    return dst_st.st_uid == 0 and dst_st.st_gid == 0 and \
+        stat.S_IMODE(dst_st.st_mode) == 0o700 and \
+        (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) != (0, 0, 0o700)
+
+
+def _copy_dir(src, dst, rel, st, res, dry_run):
+    dst_st = _lstat(dst)
+    if dst_st is not None and not stat.S_ISDIR(dst_st.st_mode):
+        # A file, or a symbolic link (to a directory, too): not followed.
+        res.conflicts.append(rel)
+        return
+    fix = dst_st is None or _left_by_a_crash(dst_st, st)
+    if dst_st is None and not dry_run:
+        priv.make_dir(dst)
+    try:
         for n in sorted(os.listdir(src)):
             _copy_tree(os.path.join(src, n), os.path.join(dst, n),
                        rel + '/' + n, res, dry_run)
-        if created:
-            priv.chown(dst, st.st_uid, st.st_gid)
-            os.chmod(dst, stat.S_IMODE(st.st_mode))
-            os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
-        return
-    if os.path.lexists(dst):
+    finally:
+        # Also when a child failed or we are interrupted: a directory
+        # left root:0700 locks nova out.
+        if fix and not dry_run:
+            priv.set_dir_owner_mode(dst, st.st_uid, st.st_gid,
+                                    stat.S_IMODE(st.st_mode),
+                                    (st.st_atime_ns, st.st_mtime_ns))
+            if dst_st is not None:
+                res.repaired.append(rel)
+
+
+def _copy_file(src, dst, rel, st, res, dry_run):
+    if _lstat(dst) is not None:
         if _same(src, dst, st):
             res.present += 1
         else:
             res.conflicts.append(rel)
         return
-    if stat.S_ISLNK(st.st_mode) or stat.S_ISREG(st.st_mode):
-        res.files += 1
-        res.bytes += st.st_size if stat.S_ISREG(st.st_mode) else 0
-        if dry_run:
-            return
-        try:
-            _copy_one(src, dst, st)
-        except CopyError as exc:
-            res.failures.append('%s: %s' % (rel, exc))
-        except OSError as exc:
-            if exc.errno == errno.EEXIST:
-                # Appeared between our check and the link: not ours.
-                res.files -= 1
-                res.conflicts.append(rel)
-            else:
-                res.failures.append('%s: %s' % (rel, exc.strerror or exc))
-    else:
+    if not (stat.S_ISLNK(st.st_mode) or stat.S_ISREG(st.st_mode)):
         res.failures.append('%s: special file, not copied' % rel)
+        return
+    res.files += 1
+    res.bytes += st.st_size if stat.S_ISREG(st.st_mode) else 0
+    if dry_run:
+        return
+    try:
+        _copy_one(src, dst, st)
+    except CopyError as exc:
+        res.failures.append('%s: %s' % (rel, exc))
+    except FileExistsError:
+        # Appeared between our check and the link: not ours.
+        res.files -= 1
+        res.conflicts.append(rel)
 
 
 def _same(src, dst, st):
@@ -225,18 +273,21 @@ def _copy_one(src, dst, st):
         finally:
             os.unlink(tmp)
         return
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                 0o600)
     try:
         try:
             digest = priv.copy_sparse(src, fd)
             os.fsync(fd)
+            if priv.sha256_fd(fd) != digest:
+                raise CopyError('checksum of the copy differs from the '
+                                'source')
+            # Through the descriptor: the name could be swapped meanwhile.
+            priv.set_fd_owner_mode(fd, st.st_uid, st.st_gid,
+                                   stat.S_IMODE(st.st_mode),
+                                   (st.st_atime_ns, st.st_mtime_ns))
         finally:
             os.close(fd)
-        if sha256_file(tmp) != digest:
-            raise CopyError('checksum of the copy differs from the source')
-        priv.chown(tmp, st.st_uid, st.st_gid)
-        os.chmod(tmp, stat.S_IMODE(st.st_mode))
-        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
         priv.link_no_replace(tmp, dst)
     finally:
         try:

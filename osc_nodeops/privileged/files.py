@@ -65,15 +65,35 @@ def make_dir(path):
     os.mkdir(path, 0o700)
 
 
-def set_dir_owner_mode(path, uid, gid, mode):
-    """``fchown`` + ``fchmod`` a directory through a descriptor opened with
+def set_fd_owner_mode(fd, uid, gid, mode, times_ns=None):
+    """``fchown``, ``fchmod`` (after the chown, which clears setuid) and,
+    with ``times_ns`` (atime, mtime), ``futimens``: by descriptor."""
+    os.fchown(fd, uid, gid)
+    os.fchmod(fd, mode)
+    if times_ns is not None:
+        os.utime(fd, ns=times_ns)
+
+
+def set_dir_owner_mode(path, uid, gid, mode, times_ns=None):
+    """:func:`set_fd_owner_mode` on a directory opened with
     ``O_DIRECTORY|O_NOFOLLOW`` (a link swapped in fails)."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
-        os.fchown(fd, uid, gid)
-        os.fchmod(fd, mode)
+        set_fd_owner_mode(fd, uid, gid, mode, times_ns)
     finally:
         os.close(fd)
+
+
+def sha256_fd(fd):
+    """SHA-256 of an open file's content, read from its start."""
+    h = hashlib.sha256()
+    os.lseek(fd, 0, os.SEEK_SET)
+    while True:
+        chunk = os.read(fd, _CHUNK)
+        if not chunk:
+            break
+        h.update(chunk)
+    return h.hexdigest()
 
 
 def symlink(target, path, uid, gid):

@@ -66,7 +66,8 @@ class CopyInstances(base.NodeOpsLister):
     anything: an existing file with the same content is left as it is, one
     with other content is reported as a conflict.  Ownership, modes and
     times are kept, links stay links, sparse files stay sparse, every copy
-    is verified by SHA-256.  Run with --dry-run first.
+    is verified by SHA-256.  Without --execute it is a dry run: it says
+    what it would copy and writes nothing.
     """
 
     auth_required = False
@@ -84,10 +85,14 @@ class CopyInstances(base.NodeOpsLister):
             '--entry', dest='only', action='append', metavar='NAME',
             help='Copy only this entry (instance directory or _base); '
                  'repeatable.  Default: all of them')
-        parser.add_argument(
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument(
             '--dry-run', action='store_true',
             help='Show what would be copied and any conflicts; write '
-                 'nothing')
+                 'nothing (the default)')
+        mode.add_argument(
+            '--execute', action='store_true',
+            help='Copy (without it nothing is written)')
         return parser
 
     def take_action(self, parsed_args):
@@ -96,7 +101,7 @@ class CopyInstances(base.NodeOpsLister):
         with base.translate_errors():
             results, incomplete = ops.run(
                 parsed_args.src, parsed_args.dst,
-                dry_run=parsed_args.dry_run, only=parsed_args.only,
+                dry_run=not parsed_args.execute, only=parsed_args.only,
                 events=base.progress_printer())
         if incomplete:
             self.exit_status = base.EXIT_INCOMPLETE

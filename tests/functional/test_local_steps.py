@@ -104,7 +104,7 @@ class CopyInstancesTest(testtools.TestCase):
         self.assertEqual(['ffff'], os.listdir(os.path.join(self.dst,
                                                            '_base')))
 
-        res, rows = self.copy()
+        res, rows = self.copy('--execute')
         self.assertEqual(0, res.returncode, res.stderr)
         by = {r['Entry']: r for r in rows}
         self.assertEqual('copied', by['_base']['Result'])
@@ -118,20 +118,52 @@ class CopyInstancesTest(testtools.TestCase):
                                                     'ffff')))
 
         # Rerun: identical files are left alone, nothing copied.
-        res, rows = self.copy()
+        res, rows = self.copy('--execute')
         self.assertEqual(0, res.returncode, res.stderr)
         self.assertEqual({'already there'}, {
             r['Result'] for r in rows if r['Entry'] != 'compute_nodes'})
 
         # A different file under the same name: conflict, not replaced.
         self.write(self.src, '_base/ffff', b'something else', 0)
-        res, rows = self.copy()
+        res, rows = self.copy('--execute')
         self.assertEqual(1, res.returncode, res.stderr)
         by = {r['Entry']: r for r in rows}
         self.assertEqual('conflict', by['_base']['Result'])
         self.assertIn('_base/ffff', by['_base']['Message'])
         with open(os.path.join(self.dst, '_base', 'ffff'), 'rb') as f:
             self.assertEqual(b'a base the live node has', f.read())
+
+    def test_dry_run_is_the_default(self):
+        res, rows = self.copy()
+        self.assertEqual(0, res.returncode, res.stderr)
+        self.assertEqual('planned', {r['Entry']: r for r in rows}[
+            'instance-0000002a']['Result'])
+        self.assertEqual(['_base'], os.listdir(self.dst))
+        self.assertIn('dry run', res.stderr)
+
+    def test_rerun_repairs_directories_a_crash_left_root_0700(self):
+        # Killed after mkdir and before the owner and mode were set: the
+        # directory is root:0700 and nova (uid 107) would get EACCES.
+        os.chmod(os.path.join(self.src, 'instance-0000002a'), 0o755)
+        os.chown(os.path.join(self.src, 'instance-0000002a'), 107, 107)
+        left = os.path.join(self.dst, 'instance-0000002a')
+        os.mkdir(left, 0o700)
+        res, rows = self.copy('--execute')
+        self.assertEqual(0, res.returncode, res.stderr)
+        st = os.lstat(left)
+        self.assertEqual((107, 107, 0o755), (st.st_uid, st.st_gid,
+                                             st.st_mode & 0o7777))
+        self.assertEqual(4096, os.lstat(os.path.join(left, 'disk')).st_size)
+
+    def test_symlinked_destination_is_not_followed(self):
+        elsewhere = os.path.join(self.root, 'elsewhere')
+        os.makedirs(elsewhere)
+        os.symlink(elsewhere, os.path.join(self.dst, 'instance-0000002a'))
+        res, rows = self.copy('--execute')
+        self.assertEqual(1, res.returncode, res.stderr)
+        self.assertEqual('conflict', {r['Entry']: r for r in rows}[
+            'instance-0000002a']['Result'])
+        self.assertEqual([], os.listdir(elsewhere))
 
     def test_bad_input(self):
         res = run('compute', 'node', 'copy-instances', '--from', self.src,

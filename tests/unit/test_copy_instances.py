@@ -8,7 +8,7 @@ from osc_nodeops.ops import copy_instances as ops
 UUID = '0f3a9c52-1b8e-4c31-9d5e-6a1f2e3d4c5b'
 
 
-class TestCopyInstances(testtools.TestCase):
+class _Tree(testtools.TestCase):
 
     def setUp(self):
         super().setUp()
@@ -31,6 +31,9 @@ class TestCopyInstances(testtools.TestCase):
 
     def rows(self, results):
         return {r.entry: r for r in results}
+
+
+class TestCopyInstances(_Tree):
 
     def test_dry_run_writes_nothing(self):
         res = self.rows(ops.copy_instances(self.src, self.dst, dry_run=True))
@@ -100,10 +103,8 @@ class TestCopyInstances(testtools.TestCase):
             os.path.join(self.dst, '_base/sparse')))
 
     def test_checksum_mismatch_fails(self):
-        real = ops.sha256_file
         self.useFixture(fixtures.MockPatchObject(
-            ops, 'sha256_file', side_effect=lambda p: 'bad'
-            if 'nodeops-partial' in p else real(p)))
+            ops.priv, 'sha256_fd', return_value='bad'))
         res = self.rows(ops.copy_instances(self.src, self.dst,
                                            dry_run=False, only=['_base']))
         self.assertEqual('failed', res['_base'].result)
@@ -121,3 +122,50 @@ class TestCopyInstances(testtools.TestCase):
         err = self.assertRaises(ops.CopyError, ops.copy_instances, self.src,
                                 self.dst, only=['instance-ffffffff'])
         self.assertIn('instance-ffffffff', str(err))
+
+
+class TestFaults(_Tree):
+    """A failing disk, an interruption: per entry, never the whole run."""
+
+    def test_eio_reading_one_entry_fails_that_entry_only(self):
+        import errno
+        real = os.listdir
+        bad = os.path.join(self.src, 'instance-0000002a')
+
+        def listdir(path):
+            if path == bad:
+                raise OSError(errno.EIO, 'Input/output error', path)
+            return real(path)
+
+        self.useFixture(fixtures.MockPatch('os.listdir', listdir))
+        res = self.rows(ops.copy_instances(self.src, self.dst,
+                                           dry_run=False))
+        self.assertEqual('failed', res['instance-0000002a'].result)
+        self.assertIn('instance-0000002a: Input/output error',
+                      res['instance-0000002a'].message())
+        self.assertEqual('copied', res['_base'].result)
+        self.assertEqual('copied', res[UUID].result)
+
+    def test_eio_comparing_an_existing_file_fails_that_entry_only(self):
+        import errno
+        self.write('_base/abc123', b'base image', root=self.dst)
+        self.useFixture(fixtures.MockPatchObject(
+            ops, 'sha256_file', side_effect=OSError(errno.EIO, 'I/O')))
+        res = self.rows(ops.copy_instances(self.src, self.dst,
+                                           dry_run=False))
+        self.assertEqual('failed', res['_base'].result)
+        self.assertEqual('copied', res[UUID].result)
+
+    def test_interrupted_copy_still_sets_the_directory_mode(self):
+        os.chmod(os.path.join(self.src, UUID), 0o751)
+        self.useFixture(fixtures.MockPatchObject(
+            ops.priv, 'copy_sparse', side_effect=KeyboardInterrupt))
+        self.assertRaises(KeyboardInterrupt, ops.copy_instances, self.src,
+                          self.dst, dry_run=False, only=[UUID])
+        self.assertEqual(0o751, os.lstat(os.path.join(
+            self.dst, UUID)).st_mode & 0o7777)
+
+    def test_dry_run_is_the_default(self):
+        res = self.rows(ops.run(self.src, self.dst)[0])
+        self.assertEqual('planned', res['_base'].result)
+        self.assertEqual([], os.listdir(self.dst))
