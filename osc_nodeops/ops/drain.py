@@ -8,21 +8,30 @@ server whose recorded origin is the host.
 
 The origin lives in the cloud, on the server, as metadata:
 
-``nodeops:origin``
-    the host the server was drained from;
 ``nodeops:drain``
-    ``method=<live|cold|live-suspended> at=<UTC time>``, written just before
-    the move is issued.  A rerun of ``drain`` after a crash recognises its
-    own in-flight moves by these two keys and picks them up instead of
-    issuing new ones.  ``undrain --migrate-back`` removes both keys from the
-    servers that made it home.
+    ``method=<live|cold|live-suspended> at=<UTC time> from=<host>``,
+    written just before the move is issued (the intent: a rerun of
+    ``drain`` after a crash recognises its own in-flight moves by it and
+    picks them up instead of issuing new ones); after the verified move,
+    ``migration=<UUID>`` is added.
+``nodeops:origin``
+    the host the server was drained from, written only after the move.
+
+The project can write its servers' metadata, so undrain trusts only the
+admin-only migration record the marker names (``trusted_origin``).
+``undrain --migrate-back`` removes both keys from the servers that made it
+home.
 """
 
 import dataclasses
 import datetime
 import getpass
 import logging
+import os
+import re
+import socket
 
+from osc_nodeops import errors
 from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
 
@@ -80,6 +89,7 @@ class Options(object):
     reason: str = None
     keep_disabled: bool = False
     migrate_back: bool = False
+    break_lease: bool = False
 
 
 @dataclasses.dataclass
@@ -91,6 +101,7 @@ class HostReport(object):
     interrupted: bool = False
     ok: bool = True
     api_calls: int = 0
+    abandoned: bool = False  # second Ctrl-C: left at once
 
 
 # ------------------------------------------------------------ services
@@ -116,18 +127,44 @@ def default_reason(conn=None, now=None):
         user, timeutil.api_time(now))
 
 
-def disable_service(ctx, service, reason=None, default=None):
-    """S1.  Returns a note for the operator."""
+def disable_service(ctx, service, reason=None, default=None, lease=None):
+    """S1.  Returns a note for the operator.  ``lease``: the owner whose
+    lease the reason carries (see ``check_lease``)."""
+    def write(text):
+        ctx.api(ctx.compute.disable_service, service, host=service.host,
+                binary=service.binary, disabled_reason=with_lease(
+                    text, lease) if lease else text)
     if service.status == 'disabled':
         if reason:
-            ctx.api(ctx.compute.disable_service, service, host=service.host,
-                    binary=service.binary, disabled_reason=reason)
+            write(reason)
             return 'was already disabled; reason set to %r' % reason
+        kept = without_lease(service.disabled_reason)
+        if lease:
+            write(kept)
         return 'was already disabled (reason kept: %r)' % (
-            service.disabled_reason,)
-    ctx.api(ctx.compute.disable_service, service, host=service.host,
-            binary=service.binary, disabled_reason=reason or default)
+            kept if lease else service.disabled_reason,)
+    write(reason or default)
     return 'disabled (reason: %r)' % (reason or default,)
+
+
+def release_lease(ctx, host, owner):
+    """End of a drain: drop our lease from the reason (the reason stays)."""
+    service = find_service_quietly(ctx, host)
+    if service is None or service.status != 'disabled':
+        return
+    held = parse_lease(service.disabled_reason)
+    if held is None or held[0] != owner:
+        return
+    ctx.api(ctx.compute.disable_service, service, host=service.host,
+            binary=service.binary,
+            disabled_reason=without_lease(service.disabled_reason))
+
+
+def find_service_quietly(ctx, host):
+    try:
+        return engine.find_compute_service(ctx.compute, host)
+    except LookupError:
+        return None
 
 
 def enable_service(ctx, service):
@@ -142,11 +179,93 @@ def enable_service(ctx, service):
     return 'enabled (was disabled: %r)' % (reason,)
 
 
+# -------------------------------------------------------------- lease
+#
+# A drain holds its hosts with a lease kept in the cloud, at the end of the
+# nova-compute service's disabled reason (admin-only):
+# ``... [osc-nodeops lease owner=USER@MACHINE:PID at=TIME]``.  A second
+# drain or an undrain of the host refuses while another run holds it, unless
+# that run is known to be gone (same machine, its process no longer exists)
+# or the operator breaks the lease (``--break-lease``).  The drain releases
+# it when it ends (the reason stays); a killed drain leaves it behind.
+
+LEASE_RE = re.compile(r'\s*\[osc-nodeops lease owner=(\S+) at=(\S+)\]\s*$')
+REASON_MAX = 255  # nova's services.disabled_reason column
+
+
+def lease_owner(conn=None):
+    user = None
+    try:
+        user = conn.config.auth.get('username') if conn is not None else None
+    except Exception:
+        user = None
+    if not user:
+        try:
+            user = getpass.getuser()
+        except Exception:
+            user = 'unknown'
+    return '%s@%s:%d' % (''.join(user.split()) or 'unknown',
+                         socket.gethostname() or 'localhost', os.getpid())
+
+
+def parse_lease(reason):
+    """``(owner, at)`` of the lease in a disabled reason, or None."""
+    m = LEASE_RE.search(reason or '')
+    return (m.group(1), m.group(2)) if m else None
+
+
+def without_lease(reason):
+    return LEASE_RE.sub('', reason or '')
+
+
+def with_lease(reason, owner, now=None):
+    tag = ' [osc-nodeops lease owner=%s at=%s]' % (
+        owner, timeutil.api_time(now or timeutil.utcnow()))
+    text = without_lease(reason)
+    return text[:max(0, REASON_MAX - len(tag))] + tag
+
+
+def _gone(owner):
+    """True when ``owner`` ran on this machine and its process is gone."""
+    who, _, pid = owner.rpartition(':')
+    machine = who.rpartition('@')[2]
+    if machine != (socket.gethostname() or 'localhost') or \
+            not pid.isdigit():
+        return False
+    return not os.path.exists('/proc/%s' % pid)
+
+
+def check_lease(service, me, break_lease=False, events=None):
+    """Refuse when another run holds ``service``'s host (nothing changed).
+
+    Returns a note when a lease was taken over."""
+    held = parse_lease(service.disabled_reason)
+    if held is None or service.status != 'disabled':
+        return None
+    owner, at = held
+    if owner == me:
+        return None
+    if _gone(owner):
+        return 'took over the lease of %s (at %s): that process is gone' % (
+            owner, at)
+    if break_lease:
+        return 'broke the lease of %s (at %s) (--break-lease)' % (owner, at)
+    raise errors.Refused(
+        '%s is held by another osc-nodeops drain (%s, since %s; lease in '
+        'the service\'s disabled reason). Wait for it to end; if that run '
+        'is gone, rerun with --break-lease' % (service.host, owner, at))
+
+
 # ------------------------------------------------------------- origin
 
-def marker_value(method, now=None):
+def marker_value(method, now=None, source=None, migration=None):
     now = now or timeutil.utcnow()
-    return 'method=%s at=%s' % (method, timeutil.api_time(now))
+    value = 'method=%s at=%s' % (method, timeutil.api_time(now))
+    if source:
+        value += ' from=%s' % source
+    if migration is not None:
+        value += ' migration=%s' % migration
+    return value
 
 
 def parse_marker(value):
@@ -158,19 +277,83 @@ def parse_marker(value):
 
 
 def drained_from(server, host):
-    """True if our drain of ``host`` marked this server."""
+    """True if our drain of ``host`` marked this server (a move under way
+    or done)."""
     md = getattr(server, 'metadata', None) or {}
-    return md.get(ORIGIN_KEY) == host and MARKER_KEY in md
+    if MARKER_KEY not in md:
+        return False
+    source = parse_marker(md[MARKER_KEY]).get('from')
+    return source == host if source else md.get(ORIGIN_KEY) == host
+
+
+def migration_ref(m):
+    """How the marker names a migration: its UUID (2.59+), else its ID."""
+    return str(getattr(m, 'uuid', None) or m.id)
+
+
+def mark_intent(ctx, item, host, method):
+    """Before the move: the intent (for a rerun to pick it up), not yet an
+    origin (issue 15 item 2: only moves that happened get one)."""
+    ctx.api(ctx.compute.set_server_metadata, item.id,
+            **{MARKER_KEY: marker_value(method, source=host)})
 
 
 def record_origin(ctx, item, host, method):
-    ctx.api(ctx.compute.set_server_metadata, item.id,
-            **{ORIGIN_KEY: host, MARKER_KEY: marker_value(method)})
+    """After a verified move: the origin, and the migration that moved it
+    (undrain trusts the origin only when that admin-only record agrees)."""
+    m = item.last_migration
+    ctx.api(ctx.compute.set_server_metadata, item.id, **{
+        ORIGIN_KEY: host, MARKER_KEY: marker_value(
+            method, source=host,
+            migration=migration_ref(m) if m is not None else None)})
 
 
 def clear_origin(ctx, item):
     ctx.api(ctx.compute.delete_server_metadata, item.id,
             [ORIGIN_KEY, MARKER_KEY])
+
+
+def clear_intent(ctx, item):
+    ctx.api(ctx.compute.delete_server_metadata, item.id, [MARKER_KEY])
+
+
+def trusted_origin(server, host, snap):
+    """``(True, migration)`` when an admin-only migration record confirms
+    that our drain moved ``server`` away from ``host``; else ``(False,
+    why)``.
+
+    ``nodeops:origin`` is server metadata, which the server's project can
+    write: it is only a hint.  The marker names the migration of our drain
+    (its UUID); that record (from the migrations touching ``host``, which
+    only an admin can list) must be of this server, from ``host``, finished,
+    to the host the server is on now, and the server's newest move touching
+    ``host``.
+    """
+    md = getattr(server, 'metadata', None) or {}
+    marker = parse_marker(md.get(MARKER_KEY))
+    ref = marker.get('migration')
+    if md.get(ORIGIN_KEY) != host:
+        return False, 'origin record names %s' % md.get(ORIGIN_KEY)
+    if not ref:
+        return False, 'origin record names no migration of a drain'
+    records = snap.migrations(server.id)
+    found = [m for m in records if migration_ref(m) == ref
+             or str(m.id) == ref]
+    if not found:
+        return False, ('no migration %s of this server from %s' % (ref,
+                                                                    host))
+    m = found[-1]
+    if (m.source_compute != host or m.status not in engine.MIGRATION_DONE
+            or m.migration_type not in (None, 'live-migration',
+                                        'migration')):
+        return False, 'migration %s is not a finished move from %s' % (
+            ref, host)
+    if records[-1] is not m:
+        return False, 'moved again after migration %s' % ref
+    if m.dest_compute != server.compute_host:
+        return False, 'migration %s went to %s; the server is on %s' % (
+            ref, m.dest_compute, server.compute_host)
+    return True, m
 
 
 # ------------------------------------------------------------ actions
@@ -183,9 +366,11 @@ class _OriginMixin(object):
 
     def _record(self, ctx, item):
         if self.record_origin_host:
-            record_origin(ctx, item, self.record_origin_host, self.name)
+            mark_intent(ctx, item, self.record_origin_host, self.name)
 
     def finished(self, ctx, item):
+        if self.record_origin_host:
+            record_origin(ctx, item, self.record_origin_host, self.name)
         if self.clear_origin_after:
             clear_origin(ctx, item)
 
@@ -446,6 +631,15 @@ def plan_undrain(ctx, snap, servers, opts):
                 items.append(engine.PlanItem(
                     srv, reason='task_state %s: busy' % srv.task_state))
             continue
+        trusted, why = trusted_origin(srv, host, snap)
+        if not trusted:
+            # Not a failure (issue 15 item 2): a stale or forged record
+            # names a move that did not happen, so nothing is to be undone.
+            items.append(engine.PlanItem(
+                srv, reason='not moved: %s (the origin metadata alone is '
+                'not trusted: the server\'s project can write it)' % why,
+                success_if_skipped=True))
+            continue
         method, reason = _method_for(srv, opts, ctx.features, host)
         if method is None:
             items.append(engine.PlanItem(srv, reason=reason))
@@ -515,13 +709,34 @@ def drain_host(compute, host, service, opts, features=None, events=None,
     """S1-S4 for one host.  Returns a ``HostReport``."""
     features = features or engine.Features.from_proxy(compute)
     ctx = _context(compute, host, features, opts, events, opts.target_host)
-    note = ''
-    if not opts.dry_run:
-        note = disable_service(ctx, service, opts.reason,
-                               reason_default or default_reason())
-        ctx.emit('service', '%s nova-compute %s' % (host, note))
-    else:
-        note = 'dry run: service left %s' % service.status
+    if opts.dry_run:
+        return _drain_host(ctx, compute, host, service, opts, features,
+                           'dry run: service left %s' % service.status,
+                           executor_kwargs)
+    owner = lease_owner()
+    took = check_lease(service, owner, getattr(opts, 'break_lease', False))
+    if took:
+        ctx.emit('service', '%s: %s' % (host, took))
+    note = disable_service(ctx, service, opts.reason,
+                           reason_default or default_reason(), lease=owner)
+    ctx.emit('service', '%s nova-compute %s' % (host, note))
+    abandoned = True  # an exception: leave the lease to the next run
+    try:
+        report = _drain_host(ctx, compute, host, service, opts, features,
+                             note, executor_kwargs)
+        abandoned = report.abandoned
+        return report
+    finally:
+        try:
+            if not abandoned:
+                release_lease(ctx, host, owner)
+        except Exception as exc:
+            ctx.emit('warning', '%s: could not release the lease (%s); the '
+                     'next run takes it over' % (host, engine.describe(exc)))
+
+
+def _drain_host(ctx, compute, host, service, opts, features, note,
+                executor_kwargs):
     since = timeutil.utcnow() - datetime.timedelta(hours=1)
     poller = engine.HostPoller(compute, host, features, since=since)
     snap = engine.call_with_retry(lambda: poller.snapshot(full=True))
@@ -542,6 +757,7 @@ def drain_host(compute, host, service, opts, features=None, events=None,
     report.interrupted = executor.interrupted
     if executor.abandon:
         # A second Ctrl-C: leave now with what is known (no re-list).
+        report.abandoned = True
         report.api_calls = poller.calls
         report.ok = False
         return report
@@ -557,6 +773,17 @@ def drain_host(compute, host, service, opts, features=None, events=None,
             report.left.append(item)
         else:
             report.left.append(known[srv.id])
+    # Issue 15 item 2: a move that did not happen leaves no record.
+    left_ids = {srv.id for srv in remaining}
+    for item in items:
+        if item.action is not None and item.result == engine.FAILED \
+                and item.id in left_ids:
+            try:
+                clear_intent(ctx, item)
+            except Exception as exc:
+                LOG.debug('clearing the marker failed', exc_info=True)
+                item.message += '; clearing %s failed: %s' % (
+                    MARKER_KEY, engine.describe(exc))
     report.api_calls = poller.calls
     everything_done = all(i.ok or (i.action is None and opts.allow_skipped
                                    and i.result == engine.SKIPPED)
@@ -579,11 +806,16 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
     """
     features = features or engine.Features.from_proxy(compute)
     reason_default = reason_default or default_reason()
+    owner = lease_owner()
+    if not opts.dry_run:
+        for host in hosts:  # every lease before anything changes
+            check_lease(services[host], owner,
+                        getattr(opts, 'break_lease', False))
     if not opts.dry_run and len(hosts) > 1:
         ctx = _context(compute, None, features, opts, events, None)
         for host in hosts[1:]:
             note = disable_service(ctx, services[host], opts.reason,
-                                   reason_default)
+                                   reason_default, lease=owner)
             ctx.emit('service', '%s nova-compute %s' % (host, note))
             # drain_host will find it disabled and keep this reason
             services[host] = compute_service(compute, host)
@@ -596,6 +828,13 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
         reports.append(report)
         if report.interrupted:
             break
+    if not opts.dry_run:
+        ctx = _context(compute, None, features, opts, events, None)
+        for host in hosts[len(reports):]:  # not reached: not held either
+            try:
+                release_lease(ctx, host, owner)
+            except Exception as exc:
+                LOG.debug('release failed: %s', exc)
     return reports
 
 
@@ -622,6 +861,11 @@ def undrain_host(compute, host, service, opts, features=None, events=None,
                                                              host))
     elif opts.exclude:
         raise BadInput('--exclude only makes sense with --migrate-back')
+    if not opts.dry_run:
+        took = check_lease(service, lease_owner(),
+                           getattr(opts, 'break_lease', False))
+        if took:
+            ctx.emit('service', '%s: %s' % (host, took))
     if opts.dry_run:
         note = 'dry run: service left %s' % service.status
     elif opts.keep_disabled:

@@ -230,6 +230,25 @@ class TestDrain(base.FunctionalTestCase):
         self.assertEqual('SUSPENDED', self.get(srv.id).status)
         self.assertLess(took, 50)
 
+    def test_tenant_written_origin_does_not_move_a_server(self):
+        # issue 11 item 7: a project writes nodeops:origin (and a marker
+        # naming a migration) on its own server on c02; the admin's undrain
+        # c01 --migrate-back must not move it to c01, and must not fail.
+        srv = self.create_server(host='c02', conn=self.demo_conn)
+        self.demo_conn.compute.set_server_metadata(srv.id, **{
+            ORIGIN_KEY: 'c01',
+            MARKER_KEY: 'method=live at=2026-01-01T00:00:00Z from=c01 '
+                        'migration=00000000-0000-0000-0000-000000000001'})
+        self.assertEqual('c01', self.demo_conn.compute.get_server(
+            srv.id).metadata[ORIGIN_KEY])  # the project could write it
+        rows = self.undrain('c01', '--migrate-back')
+        [row] = [r for r in rows if r['ID'] == srv.id]
+        self.assertEqual(('skip', 'skipped'), (row['Method'], row['Result']))
+        self.assertIn('not moved', row['Message'])
+        self.assertEqual('c02', self.get(srv.id).compute_host)
+        self.assertEqual([], list(self.admin_conn.compute.migrations(
+            instance_uuid=srv.id)))
+
     def _popen_drain(self, *args):
         exe = os.path.join(os.path.dirname(sys.executable), 'openstack')
         env = dict(os.environ, OS_CLIENT_CONFIG_FILE=base.CLOUDS_YAML)
@@ -252,6 +271,36 @@ class TestDrain(base.FunctionalTestCase):
                        all_projects=True) if s.id in ids):
                 return
             time.sleep(0.2)
+
+    def test_lease_keeps_a_second_run_off_the_host(self):
+        # issue 11 item 7: an undrain (or a second drain) during a drain
+        # would re-enable the service and let the scheduler refill the host.
+        servers = self.create_servers(3, host='c01')
+        ids = {s.id for s in servers}
+        proc = self._popen_drain('--max-parallel', '1')
+        self._wait_first_move(proc, ids)
+        self.assertIsNone(proc.poll(), 'the drain ended too soon')
+        reason = self.service('c01').disabled_reason
+        self.assertIn('[osc-nodeops lease owner=', reason)
+        res = self.openstack('compute', 'node', 'undrain', 'c01',
+                             check=False)
+        self.assertEqual(1, res.returncode, res.stderr)
+        self.assertIn('held by another osc-nodeops drain', res.stderr)
+        self.assertIn('--break-lease', res.stderr)
+        self.assertEqual('disabled', self.service('c01').status)
+        res = self.openstack('compute', 'node', 'drain', 'c01', check=False)
+        self.assertEqual(1, res.returncode, res.stderr)
+        self.assertIn('held by another osc-nodeops drain', res.stderr)
+        out, err = proc.communicate(timeout=300)
+        self.assertEqual(0, proc.returncode, err)
+        self.assertEqual(ids, {r['ID'] for r in json.loads(out)
+                               if r['Result'] == 'moved'})
+        # released at the end: the reason stays, the lease goes
+        svc = self.service('c01')
+        self.assertEqual('disabled', svc.status)
+        self.assertNotIn('osc-nodeops lease', svc.disabled_reason)
+        self.undrain('c01')
+        self.assertEqual('enabled', self.service('c01').status)
 
     def test_ctrl_c_stops_issuing_and_reports(self):
         servers = self.create_servers(4, host='c01')

@@ -7,6 +7,7 @@ from unittest import mock
 from osc_lib import exceptions as osc_exc
 import testtools
 
+from osc_nodeops import errors
 from osc_nodeops.ops import drain
 from osc_nodeops.ops import engine
 from osc_nodeops.v1 import node
@@ -37,6 +38,19 @@ def run_undrain(nova, host='c01', events=None, **opts):
         events=events, executor_kwargs={'clock': clock, 'wait': clock.wait,
                          'handle_sigint': False})
     return report
+
+
+def drained_away(nova, name, source='c01', dest='c02', **kw):
+    """A server our drain moved from ``source`` to ``dest``: the admin-only
+    migration record and the metadata naming it."""
+    srv = nova.add(name, host=dest, **kw)
+    m = nova.add_migration(srv.id, status='completed', source=source,
+                           dest=dest, migration_type='live-migration')
+    srv.metadata = dict(srv.metadata or {}, **{
+        drain.ORIGIN_KEY: source,
+        drain.MARKER_KEY: drain.marker_value('live', source=source,
+                                             migration=m.id)})
+    return srv
 
 
 def by_name(report):
@@ -209,8 +223,12 @@ class TestDrainHost(testtools.TestCase):
         nova.services['c01'].status = 'disabled'
         nova.services['c01'].disabled_reason = 'disk swap'
         report, _ = run_drain(nova)
-        nova.compute.disable_service.assert_not_called()
-        self.assertIn('disk swap', report.service_note)
+        # the reason is written only to hold the lease, and given back
+        self.assertEqual(['disk swap'], [
+            drain.without_lease(c.kwargs['disabled_reason'])
+            for c in nova.compute.disable_service.call_args_list][:1])
+        self.assertEqual('disk swap', nova.services['c01'].disabled_reason)
+        self.assertIn("reason kept: 'disk swap'", report.service_note)
 
     def test_already_disabled_new_reason(self):
         nova = fakes.FakeNova()
@@ -281,6 +299,28 @@ class TestDrainHost(testtools.TestCase):
         self.assertIn('not started by this tool', item.reason)
         nova.compute.live_migrate_server.assert_not_called()
 
+    def test_origin_recorded_only_for_moves_that_happened(self):
+        # issue 15 item 2: "No valid host" left nodeops:origin behind
+        nova = fakes.FakeNova()
+        ok = nova.add('ok')
+        bad = nova.add('bad', script=['fail'])
+        report, _ = run_drain(nova, retries=0)
+        self.assertEqual({'ok': 'moved', 'bad': 'failed'},
+                         {i.server.name: i.result for i in report.items})
+        self.assertNotIn(drain.ORIGIN_KEY, nova.servers[bad.id].metadata)
+        self.assertNotIn(drain.MARKER_KEY, nova.servers[bad.id].metadata)
+        md = nova.servers[ok.id].metadata
+        self.assertEqual('c01', md[drain.ORIGIN_KEY])
+        marker = drain.parse_marker(md[drain.MARKER_KEY])
+        [m] = [m for m in nova.migrations.values()
+               if m.server_id == ok.id]
+        self.assertEqual((str(m.id), 'c01', 'live'), (
+            marker['migration'], marker['from'], marker['method']))
+        # and the undrain that follows is not failed by the one left home
+        undrain = run_undrain(nova, migrate_back=True)
+        self.assertTrue(undrain.ok, [i.row() for i in undrain.items])
+        self.assertEqual(['ok'], [i.server.name for i in undrain.items])
+
     def test_move_suspended(self):
         nova = fakes.FakeNova()
         srv = nova.add('s', status='SUSPENDED')
@@ -310,6 +350,92 @@ class TestDrainHost(testtools.TestCase):
         late = [i for i in report.items if i.id == added['s'].id]
         self.assertEqual('left', late[0].result)
         self.assertFalse(report.ok)
+
+
+class TestLease(testtools.TestCase):
+    """issue 11 item 7: two runs on one host are not allowed."""
+
+    def held(self, nova, owner='ops@other-machine:4242', host='c01'):
+        svc = nova.services[host]
+        svc.status = 'disabled'
+        svc.disabled_reason = drain.with_lease('maintenance', owner)
+        return svc
+
+    def test_drain_holds_the_lease_while_it_runs_and_releases_it(self):
+        nova = fakes.FakeNova()
+        nova.add('a')
+        seen = []
+
+        def events(event):
+            if event.kind == 'issued':
+                seen.append(nova.services['c01'].disabled_reason)
+        options = drain.Options(poll_interval=1.0, reason='disk swap')
+        clock = FakeClock()
+        drain.drain_host(nova.compute, 'c01', nova.services['c01'], options,
+                         events=events,
+                         executor_kwargs={'clock': clock, 'wait': clock.wait,
+                                          'handle_sigint': False})
+        [during] = seen
+        owner, _ = drain.parse_lease(during)
+        self.assertEqual(drain.lease_owner(), owner)
+        self.assertTrue(during.startswith('disk swap ['))
+        self.assertEqual('disk swap', nova.services['c01'].disabled_reason)
+
+    def test_second_drain_and_undrain_refused_while_held(self):
+        nova = fakes.FakeNova()
+        nova.add('a')
+        self.held(nova)
+        for run in (lambda: run_drain(nova),
+                    lambda: drain.drain_hosts(
+                        nova.compute, ['c01'], dict(nova.services),
+                        drain.Options()),
+                    lambda: run_undrain(nova),
+                    lambda: run_undrain(nova, migrate_back=True)):
+            exc = self.assertRaises(errors.Refused, run)
+            self.assertIn('held by another osc-nodeops drain', str(exc))
+            self.assertIn('ops@other-machine:4242', str(exc))
+            self.assertIn('--break-lease', str(exc))
+        for name in MUTATORS:
+            getattr(nova.compute, name).assert_not_called()
+        self.assertEqual('disabled', nova.services['c01'].status)
+
+    def test_break_lease_takes_it_over(self):
+        nova = fakes.FakeNova()
+        nova.add('a')
+        self.held(nova)
+        report, events = run_drain(nova, break_lease=True)
+        self.assertEqual(['moved'], [i.result for i in report.items])
+        self.assertTrue(any('broke the lease of ops@other-machine:4242'
+                            in e.message for e in events))
+        self.assertEqual('maintenance',
+                         nova.services['c01'].disabled_reason)
+        self.held(nova)
+        report = run_undrain(nova, break_lease=True)
+        self.assertEqual('enabled', nova.services['c01'].status)
+
+    def test_lease_of_a_dead_process_on_this_machine_is_taken_over(self):
+        import socket
+        import subprocess
+        proc = subprocess.Popen(['true'])
+        proc.wait()
+        nova = fakes.FakeNova()
+        self.held(nova, owner='ops@%s:%d' % (socket.gethostname(),
+                                             proc.pid))
+        report, events = run_drain(nova)
+        self.assertTrue(any('that process is gone' in e.message
+                            for e in events))
+
+    def test_dry_run_ignores_the_lease(self):
+        nova = fakes.FakeNova()
+        nova.add('a')
+        self.held(nova)
+        report, _ = run_drain(nova, dry_run=True)
+        self.assertEqual(['planned'], [i.result for i in report.items])
+
+    def test_reason_stays_within_nova_limit(self):
+        text = drain.with_lease('x' * 300, 'u@m:1')
+        self.assertLessEqual(len(text), drain.REASON_MAX)
+        self.assertEqual(('u@m:1',), drain.parse_lease(text)[:1])
 
 
 class TestDrainHosts(testtools.TestCase):
@@ -459,8 +585,7 @@ class TestUndrain(testtools.TestCase):
     def test_exclude_keeps_one_away(self):
         nova = fakes.FakeNova()
         for name in ('a', 'b'):
-            nova.add(name, host='c02', metadata={drain.ORIGIN_KEY: 'c01',
-                                                 drain.MARKER_KEY: 'x'})
+            drained_away(nova, name)
         report = run_undrain(nova, migrate_back=True, exclude=('b',),
                              allow_skipped=True)
         self.assertEqual({'a': 'moved', 'b': 'skipped'},
@@ -488,11 +613,62 @@ class TestUndrain(testtools.TestCase):
         self.assertEqual(1, item.attempts)
         self.assertLess(item.seconds, 30)
 
+    def test_forged_or_stale_origin_is_not_trusted(self):
+        # issue 11 item 7: nodeops:origin is metadata the project can
+        # write; only an admin-only migration record of our drain counts.
+        nova = fakes.FakeNova()
+        no_marker = nova.add('no-marker', host='c02',
+                             metadata={drain.ORIGIN_KEY: 'c01'})
+        bogus = nova.add('bogus', host='c02', metadata={
+            drain.ORIGIN_KEY: 'c01',
+            drain.MARKER_KEY: drain.marker_value('live', source='c01',
+                                                 migration='12345')})
+        real = drained_away(nova, 'real')
+        stolen = nova.add('stolen', host='c02', metadata=dict(
+            real.metadata))  # another server's migration
+        other_src = drained_away(nova, 'other-src', source='c03')
+        other_src.metadata[drain.ORIGIN_KEY] = 'c01'
+        moved_on = drained_away(nova, 'moved-on')
+        moved_on.compute_host = 'c03'  # moved elsewhere after the drain
+        report = run_undrain(nova, migrate_back=True)
+        items = by_name(report)
+        self.assertTrue(report.ok, [i.row() for i in report.items])
+        self.assertEqual('moved', items['real'].result)
+        for name in ('no-marker', 'bogus', 'stolen', 'other-src',
+                     'moved-on'):
+            self.assertEqual('skipped', items[name].result, name)
+            self.assertIn('not moved', items[name].reason)
+            self.assertTrue(items[name].ok)
+        calls = nova.compute.live_migrate_server.call_args_list
+        self.assertEqual({real.id}, {c.args[0] for c in calls})
+        for srv in (no_marker, bogus, stolen):
+            self.assertEqual('c02', nova.servers[srv.id].compute_host)
+
+    def test_old_record_replayed_after_the_move_home_is_refused(self):
+        nova = fakes.FakeNova()
+        nova.add('a')
+        run_drain(nova)
+        [srv] = [s for s in nova.servers.values()]
+        old = dict(srv.metadata)
+        self.assertIn('migration=', old[drain.MARKER_KEY])
+        self.assertTrue(run_undrain(nova, migrate_back=True).ok)
+        self.assertEqual('c01', srv.compute_host)
+        # moved away by an admin by hand; the project restores the record
+        nova.compute.live_migrate_server(srv.id, host='c02')
+        for _ in range(10):
+            nova.tick()
+        self.assertEqual('c02', srv.compute_host)
+        srv.metadata.update(old)
+        nova.compute.live_migrate_server.reset_mock()
+        report = run_undrain(nova, migrate_back=True)
+        self.assertTrue(report.ok)
+        [item] = report.items
+        self.assertEqual('skipped', item.result)
+        nova.compute.live_migrate_server.assert_not_called()
+
     def test_failed_move_back_keeps_record(self):
         nova = fakes.FakeNova()
-        srv = nova.add('a', host='c02', metadata={drain.ORIGIN_KEY: 'c01',
-                                                  drain.MARKER_KEY: 'x'},
-                       script=['fail'])
+        srv = drained_away(nova, 'a', script=['fail'])
         report = run_undrain(nova, migrate_back=True, retries=0)
         self.assertFalse(report.ok)
         self.assertEqual('c01',
@@ -589,8 +765,7 @@ class TestCommands(testtools.TestCase):
 
     def test_undrain_migrate_back(self):
         nova = fakes.FakeNova()
-        nova.add('a', host='c02', metadata={drain.ORIGIN_KEY: 'c01',
-                                            drain.MARKER_KEY: 'x'})
+        drained_away(nova, 'a')
         nova.services['c01'].status = 'disabled'
         rc, app = run_command(node.UndrainNode, nova,
                               ['c01', '--migrate-back', '--poll-interval',
