@@ -83,6 +83,11 @@ class _MoveCommand(base.NodeOpsLister):
             help='Seconds between two looks at the host: one migration '
                  'list, and one server list when a move needs checking, for '
                  'all servers together (default 2)')
+        parser.add_argument(
+            '--break-lease', action='store_true',
+            help='Take over the host from another osc-nodeops drain whose '
+                 'lease (in the service\'s disabled reason) is still there: '
+                 'only when that run is gone')
 
     def _options(self, parsed_args, **extra):
         from osc_nodeops.ops import drain
@@ -98,6 +103,7 @@ class _MoveCommand(base.NodeOpsLister):
             move_suspended=parsed_args.move_suspended,
             dry_run=parsed_args.dry_run,
             allow_skipped=parsed_args.allow_skipped,
+            break_lease=parsed_args.break_lease,
             **extra)
 
     def _events(self):
