@@ -38,6 +38,7 @@ class ExitStatusMixin(object):
 
     def run(self, parsed_args):
         self.exit_status = EXIT_OK
+        self.api_timeout = getattr(parsed_args, 'api_timeout', None)
         try:
             rc = super(ExitStatusMixin, self).run(parsed_args)
         except UsageError as exc:
@@ -52,7 +53,7 @@ class NodeOpsLister(ExitStatusMixin, command.Lister):
 
     @property
     def conn(self):
-        return self.app.client_manager.sdk_connection
+        return bounded_connection(self)
 
 
 class NodeOpsShowOne(ExitStatusMixin, command.ShowOne):
@@ -60,7 +61,7 @@ class NodeOpsShowOne(ExitStatusMixin, command.ShowOne):
 
     @property
     def conn(self):
-        return self.app.client_manager.sdk_connection
+        return bounded_connection(self)
 
 
 class NodeOpsCommand(ExitStatusMixin, command.Command):
@@ -68,7 +69,26 @@ class NodeOpsCommand(ExitStatusMixin, command.Command):
 
     @property
     def conn(self):
-        return self.app.client_manager.sdk_connection
+        return bounded_connection(self)
+
+
+def bounded_connection(command):
+    """OSC's openstacksdk Connection, with a timeout on every API request
+    (``--api-timeout``, else 60 s): OSC's own session has none."""
+    from osc_nodeops.ops import engine
+    conn = command.app.client_manager.sdk_connection
+    engine.bound_api_timeout(conn, getattr(command, 'api_timeout', None))
+    return conn
+
+
+def add_api_timeout_argument(parser):
+    parser.add_argument(
+        '--api-timeout', type=positive_float, default=None,
+        metavar='SECONDS',
+        help='Give up on an API request that has not answered within '
+             'SECONDS (connect, and each read; default 60).  A request that '
+             'timed out counts as a transient fault: it is checked, then '
+             'retried')
 
 
 def positive_int(text):

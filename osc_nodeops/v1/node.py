@@ -83,6 +83,7 @@ class _MoveCommand(base.NodeOpsLister):
             help='Seconds between two looks at the host: one migration '
                  'list, and one server list when a move needs checking, for '
                  'all servers together (default 2)')
+        base.add_api_timeout_argument(parser)
         parser.add_argument(
             '--break-lease', action='store_true',
             help='Take over the host from another osc-nodeops drain whose '

@@ -178,6 +178,7 @@ class RecoverAll(base.NodeOpsLister):
             '--dry-run', action='store_true',
             help='Print the plan and change nothing (--via-db is a dry run '
                  'unless --execute)')
+        base.add_api_timeout_argument(parser)
         return parser
 
     def run(self, parsed_args):

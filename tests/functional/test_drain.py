@@ -352,3 +352,107 @@ class TestDrain(base.FunctionalTestCase):
                              '--max-parallel', '0', check=False)
         self.assertEqual(2, res.returncode)
         self.assertEqual('enabled', self.service('c01').status)
+
+
+class TestDrainHungAPI(base.FunctionalTestCase):
+    """issue 11 item 3 on the rig's fault proxy (cloud minicloud-faulty):
+    a request that is never answered (``hang``) does not hang the run."""
+
+    def setUp(self):
+        super(TestDrainHungAPI, self).setUp()
+        self.addCleanup(TestDrain._enable_all, self)
+        self.addCleanup(self.minicloud, 'faults', 'clear')
+        self.log = self.state['faults_log']
+
+    def _hangs_since(self, before):
+        try:
+            with open(self.log) as f:
+                lines = f.readlines()[before:]
+        except FileNotFoundError:
+            return []
+        return [ln for ln in lines if ' nova hang ' in ln]
+
+    def _log_len(self):
+        try:
+            with open(self.log) as f:
+                return len(f.readlines())
+        except FileNotFoundError:
+            return 0
+
+    def faulty(self, *args, timeout=300):
+        start = time.monotonic()
+        res = self.openstack(*args, cloud='minicloud-faulty', check=False,
+                             timeout=timeout)
+        return res, time.monotonic() - start
+
+    def test_an_api_that_never_answers_ends_the_command(self):
+        self.minicloud('faults', 'set', 'nova', 'hang=1')
+        before = self._log_len()
+        res, took = self.faulty('compute', 'node', 'drain', 'c01',
+                                '--dry-run', '--api-timeout', '2')
+        self.addDetail('stderr', content.text_content(res.stderr))
+        self.assertNotEqual(0, res.returncode)
+        self.assertLess(took, 120)
+        self.assertTrue(self._hangs_since(before))
+        self.assertNotIn('Traceback', res.stderr)
+
+    def test_drain_finishes_through_hung_requests(self):
+        servers = self.create_servers(2, host='c01')
+        ids = {s.id for s in servers}
+        self.minicloud('faults', 'set', 'nova', 'hang=0.25')
+        before = self._log_len()
+        res, took = self.faulty('compute', 'node', 'drain', 'c01',
+                                '--api-timeout', '3', '--poll-interval', '1',
+                                '--retries', '3', '-f', 'json', timeout=900)
+        self.addDetail('stderr', content.text_content(res.stderr))
+        self.minicloud('faults', 'clear')
+        hangs = self._hangs_since(before)
+        self.assertTrue(hangs, 'no request hung: the test proved nothing')
+        self.assertEqual(0, res.returncode, res.stderr)
+        rows = {r['ID']: r for r in json.loads(res.stdout)}
+        for sid in ids:
+            self.assertEqual('moved', rows[sid]['Result'], rows[sid])
+            srv = self.admin_conn.compute.get_server(sid)
+            self.assertNotEqual('c01', srv.compute_host)
+            self.assertEqual('ACTIVE', srv.status)
+        # never issued twice: one migration record per server
+        for sid in ids:
+            migs = [m for m in self.admin_conn.compute.migrations(
+                instance_uuid=sid) if m.source_compute == 'c01']
+            self.assertEqual(1, len(migs), migs)
+
+    def test_second_ctrl_c_leaves_at_once_while_a_call_hangs(self):
+        servers = self.create_servers(3, host='c01')
+        ids = {s.id for s in servers}
+        exe = os.path.join(os.path.dirname(sys.executable), 'openstack')
+        env = dict(os.environ, OS_CLIENT_CONFIG_FILE=base.CLOUDS_YAML)
+        for key in list(env):
+            if key.startswith('OS_') and key != 'OS_CLIENT_CONFIG_FILE':
+                del env[key]
+        proc = subprocess.Popen(
+            [exe, '--os-cloud', 'minicloud-faulty', 'compute', 'node',
+             'drain', 'c01', '--poll-interval', '1', '--max-parallel', '1',
+             '--api-timeout', '600', '-f', 'json'],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        TestDrain._wait_first_move(self, proc, ids)
+        self.assertIsNone(proc.poll())
+        before = self._log_len()
+        self.minicloud('faults', 'set', 'nova', 'hang=1')
+        deadline = time.time() + 60
+        while time.time() < deadline and not self._hangs_since(before):
+            time.sleep(0.5)
+        self.assertTrue(self._hangs_since(before), 'nothing hung')
+        proc.send_signal(signal.SIGINT)
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        start = time.monotonic()
+        out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - start
+        self.addDetail('stderr', content.text_content(err))
+        self.assertLess(took, 15)
+        self.assertNotEqual(0, proc.returncode)
+        rows = {r['ID']: r for r in json.loads(out)}
+        self.assertEqual(ids, set(rows))
+        self.assertIn('interrupted', {r['Result'] for r in rows.values()})

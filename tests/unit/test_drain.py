@@ -681,6 +681,7 @@ class FakeApp(object):
         self.client_manager = mock.Mock()
         self.client_manager.sdk_connection.compute = nova.compute
         self.client_manager.sdk_connection.config.auth = {'username': 'op'}
+        self.client_manager.sdk_connection.session.timeout = None
         self.stdout = io.StringIO()
         self.stderr = io.StringIO()
         self.options = mock.Mock(debug=False)
@@ -710,6 +711,17 @@ class TestCommands(testtools.TestCase):
                           'Message'], list(rows[0]))
         self.assertEqual('moved', rows[0]['Result'])
         self.assertIn('disabled', app.stderr.getvalue())
+
+    def test_every_request_has_a_timeout(self):
+        # issue 11 item 3: OSC's session has none; 60 s, or --api-timeout
+        nova = fakes.FakeNova()
+        rc, app = run_command(node.DrainNode, nova, ['c01', '--dry-run'])
+        session = app.client_manager.sdk_connection.session
+        self.assertEqual(engine.DEFAULT_API_TIMEOUT, session.timeout)
+        rc, app = run_command(node.UndrainNode, nova,
+                              ['c01', '--api-timeout', '7.5'])
+        session = app.client_manager.sdk_connection.session
+        self.assertEqual(7.5, session.timeout)
 
     def test_drain_exit_1_when_something_left(self):
         nova = fakes.FakeNova()
