@@ -99,10 +99,18 @@ def _attached_to(volume, server_id):
 
 
 class Reattach(engine.Action):
-    """S18 for one server; ``item.data['volumes']`` = [(id, device)]."""
+    """S18 for one server; ``item.data['volumes']`` = [(id, device)].
+
+    Detach every volume, wait until each is available, attach each again at
+    its device.  A detach refused after others went through is undone
+    (issue 11 item 6): the volumes already detached are attached again and
+    the row says so; a server is never left with fewer volumes than it had.
+    An attach that fails is tried again (``attach_tries`` in all).
+    """
 
     name = 'reattach'
     success = 'reattached'
+    attach_tries = 3
 
     def issue(self, ctx, item):
         srv = ctx.compute.get_server(item.id)
@@ -112,42 +120,78 @@ class Reattach(engine.Action):
             return
         item.data.pop('not_up', None)
         item.data['phase'] = 'detach'
-        item.data['attach_issued'] = False
+        item.data['attach_calls'] = 0
+        detached = item.data['detached'] = []
         for volume_id, _device in item.data['volumes']:
-            ctx.compute.delete_volume_attachment(item.id, volume_id,
-                                                 ignore_missing=False)
+            try:
+                ctx.compute.delete_volume_attachment(item.id, volume_id,
+                                                     ignore_missing=False)
+            except Exception as exc:
+                if not detached:
+                    raise  # nothing changed yet: a plain refusal
+                item.data['phase'] = 'undo'
+                item.data['undo_reason'] = 'detaching %s failed (%s)' % (
+                    volume_id, engine.describe(exc))
+                return
+            detached.append(volume_id)
 
-    def _attach_all(self, ctx, item):
-        for volume_id, device in item.data['volumes']:
-            ctx.compute.create_volume_attachment(item.id, volume_id,
-                                                 device=device)
+    def _attach(self, ctx, item, volume_ids):
+        item.data['attach_calls'] = item.data.get('attach_calls', 0) + 1
+        devices = dict(item.data['volumes'])
+        for volume_id in volume_ids:
+            ctx.compute.create_volume_attachment(
+                item.id, volume_id, device=devices.get(volume_id))
 
     def progress(self, ctx, item, snap):
         if item.data.get('not_up'):
             return engine.Check(engine.FATAL, 'not up (%s): volumes left '
                                 'attached as they were' % item.data['not_up'])
         vols = snap.volumes
-        wanted = item.data['volumes']
-        missing = [v for v, _ in wanted if v not in vols]
+        wanted = [v for v, _ in item.data['volumes']]
+        missing = [v for v in wanted if v not in vols]
         if missing:
             return engine.Check(engine.FATAL, 'volume(s) %s vanished' %
                                 ', '.join(missing))
-        states = [vols[v].status for v, _ in wanted]
-        bad = [s for s in states if s.startswith('error')]
+        states = {v: vols[v].status for v in wanted}
+        bad = [s for s in states.values() if s.startswith('error')]
         if bad:
             return engine.Check(engine.FATAL, 'volume status %s' % bad[0])
-        if item.data['phase'] == 'detach':
-            if all(s == 'available' for s in states):
+        listing = ', '.join(states[v] for v in wanted)
+        phase = item.data['phase']
+        if phase == 'detach':
+            if all(s == 'available' for s in states.values()):
                 item.data['phase'] = 'attach'
                 return engine.Check(engine.CALL, 'attach again',
-                                    call=lambda: self._attach_all(ctx, item))
-            return engine.Check(engine.PENDING, 'detaching: %s' %
-                                ', '.join(states))
-        if all(s == 'in-use' and _attached_to(vols[v], item.id)
-               for (v, _), s in zip(wanted, states)):
+                                    call=lambda: self._attach(ctx, item,
+                                                              wanted))
+            return engine.Check(engine.PENDING, 'detaching: %s' % listing)
+        # attach, or undo a partial detach: attach whatever is available
+        # until every volume is in use by the server again.
+        if all(states[v] == 'in-use' and _attached_to(vols[v], item.id)
+               for v in wanted):
+            if phase == 'undo':
+                return engine.Check(engine.FATAL, '%s; re-attached %s: the '
+                                    'server has all its volumes again' % (
+                                        item.data['undo_reason'], ', '.join(
+                                            item.data['detached'])))
             return engine.Check(engine.COMPLETE, 'in-use')
-        return engine.Check(engine.PENDING, 'attaching: %s' %
-                            ', '.join(states))
+        available = [v for v in wanted if states[v] == 'available']
+        moving = [v for v in wanted if states[v] in (
+            'detaching', 'attaching', 'reserved')]
+        if available and not moving:
+            if item.data.get('attach_calls', 0) >= self.attach_tries:
+                return engine.Check(engine.FATAL, 'attaching %s failed %d '
+                                    'times: left detached (attach by hand: '
+                                    'openstack server add volume)' % (
+                                        ', '.join(available),
+                                        self.attach_tries))
+            what = 'attach again' if phase == 'attach' else (
+                'undo: attach again %s' % ', '.join(available))
+            return engine.Check(engine.CALL, what,
+                                call=lambda: self._attach(ctx, item,
+                                                          available))
+        return engine.Check(engine.PENDING, '%s: %s' % (
+            'attaching' if phase == 'attach' else 'undoing', listing))
 
     def verify(self, ctx, item, snap):
         notes = []

@@ -144,3 +144,52 @@ class TestReattach(testtools.TestCase):
     def test_server_without_volumes_gets_no_row(self):
         a = self.nova.add('a')
         self.assertEqual([], self.run_reattach([a]))
+
+    def test_partial_detach_is_undone(self):
+        # issue 11 item 6: the second detach refused left the first volume
+        # detached from a running server.
+        from tests.unit import fakes
+        a = self.nova.add('a')
+        self.cinder.add('v1', a, '/dev/vdb')
+        self.cinder.add('v2', a, '/dev/vdc')
+        detach = self.nova.compute.delete_volume_attachment.side_effect
+
+        def refuse_v2(server, volume, ignore_missing=True):
+            if volume == 'v2':
+                self.cinder.calls.append(('detach-refused', volume))
+                raise fakes.http_error(409, 'volume v2 is busy')
+            return detach(server, volume, ignore_missing=ignore_missing)
+        self.nova.compute.delete_volume_attachment.side_effect = refuse_v2
+        [item] = self.run_reattach([a])
+        self.assertEqual('failed', item.result)
+        self.assertIn('detaching v2 failed', item.message)
+        self.assertIn('re-attached v1', item.message)
+        self.assertEqual([('detach', 'v1'), ('detach-refused', 'v2'),
+                          ('attach', 'v1', '/dev/vdb')], self.cinder.calls)
+        for vid in ('v1', 'v2'):
+            vol = self.cinder.volumes[vid]
+            self.assertEqual('in-use', vol.status)
+            self.assertEqual(a.id, vol.attachments[0]['server_id'])
+
+    def test_failed_attach_is_tried_again(self):
+        from tests.unit import fakes
+        a = self.nova.add('a')
+        self.cinder.add('v1', a, '/dev/vdb')
+        self.cinder.add('v2', a, '/dev/vdc')
+        attach = self.nova.compute.create_volume_attachment.side_effect
+        failures = ['v2']
+
+        def flaky(server, volume=None, device=None, **kw):
+            if volume in failures:
+                failures.remove(volume)
+                raise fakes.http_error(500, 'attach failed')
+            return attach(server, volume=volume, device=device, **kw)
+        self.nova.compute.create_volume_attachment.side_effect = flaky
+        [item] = self.run_reattach([a])
+        self.assertEqual('reattached', item.result, item.message)
+        self.assertEqual(
+            [('detach', 'v1'), ('detach', 'v2'),
+             ('attach', 'v1', '/dev/vdb'), ('attach', 'v2', '/dev/vdc')],
+            self.cinder.calls)
+        for vid in ('v1', 'v2'):
+            self.assertEqual('in-use', self.cinder.volumes[vid].status)
