@@ -111,7 +111,8 @@ def compute_service(compute, host):
     return engine.find_compute_service(compute, host, UnknownHost)
 
 
-def default_reason(conn=None, now=None):
+def operator_name(conn=None):
+    """The cloud user name of ``conn``, else the local user's."""
     user = None
     try:
         user = conn.config.auth.get('username') if conn is not None else None
@@ -122,6 +123,11 @@ def default_reason(conn=None, now=None):
             user = getpass.getuser()
         except Exception:
             user = 'unknown'
+    return user
+
+
+def default_reason(conn=None, now=None):
+    user = operator_name(conn)
     now = now or timeutil.utcnow()
     return 'maintenance: drained by %s at %s (osc-nodeops)' % (
         user, timeutil.api_time(now))
@@ -194,16 +200,8 @@ REASON_MAX = 255  # nova's services.disabled_reason column
 
 
 def lease_owner(conn=None):
-    user = None
-    try:
-        user = conn.config.auth.get('username') if conn is not None else None
-    except Exception:
-        user = None
-    if not user:
-        try:
-            user = getpass.getuser()
-        except Exception:
-            user = 'unknown'
+    """``USER@MACHINE:PID``: who holds a lease (this process)."""
+    user = operator_name(conn)
     return '%s@%s:%d' % (''.join(user.split()) or 'unknown',
                          socket.gethostname() or 'localhost', os.getpid())
 
