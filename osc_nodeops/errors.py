@@ -68,8 +68,11 @@ class Interrupted(NodeOpsError):
 
 def http_status(exc):
     """The HTTP status of an SDK / keystoneauth error, or None."""
-    return (getattr(exc, 'status_code', None)
-            or getattr(exc, 'http_status', None))
+    status = (getattr(exc, 'status_code', None)
+              or getattr(exc, 'http_status', None))
+    if status is None and type(exc).__name__ == 'ForbiddenException':
+        status = 403  # made without a response (the SDK's own checks)
+    return status
 
 
 def one_line(exc, limit=300):

@@ -10,30 +10,17 @@ LOG = logging.getLogger(__name__)
 
 API_NAME = 'nodeops'
 API_VERSION_OPTION = 'os_nodeops_api_version'
-API_VERSIONS = {'1': 'osc_nodeops.plugin.Client'}
+# The commands talk to nova, neutron and cinder through the openstacksdk
+# ``Connection`` OSC has already authenticated: that is our "client".
+API_VERSIONS = {'1': 'openstack.connection.Connection'}
 DEFAULT_API_VERSION = '1'
 
 
-class Client(object):
-    """The client OSC builds for us: a handle on OSC's own SDK connection.
-
-    The commands talk to nova, neutron and cinder through the openstacksdk
-    ``Connection`` OSC has already authenticated (``sdk_connection``), so we
-    do not open a second session.
-    """
-
-    def __init__(self, instance):
-        self._instance = instance
-
-    @property
-    def connection(self):
-        return self._instance.sdk_connection
-
-
 def make_client(instance):
-    """Return the nodeops client for OSC's ClientManager."""
+    """OSC's ClientManager asks every plugin for a client: ours is OSC's own
+    SDK connection, so no second session is opened."""
     LOG.debug('Instantiating nodeops client')
-    return Client(instance)
+    return instance.sdk_connection
 
 
 def build_option_parser(parser):

@@ -1,15 +1,21 @@
-"""Exceptions of the DB layer: every message is one line, no password."""
+"""Exceptions of the DB layer: every message is one line, no password.
+
+They belong to the one hierarchy of ``osc_nodeops.errors`` (exit 1): the
+commands say them like any other refusal.
+"""
+
+from osc_nodeops import errors
 
 
-class DBError(Exception):
+class DBError(errors.NodeOpsError):
     """A database operation failed; nothing was committed unless said."""
 
 
 class DBConfigError(DBError):
-    """A URL or config file is missing or malformed (a usage error)."""
+    """A URL, config file or journal is missing or malformed."""
 
 
-class DBConflict(DBError):
+class DBConflict(DBError, errors.Refused):
     """The rows are not in the state the operation expects; nothing done."""
 
 

@@ -7,6 +7,7 @@ The password is kept out of every string this module makes: ``str()`` and
 """
 
 import configparser
+import dataclasses
 import re
 import urllib.parse
 
@@ -172,6 +173,39 @@ def from_conf(path, what=None):
         raise errors.DBConfigError(
             '%s has no [database] connection option' % path)
     return DBURL.parse(url, what='[database] connection in %s' % path)
+
+
+def redact(text):
+    """A URL as text with its password (everything between the user's
+    ``:`` and the *last* ``@`` before the host) replaced by ``***``."""
+    text = str(text)
+    scheme, sep, rest = text.partition('://')
+    if not sep or '@' not in rest:
+        return text
+    userinfo, _, hostpart = rest.rpartition('@')
+    user, colon, _password = userinfo.partition(':')
+    return '%s://%s%s@%s' % (scheme, user, ':***' if colon else '', hostpart)
+
+
+class SecretURL(str):
+    """A DB URL given on the command line that shows no password when
+    repr()'d: osc-lib logs the parsed arguments (``run(Namespace(...))``)
+    at debug level."""
+
+    def __repr__(self):
+        return repr(redact(self))
+
+
+@dataclasses.dataclass
+class Source(object):
+    """Where a database URL comes from: given, or read from a config file."""
+
+    url: str = None
+    conf: str = None
+    what: str = 'database'
+
+    def resolve(self):
+        return resolve(self.url, self.conf, what=self.what)
 
 
 def resolve(url=None, conf=None, what='database'):

@@ -11,10 +11,18 @@
    them too).  Volumes are re-attached on request (S18).
 """
 
+import dataclasses
 import datetime
 
+from osc_nodeops.db import url as db_url
+from osc_nodeops import errors
 from osc_nodeops.ops import engine
 from osc_nodeops.ops import recover
+
+#: Where a database URL comes from (``--nova-db URL`` / ``--nova-conf``).
+DBSource = db_url.Source
+#: A URL from the command line whose repr() hides the password.
+SecretURL = db_url.SecretURL
 
 
 class DBPlanItem(engine.PlanItem):
@@ -81,13 +89,25 @@ def _move_items(plan, servers, result, journal=None):
     return items
 
 
-def recover_via_db(conn, host, opts, nova_url, neutron_url, journal_path,
-                   features=None, events=None, executor_kwargs=None,
-                   db_mode='auto', connector=None, before_commit=None):
-    from osc_nodeops.db import hostmove
+def _resolve(source, what):
+    return (source or DBSource(what=what)).resolve()
+
+
+def recover_via_db(conn, host, opts, nova_url=None, neutron_url=None,
+                   journal_path=None, features=None, events=None,
+                   executor_kwargs=None, db_mode='auto', connector=None,
+                   before_commit=None):
+    """``recover-all --dead --via-db``; the URLs default to the request's
+    ``nova_db`` / ``neutron_db`` sources, the journal to ``opts.journal``
+    or a fresh path under ``$XDG_STATE_HOME``."""
+    from osc_nodeops.db import journal as journal_mod
 
     compute = conn.compute
     recover.validate(opts)
+    nova_url = nova_url or _resolve(opts.nova_db, 'nova')
+    neutron_url = neutron_url or _resolve(opts.neutron_db, 'neutron')
+    journal_path = (journal_path or opts.journal
+                    or journal_mod.default_path(host))
     features = features or engine.Features.from_proxy(compute)
     dry = not opts.execute
     service, note = recover.check_host(compute, host, opts,
@@ -97,31 +117,61 @@ def recover_via_db(conn, host, opts, nova_url, neutron_url, journal_path,
         block_storage=getattr(conn, 'block_storage', None))
     ctx.emit('service', note)
     report = recover.Report(host, [], notes=[note])
+    db = dict(nova_url=nova_url, neutron_url=neutron_url, mode=db_mode,
+              connector=connector)
     if dry:
-        plan = hostmove.plan(nova_url, neutron_url, host, opts.target_host,
-                             mode=db_mode, connector=connector)
-        for line in describe_statements(plan):
-            ctx.emit('sql', line)
-        for why in plan.conflicts:
-            ctx.emit('conflict', why)
-        servers = _server_rows(compute, host, plan.instance_uuids())
-        report.items = _move_items(plan, servers, engine.PLANNED)
-        for item in report.items:
-            if plan.conflicts:
-                item.result = 'refused'
-                item.message += '; ' + '; '.join(plan.conflicts)
-        ctx.emit('plan', '%s -> %s: %d instance(s), %d port binding(s), '
-                 '%d binding level(s); dry run (--execute applies)' % (
-                     host, opts.target_host, len(plan.instances),
-                     len(plan.bindings), len(plan.levels)))
-        report.ok = not plan.conflicts
-        return report
-    preview = hostmove.plan(nova_url, neutron_url, host, opts.target_host,
-                            mode=db_mode, connector=connector)
+        return _dry_run(ctx, report, host, opts, db)
+    moved = _execute(ctx, report, host, opts, db, journal_path,
+                     before_commit)
+    reboot = _reboot_moved(ctx, report, moved, host, opts, features,
+                           executor_kwargs)
+    if opts.reattach_volumes and not report.interrupted:
+        report.items += recover.reattach(
+            ctx, [i for i in reboot if i.ok and i.action], opts, features,
+            executor_kwargs=executor_kwargs)
+    report.ok = not report.interrupted and all(
+        i.ok or isinstance(i, DBPlanItem) for i in report.items)
+    return report
+
+
+def _plan(host, opts, db):
+    from osc_nodeops.db import hostmove
+    return hostmove.plan(db['nova_url'], db['neutron_url'], host,
+                         opts.target_host, mode=db['mode'],
+                         connector=db['connector'])
+
+
+def _dry_run(ctx, report, host, opts, db):
+    """The statements on stderr, the rows planned; nothing changed."""
+    plan = _plan(host, opts, db)
+    for line in describe_statements(plan):
+        ctx.emit('sql', line)
+    for why in plan.conflicts:
+        ctx.emit('conflict', why)
+    servers = _server_rows(ctx.compute, host, plan.instance_uuids())
+    report.items = _move_items(plan, servers, engine.PLANNED)
+    for item in report.items:
+        if plan.conflicts:
+            item.result = 'refused'
+            item.message += '; ' + '; '.join(plan.conflicts)
+    ctx.emit('plan', '%s -> %s: %d instance(s), %d port binding(s), '
+             '%d binding level(s); dry run (--execute applies)' % (
+                 host, opts.target_host, len(plan.instances),
+                 len(plan.bindings), len(plan.levels)))
+    report.ok = not plan.conflicts
+    return report
+
+
+def _execute(ctx, report, host, opts, db, journal_path, before_commit):
+    """S20/S21 in the databases, with the journal; the moved rows."""
+    from osc_nodeops.db import hostmove
+    compute = ctx.compute
+    preview = _plan(host, opts, db)
     servers_before = _server_rows(compute, host, preview.instance_uuids())
     ctx.emit('db', 'journal: %s' % journal_path)
-    plan = hostmove.execute(nova_url, neutron_url, host, opts.target_host,
-                            journal_path, mode=db_mode, connector=connector,
+    plan = hostmove.execute(db['nova_url'], db['neutron_url'], host,
+                            opts.target_host, journal_path, mode=db['mode'],
+                            connector=db['connector'],
                             before_commit=before_commit)
     report.journal = journal_path if plan.instances else None
     for line in describe_statements(plan):
@@ -133,7 +183,13 @@ def recover_via_db(conn, host, opts, nova_url, neutron_url, journal_path,
     moved = _move_items(plan, servers_before, 'moved',
                         journal=report.journal)
     report.items = list(moved)
-    # S22: hard reboot each moved server on the new host.
+    return moved
+
+
+def _reboot_moved(ctx, report, moved, host, opts, features,
+                  executor_kwargs):
+    """S22: hard reboot each moved server that was running, on the new
+    host; the reboot items (also added to the report)."""
     reboot = []
     for item in moved:
         srv = item.server
@@ -151,7 +207,7 @@ def recover_via_db(conn, host, opts, nova_url, neutron_url, journal_path,
                 source=host))
     if reboot:
         since = engine.utcnow() - datetime.timedelta(hours=1)
-        poller = engine.HostPoller(compute, opts.target_host, features,
+        poller = engine.HostPoller(ctx.compute, opts.target_host, features,
                                    since=since)
         executor = recover.make_executor(ctx, poller, opts,
                                          **(executor_kwargs or {}))
@@ -159,31 +215,57 @@ def recover_via_db(conn, host, opts, nova_url, neutron_url, journal_path,
         engine.settle(reboot, False)
         report.interrupted = executor.interrupted
         report.items += reboot
-    if opts.reattach_volumes and not report.interrupted:
-        report.items += recover.reattach(
-            ctx, [i for i in reboot if i.ok and i.action], opts, features,
-            executor_kwargs=executor_kwargs)
-    report.ok = not report.interrupted and all(
-        i.ok or isinstance(i, DBPlanItem) for i in report.items)
-    return report
+    return reboot
 
 
-def undo(journal_path, nova_url, neutron_url, db_mode='auto',
-         connector=None, events=None):
-    """``--undo JOURNAL``: put the DB rows back; returns rows for output."""
+@dataclasses.dataclass
+class UndoRequest(object):
+    """``recover-all --undo JOURNAL`` and the DB sources; ``host``,
+    ``dead`` and ``execute`` are there to be refused."""
+
+    journal: str
+    nova_db: DBSource = None
+    neutron_db: DBSource = None
+    host: str = None
+    dead: bool = False
+    execute: bool = False
+
+
+@dataclasses.dataclass
+class UndoRow(object):
+    table: str
+    restored: int
+    already: int
+    gone: int
+
+
+@dataclasses.dataclass
+class UndoReport(object):
+    journal: str
+    rows: list
+    ok: bool = True
+
+
+def undo(request, db_mode='auto', connector=None, events=None):
+    """``--undo JOURNAL``: put the DB rows back; an :class:`UndoReport`."""
     from osc_nodeops.db import hostmove
     from osc_nodeops.db import journal as journal_mod
 
-    doc = journal_mod.read(journal_path)
-    result = hostmove.undo(journal_path, nova_url, neutron_url,
+    if request.host or request.dead or request.execute:
+        raise errors.UsageError(
+            '--undo takes only the journal and the DB options')
+    nova_url = _resolve(request.nova_db, 'nova')
+    neutron_url = _resolve(request.neutron_db, 'neutron')
+    doc = journal_mod.read(request.journal)
+    result = hostmove.undo(request.journal, nova_url, neutron_url,
                            mode=db_mode, connector=connector)
     rows = []
     for kind, label in (('instances', 'instances'),
                         ('bindings', 'ml2_port_bindings'),
                         ('levels', 'ml2_port_binding_levels')):
-        rows.append((label, result.restored[kind], result.already[kind],
-                     result.gone[kind]))
+        rows.append(UndoRow(label, result.restored[kind],
+                            result.already[kind], result.gone[kind]))
     if events:
         events(engine.Event('undo', '%s: %s -> %s put back' % (
-            journal_path, doc['new_host'], doc['old_host'])))
-    return ('Table', 'Restored', 'Already Back', 'Gone'), rows
+            request.journal, doc['new_host'], doc['old_host'])))
+    return UndoReport(request.journal, rows)

@@ -64,16 +64,11 @@ SKIP_REASONS = {
 }
 
 
-class UnknownHost(Exception):
-    """The host has no nova-compute service."""
-
-
-class BadInput(Exception):
-    """A usage problem found before anything was changed."""
-
-
 @dataclasses.dataclass
 class Options(object):
+    """The request of ``drain`` / ``undrain``: what the command line says."""
+
+    hosts: tuple = ()
     target_host: str = None
     block_migration: str = 'auto'
     max_parallel: int = 4
@@ -104,11 +99,26 @@ class HostReport(object):
     abandoned: bool = False  # second Ctrl-C: left at once
 
 
+@dataclasses.dataclass
+class Report(object):
+    """What ``drain`` / ``undrain`` did: one ``HostReport`` per host."""
+
+    hosts: list = dataclasses.field(default_factory=list)
+
+    @property
+    def items(self):
+        return [item for host in self.hosts for item in host.items]
+
+    @property
+    def ok(self):
+        return all(host.ok for host in self.hosts)
+
+
 # ------------------------------------------------------------ services
 
 def compute_service(compute, host):
-    """The nova-compute service of ``host``; ``UnknownHost`` if none."""
-    return engine.find_compute_service(compute, host, UnknownHost)
+    """The nova-compute service of ``host``; ``errors.NotFound`` if none."""
+    return engine.find_compute_service(compute, host, errors.NotFound)
 
 
 def operator_name(conn=None):
@@ -656,32 +666,40 @@ def _context(compute, host, features, opts, events, target):
 
 
 def validate(compute, hosts, opts):
-    """Check every input before changing anything; return the services."""
+    """Check every input before changing anything; return the services.
+
+    ``errors.UsageError`` for arguments that do not go together,
+    ``errors.NotFound`` for a host without nova-compute, ``errors.Refused``
+    for a target the scheduler would refuse.
+    """
     if opts.block_migration not in BLOCK_MIGRATION_CHOICES:
-        raise BadInput('--block-migration must be one of %s' %
-                       ', '.join(BLOCK_MIGRATION_CHOICES))
+        raise errors.UsageError('--block-migration must be one of %s' %
+                                ', '.join(BLOCK_MIGRATION_CHOICES))
     if opts.on_timeout not in engine.ON_TIMEOUT_CHOICES:
-        raise BadInput('--on-timeout must be one of %s' %
-                       ', '.join(engine.ON_TIMEOUT_CHOICES))
+        raise errors.UsageError('--on-timeout must be one of %s' %
+                                ', '.join(engine.ON_TIMEOUT_CHOICES))
     if opts.max_parallel < 1:
-        raise BadInput('--max-parallel must be at least 1')
-    if opts.timeout <= 0:
-        raise BadInput('--timeout must be positive')
+        raise errors.UsageError('--max-parallel must be at least 1')
+    if not opts.timeout > 0:
+        raise errors.UsageError('--timeout must be positive')
     if opts.retries < 0:
-        raise BadInput('--retries must be 0 or more')
+        raise errors.UsageError('--retries must be 0 or more')
+    if not all(host and host.strip() for host in hosts):
+        raise errors.UsageError('a host name is empty')
     if len(set(hosts)) != len(hosts):
-        raise BadInput('a host is named twice')
+        raise errors.UsageError('a host is named twice')
+    if opts.target_host and opts.target_host in hosts:
+        raise errors.UsageError('--target-host %s is one of the hosts being '
+                                'drained' % opts.target_host)
     services = {}
     for host in hosts:
         services[host] = compute_service(compute, host)
     if opts.target_host:
-        if opts.target_host in hosts:
-            raise BadInput('--target-host %s is one of the hosts being '
-                           'drained' % opts.target_host)
         target = compute_service(compute, opts.target_host)
         if target.status == 'disabled':
-            raise BadInput('--target-host %s is disabled: the scheduler '
-                           'would refuse every move' % opts.target_host)
+            raise errors.Refused('--target-host %s is disabled: the '
+                                 'scheduler would refuse every move' %
+                                 opts.target_host)
     return services
 
 
@@ -698,8 +716,56 @@ def check_excludes(compute, hosts, exclude):
                 names.add(srv.name)
     unknown = [e for e in exclude if e not in names]
     if unknown:
-        raise BadInput('--exclude %s: no such server on %s' % (
+        raise errors.NotFound('--exclude %s: no such server on %s' % (
             unknown[0], ', '.join(hosts)))
+
+
+def _say(events, message):
+    if events:
+        events(message)
+
+
+def drain(conn, request, events=None, executor_kwargs=None):
+    """``compute node drain``: validate, then S1-S4 for every host.
+
+    Returns a :class:`Report`.  Raises an ``errors.NodeOpsError`` before
+    anything is changed when the request cannot be done.
+    """
+    compute = conn.compute
+    hosts = list(request.hosts)
+    if not hosts:
+        raise errors.UsageError('name at least one host')
+    services = validate(compute, hosts, request)
+    check_excludes(compute, hosts, request.exclude)
+    features = engine.Features.from_proxy(compute)
+    _say(events, 'compute API microversion %s (server max %s)' % (
+        features.effective, features.server_max))
+    return Report(drain_hosts(
+        compute, hosts, services, request, features=features, events=events,
+        reason_default=default_reason(conn), executor_kwargs=executor_kwargs))
+
+
+def undrain(conn, request, events=None, executor_kwargs=None):
+    """``compute node undrain``: S6 (and S7 with ``--migrate-back``).
+
+    Returns a :class:`Report` of the one host.
+    """
+    if request.keep_disabled and request.migrate_back:
+        raise errors.UsageError(
+            '--keep-disabled and --migrate-back cannot be combined: the '
+            'scheduler does not place servers on a disabled host')
+    if len(request.hosts) != 1:
+        raise errors.UsageError('undrain takes exactly one host')
+    host = request.hosts[0]
+    compute = conn.compute
+    services = validate(compute, [host], request)
+    features = engine.Features.from_proxy(compute)
+    report = undrain_host(compute, host, services[host], request,
+                          features=features, events=events,
+                          executor_kwargs=executor_kwargs)
+    if not request.migrate_back:
+        _say(events, '%s nova-compute %s' % (host, report.service_note))
+    return Report([report])
 
 
 def drain_host(compute, host, service, opts, features=None, events=None,
@@ -854,11 +920,12 @@ def undrain_host(compute, host, service, opts, features=None, events=None,
         names = {s.id for s in servers} | {s.name for s in servers}
         unknown = [e for e in opts.exclude if e not in names]
         if unknown:
-            raise BadInput('--exclude %s: no server recorded as drained '
-                           'from %s has that name or ID' % (unknown[0],
-                                                             host))
+            raise errors.NotFound('--exclude %s: no server recorded as '
+                                  'drained from %s has that name or ID' % (
+                                      unknown[0], host))
     elif opts.exclude:
-        raise BadInput('--exclude only makes sense with --migrate-back')
+        raise errors.UsageError('--exclude only makes sense with '
+                                '--migrate-back')
     if not opts.dry_run:
         took = check_lease(service, lease_owner(),
                            getattr(opts, 'break_lease', False))

@@ -8,9 +8,18 @@ touching the host.
 """
 
 import collections
+import dataclasses
 
+from osc_nodeops import errors
 from osc_nodeops.ops import drain
 from osc_nodeops.ops import engine
+
+
+@dataclasses.dataclass
+class Request(object):
+    host: str
+    local: bool = False
+    compute_log: str = '/var/log/nova/nova-compute.log'
 
 
 def _hypervisor_for(compute, host):
@@ -33,7 +42,8 @@ def _migration_line(m):
 
 
 def gather(compute, host, now=None):
-    """Everything the API says about ``host`` (raises ``UnknownHost``)."""
+    """Everything the API says about ``host`` (``errors.NotFound`` if it
+    has no nova-compute)."""
     now = now or engine.utcnow()
     svc = drain.compute_service(compute, host)
     info = collections.OrderedDict()
@@ -62,4 +72,19 @@ def gather(compute, host, now=None):
         host=host)))
     active = [m for m in migrations if m.status not in engine.MIGRATION_FINAL]
     info['Migrations In Progress'] = [_migration_line(m) for m in active]
+    return info
+
+
+def show(conn, request):
+    """``compute node show``: what the API says (and, with ``local``, what
+    the node itself says) about ``request.host``; an ordered dict."""
+    if not (request.host or '').strip():
+        raise errors.UsageError('the host name is empty')
+    info = gather(conn.compute, request.host)
+    if request.local:
+        from osc_nodeops.ops import local_service
+        fields, ok = local_service.local_report(
+            log_file=request.compute_log, prefer=request.host)
+        info.update(fields)
+        info['Local OK'] = ok
     return info

@@ -10,9 +10,12 @@ Plain Python over an openstacksdk ``Connection``:
 * :func:`create` (S12), :func:`list_ports`, :func:`attach` (S13),
   :func:`detach` (S15), :func:`move`, :func:`recover` (S16) and
   :func:`check` (S14).
-* Bad input raises :class:`PortFloatError` (one line, nothing changed).
-* Something started but not finished raises :class:`PortFloatIncomplete`
-  with a one-line message saying what state things were left in.
+* Bad input raises ``errors.UsageError``, a missing network, server or port
+  ``errors.NotFound``, a refused request ``errors.Refused`` (one line,
+  nothing changed).
+* Something started but not finished raises ``errors.Incomplete`` with a
+  one-line message saying what state things were left in.
+* Progress goes to the ``events`` callback, one line (a str) at a time.
 
 What nova does to ports (read in nova 34, checked on the minicloud):
 
@@ -41,7 +44,9 @@ import time
 import uuid
 
 from openstack import exceptions as sdk_exc
+from openstack import utils as sdk_utils
 
+from osc_nodeops import errors
 from osc_nodeops import timeutil
 
 #: The neutron tag marking a port as ours (a float port).
@@ -57,22 +62,13 @@ DEFAULT_MAX_ATTEMPTS = 20
 DEFAULT_TIMEOUT = 120.0
 
 
-class PortFloatError(Exception):
-    """Bad input or a refused request: nothing was changed."""
-
-
-class PortFloatIncomplete(Exception):
-    """Something was started and not finished; the message says the state."""
-
-
 def _noop(message):
     pass
 
 
 def _http_message(exc):
     """One line out of an SDK HTTP exception."""
-    text = getattr(exc, 'details', None) or str(exc)
-    return ' '.join(str(text).split())
+    return errors.one_line(exc)
 
 
 # -- addresses --------------------------------------------------------------
@@ -120,10 +116,10 @@ def _find_one(find, kind, name_or_id, not_found=' not found'):
     try:
         found = find(name_or_id, ignore_missing=True)
     except sdk_exc.DuplicateResource:
-        raise PortFloatError('more than one %s is named %r; use its ID'
+        raise errors.Refused('more than one %s is named %r; use its ID'
                              % (kind, name_or_id))
     if found is None:
-        raise PortFloatError('%s %r%s' % (kind, name_or_id, not_found))
+        raise errors.NotFound('%s %r%s' % (kind, name_or_id, not_found))
     return found
 
 
@@ -137,10 +133,11 @@ def find_server(conn, name_or_id):
 
 
 def find_float_port(conn, name_or_id):
-    """The float port NAME_OR_ID; PortFloatError if missing or not ours."""
+    """The float port NAME_OR_ID; NotFound if missing, Refused if not
+    ours."""
     port = _find_one(conn.network.find_port, 'port', name_or_id)
     if not is_ours(port):
-        raise PortFloatError(
+        raise errors.Refused(
             'port %s is not a float port (no %r tag); nothing changed; '
             'mark it with: openstack port set --tag %s %s'
             % (port.id, TAG, TAG, port.id))
@@ -155,7 +152,7 @@ def _subnet_for(subnets, address, network):
     for subnet in subnets:
         if address in ipaddress.ip_network(subnet.cidr):
             return subnet
-    raise PortFloatError('address %s is outside every subnet of network %s '
+    raise errors.Refused('address %s is outside every subnet of network %s '
                          '(%s)' % (address, network.name or network.id,
                                    ', '.join(s.cidr for s in subnets)
                                    or 'no subnets'))
@@ -165,7 +162,7 @@ def parse_address(text):
     try:
         return ipaddress.ip_address(text)
     except ValueError:
-        raise PortFloatError('%r is not an IP address' % (text,))
+        raise errors.UsageError('%r is not an IP address' % (text,))
 
 
 def resolve_fixed_ips(conn, network, specs):
@@ -179,7 +176,7 @@ def resolve_fixed_ips(conn, network, specs):
     for spec in specs or []:
         unknown = set(spec) - {'subnet', 'ip-address'}
         if unknown or not spec:
-            raise PortFloatError(
+            raise errors.UsageError(
                 '--fixed-ip takes subnet=SUBNET and/or ip-address=IP, got %s'
                 % ','.join('%s=%s' % kv for kv in sorted(spec.items())))
         entry = {}
@@ -188,11 +185,11 @@ def resolve_fixed_ips(conn, network, specs):
             wanted = spec['subnet']
             matches = [s for s in subnets if wanted in (s.id, s.name)]
             if len(matches) > 1:
-                raise PortFloatError('more than one subnet of network %s is '
+                raise errors.Refused('more than one subnet of network %s is '
                                      'named %r; use its ID'
                                      % (network.name or network.id, wanted))
             if not matches:
-                raise PortFloatError('subnet %r is not a subnet of network %s'
+                raise errors.Refused('subnet %r is not a subnet of network %s'
                                      % (wanted, network.name or network.id))
             subnet = matches[0]
             entry['subnet_id'] = subnet.id
@@ -202,7 +199,7 @@ def resolve_fixed_ips(conn, network, specs):
                 subnet = _subnet_for(subnets, address, network)
                 entry['subnet_id'] = subnet.id
             elif address not in ipaddress.ip_network(subnet.cidr):
-                raise PortFloatError('address %s is not in subnet %s (%s)'
+                raise errors.Refused('address %s is not in subnet %s (%s)'
                                      % (address, subnet.name or subnet.id,
                                         subnet.cidr))
             entry['ip_address'] = str(address)
@@ -231,22 +228,23 @@ def _holder_text(port):
 
 # -- create / list ----------------------------------------------------------
 
-def create(conn, name, network, fixed_ips=None, description=None):
-    """S12: a tagged port meant to outlive servers.  Returns the port."""
+def create(conn, name, network, fixed_ips=None, description=None,
+           events=None):
+    """S12: a tagged port meant to outlive servers.  Returns its row."""
     if not name or not name.strip():
-        raise PortFloatError('a float port needs a name (the FQDN its '
+        raise errors.UsageError('a float port needs a name (the FQDN its '
                              'address will carry)')
     net = find_network(conn, network)
     ips = resolve_fixed_ips(conn, net, fixed_ips)
     same = [p for p in conn.network.ports(name=name, tags=TAG)]
     if same:
-        raise PortFloatError('a float port named %r already exists: %s'
+        raise errors.Refused('a float port named %r already exists: %s'
                              % (name, same[0].id))
     for entry in ips:
         if entry.get('ip_address'):
             held = _holders(conn, net.id, entry['ip_address'])
             if held:
-                raise PortFloatError('address %s is held by %s'
+                raise errors.Refused('address %s is held by %s'
                                      % (entry['ip_address'],
                                         _holder_text(held[0])))
     attrs = {'name': name, 'network_id': net.id}
@@ -257,7 +255,7 @@ def create(conn, name, network, fixed_ips=None, description=None):
     try:
         port = conn.network.create_port(**attrs)
     except sdk_exc.HttpException as exc:
-        raise PortFloatError('neutron refused the port: %s'
+        raise errors.Refused('neutron refused the port: %s'
                              % _http_message(exc))
     try:
         port = conn.network.set_tags(port, [TAG])
@@ -265,10 +263,13 @@ def create(conn, name, network, fixed_ips=None, description=None):
         # Never leave a port behind that is not the one asked for.
         conn.network.delete_port(port, ignore_missing=True)
         if isinstance(exc, sdk_exc.HttpException):
-            raise PortFloatError('could not tag the new port (deleted it): '
+            raise errors.Refused('could not tag the new port (deleted it): '
                                  '%s' % _http_message(exc))
         raise
-    return conn.network.get_port(port.id)
+    port = conn.network.get_port(port.id)
+    (events or _noop)('created float port %s with %s' % (
+        port.id, ', '.join(port_addresses(port))))
+    return describe(port)
 
 
 def list_ports(conn, network=None):
@@ -298,7 +299,7 @@ def server_requests(conn, server_id):
     resp = conn.compute.get('/servers/%s/os-instance-actions' % server_id,
                             microversion=ACTIONS_MICROVERSION)
     if resp.status_code >= 400:
-        raise PortFloatError('cannot read the actions of server %s: HTTP %d'
+        raise errors.Refused('cannot read the actions of server %s: HTTP %d'
                              % (server_id, resp.status_code))
     actions = resp.json().get('instanceActions', [])
     result = []
@@ -341,17 +342,15 @@ def nova_created(port, requests):
 
 # -- waiting ----------------------------------------------------------------
 
-def wait_until(predicate, timeout, interval=1.0, clock=time.monotonic,
-               sleep=time.sleep):
-    """Call PREDICATE until it returns a true value or TIMEOUT passes."""
-    deadline = clock() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if clock() >= deadline:
-            return None
-        sleep(min(interval, max(0.0, deadline - clock())))
+def _wait(predicate, timeout, interval):
+    """PREDICATE's first true value within TIMEOUT seconds, else None."""
+    try:
+        for _ in sdk_utils.iterate_timeout(timeout, 'timed out', interval):
+            value = predicate()
+            if value:
+                return value
+    except sdk_exc.ResourceTimeout:
+        return None
 
 
 def _server_shows(server, addresses):
@@ -364,12 +363,12 @@ def _server_shows(server, addresses):
 
 # -- attach / detach / move -------------------------------------------------
 
-def _attach(conn, port, server, timeout, emit, interval):
-    emit('attaching port %s to server %s' % (port.id, server.id))
+def _attach(conn, port, server, timeout, events, interval):
+    events('attaching port %s to server %s' % (port.id, server.id))
     try:
         conn.compute.create_server_interface(server, port_id=port.id)
     except sdk_exc.HttpException as exc:
-        raise PortFloatError('nova refused to attach port %s to server %s: '
+        raise errors.Refused('nova refused to attach port %s to server %s: '
                              '%s' % (port.id, server.id, _http_message(exc)))
     addresses = port_addresses(port)
     state = {}
@@ -381,48 +380,48 @@ def _attach(conn, port, server, timeout, emit, interval):
         return (p.status == 'ACTIVE' and p.device_id == server.id
                 and _server_shows(s, addresses))
 
-    if not wait_until(ready, timeout, interval):
+    if not _wait(ready, timeout, interval):
         p, s = state.get('port'), state.get('server')
-        raise PortFloatIncomplete(
+        raise errors.Incomplete(
             'port %s was attached to server %s but within %ss it is %s and '
             'the server shows %s' % (
                 port.id, server.id, timeout,
                 getattr(p, 'status', 'unknown'),
                 sorted(a.get('addr') for v in (getattr(s, 'addresses', None)
-                                               or {}).values() for a in v)
+                                             or {}).values() for a in v)
                 or 'no addresses'))
-    emit('port %s is ACTIVE on server %s with %s'
-         % (port.id, server.id, ', '.join(addresses)))
+    events('port %s is ACTIVE on server %s with %s'
+           % (port.id, server.id, ', '.join(addresses)))
     return describe(state['port'], state['server'])
 
 
-def attach(conn, port_ref, server_ref, timeout=DEFAULT_TIMEOUT, emit=None,
+def attach(conn, port_ref, server_ref, timeout=DEFAULT_TIMEOUT, events=None,
            interval=1.0):
     """S13: attach a detached float port to an existing server and wait."""
-    emit = emit or _noop
+    events = events or _noop
     port = find_float_port(conn, port_ref)
     if port.device_id:
-        raise PortFloatError('port %s is attached to %s %s; use port float '
+        raise errors.Refused('port %s is attached to %s %s; use port float '
                              'move' % (port.id, port.device_owner or 'device',
                                        port.device_id))
     server = find_server(conn, server_ref)
-    return _attach(conn, port, server, timeout, emit, interval)
+    return _attach(conn, port, server, timeout, events, interval)
 
 
 def _check_detachable(conn, port):
-    """The server PORT is attached to; PortFloatError if unsafe."""
+    """The server PORT is attached to; ``errors.Refused`` if unsafe."""
     owner = port.device_owner or ''
     if not owner.startswith('compute:'):
-        raise PortFloatError('port %s is used by %s %s, not by a server; '
+        raise errors.Refused('port %s is used by %s %s, not by a server; '
                              'nothing changed' % (port.id, owner or '?',
                                                   port.device_id))
     server = conn.compute.find_server(port.device_id, ignore_missing=True)
     if server is None:
-        raise PortFloatError('port %s is attached to server %s, which this '
+        raise errors.Refused('port %s is attached to server %s, which this '
                              'project cannot see; nothing changed'
                              % (port.id, port.device_id))
     if nova_created(port, server_requests(conn, server.id)):
-        raise PortFloatError(
+        raise errors.Refused(
             'port %s may have been created by nova for server %s (it was '
             'created at %s, while nova handled a request of that server): '
             'nova deletes such a port on detach and on server deletion, so '
@@ -432,15 +431,15 @@ def _check_detachable(conn, port):
     return server
 
 
-def _detach(conn, port, server, timeout, emit, interval):
+def _detach(conn, port, server, timeout, events, interval):
     addresses = port_addresses(port)
-    emit('detaching port %s from server %s through nova'
-         % (port.id, server.id))
+    events('detaching port %s from server %s through nova'
+           % (port.id, server.id))
     try:
         conn.compute.delete_server_interface(port.id, server=server.id,
                                              ignore_missing=False)
     except sdk_exc.HttpException as exc:
-        raise PortFloatError('nova refused to detach port %s from server '
+        raise errors.Refused('nova refused to detach port %s from server '
                              '%s: %s' % (port.id, server.id,
                                          _http_message(exc)))
     state = {}
@@ -455,62 +454,63 @@ def _detach(conn, port, server, timeout, emit, interval):
         ifaces = [i.port_id for i in conn.compute.server_interfaces(server)]
         return port.id not in ifaces
 
-    if not wait_until(done, timeout, interval):
+    if not _wait(done, timeout, interval):
         p = state.get('port')
-        raise PortFloatIncomplete(
+        raise errors.Incomplete(
             'nova accepted the detach of port %s from server %s but within '
             '%ss the port still has device %s' % (
                 port.id, server.id, timeout, getattr(p, 'device_id', '?')))
     p = state['port']
     if p is None:
-        raise PortFloatIncomplete('port %s disappeared while nova detached '
-                                  'it (addresses %s lost)'
-                                  % (port.id, ', '.join(addresses)))
+        raise errors.Incomplete('port %s disappeared while nova detached '
+                                'it (addresses %s lost)'
+                                % (port.id, ', '.join(addresses)))
     if port_addresses(p) != addresses:
-        raise PortFloatIncomplete('port %s was detached but its addresses '
-                                  'changed from %s to %s' % (
-                                      port.id, addresses, port_addresses(p)))
-    emit('port %s detached; it keeps %s' % (port.id, ', '.join(addresses)))
+        raise errors.Incomplete('port %s was detached but its addresses '
+                                'changed from %s to %s' % (
+                                    port.id, addresses, port_addresses(p)))
+    events('port %s detached; it keeps %s' % (port.id, ', '.join(addresses)))
     return p
 
 
-def detach(conn, port_ref, timeout=DEFAULT_TIMEOUT, emit=None,
+def detach(conn, port_ref, timeout=DEFAULT_TIMEOUT, events=None,
            interval=1.0):
     """S15: take a float port off its server through nova, keeping it.
 
-    Returns ``(row, changed)``; ``changed`` is False when the port was not
-    attached.
+    Returns its row; ``detached_from`` is None when the port was not
+    attached (nothing to do).
     """
-    emit = emit or _noop
+    events = events or _noop
     port = find_float_port(conn, port_ref)
     if not port.device_id:
-        return describe(port), False
+        events('port %s was not attached; nothing to do' % port.id)
+        return dict(describe(port), detached_from=None)
     server = _check_detachable(conn, port)
-    p = _detach(conn, port, server, timeout, emit, interval)
+    p = _detach(conn, port, server, timeout, events, interval)
     row = describe(p)
     row['detached_from'] = server.id
-    return row, True
+    return row
 
 
-def move(conn, port_ref, server_ref, timeout=DEFAULT_TIMEOUT, emit=None,
+def move(conn, port_ref, server_ref, timeout=DEFAULT_TIMEOUT, events=None,
          interval=1.0):
     """Detach a float port from its server and attach it to another."""
-    emit = emit or _noop
+    events = events or _noop
     port = find_float_port(conn, port_ref)
     target = find_server(conn, server_ref)
     source = None
     if port.device_id:
         if port.device_id == target.id:
-            raise PortFloatError('port %s is already attached to server %s'
+            raise errors.Refused('port %s is already attached to server %s'
                                  % (port.id, target.id))
         source = _check_detachable(conn, port)
-        port = _detach(conn, port, source, timeout, emit, interval)
+        port = _detach(conn, port, source, timeout, events, interval)
     try:
-        row = _attach(conn, port, target, timeout, emit, interval)
-    except (PortFloatError, PortFloatIncomplete) as exc:
+        row = _attach(conn, port, target, timeout, events, interval)
+    except (errors.Refused, errors.Incomplete) as exc:
         if source is None:
             raise
-        raise PortFloatIncomplete(
+        raise errors.Incomplete(
             'port %s was detached from server %s and keeps %s, but '
             'attaching it to server %s failed: %s' % (
                 port.id, source.id, ', '.join(port_addresses(port)),
@@ -536,12 +536,12 @@ def _check_assignable(subnet, address):
     network = ipaddress.ip_network(subnet.cidr)
     if subnet.gateway_ip and address == ipaddress.ip_address(
             subnet.gateway_ip):
-        raise PortFloatError('address %s is the gateway of subnet %s'
+        raise errors.Refused('address %s is the gateway of subnet %s'
                              % (address, subnet.name or subnet.id))
     if address == network.network_address or (
             network.version == 4 and address == network.broadcast_address
             and network.prefixlen < 31):
-        raise PortFloatError('address %s is the %s address of subnet %s'
+        raise errors.Refused('address %s is the %s address of subnet %s'
                              % (address, 'network'
                                 if address == network.network_address
                                 else 'broadcast', subnet.name or subnet.id))
@@ -563,8 +563,26 @@ def _tag_and_name(conn, port, name, description):
     return conn.network.set_tags(port, sorted(set(port.tags or []) | {TAG}))
 
 
+class _Recovery(object):
+    """What one ``recover`` run has: the address, its subnet, the ports it
+    created (all deleted at the end but the kept one)."""
+
+    def __init__(self, net, subnet, address):
+        self.net = net
+        self.subnet = subnet
+        self.address = address
+        self.auto = (subnet.ip_version == 6 and subnet.ipv6_address_mode in
+                     ('slaac', 'dhcpv6-stateless'))
+        self.loop_name = '%s%s-%s' % (RECOVER_PREFIX, address,
+                                      uuid.uuid4().hex[:8])
+        self.created = []     # IDs of every port this run created
+        self.kept = None
+        self.attempts = 0
+        self.method = None
+
+
 def recover(conn, ip, network, max_attempts=DEFAULT_MAX_ATTEMPTS, name=None,
-            description=None, emit=None):
+            description=None, events=None):
     """S16: get back the address IP of NETWORK as a float port.
 
     First a port with ``fixed_ips`` ``ip_address`` (or, on an automatic
@@ -576,9 +594,9 @@ def recover(conn, ip, network, max_attempts=DEFAULT_MAX_ATTEMPTS, name=None,
     Returns a dict: the kept port's row plus ``method``, ``attempts``,
     ``deleted``.
     """
-    emit = emit or _noop
+    events = events or _noop
     if max_attempts < 1:
-        raise PortFloatError('--max-attempts must be at least 1')
+        raise errors.UsageError('--max-attempts must be at least 1')
     address = parse_address(ip)
     net = find_network(conn, network)
     subnet = _subnet_for(_subnets(conn, net), address, net)
@@ -586,119 +604,127 @@ def recover(conn, ip, network, max_attempts=DEFAULT_MAX_ATTEMPTS, name=None,
     name = name or 'recovered-%s' % address
     held = _holders(conn, net.id, address)
     if held:
-        raise PortFloatError('address %s is held by %s; nothing changed'
+        raise errors.Refused('address %s is held by %s; nothing changed'
                              % (address, _holder_text(held[0])))
-    auto = (subnet.ip_version == 6 and subnet.ipv6_address_mode in
-            ('slaac', 'dhcpv6-stateless'))
-    run = uuid.uuid4().hex[:8]
-    loop_name = '%s%s-%s' % (RECOVER_PREFIX, address, run)
-    created = []          # IDs of every port this call created
-    kept = None
-    deleted = []
-    attempts = 0
-    method = None
+    run = _Recovery(net, subnet, address)
     try:
-        # 1. ask neutron for the address directly.
-        attrs = {'network_id': net.id, 'name': loop_name}
-        if auto:
-            mac = eui64_mac(address)
-            if mac is None:
-                raise PortFloatError(
-                    'address %s is on subnet %s, where addresses derive '
-                    'from the MAC (%s), and is not an EUI-64 address: it '
-                    'cannot be recovered' % (address, subnet.id,
-                                             subnet.ipv6_address_mode))
-            attrs['mac_address'] = mac
-            attrs['fixed_ips'] = [{'subnet_id': subnet.id}]
-        else:
-            attrs['fixed_ips'] = [{'subnet_id': subnet.id,
-                                   'ip_address': str(address)}]
+        if not _ask_directly(conn, run, events):
+            _recovery_loop(conn, run, max_attempts, events)
         try:
-            port = conn.network.create_port(**attrs)
-        except sdk_exc.ForbiddenException:
-            port = None
-            emit('policy forbids asking neutron for %s directly; trying '
-                 'the recovery loop' % address)
-        except sdk_exc.ConflictException as exc:
-            held = _holders(conn, net.id, address)
-            raise PortFloatError('address %s is held by %s; nothing changed'
-                                 % (address, _holder_text(held[0]) if held
-                                    else 'a port this project cannot see (%s)'
-                                    % _http_message(exc)))
-        except sdk_exc.HttpException as exc:
-            raise PortFloatError('neutron refused a port with address %s: %s'
-                                 % (address, _http_message(exc)))
-        if port is not None:
-            created.append(port.id)
-            attempts = 1
-            method = 'direct'
-            if not has_address(port, address):
-                raise PortFloatIncomplete('neutron gave %s instead of %s'
-                                          % (port_addresses(port), address))
-            kept = port
-        elif auto:
-            raise PortFloatError(
-                'address %s derives from MAC %s on subnet %s and policy '
-                'forbids choosing a MAC: the loop cannot find it; ask an '
-                'admin' % (address, eui64_mac(address), subnet.id))
-        else:
-            # 2. the guide's loop, bounded.
-            if not _in_pools(subnet, address):
-                raise PortFloatError(
-                    'address %s is outside the allocation pools of subnet '
-                    '%s and policy forbids asking for it: the loop cannot '
-                    'get it; ask an admin' % (address, subnet.id))
-            method = 'loop'
-            while attempts < max_attempts:
-                attempts += 1
-                try:
-                    port = conn.network.create_port(
-                        network_id=net.id, name=loop_name,
-                        fixed_ips=[{'subnet_id': subnet.id}])
-                except sdk_exc.HttpException as exc:
-                    raise PortFloatIncomplete(
-                        'attempt %d of %d: neutron refused a port: %s' % (
-                            attempts, max_attempts, _http_message(exc)))
-                created.append(port.id)
-                got = port_addresses(port)
-                emit('attempt %d/%d: %s' % (attempts, max_attempts,
-                                            ', '.join(got) or '-'))
-                if has_address(port, address):
-                    kept = port
-                    break
-            if kept is None:
-                raise PortFloatIncomplete(
-                    'address %s not obtained in %d attempts (it may be held '
-                    'by a port this project cannot see, or the subnet has '
-                    'many free addresses)' % (address, attempts))
-        try:
-            kept = _tag_and_name(conn, kept, name, description)
+            run.kept = _tag_and_name(conn, run.kept, name, description)
         except sdk_exc.HttpException as exc:
             # The kept port holds the address: keep it, say so.
-            raise PortFloatIncomplete(
+            raise errors.Incomplete(
                 'port %s holds %s but could not be renamed/tagged: %s; '
                 'tag it with: openstack port set --name %s --tag %s %s'
-                % (kept.id, address, _http_message(exc), name, TAG, kept.id))
+                % (run.kept.id, address, _http_message(exc), name, TAG,
+                   run.kept.id))
     except BaseException:
-        if kept is not None:
-            emit('port %s holds %s and was kept' % (kept.id, address))
+        if run.kept is not None:
+            events('port %s holds %s and was kept' % (run.kept.id, address))
         raise
     finally:
-        deleted, leftover = _cleanup(conn, net.id, loop_name, created, kept)
+        deleted, leftover = _cleanup(conn, net.id, run.loop_name,
+                                     run.created, run.kept)
         if leftover:
             # Not silently: the operator must know which ports remain.
-            emit('could not delete ports %s created by this command: '
-                 'delete them with: openstack port delete %s'
-                 % (', '.join(leftover), ' '.join(leftover)))
+            events('could not delete ports %s created by this command: '
+                   'delete them with: openstack port delete %s'
+                   % (', '.join(leftover), ' '.join(leftover)))
+    kept = run.kept
     row = describe(conn.network.get_port(kept.id))
-    row.update(method=method, attempts=attempts, deleted=len(deleted))
+    row.update(method=run.method, attempts=run.attempts,
+               deleted=len(deleted))
     if leftover:
-        raise PortFloatIncomplete('recovered %s as port %s but could not '
-                                  'delete ports %s' % (
-                                      address, kept.id, ', '.join(leftover)))
-    emit('recovered %s as port %s (%s, %d attempt(s), %d deleted)'
-         % (address, kept.id, method, attempts, len(deleted)))
+        raise errors.Incomplete('recovered %s as port %s but could not '
+                                'delete ports %s' % (
+                                    address, kept.id, ', '.join(leftover)))
+    events('recovered %s as port %s (%s, %d attempt(s), %d deleted)'
+           % (address, kept.id, run.method, run.attempts, len(deleted)))
     return row
+
+
+def _ask_directly(conn, run, events):
+    """1. Ask neutron for the address (or its EUI-64 MAC) directly.
+
+    True when it was given (``run.kept``), False when policy forbids asking.
+    """
+    address, subnet = run.address, run.subnet
+    attrs = {'network_id': run.net.id, 'name': run.loop_name}
+    if run.auto:
+        mac = eui64_mac(address)
+        if mac is None:
+            raise errors.Refused(
+                'address %s is on subnet %s, where addresses derive '
+                'from the MAC (%s), and is not an EUI-64 address: it '
+                'cannot be recovered' % (address, subnet.id,
+                                         subnet.ipv6_address_mode))
+        attrs['mac_address'] = mac
+        attrs['fixed_ips'] = [{'subnet_id': subnet.id}]
+    else:
+        attrs['fixed_ips'] = [{'subnet_id': subnet.id,
+                               'ip_address': str(address)}]
+    try:
+        port = conn.network.create_port(**attrs)
+    except sdk_exc.ForbiddenException:
+        events('policy forbids asking neutron for %s directly; trying '
+               'the recovery loop' % address)
+        return False
+    except sdk_exc.ConflictException as exc:
+        held = _holders(conn, run.net.id, address)
+        raise errors.Refused('address %s is held by %s; nothing changed'
+                             % (address, _holder_text(held[0]) if held
+                                else 'a port this project cannot see (%s)'
+                                % _http_message(exc)))
+    except sdk_exc.HttpException as exc:
+        raise errors.Refused('neutron refused a port with address %s: %s'
+                             % (address, _http_message(exc)))
+    run.created.append(port.id)
+    run.attempts = 1
+    run.method = 'direct'
+    if not has_address(port, address):
+        raise errors.Incomplete('neutron gave %s instead of %s'
+                                % (port_addresses(port), address))
+    run.kept = port
+    return True
+
+
+def _recovery_loop(conn, run, max_attempts, events):
+    """2. The guide's loop, bounded: ports on the subnet until one has the
+    address (``run.kept``)."""
+    address, subnet = run.address, run.subnet
+    if run.auto:
+        raise errors.Refused(
+            'address %s derives from MAC %s on subnet %s and policy '
+            'forbids choosing a MAC: the loop cannot find it; ask an '
+            'admin' % (address, eui64_mac(address), subnet.id))
+    if not _in_pools(subnet, address):
+        raise errors.Refused(
+            'address %s is outside the allocation pools of subnet '
+            '%s and policy forbids asking for it: the loop cannot '
+            'get it; ask an admin' % (address, subnet.id))
+    run.method = 'loop'
+    while run.attempts < max_attempts:
+        run.attempts += 1
+        try:
+            port = conn.network.create_port(
+                network_id=run.net.id, name=run.loop_name,
+                fixed_ips=[{'subnet_id': subnet.id}])
+        except sdk_exc.HttpException as exc:
+            raise errors.Incomplete(
+                'attempt %d of %d: neutron refused a port: %s' % (
+                    run.attempts, max_attempts, _http_message(exc)))
+        run.created.append(port.id)
+        events('attempt %d/%d: %s' % (run.attempts, max_attempts,
+                                      ', '.join(port_addresses(port))
+                                      or '-'))
+        if has_address(port, address):
+            run.kept = port
+            return
+    raise errors.Incomplete(
+        'address %s not obtained in %d attempts (it may be held '
+        'by a port this project cannot see, or the subnet has '
+        'many free addresses)' % (address, run.attempts))
 
 
 def _cleanup(conn, network_id, loop_name, created, kept):
@@ -757,14 +783,14 @@ def probe(address, tcp_port, timeout, clock=time.monotonic):
 def check(conn, port_ref, tcp_port=22, timeout=2.0, probe_fn=None):
     """S14: can this machine open TCP_PORT on each address of the port."""
     if not 0 < tcp_port < 65536:
-        raise PortFloatError('TCP port %s is not in 1-65535' % tcp_port)
+        raise errors.UsageError('TCP port %s is not in 1-65535' % tcp_port)
     if timeout <= 0:
-        raise PortFloatError('timeout must be positive')
+        raise errors.UsageError('timeout must be positive')
     probe_fn = probe_fn or probe
     port = find_float_port(conn, port_ref)
     addresses = port_addresses(port)
     if not addresses:
-        raise PortFloatError('port %s has no addresses' % port.id)
+        raise errors.Refused('port %s has no addresses' % port.id)
     rows = []
     with concurrent.futures.ThreadPoolExecutor(len(addresses)) as pool:
         futures = [pool.submit(probe_fn, a, tcp_port, timeout)

@@ -33,6 +33,7 @@ import dataclasses
 import datetime
 import logging
 
+from osc_nodeops import errors
 from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
 
@@ -63,16 +64,15 @@ BUSY = {
 }
 
 
-class BadInput(Exception):
-    """A usage problem found before anything was changed."""
-
-
-class Refused(Exception):
-    """The host is not in the state this mode needs; nothing was changed."""
-
-
 @dataclasses.dataclass
 class Options(object):
+    """The request of ``server recover-all``: what the command line says.
+
+    ``nova_db`` / ``neutron_db`` (``--via-db``) are ``dbmove.DBSource``;
+    ``journal`` is where a ``--via-db --execute`` move writes its journal.
+    """
+
+    host: str = None
     dead: bool = False
     via_db: bool = False
     execute: bool = False
@@ -89,6 +89,9 @@ class Options(object):
     retry_delay: float = 2.0
     poll_interval: float = 2.0
     exclude: tuple = ()
+    nova_db: object = None
+    neutron_db: object = None
+    journal: str = None
 
 
 @dataclasses.dataclass
@@ -104,8 +107,8 @@ class Report(object):
 # --------------------------------------------------------------- services
 
 def compute_service(compute, host):
-    """The nova-compute service of ``host``; ``BadInput`` if none."""
-    return engine.find_compute_service(compute, host, BadInput)
+    """The nova-compute service of ``host``; ``errors.NotFound`` if none."""
+    return engine.find_compute_service(compute, host, errors.NotFound)
 
 
 def is_down(service):
@@ -113,28 +116,30 @@ def is_down(service):
 
 
 def validate(opts):
+    """Usage errors (``errors.UsageError``), before anything is asked."""
+    usage = errors.UsageError
     if opts.max_parallel < 1:
-        raise BadInput('--max-parallel must be at least 1')
-    if opts.timeout <= 0:
-        raise BadInput('--timeout must be positive')
+        raise usage('--max-parallel must be at least 1')
+    if not opts.timeout > 0:
+        raise usage('--timeout must be positive')
     if opts.retries < 0:
-        raise BadInput('--retries must be 0 or more')
+        raise usage('--retries must be 0 or more')
     if opts.via_db and not opts.dead:
-        raise BadInput('--via-db is a dead-host path: add --dead')
+        raise usage('--via-db is a dead-host path: add --dead')
     if opts.via_db and not opts.target_host:
-        raise BadInput('--via-db needs --target-host (the DB move names '
-                       'the new host)')
+        raise usage('--via-db needs --target-host (the DB move names the '
+                    'new host)')
     if opts.execute and opts.dry_run:
-        raise BadInput('--dry-run and --execute contradict each other')
+        raise usage('--dry-run and --execute contradict each other')
     if opts.execute and not opts.via_db:
-        raise BadInput('--execute applies a --via-db move; other modes '
-                       'act unless --dry-run is given')
+        raise usage('--execute applies a --via-db move; other modes act '
+                    'unless --dry-run is given')
     if not opts.dead and (opts.force_down or opts.confirm_fenced
                           or opts.target_host):
-        raise BadInput('--force-down, --confirm-fenced and --target-host '
-                       'belong to --dead')
+        raise usage('--force-down, --confirm-fenced and --target-host '
+                    'belong to --dead')
     if opts.confirm_fenced and not opts.force_down:
-        raise BadInput('--confirm-fenced only goes with --force-down')
+        raise usage('--confirm-fenced only goes with --force-down')
 
 
 def check_host(compute, host, opts, force_down=True):
@@ -147,7 +152,7 @@ def check_host(compute, host, opts, force_down=True):
     service = compute_service(compute, host)
     if not opts.dead:
         if is_down(service):
-            raise Refused(
+            raise errors.Refused(
                 'nova-compute on %s is %s: the host is dead, not rebooted; '
                 'use --dead to evacuate it' % (
                     host, 'forced down' if service.is_forced_down
@@ -155,23 +160,23 @@ def check_host(compute, host, opts, force_down=True):
         return service, 'nova-compute on %s is up' % host
     if opts.target_host:
         if opts.target_host == host:
-            raise BadInput('--target-host is the dead host itself')
+            raise errors.UsageError('--target-host is the dead host itself')
         target = compute_service(compute, opts.target_host)
         if is_down(target):
-            raise Refused('target host %s: nova-compute is down' %
-                          opts.target_host)
+            raise errors.Refused('target host %s: nova-compute is down' %
+                                 opts.target_host)
     if is_down(service):
         return service, 'nova-compute on %s is %s' % (
             host, 'forced down' if service.is_forced_down else 'down')
     if not opts.force_down:
-        raise Refused(
+        raise errors.Refused(
             'nova-compute on %s is still up (or not yet reported down): '
             'evacuating a host that still runs its servers runs each disk '
             'twice. Wait until it is reported down, or fence (power off) '
             'the host and pass --force-down --confirm-fenced %s' % (
                 host, host))
     if opts.confirm_fenced != host:
-        raise Refused(
+        raise errors.Refused(
             '--force-down needs --confirm-fenced %s: confirm the host is '
             'powered off (fenced); forcing down a running host can corrupt '
             'its servers\' disks' % host)
@@ -498,6 +503,26 @@ def make_executor(ctx, poller, opts, **kwargs):
     # escalated by the action itself, an evacuation is aborted.
     return engine.Executor.from_options(ctx, poller, opts,
                                         on_timeout='abort', **kwargs)
+
+
+def run(conn, request, events=None, executor_kwargs=None):
+    """``server recover-all HOST``: validate, then bring the servers back.
+
+    Reboot mode, dead mode with evacuate, or (``via_db``) the legacy DB
+    path of ``ops.dbmove``.  Returns a :class:`Report`; raises an
+    ``errors.NodeOpsError`` before anything is changed when the request
+    cannot be done.
+    """
+    if not request.host:
+        raise errors.UsageError('a host is required (or --undo JOURNAL)')
+    validate(request)
+    if request.via_db:
+        from osc_nodeops.ops import dbmove
+        return dbmove.recover_via_db(conn, request.host, request,
+                                     events=events,
+                                     executor_kwargs=executor_kwargs)
+    return recover_host(conn, request.host, request, events=events,
+                        executor_kwargs=executor_kwargs)
 
 
 def recover_host(conn, host, opts, features=None, events=None,

@@ -12,13 +12,14 @@ wait until each is ``in-use`` on that server.  It never starts on a server
 that is not ACTIVE with power state running.
 """
 
-import collections
+import dataclasses
 
+from osc_nodeops.db import volumes as db_volumes
+from osc_nodeops import errors
 from osc_nodeops.ops import engine
 
-Pair = collections.namedtuple(
-    'Pair', 'server_id server_name volume_id device status attach_status '
-            'volume_name attached_host')
+#: One instance/volume pair, from the APIs or from the databases.
+Pair = db_volumes.Pair
 
 PAIR_COLUMNS = ('Server ID', 'Server Name', 'Volume ID', 'Volume Name',
                 'Device', 'Status', 'Attach Status')
@@ -49,6 +50,30 @@ def _attach_status(block_storage, volume, server_id, attachment_id):
         if a.get('server_id') == server_id:
             return 'attached'
     return 'detached'
+
+
+@dataclasses.dataclass
+class Request(object):
+    """``compute node volumes``; ``nova_db`` / ``cinder_db`` are
+    ``dbmove.DBSource`` (``--from-db``)."""
+
+    host: str
+    from_db: bool = False
+    nova_db: object = None
+    cinder_db: object = None
+
+
+def run(conn, request):
+    """``compute node volumes``: the pairs of ``request.host`` (a list of
+    :class:`Pair`), through the APIs or (``from_db``) the databases."""
+    if not (request.host or '').strip():
+        raise errors.UsageError('the host name is empty')
+    if request.from_db:
+        return db_volumes.list_pairs(request.nova_db.resolve(),
+                                     request.cinder_db.resolve(),
+                                     request.host)
+    engine.find_compute_service(conn.compute, request.host, errors.NotFound)
+    return list_pairs(conn, request.host)
 
 
 def list_pairs(conn, host):

@@ -1,37 +1,43 @@
-"""Shared pieces of the cliff command classes.
+"""The one command base of osc-nodeops, and the argparse helpers.
 
 Only cheap imports here: osc_lib and cliff are already loaded by ``openstack``.
-The ops layer is imported inside ``take_action`` of each command.
+The ops layer is imported inside ``take_action`` of each command, the SDK
+inside ``run`` when an error has to be said.
 """
 
-import sys
+import argparse
+import logging
+import typing
 
 from osc_lib.command import command
-from osc_lib import exceptions
 
-# Exit codes shared by every command: 0 all done, 1 something was not done
-# (the rows say what), 2 usage error (argparse already uses 2).
-EXIT_OK = 0
-EXIT_INCOMPLETE = 1
-EXIT_USAGE = 2
+from osc_nodeops import errors
 
+if typing.TYPE_CHECKING:  # pragma: no cover
+    from openstackclient import shell
 
-class UsageError(exceptions.CommandError):
-    """Arguments that do not go together (or one that is missing).
+LOG = logging.getLogger(__name__)
 
-    Found after argparse, so argparse cannot say it; the command still exits
-    with argparse's status, 2, and one line on stderr.  Raise it before
-    anything is changed.
-    """
+# The exit statuses of every command: see ``osc_nodeops.errors``.
+EXIT_OK = errors.EXIT_OK
+EXIT_INCOMPLETE = errors.EXIT_INCOMPLETE
+EXIT_USAGE = errors.EXIT_USAGE
+
+UsageError = errors.UsageError
 
 
 class ExitStatusMixin(object):
-    """Let a command print its rows *and* exit non-zero.
+    """Let a command print its rows *and* exit non-zero; say errors.
 
     cliff returns whatever ``run`` returns as the process exit status, but a
     command that raises loses its output.  Commands set ``self.exit_status``
     inside ``take_action``; ``run`` returns it after the formatter has written
     the rows to stdout.
+
+    ``run`` is also the one place that turns an error into one line on
+    stderr and an exit status: a :class:`errors.NodeOpsError` by its
+    ``exit_status``, an openstacksdk error (a 403 says the admin role is
+    needed) as a refusal, 1.
     """
 
     exit_status = EXIT_OK
@@ -41,44 +47,93 @@ class ExitStatusMixin(object):
         self.api_timeout = getattr(parsed_args, 'api_timeout', None)
         try:
             rc = super(ExitStatusMixin, self).run(parsed_args)
-        except UsageError as exc:
-            sys.stderr.write('openstack %s: error: %s\n' % (
-                getattr(self, 'cmd_name', None) or '', exc))
-            return EXIT_USAGE
+        except errors.NodeOpsError as exc:
+            return self._say_error(exc, exc.exit_status)
+        except Exception as exc:
+            from openstack import exceptions as sdk_exc
+            if not isinstance(exc, sdk_exc.SDKException):
+                raise
+            return self._say_error(exc, errors.EXIT_REFUSED)
         return rc or self.exit_status
 
+    def _say_error(self, exc, status):
+        LOG.debug('%s failed', getattr(self, 'cmd_name', None) or 'command',
+                  exc_info=True)
+        text = errors.one_line(exc, limit=2000)
+        if isinstance(exc, errors.UsageError):
+            text = 'openstack %s: error: %s' % (
+                getattr(self, 'cmd_name', None) or '', text)
+        elif isinstance(exc, errors.Incomplete):
+            text = 'not done: %s' % text
+        self.say(text)
+        return status
 
-class NodeOpsLister(ExitStatusMixin, command.Lister):
+    def say(self, message):
+        """One line for people on the app's stderr (stdout carries only
+        the formatted result, so ``-f json | jq`` works)."""
+        stream = getattr(getattr(self, 'app', None), 'stderr', None)
+        stream.write(str(message).rstrip('\n') + '\n')
+        stream.flush()
+
+
+class _NodeOpsCommand(ExitStatusMixin):
+    """What every osc-nodeops command shares: the app, its connection, its
+    progress printer, and the rows of an engine report."""
+
+    app: 'shell.OpenStackShell'
+
+    @property
+    def conn(self):
+        """OSC's authenticated openstacksdk ``Connection``, with a timeout
+        on every API request (``--api-timeout``, else 60 s): OSC's own
+        session has none."""
+        from osc_nodeops.ops import engine
+        conn = self.app.client_manager.sdk_connection
+        engine.bound_api_timeout(conn, getattr(self, 'api_timeout', None))
+        return conn
+
+    def events(self, event):
+        """The ``events`` callback of the ops layer: one line per event."""
+        self.say(event)
+
+    def report_rows(self, report):
+        """Columns and rows of an engine report (drain, undrain,
+        recover-all); exit 1 unless the report is ok."""
+        from osc_nodeops.ops import engine
+        if not report.ok:
+            self.exit_status = EXIT_INCOMPLETE
+        return engine.ROW_COLUMNS, [item.row() for item in report.items]
+
+
+class NodeOpsLister(_NodeOpsCommand, command.Lister):
     """A Lister whose exit status tells whether everything was done."""
 
-    @property
-    def conn(self):
-        return bounded_connection(self)
 
-
-class NodeOpsShowOne(ExitStatusMixin, command.ShowOne):
+class NodeOpsShowOne(_NodeOpsCommand, command.ShowOne):
     """A ShowOne whose exit status tells whether everything was done."""
 
-    @property
-    def conn(self):
-        return bounded_connection(self)
 
-
-class NodeOpsCommand(ExitStatusMixin, command.Command):
-    """A plain command (no formatted output) with an exit status."""
-
-    @property
-    def conn(self):
-        return bounded_connection(self)
-
-
-def bounded_connection(command):
-    """OSC's openstacksdk Connection, with a timeout on every API request
-    (``--api-timeout``, else 60 s): OSC's own session has none."""
-    from osc_nodeops.ops import engine
-    conn = command.app.client_manager.sdk_connection
-    engine.bound_api_timeout(conn, getattr(command, 'api_timeout', None))
-    return conn
+def add_executor_arguments(parser, timeout, timeout_help, parallel_help,
+                           retries_help, poll_help, exclude_help,
+                           dry_run_help):
+    """The executor's options, shared by drain, undrain and recover-all."""
+    parser.add_argument(
+        '--max-parallel', type=positive_int, default=4, metavar='N',
+        help=parallel_help)
+    parser.add_argument(
+        '--timeout', type=positive_float, default=timeout,
+        metavar='SECONDS', help=timeout_help)
+    parser.add_argument(
+        '--retries', type=non_negative_int, default=1, metavar='N',
+        help=retries_help)
+    parser.add_argument(
+        '--poll-interval', type=positive_float, default=2.0,
+        metavar='SECONDS', help=poll_help)
+    parser.add_argument(
+        '--exclude', action='append', default=[], metavar='SERVER',
+        help=exclude_help)
+    parser.add_argument('--dry-run', action='store_true', help=dry_run_help)
+    add_api_timeout_argument(parser)
 
 
 def add_api_timeout_argument(parser):
@@ -91,13 +146,25 @@ def add_api_timeout_argument(parser):
              'retried')
 
 
+def executor_options(parsed_args):
+    """The executor's options as keyword arguments of an ops request."""
+    return dict(max_parallel=parsed_args.max_parallel,
+                timeout=parsed_args.timeout, retries=parsed_args.retries,
+                poll_interval=parsed_args.poll_interval,
+                exclude=tuple(parsed_args.exclude),
+                dry_run=parsed_args.dry_run)
+
+
+def _number(text, kind, name):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not %s' % (text, name))
+
+
 def positive_int(text):
     """argparse type: an integer of at least 1."""
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('%r is not an integer' % text)
+    value = _number(text, int, 'an integer')
     if value < 1:
         raise argparse.ArgumentTypeError('must be at least 1, got %d' % value)
     return value
@@ -105,11 +172,7 @@ def positive_int(text):
 
 def non_negative_int(text):
     """argparse type: an integer of at least 0."""
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('%r is not an integer' % text)
+    value = _number(text, int, 'an integer')
     if value < 0:
         raise argparse.ArgumentTypeError('must be 0 or more, got %d' % value)
     return value
@@ -118,51 +181,9 @@ def non_negative_int(text):
 def positive_float(text):
     """argparse type: a finite number above 0 (not NaN, not infinity: a
     wait must end)."""
-    import argparse
     import math
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('%r is not a number' % text)
+    value = _number(text, float, 'a number')
     if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError('must be a positive finite number, '
                                          'got %s' % text)
     return value
-
-
-def event_printer(app):
-    """An ``events`` callback for the ops layer: one line per event on the
-    app's stderr."""
-    emit = progress_printer(getattr(app, 'stderr', None))
-    return lambda event: emit(str(event))
-
-
-def progress_printer(stream=None):
-    """Return a callable that writes one progress line for people to stderr.
-
-    stdout carries only the formatted result, so ``-f json | jq`` works.
-    """
-    stream = stream or sys.stderr
-
-    def emit(message):
-        stream.write(message.rstrip('\n') + '\n')
-        stream.flush()
-
-    return emit
-
-
-class translate_errors(object):
-    """``with translate_errors():`` turns ``osc_nodeops.errors`` exceptions
-    into the exits above: ``UsageError`` exit 2, any other one line and
-    exit 1.  (Until ``ExitStatusMixin`` maps them itself.)"""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        from osc_nodeops import errors
-        if exc_type is None or not issubclass(exc_type, errors.NodeOpsError):
-            return False
-        if isinstance(exc, errors.UsageError):
-            raise UsageError(str(exc)) from exc
-        raise exceptions.CommandError(str(exc)) from exc

@@ -153,8 +153,7 @@ class InspectDisk(base.NodeOpsLister):
             step_timeout=parsed_args.step_timeout,
             out=getattr(self.app.stdout, 'buffer', None) or sys.stdout.buffer)
         conn = None if action == 'cleanup' else self.conn
-        with base.translate_errors():
-            report = ops.inspect(conn, req, events=base.progress_printer())
+        report = ops.inspect(conn, req, events=self.events)
         if report.incomplete:
             self.exit_status = base.EXIT_INCOMPLETE
         return report.columns, report.rows

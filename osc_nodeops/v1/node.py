@@ -5,28 +5,7 @@ cliff classes only: parse arguments, call ``osc_nodeops.ops.drain`` /
 results into columns.
 """
 
-import logging
-
-from osc_lib import exceptions
-
 from osc_nodeops.v1 import base
-
-LOG = logging.getLogger(__name__)
-
-
-def _input_errors():
-    """Exceptions that mean 'bad input or no rights', nothing changed."""
-    from openstack import exceptions as sdk_exc
-    from osc_nodeops.ops import drain
-    return (drain.UnknownHost, drain.BadInput, sdk_exc.ForbiddenException)
-
-
-def _one_line(exc):
-    from openstack import exceptions as sdk_exc
-    if isinstance(exc, sdk_exc.ForbiddenException):
-        return ('not allowed (this command needs the admin role): %s' %
-                ' '.join(str(getattr(exc, 'details', None) or exc).split()))
-    return str(exc)
 
 
 class _MoveCommand(base.NodeOpsLister):
@@ -41,31 +20,12 @@ class _MoveCommand(base.NodeOpsLister):
                  'default; needs compute API 2.25, else decided from the '
                  'server: volume-backed means no)')
         parser.add_argument(
-            '--max-parallel', type=base.positive_int, default=4, metavar='N',
-            help='Servers in flight at once (default 4).  nova-compute runs '
-                 'live migrations from one host one at a time by default '
-                 '(max_concurrent_live_migrations) and queues the rest, so '
-                 'more parallelism overlaps API calls, scheduling, cold '
-                 'migrations and queueing; it does not push one host\'s '
-                 'memory copies faster')
-        parser.add_argument(
-            '--timeout', type=base.positive_float, default=600.0,
-            metavar='SECONDS',
-            help='Per server: how long a move may take (default 600)')
-        parser.add_argument(
             '--on-timeout', choices=('abort', 'force-complete', 'leave'),
             default='abort',
             help='What to do with a live migration still running after '
                  '--timeout: abort it (the server stays where it was), '
                  'force-complete it (pause and finish), or leave it running '
                  '(a rerun picks it up).  Default: abort')
-        parser.add_argument(
-            '--retries', type=base.non_negative_int, default=1, metavar='N',
-            help='Retry a refused or failed move N times (default 1); the '
-                 'others go on meanwhile')
-        parser.add_argument(
-            '--exclude', action='append', default=[], metavar='SERVER',
-            help='Do not move this server (name or ID; repeatable)')
         parser.add_argument(
             '--move-suspended', action='store_true',
             help='Move SUSPENDED servers: resume, live-migrate, suspend '
@@ -74,52 +34,40 @@ class _MoveCommand(base.NodeOpsLister):
             '--allow-skipped', action='store_true',
             help='Exit 0 even if servers were skipped (they are still '
                  'listed)')
-        parser.add_argument(
-            '--dry-run', action='store_true',
-            help='Print the plan and change nothing')
-        parser.add_argument(
-            '--poll-interval', type=base.positive_float, default=2.0,
-            metavar='SECONDS',
-            help='Seconds between two looks at the host: one migration '
+        base.add_executor_arguments(
+            parser, timeout=600.0,
+            parallel_help='Servers in flight at once (default 4).  '
+                 'nova-compute runs live migrations from one host one at a '
+                 'time by default (max_concurrent_live_migrations) and '
+                 'queues the rest, so more parallelism overlaps API calls, '
+                 'scheduling, cold migrations and queueing; it does not '
+                 'push one host\'s memory copies faster',
+            timeout_help='Per server: how long a move may take (default '
+                 '600)',
+            retries_help='Retry a refused or failed move N times (default '
+                 '1); the others go on meanwhile',
+            poll_help='Seconds between two looks at the host: one migration '
                  'list, and one server list when a move needs checking, for '
-                 'all servers together (default 2)')
-        base.add_api_timeout_argument(parser)
+                 'all servers together (default 2)',
+            exclude_help='Do not move this server (name or ID; repeatable)',
+            dry_run_help='Print the plan and change nothing')
         parser.add_argument(
             '--break-lease', action='store_true',
             help='Take over the host from another osc-nodeops drain whose '
                  'lease (in the service\'s disabled reason) is still there: '
                  'only when that run is gone')
 
-    def _options(self, parsed_args, **extra):
+    def _request(self, parsed_args, hosts, **extra):
         from osc_nodeops.ops import drain
         return drain.Options(
+            hosts=tuple(hosts),
             target_host=getattr(parsed_args, 'target_host', None),
             block_migration=parsed_args.block_migration,
-            max_parallel=parsed_args.max_parallel,
-            timeout=parsed_args.timeout,
             on_timeout=parsed_args.on_timeout,
-            retries=parsed_args.retries,
-            poll_interval=parsed_args.poll_interval,
-            exclude=tuple(parsed_args.exclude),
             move_suspended=parsed_args.move_suspended,
-            dry_run=parsed_args.dry_run,
             allow_skipped=parsed_args.allow_skipped,
             break_lease=parsed_args.break_lease,
-            **extra)
-
-    def _events(self):
-        return base.event_printer(self.app)
-
-    def _output(self, reports):
-        from osc_nodeops.ops import engine
-        rows = []
-        ok = True
-        for report in reports:
-            rows.extend(item.row() for item in report.items)
-            ok = ok and report.ok
-        if not ok:
-            self.exit_status = base.EXIT_INCOMPLETE
-        return engine.ROW_COLUMNS, rows
+            **base.executor_options(parsed_args), **extra)
 
 
 class DrainNode(_MoveCommand):
@@ -156,23 +104,10 @@ class DrainNode(_MoveCommand):
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import drain
-        from osc_nodeops.ops import engine
-
-        opts = self._options(parsed_args, reason=parsed_args.reason)
-        compute = self.conn.compute
-        try:
-            services = drain.validate(compute, parsed_args.hosts, opts)
-            drain.check_excludes(compute, parsed_args.hosts, opts.exclude)
-        except _input_errors() as exc:
-            raise exceptions.CommandError(_one_line(exc))
-        features = engine.Features.from_proxy(compute)
-        events = self._events()
-        events('compute API microversion %s (server max %s)' % (
-            features.effective, features.server_max))
-        reports = drain.drain_hosts(
-            compute, parsed_args.hosts, services, opts, features=features,
-            events=events, reason_default=drain.default_reason(self.conn))
-        return self._output(reports)
+        request = self._request(parsed_args, parsed_args.hosts,
+                                reason=parsed_args.reason)
+        return self.report_rows(drain.drain(self.conn, request,
+                                            events=self.events))
 
 
 class UndrainNode(_MoveCommand):
@@ -200,32 +135,11 @@ class UndrainNode(_MoveCommand):
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import drain
-        from osc_nodeops.ops import engine
-
-        if parsed_args.keep_disabled and parsed_args.migrate_back:
-            raise base.UsageError(
-                '--keep-disabled and --migrate-back cannot be combined: the '
-                'scheduler does not place servers on a disabled host')
-        opts = self._options(parsed_args,
-                             keep_disabled=parsed_args.keep_disabled,
-                             migrate_back=parsed_args.migrate_back)
-        compute = self.conn.compute
-        try:
-            services = drain.validate(compute, [parsed_args.host], opts)
-        except _input_errors() as exc:
-            raise exceptions.CommandError(_one_line(exc))
-        features = engine.Features.from_proxy(compute)
-        events = self._events()
-        try:
-            report = drain.undrain_host(
-                compute, parsed_args.host, services[parsed_args.host], opts,
-                features=features, events=events)
-        except drain.BadInput as exc:
-            raise exceptions.CommandError(str(exc))
-        if not parsed_args.migrate_back:
-            events('%s nova-compute %s' % (parsed_args.host,
-                                           report.service_note))
-        return self._output([report])
+        request = self._request(parsed_args, [parsed_args.host],
+                                keep_disabled=parsed_args.keep_disabled,
+                                migrate_back=parsed_args.migrate_back)
+        return self.report_rows(drain.undrain(self.conn, request,
+                                              events=self.events))
 
 
 class ShowNode(base.NodeOpsShowOne):
@@ -252,13 +166,12 @@ class ShowNode(base.NodeOpsShowOne):
                  '/var/log/nova/nova-compute.log)')
         return parser
 
-    def gather(self, parsed_args):
-        """Ordered dict of the fields to show; extend to add sources."""
+    def take_action(self, parsed_args):
         from osc_nodeops.ops import node_show
-        try:
-            return node_show.gather(self.conn.compute, parsed_args.host)
-        except _input_errors() as exc:
-            raise exceptions.CommandError(_one_line(exc))
+        info = node_show.show(self.conn, node_show.Request(
+            host=parsed_args.host, local=parsed_args.local,
+            compute_log=parsed_args.compute_log))
+        return self.format(info)
 
     def format(self, info):
         from osc_lib.cli import format_columns
@@ -270,13 +183,3 @@ class ShowNode(base.NodeOpsShowOne):
                 value = format_columns.ListColumn(value)
             values.append(value)
         return tuple(info.keys()), tuple(values)
-
-    def take_action(self, parsed_args):
-        info = self.gather(parsed_args)
-        if parsed_args.local:
-            from osc_nodeops.ops import local_service
-            fields, ok = local_service.local_report(
-                log_file=parsed_args.compute_log, prefer=parsed_args.host)
-            info.update(fields)
-            info['Local OK'] = ok
-        return self.format(info)

@@ -26,10 +26,8 @@ class _ServiceCommand(base.NodeOpsLister):
     def take_action(self, parsed_args):
         from osc_nodeops.ops import local_service as ops
 
-        with base.translate_errors():
-            report = ops.run(self.direction, parsed_args.service,
-                             dry_run=parsed_args.dry_run,
-                             events=base.progress_printer())
+        report = ops.run(self.direction, parsed_args.service,
+                         dry_run=parsed_args.dry_run, events=self.events)
         if report.incomplete:
             self.exit_status = base.EXIT_INCOMPLETE
         return ops.COLUMNS, [r.row() for r in report.rows]
@@ -98,11 +96,10 @@ class CopyInstances(base.NodeOpsLister):
     def take_action(self, parsed_args):
         from osc_nodeops.ops import copy_instances as ops
 
-        with base.translate_errors():
-            results, incomplete = ops.run(
-                parsed_args.src, parsed_args.dst,
-                dry_run=not parsed_args.execute, only=parsed_args.only,
-                events=base.progress_printer())
+        results, incomplete = ops.run(
+            parsed_args.src, parsed_args.dst,
+            dry_run=not parsed_args.execute, only=parsed_args.only,
+            events=self.events)
         if incomplete:
             self.exit_status = base.EXIT_INCOMPLETE
         return ops.COLUMNS, [r.row() for r in results]

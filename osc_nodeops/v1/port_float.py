@@ -8,7 +8,6 @@ port is a neutron port tagged ``nodeops-float``.
 import argparse
 
 from osc_lib.cli import parseractions
-from osc_lib import exceptions
 
 from osc_nodeops.v1 import base
 
@@ -41,22 +40,6 @@ def _show(row, extra=()):
     return tuple(label for _k, label in pairs), tuple(values)
 
 
-class _PortFloatMixin(object):
-
-    def _ops(self):
-        from osc_nodeops.ops import port_float
-        return port_float
-
-    def _call(self, func, *args, **kwargs):
-        ops = self._ops()
-        try:
-            return func(*args, **kwargs)
-        except ops.PortFloatError as exc:
-            raise exceptions.CommandError(str(exc))
-        except ops.PortFloatIncomplete as exc:
-            raise exceptions.CommandError('not done: %s' % exc)
-
-
 def _add_timeout(parser, default):
     parser.add_argument(
         '--timeout', metavar='<seconds>', type=base.positive_float,
@@ -64,7 +47,7 @@ def _add_timeout(parser, default):
         help='How long to wait for nova and neutron (default %s)' % default)
 
 
-class CreatePortFloat(_PortFloatMixin, base.NodeOpsShowOne):
+class CreatePortFloat(base.NodeOpsShowOne):
     """Create a float port: a port meant to outlive servers (S12).
 
     The port is tagged ``nodeops-float`` so the other ``port float``
@@ -90,16 +73,14 @@ class CreatePortFloat(_PortFloatMixin, base.NodeOpsShowOne):
         return parser
 
     def take_action(self, parsed_args):
-        ops = self._ops()
-        port = self._call(ops.create, self.conn, parsed_args.name,
-                          parsed_args.network, parsed_args.fixed_ips,
-                          parsed_args.description)
-        base.progress_printer()('created float port %s with %s' % (
-            port.id, ', '.join(ops.port_addresses(port))))
-        return _show(ops.describe(port))
+        from osc_nodeops.ops import port_float
+        return _show(port_float.create(
+            self.conn, parsed_args.name, parsed_args.network,
+            parsed_args.fixed_ips, parsed_args.description,
+            events=self.events))
 
 
-class ListPortFloat(_PortFloatMixin, base.NodeOpsLister):
+class ListPortFloat(base.NodeOpsLister):
     """List float ports with their addresses, server, host and status."""
 
     def get_parser(self, prog_name):
@@ -109,8 +90,8 @@ class ListPortFloat(_PortFloatMixin, base.NodeOpsLister):
         return parser
 
     def take_action(self, parsed_args):
-        ops = self._ops()
-        rows = self._call(ops.list_ports, self.conn, parsed_args.network)
+        from osc_nodeops.ops import port_float
+        rows = port_float.list_ports(self.conn, parsed_args.network)
         keys = ('id', 'name', 'network_id', 'addresses', 'server_id',
                 'server_name', 'binding_host', 'status')
         labels = ('ID', 'Name', 'Network', 'Addresses', 'Server ID',
@@ -122,7 +103,7 @@ class ListPortFloat(_PortFloatMixin, base.NodeOpsLister):
         return labels, out
 
 
-class AttachPortFloat(_PortFloatMixin, base.NodeOpsShowOne):
+class AttachPortFloat(base.NodeOpsShowOne):
     """Attach a detached float port to an existing server (S13).
 
     Goes through nova (``server add port``) and waits until the port is
@@ -139,14 +120,13 @@ class AttachPortFloat(_PortFloatMixin, base.NodeOpsShowOne):
         return parser
 
     def take_action(self, parsed_args):
-        ops = self._ops()
-        row = self._call(ops.attach, self.conn, parsed_args.port,
-                         parsed_args.server, timeout=parsed_args.timeout,
-                         emit=base.progress_printer())
-        return _show(row)
+        from osc_nodeops.ops import port_float
+        return _show(port_float.attach(
+            self.conn, parsed_args.port, parsed_args.server,
+            timeout=parsed_args.timeout, events=self.events))
 
 
-class DetachPortFloat(_PortFloatMixin, base.NodeOpsShowOne):
+class DetachPortFloat(base.NodeOpsShowOne):
     """Take a float port off its server, keeping it and its addresses (S15).
 
     Goes through nova (``server remove port``), so nova forgets the
@@ -163,16 +143,14 @@ class DetachPortFloat(_PortFloatMixin, base.NodeOpsShowOne):
         return parser
 
     def take_action(self, parsed_args):
-        ops = self._ops()
-        emit = base.progress_printer()
-        row, changed = self._call(ops.detach, self.conn, parsed_args.port,
-                                  timeout=parsed_args.timeout, emit=emit)
-        if not changed:
-            emit('port %s was not attached; nothing to do' % row['id'])
+        from osc_nodeops.ops import port_float
+        row = port_float.detach(self.conn, parsed_args.port,
+                                timeout=parsed_args.timeout,
+                                events=self.events)
         return _show(row, [('detached_from', 'Detached From')])
 
 
-class MovePortFloat(_PortFloatMixin, base.NodeOpsShowOne):
+class MovePortFloat(base.NodeOpsShowOne):
     """Move a float port to another server, keeping its addresses.
 
     Detaches it from its current server through nova, then attaches it to
@@ -190,14 +168,14 @@ class MovePortFloat(_PortFloatMixin, base.NodeOpsShowOne):
         return parser
 
     def take_action(self, parsed_args):
-        ops = self._ops()
-        row = self._call(ops.move, self.conn, parsed_args.port,
-                         parsed_args.server, timeout=parsed_args.timeout,
-                         emit=base.progress_printer())
+        from osc_nodeops.ops import port_float
+        row = port_float.move(self.conn, parsed_args.port,
+                              parsed_args.server, timeout=parsed_args.timeout,
+                              events=self.events)
         return _show(row, [('moved_from', 'Moved From')])
 
 
-class RecoverPortFloat(_PortFloatMixin, base.NodeOpsShowOne):
+class RecoverPortFloat(base.NodeOpsShowOne):
     """Get back an address lost with a deleted server, as a float port (S16).
 
     Asks neutron for the address directly; where policy forbids that
@@ -223,18 +201,18 @@ class RecoverPortFloat(_PortFloatMixin, base.NodeOpsShowOne):
         return parser
 
     def take_action(self, parsed_args):
-        ops = self._ops()
-        row = self._call(ops.recover, self.conn, parsed_args.ip,
-                         parsed_args.network,
-                         max_attempts=parsed_args.max_attempts,
-                         name=parsed_args.name,
-                         description=parsed_args.description,
-                         emit=base.progress_printer())
+        from osc_nodeops.ops import port_float
+        row = port_float.recover(self.conn, parsed_args.ip,
+                                 parsed_args.network,
+                                 max_attempts=parsed_args.max_attempts,
+                                 name=parsed_args.name,
+                                 description=parsed_args.description,
+                                 events=self.events)
         return _show(row, [('method', 'Method'), ('attempts', 'Attempts'),
                            ('deleted', 'Ports Deleted')])
 
 
-class CheckPortFloat(_PortFloatMixin, base.NodeOpsLister):
+class CheckPortFloat(base.NodeOpsLister):
     """Check that this machine can open a TCP connection to each address (S14).
 
     One row per address of the port; exits 1 if any address did not accept
@@ -254,10 +232,10 @@ class CheckPortFloat(_PortFloatMixin, base.NodeOpsLister):
         return parser
 
     def take_action(self, parsed_args):
-        ops = self._ops()
-        rows = self._call(ops.check, self.conn, parsed_args.port,
-                          tcp_port=parsed_args.tcp_port,
-                          timeout=parsed_args.timeout)
+        from osc_nodeops.ops import port_float
+        rows = port_float.check(self.conn, parsed_args.port,
+                                tcp_port=parsed_args.tcp_port,
+                                timeout=parsed_args.timeout)
         if any(r['result'] != 'open' for r in rows):
             self.exit_status = base.EXIT_INCOMPLETE
         keys = ('address', 'ip_version', 'tcp_port', 'result', 'detail',

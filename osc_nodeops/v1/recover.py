@@ -5,17 +5,13 @@ cliff classes only: parse arguments, call ``osc_nodeops.ops.recover`` /
 the results into columns.
 """
 
-import logging
-
-from osc_lib import exceptions
-
 from osc_nodeops.v1 import base
-
-LOG = logging.getLogger(__name__)
 
 DEFAULT_NOVA_CONF = '/etc/nova/nova.conf'
 DEFAULT_NEUTRON_CONF = '/etc/neutron/neutron.conf'
 DEFAULT_CINDER_CONF = '/etc/cinder/cinder.conf'
+DB_SCHEMAS = ('nova', 'neutron', 'cinder')
+UNDO_COLUMNS = ('Table', 'Restored', 'Already Back', 'Gone')
 
 
 def _add_db_arguments(parser, schemas):
@@ -38,30 +34,27 @@ def _add_db_arguments(parser, schemas):
                  'not given (default %s)' % (what, name, defaults[name]))
 
 
-class _SecretURL(str):
-    """A DB URL that shows no password when repr()'d: osc-lib logs the
-    parsed arguments (``run(Namespace(...))``) at debug level."""
+class _DBCommand(base.NodeOpsLister):
+    """A command taking --<name>-db URLs: their repr() hides the password
+    before osc-lib logs the parsed arguments."""
 
-    def __repr__(self):
-        import re
-        return repr(re.sub(r'(//[^:/@]*:)[^@]*@', r'\1***@', str(self)))
+    def run(self, parsed_args):
+        from osc_nodeops.ops import dbmove
+        for name in DB_SCHEMAS:
+            value = getattr(parsed_args, '%s_db' % name, None)
+            if value:
+                setattr(parsed_args, '%s_db' % name, dbmove.SecretURL(value))
+        return super(_DBCommand, self).run(parsed_args)
 
-
-def _hide_db_urls(parsed_args):
-    for name in ('nova_db', 'neutron_db', 'cinder_db'):
-        value = getattr(parsed_args, name, None)
-        if value:
-            setattr(parsed_args, name, _SecretURL(value))
-
-
-def _db_url(parsed_args, name):
-    from osc_nodeops.db import url as url_mod
-    return url_mod.resolve(getattr(parsed_args, '%s_db' % name),
-                           getattr(parsed_args, '%s_conf' % name),
-                           what=name)
+    @staticmethod
+    def db_source(parsed_args, name):
+        from osc_nodeops.ops import dbmove
+        return dbmove.DBSource(getattr(parsed_args, '%s_db' % name),
+                               getattr(parsed_args, '%s_conf' % name),
+                               what=name)
 
 
-class RecoverAll(base.NodeOpsLister):
+class RecoverAll(_DBCommand):
     """Bring back every server of a host after a reboot or a failure.
 
     After a reboot (default; runbook S9, S10): the host's nova-compute must
@@ -155,104 +148,51 @@ class RecoverAll(base.NodeOpsLister):
             help='Put back the DB rows a --via-db move changed, from its '
                  'journal (rows changed since by others make it refuse)')
         _add_db_arguments(parser, ('nova', 'neutron'))
-        parser.add_argument(
-            '--max-parallel', type=base.positive_int, default=4, metavar='N',
-            help='Servers in flight at once (default 4)')
-        parser.add_argument(
-            '--timeout', type=base.positive_float, default=300.0,
-            metavar='SECONDS',
-            help='Per server: how long to wait for it (default 300); a '
-                 'start or reboot still not back is then hard rebooted')
-        parser.add_argument(
-            '--retries', type=base.non_negative_int, default=1, metavar='N',
-            help='Retries after a failure (default 1; for start and reboot '
-                 'the retry is a hard reboot)')
-        parser.add_argument(
-            '--poll-interval', type=base.positive_float, default=2.0,
-            metavar='SECONDS',
-            help='Seconds between two looks at the host (default 2)')
-        parser.add_argument(
-            '--exclude', action='append', default=[], metavar='SERVER',
-            help='Leave this server alone (name or ID; repeatable)')
-        parser.add_argument(
-            '--dry-run', action='store_true',
-            help='Print the plan and change nothing (--via-db is a dry run '
-                 'unless --execute)')
-        base.add_api_timeout_argument(parser)
+        base.add_executor_arguments(
+            parser, timeout=300.0,
+            parallel_help='Servers in flight at once (default 4)',
+            timeout_help='Per server: how long to wait for it (default '
+                 '300); a start or reboot still not back is then hard '
+                 'rebooted',
+            retries_help='Retries after a failure (default 1; for start '
+                 'and reboot the retry is a hard reboot)',
+            poll_help='Seconds between two looks at the host (default 2)',
+            exclude_help='Leave this server alone (name or ID; repeatable)',
+            dry_run_help='Print the plan and change nothing (--via-db is a '
+                 'dry run unless --execute)')
         return parser
 
-    def run(self, parsed_args):
-        _hide_db_urls(parsed_args)
-        return super(RecoverAll, self).run(parsed_args)
-
-    def _events(self):
-        return base.event_printer(self.app)
-
     def take_action(self, parsed_args):
-        from osc_nodeops.db import errors as db_errors
+        from osc_nodeops.ops import dbmove
         from osc_nodeops.ops import recover
+        if parsed_args.undo:
+            report = dbmove.undo(dbmove.UndoRequest(
+                parsed_args.undo, self.db_source(parsed_args, 'nova'),
+                self.db_source(parsed_args, 'neutron'), host=parsed_args.host,
+                dead=parsed_args.dead, execute=parsed_args.execute),
+                events=self.events)
+            return UNDO_COLUMNS, [(r.table, r.restored, r.already, r.gone)
+                                  for r in report.rows]
+        return self.report_rows(recover.run(
+            self.conn, self._request(parsed_args), events=self.events))
 
-        events = self._events()
-        try:
-            if parsed_args.undo:
-                return self._undo(parsed_args, events)
-            if not parsed_args.host:
-                raise base.UsageError(
-                    'a host is required (or --undo JOURNAL)')
-            opts = recover.Options(
-                dead=parsed_args.dead, via_db=parsed_args.via_db,
-                execute=parsed_args.execute, dry_run=parsed_args.dry_run,
-                all=parsed_args.start_all, hard=parsed_args.hard,
-                target_host=parsed_args.target_host,
-                force_down=parsed_args.force_down,
-                confirm_fenced=parsed_args.confirm_fenced,
-                reattach_volumes=parsed_args.reattach_volumes,
-                max_parallel=parsed_args.max_parallel,
-                timeout=parsed_args.timeout, retries=parsed_args.retries,
-                poll_interval=parsed_args.poll_interval,
-                exclude=tuple(parsed_args.exclude))
-            try:
-                recover.validate(opts)
-            except recover.BadInput as exc:
-                raise base.UsageError(str(exc))
-            if opts.via_db:
-                report = self._via_db(parsed_args, opts, events)
-            else:
-                report = recover.recover_host(self.conn, parsed_args.host,
-                                              opts, events=events)
-        except (recover.BadInput, recover.Refused,
-                db_errors.DBError) as exc:
-            raise exceptions.CommandError(str(exc))
-        return self._output(report)
-
-    def _via_db(self, parsed_args, opts, events):
-        from osc_nodeops.db import journal
-        from osc_nodeops.ops import dbmove
-        nova = _db_url(parsed_args, 'nova')
-        neutron = _db_url(parsed_args, 'neutron')
-        path = parsed_args.journal or journal.default_path(parsed_args.host)
-        return dbmove.recover_via_db(self.conn, parsed_args.host, opts, nova,
-                                     neutron, path, events=events)
-
-    def _undo(self, parsed_args, events):
-        from osc_nodeops.ops import dbmove
-        if parsed_args.host or parsed_args.dead or parsed_args.execute:
-            raise base.UsageError(
-                '--undo takes only the journal and the DB options')
-        nova = _db_url(parsed_args, 'nova')
-        neutron = _db_url(parsed_args, 'neutron')
-        return dbmove.undo(parsed_args.undo, nova, neutron, events=events)
-
-    def _output(self, report):
-        from osc_nodeops.ops import engine
-        if isinstance(report, tuple):  # --undo
-            return report
-        if not report.ok:
-            self.exit_status = base.EXIT_INCOMPLETE
-        return engine.ROW_COLUMNS, [item.row() for item in report.items]
+    def _request(self, parsed_args):
+        from osc_nodeops.ops import recover
+        return recover.Options(
+            host=parsed_args.host, dead=parsed_args.dead,
+            via_db=parsed_args.via_db, execute=parsed_args.execute,
+            all=parsed_args.start_all, hard=parsed_args.hard,
+            target_host=parsed_args.target_host,
+            force_down=parsed_args.force_down,
+            confirm_fenced=parsed_args.confirm_fenced,
+            reattach_volumes=parsed_args.reattach_volumes,
+            nova_db=self.db_source(parsed_args, 'nova'),
+            neutron_db=self.db_source(parsed_args, 'neutron'),
+            journal=parsed_args.journal,
+            **base.executor_options(parsed_args))
 
 
-class NodeVolumes(base.NodeOpsLister):
+class NodeVolumes(_DBCommand):
     """List the instance/volume pairs of a compute host (runbook S17).
 
     Through the APIs by default (nova volume attachments, cinder volumes
@@ -272,27 +212,10 @@ class NodeVolumes(base.NodeOpsLister):
         _add_db_arguments(parser, ('nova', 'cinder'))
         return parser
 
-    def run(self, parsed_args):
-        _hide_db_urls(parsed_args)
-        return super(NodeVolumes, self).run(parsed_args)
-
     def take_action(self, parsed_args):
-        from osc_nodeops.db import errors as db_errors
         from osc_nodeops.ops import volumes
-        if parsed_args.from_db:
-            from osc_nodeops.db import volumes as db_volumes
-            try:
-                pairs = db_volumes.list_pairs(
-                    _db_url(parsed_args, 'nova'),
-                    _db_url(parsed_args, 'cinder'), parsed_args.host)
-            except db_errors.DBError as exc:
-                raise exceptions.CommandError(str(exc))
-        else:
-            from osc_nodeops.ops import engine
-            try:
-                engine.find_compute_service(self.conn.compute,
-                                            parsed_args.host)
-            except LookupError as exc:
-                raise exceptions.CommandError(str(exc))
-            pairs = volumes.list_pairs(self.conn, parsed_args.host)
+        pairs = volumes.run(self.conn, volumes.Request(
+            parsed_args.host, from_db=parsed_args.from_db,
+            nova_db=self.db_source(parsed_args, 'nova'),
+            cinder_db=self.db_source(parsed_args, 'cinder')))
         return volumes.PAIR_COLUMNS, [volumes.pair_row(p) for p in pairs]

@@ -353,6 +353,43 @@ class TestDrain(base.FunctionalTestCase):
         self.assertEqual(2, res.returncode)
         self.assertEqual('enabled', self.service('c01').status)
 
+    def test_usage_errors_after_argparse_exit_2(self):
+        # found by the command, not by argparse: the same status, one line
+        for cmd, text in (
+                (('compute', 'node', 'drain', 'c01', '--target-host', 'c01'),
+                 'one of the hosts being drained'),
+                (('compute', 'node', 'drain', 'c01', 'c01'),
+                 'named twice'),
+                (('compute', 'node', 'drain', ''), 'empty'),
+                (('compute', 'node', 'undrain', 'c01', '--exclude', 'x'),
+                 'only makes sense with --migrate-back'),
+                (('compute', 'node', 'show', ''), 'empty'),
+                (('server', 'recover-all', 'c01', '--dead', '--target-host',
+                  'c01'), 'dead host itself')):
+            res = self.openstack(*cmd, check=False)
+            self.assertEqual(2, res.returncode, (cmd, res.stderr))
+            self.assertEqual('', res.stdout)
+            lines = res.stderr.strip().splitlines()
+            self.assertEqual(1, len(lines), res.stderr)
+            self.assertIn(text, lines[0])
+        self.assertEqual('enabled', self.service('c01').status)
+
+    def test_non_admin_gets_one_message_from_every_command(self):
+        for cmd in (('compute', 'node', 'drain', 'c01'),
+                    ('compute', 'node', 'undrain', 'c01'),
+                    ('compute', 'node', 'show', 'c01'),
+                    ('compute', 'node', 'volumes', 'c01'),
+                    ('server', 'recover-all', 'c01')):
+            res = self.openstack(*cmd, cloud='minicloud-demo', check=False)
+            self.assertEqual(1, res.returncode, (cmd, res.stderr))
+            self.assertEqual('', res.stdout)
+            lines = res.stderr.strip().splitlines()
+            self.assertEqual(1, len(lines), (cmd, res.stderr))
+            self.assertTrue(lines[0].startswith(
+                'not allowed (this command needs the admin role): '),
+                (cmd, lines[0]))
+        self.assertEqual('enabled', self.service('c01').status)
+
 
 class TestDrainHungAPI(base.FunctionalTestCase):
     """issue 11 item 3 on the rig's fault proxy (cloud minicloud-faulty):

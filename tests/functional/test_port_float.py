@@ -323,18 +323,24 @@ class TestPortFloat(base.FunctionalTestCase):
         before = set(self.ports_on_net())
         cases = [
             (('port', 'float', 'create', 'x', '--network', 'no-such-net'),
-             'not found'),
+             'not found', 1),
             (('port', 'float', 'create', 'x', '--network', self.net.id,
-              '--fixed-ip', 'ip-address=10.9.9.9'), 'outside every subnet'),
+              '--fixed-ip', 'ip-address=10.9.9.9'), 'outside every subnet',
+             1),
+            # usage errors found after argparse exit 2, as argparse's own
+            (('port', 'float', 'create', 'x', '--network', self.net.id,
+              '--fixed-ip', 'ip-address=999.1.1.1'), 'not an IP address',
+             2),
             (('port', 'float', 'recover', '198.51.100.999', '--network',
-              self.net.id), 'not an IP address'),
+              self.net.id), 'not an IP address', 2),
             (('port', 'float', 'recover', '192.0.2.200', '--network',
-              self.net.id), 'outside every subnet'),
-            (('port', 'float', 'attach', 'no-such-port', 'x'), 'not found'),
+              self.net.id), 'outside every subnet', 1),
+            (('port', 'float', 'attach', 'no-such-port', 'x'), 'not found',
+             1),
         ]
-        for argv, text in cases:
+        for argv, text, status in cases:
             res = self.openstack(*argv, check=False)
-            self.assertEqual(1, res.returncode, argv)
+            self.assertEqual(status, res.returncode, argv)
             self.assertIn(text, res.stderr, argv)
             self.assertEqual(1, len(res.stderr.strip().splitlines()),
                              res.stderr)

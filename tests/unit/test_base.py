@@ -1,29 +1,33 @@
 import io
 from unittest import mock
 
+from openstack import exceptions as sdk_exc
 import testtools
 
+from osc_nodeops import errors
 from osc_nodeops.v1 import base
 
 
-class _Cmd(base.NodeOpsCommand):
+class _Cmd(base.NodeOpsLister):
     """A command whose take_action does what the test says."""
 
     behaviour = None
 
     def take_action(self, parsed_args):
-        return self.behaviour(self)
+        self.behaviour(self)
+        return (), []
 
 
 class TestExitStatus(testtools.TestCase):
 
     def _run(self, behaviour):
-        cmd = _Cmd(mock.Mock(), None, cmd_name='compute node test')
+        app = mock.Mock()
+        app.stderr = io.StringIO()
+        app.stdout = io.StringIO()
+        cmd = _Cmd(app, None, cmd_name='compute node test')
         cmd.behaviour = behaviour
-        err = io.StringIO()
-        with mock.patch('sys.stderr', err):
-            rc = cmd.run(cmd.get_parser('x').parse_args([]))
-        return rc, err.getvalue()
+        rc = cmd.run(cmd.get_parser('x').parse_args(['-f', 'value']))
+        return rc, app.stderr.getvalue()
 
     def test_done_is_0(self):
         self.assertEqual((0, ''), self._run(lambda c: None))
@@ -35,14 +39,49 @@ class TestExitStatus(testtools.TestCase):
 
     def test_usage_error_is_2_with_one_line(self):
         def usage(cmd):
-            raise base.UsageError('--a and --b cannot be combined')
+            raise errors.UsageError('--a and --b cannot be combined')
         rc, err = self._run(usage)
         self.assertEqual(2, rc)
         self.assertEqual('openstack compute node test: error: --a and --b '
                          'cannot be combined\n', err)
 
+    def _raises(self, exc):
+        def behaviour(cmd):
+            raise exc
+        return self._run(behaviour)
+
+    def test_not_found_and_refused_are_1_with_the_message(self):
+        for exc in (errors.NotFound("no nova-compute service on host 'x'"),
+                    errors.Refused('nova-compute on c03 is still up')):
+            self.assertEqual((1, '%s\n' % exc), self._raises(exc))
+
+    def test_incomplete_says_not_done(self):
+        self.assertEqual((1, 'not done: port p was detached\n'),
+                         self._raises(errors.Incomplete(
+                             'port p was detached')))
+
+    def test_interrupted_is_130(self):
+        self.assertEqual(130, self._raises(errors.Interrupted('Ctrl-C'))[0])
+
+    def test_sdk_forbidden_says_admin_role(self):
+        exc = sdk_exc.ForbiddenException('Policy does not allow it')
+        exc.status_code = 403
+        rc, err = self._raises(exc)
+        self.assertEqual(1, rc)
+        self.assertEqual('%s: Policy does not allow it\n' %
+                         errors.ADMIN_NEEDED, err)
+
+    def test_sdk_error_is_one_line(self):
+        rc, err = self._raises(sdk_exc.SDKException('line one\nline two'))
+        self.assertEqual((1, 'line one line two\n'), (rc, err))
+
     def test_other_errors_propagate_to_osc(self):
-        # cliff turns them into one line and exit 1
-        def boom(cmd):
-            raise base.exceptions.CommandError('no such host')
-        self.assertRaises(base.exceptions.CommandError, self._run, boom)
+        # cliff turns them into one line and exit 1 (with a traceback at
+        # --debug): they are bugs, not refusals.
+        self.assertRaises(ZeroDivisionError, self._raises,
+                          ZeroDivisionError('x'))
+
+    def test_events_go_to_the_app_stderr(self):
+        def progress(cmd):
+            cmd.events('one event')
+        self.assertEqual((0, 'one event\n'), self._run(progress))

@@ -4,7 +4,6 @@ import io
 import json
 from unittest import mock
 
-from osc_lib import exceptions as osc_exc
 import testtools
 
 from osc_nodeops import errors
@@ -488,20 +487,26 @@ class TestValidate(testtools.TestCase):
 
     def test_unknown_host_changes_nothing(self):
         nova = fakes.FakeNova()
-        self.assertRaises(drain.UnknownHost, drain.validate, nova.compute,
+        self.assertRaises(errors.NotFound, drain.validate, nova.compute,
                           ['c01', 'nope'], drain.Options())
         for name in MUTATORS:
             getattr(nova.compute, name).assert_not_called()
 
     def test_target_among_hosts(self):
         nova = fakes.FakeNova()
-        self.assertRaises(drain.BadInput, drain.validate, nova.compute,
+        self.assertRaises(errors.UsageError, drain.validate, nova.compute,
                           ['c01'], drain.Options(target_host='c01'))
+        nova.compute.services.assert_not_called()
+
+    def test_host_named_twice(self):
+        nova = fakes.FakeNova()
+        self.assertRaises(errors.UsageError, drain.validate, nova.compute,
+                          ['c01', 'c01'], drain.Options())
 
     def test_disabled_target(self):
         nova = fakes.FakeNova()
         nova.services['c03'].status = 'disabled'
-        e = self.assertRaises(drain.BadInput, drain.validate, nova.compute,
+        e = self.assertRaises(errors.Refused, drain.validate, nova.compute,
                               ['c01'], drain.Options(target_host='c03'))
         self.assertIn('disabled', str(e))
 
@@ -510,13 +515,13 @@ class TestValidate(testtools.TestCase):
         srv = nova.add('a')
         nova.add('b', host='c02')
         drain.check_excludes(nova.compute, ['c01'], ('a', srv.id))
-        e = self.assertRaises(drain.BadInput, drain.check_excludes,
+        e = self.assertRaises(errors.NotFound, drain.check_excludes,
                               nova.compute, ['c01'], ('b',))
         self.assertIn("--exclude b", str(e))
 
     def test_unknown_target(self):
         nova = fakes.FakeNova()
-        self.assertRaises(drain.UnknownHost, drain.validate, nova.compute,
+        self.assertRaises(errors.NotFound, drain.validate, nova.compute,
                           ['c01'], drain.Options(target_host='zz'))
 
 
@@ -575,9 +580,9 @@ class TestUndrain(testtools.TestCase):
         nova.services['c01'].status = 'disabled'
         nova.add('a', host='c02', metadata={drain.ORIGIN_KEY: 'c01',
                                             drain.MARKER_KEY: 'x'})
-        self.assertRaises(drain.BadInput, run_undrain, nova,
+        self.assertRaises(errors.NotFound, run_undrain, nova,
                           migrate_back=True, exclude=('zzz',))
-        self.assertRaises(drain.BadInput, run_undrain, nova,
+        self.assertRaises(errors.UsageError, run_undrain, nova,
                           exclude=('a',))
         for name in MUTATORS:
             getattr(nova.compute, name).assert_not_called()
@@ -739,9 +744,11 @@ class TestCommands(testtools.TestCase):
     def test_drain_unknown_host(self):
         nova = fakes.FakeNova()
         nova.add('a')
-        e = self.assertRaises(osc_exc.CommandError, run_command,
-                              node.DrainNode, nova, ['nope'])
-        self.assertIn("'nope'", str(e))
+        rc, app = run_command(node.DrainNode, nova, ['nope'])
+        self.assertEqual(1, rc)
+        self.assertEqual("no nova-compute service on host 'nope'\n",
+                         app.stderr.getvalue())
+        self.assertEqual('', app.stdout.getvalue())
         nova.compute.disable_service.assert_not_called()
 
     def test_drain_forbidden_is_one_line(self):
@@ -749,10 +756,11 @@ class TestCommands(testtools.TestCase):
         nova = fakes.FakeNova()
         nova.compute.services.side_effect = sdk_exc.ForbiddenException(
             'Policy doesn\'t allow os_compute_api:os-services:list')
-        e = self.assertRaises(osc_exc.CommandError, run_command,
-                              node.DrainNode, nova, ['c01'])
-        self.assertIn('admin', str(e))
-        self.assertNotIn('\n', str(e))
+        rc, app = run_command(node.DrainNode, nova, ['c01'])
+        self.assertEqual(1, rc)
+        self.assertEqual(1, len(app.stderr.getvalue().splitlines()))
+        self.assertIn('this command needs the admin role',
+                      app.stderr.getvalue())
 
     def test_drain_usage_error_exit_2(self):
         nova = fakes.FakeNova()
@@ -765,14 +773,12 @@ class TestCommands(testtools.TestCase):
 
     def test_undrain_conflicting_options(self):
         nova = fakes.FakeNova()
-        err = io.StringIO()
-        with mock.patch('sys.stderr', err):
-            rc, app = run_command(node.UndrainNode, nova,
-                                  ['c01', '--keep-disabled',
-                                   '--migrate-back'])
+        rc, app = run_command(node.UndrainNode, nova,
+                              ['c01', '--keep-disabled', '--migrate-back'])
+        err = app.stderr.getvalue()
         self.assertEqual(2, rc)
-        self.assertEqual(1, len(err.getvalue().strip().splitlines()))
-        self.assertIn('--keep-disabled and --migrate-back', err.getvalue())
+        self.assertEqual(1, len(err.strip().splitlines()))
+        self.assertIn('--keep-disabled and --migrate-back', err)
         nova.compute.enable_service.assert_not_called()
 
     def test_undrain_migrate_back(self):

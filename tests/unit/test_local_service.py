@@ -274,13 +274,14 @@ class TestShowNodeLocal(testtools.TestCase):
 
     def test_local_fields_added(self):
         import collections
+        from osc_nodeops.ops import node_show
         from osc_nodeops.v1 import node
         cmd = node.ShowNode(mock.Mock(), mock.Mock())
         parser = cmd.get_parser('show')
         args = parser.parse_args(['c01', '--local', '--compute-log', '/l'])
         self.useFixture(fixtures.MockPatchObject(
-            node.ShowNode, 'gather',
-            side_effect=lambda a: collections.OrderedDict([('Host', 'c01')])))
+            node_show, 'gather', side_effect=lambda compute, host:
+            collections.OrderedDict([('Host', host)])))
         report = self.useFixture(fixtures.MockPatchObject(
             ops, 'local_report', return_value=(
                 [('Local Process', 'nova-compute running (pid 1)')],

@@ -16,8 +16,8 @@ class TestPlugin(testtools.TestCase):
     def test_make_client_reuses_sdk_connection(self):
         class Instance(object):
             sdk_connection = object()
-        client = plugin.make_client(Instance())
-        self.assertIs(Instance.sdk_connection, client.connection)
+        self.assertIs(Instance.sdk_connection,
+                      plugin.make_client(Instance()))
 
     def test_option_parser_default(self):
         import argparse

@@ -8,6 +8,7 @@ import testtools
 
 from openstack import exceptions as sdk_exc
 
+from osc_nodeops import errors
 from osc_nodeops import timeutil
 from osc_nodeops.ops import port_float as pf
 from tests.unit import test_port_float_fakes as fakes
@@ -38,23 +39,25 @@ class Base(testtools.TestCase):
 class TestCreate(Base):
 
     def test_create_tags_and_reports_all_addresses(self):
-        port = pf.create(self.conn, 'www.example.com', 'public')
-        self.assertIn(pf.TAG, port.tags)
-        self.assertEqual('www.example.com', port.name)
-        row = pf.describe(port)
+        row = pf.create(self.conn, 'www.example.com', 'public',
+                        events=self.emit)
+        self.assertIn(pf.TAG, row['tags'])
+        self.assertEqual('www.example.com', row['name'])
+        self.assertEqual(['created float port %s with %s' % (
+            row['id'], ', '.join(row['addresses']))], self.events)
         self.assertEqual(2, len(row['addresses']))
         self.assertEqual(4, len(row['addresses'][0].split('.')))
         self.assertIn(':', row['addresses'][1])
 
     def test_create_with_fixed_ip(self):
-        port = pf.create(self.conn, 'a.example.com', 'public',
-                         [{'ip-address': '203.0.113.77'}], 'web')
-        self.assertEqual(['203.0.113.77'], pf.port_addresses(port))
-        self.assertEqual('web', port.description)
+        row = pf.create(self.conn, 'a.example.com', 'public',
+                        [{'ip-address': '203.0.113.77'}], 'web')
+        self.assertEqual(['203.0.113.77'], row['addresses'])
+        self.assertEqual('web', row['description'])
 
     def _refused(self, *args):
         before = dict(self.neutron.ports)
-        exc = self.assertRaises(pf.PortFloatError, pf.create, self.conn,
+        exc = self.assertRaises(errors.NodeOpsError, pf.create, self.conn,
                                 *args)
         self.assertEqual(before, self.neutron.ports)
         self.neutron.proxy.create_port.assert_not_called()
@@ -86,7 +89,7 @@ class TestCreate(Base):
 
     def test_tag_failure_deletes_the_new_port(self):
         self.neutron.fail_tags = True
-        self.assertRaises(pf.PortFloatError, pf.create, self.conn,
+        self.assertRaises(errors.Refused, pf.create, self.conn,
                           'x.example.com', 'public')
         self.assertEqual({}, self.neutron.ports)
         self.assertEqual(1, len(self.neutron.deleted))
@@ -163,7 +166,7 @@ class TestAttachDetachMove(Base):
     def test_attach_waits_and_reports(self):
         port = self.float_port()
         row = pf.attach(self.conn, 'www.example.com', 'a', timeout=5,
-                        emit=self.emit, interval=0)
+                        events=self.emit, interval=0)
         self.assertEqual(self.a.id, row['server_id'])
         self.assertEqual('ACTIVE', row['status'])
         self.nova.proxy.create_server_interface.assert_called_once_with(
@@ -172,11 +175,11 @@ class TestAttachDetachMove(Base):
     def test_attach_refuses_attached_port_and_unknown_server(self):
         port = self.float_port()
         self.nova.plug(self.a, port)
-        exc = self.assertRaises(pf.PortFloatError, pf.attach, self.conn,
+        exc = self.assertRaises(errors.Refused, pf.attach, self.conn,
                                 port.id, 'b', timeout=1)
         self.assertIn('port float move', str(exc))
         port.device_id = ''
-        exc = self.assertRaises(pf.PortFloatError, pf.attach, self.conn,
+        exc = self.assertRaises(errors.Refused, pf.attach, self.conn,
                                 port.id, 'zzz', timeout=1)
         self.assertIn("server 'zzz' not found", str(exc))
         self.nova.proxy.create_server_interface.assert_not_called()
@@ -187,7 +190,7 @@ class TestAttachDetachMove(Base):
                      lambda: pf.detach(self.conn, port.id),
                      lambda: pf.move(self.conn, port.id, 'b'),
                      lambda: pf.check(self.conn, port.id)):
-            exc = self.assertRaises(pf.PortFloatError, call)
+            exc = self.assertRaises(errors.Refused, call)
             self.assertIn('not a float port', str(exc))
         self.nova.proxy.create_server_interface.assert_not_called()
         self.nova.proxy.delete_server_interface.assert_not_called()
@@ -195,7 +198,7 @@ class TestAttachDetachMove(Base):
     def test_attach_timeout_is_incomplete(self):
         self.float_port()
         self.nova.port_goes_active = False
-        exc = self.assertRaises(pf.PortFloatIncomplete, pf.attach,
+        exc = self.assertRaises(errors.Incomplete, pf.attach,
                                 self.conn, 'www.example.com', 'a',
                                 timeout=0.01, interval=0)
         self.assertIn('DOWN', str(exc))
@@ -208,9 +211,8 @@ class TestAttachDetachMove(Base):
 
     def test_detach_through_nova_keeps_the_port(self):
         port = self._attach_passed()
-        row, changed = pf.detach(self.conn, port.id, timeout=5,
-                                 emit=self.emit, interval=0)
-        self.assertTrue(changed)
+        row = pf.detach(self.conn, port.id, timeout=5,
+                        events=self.emit, interval=0)
         self.nova.proxy.delete_server_interface.assert_called_once_with(
             port.id, server=self.a.id, ignore_missing=False)
         self.assertIn(port.id, self.neutron.ports)
@@ -222,7 +224,7 @@ class TestAttachDetachMove(Base):
     def test_detach_refuses_port_nova_may_have_created(self):
         port = self.float_port(created_at='2026-01-01T00:00:12Z')
         self.nova.plug(self.a, port)
-        exc = self.assertRaises(pf.PortFloatError, pf.detach, self.conn,
+        exc = self.assertRaises(errors.Refused, pf.detach, self.conn,
                                 port.id, timeout=1)
         self.assertIn('created by nova', str(exc))
         self.assertIn('nothing changed', str(exc))
@@ -238,23 +240,25 @@ class TestAttachDetachMove(Base):
         self.nova.plug(self.a, port)
         del self.nova.actions[self.a.id]          # nova answers 404
         self.nova.proxy.delete_server_interface.reset_mock()
-        exc = self.assertRaises(pf.PortFloatError, pf.detach, self.conn,
+        exc = self.assertRaises(errors.Refused, pf.detach, self.conn,
                                 port.id)
         self.assertIn('cannot read the actions', str(exc))
         self.nova.proxy.delete_server_interface.assert_not_called()
 
     def test_detach_unattached_is_a_no_op(self):
         port = self.float_port()
-        row, changed = pf.detach(self.conn, port.id)
-        self.assertFalse(changed)
+        row = pf.detach(self.conn, port.id, events=self.emit)
+        self.assertIsNone(row['detached_from'])
+        self.assertEqual(['port %s was not attached; nothing to do' %
+                          port.id], self.events)
         self.nova.proxy.delete_server_interface.assert_not_called()
 
     def test_detach_refuses_non_server_owner_and_invisible_server(self):
         port = self.float_port()
         port.device_id, port.device_owner = 'r1', 'network:router_interface'
-        self.assertRaises(pf.PortFloatError, pf.detach, self.conn, port.id)
+        self.assertRaises(errors.Refused, pf.detach, self.conn, port.id)
         port.device_id, port.device_owner = 'gone', 'compute:nova'
-        exc = self.assertRaises(pf.PortFloatError, pf.detach, self.conn,
+        exc = self.assertRaises(errors.Refused, pf.detach, self.conn,
                                 port.id)
         self.assertIn('cannot see', str(exc))
         self.nova.proxy.delete_server_interface.assert_not_called()
@@ -264,13 +268,13 @@ class TestAttachDetachMove(Base):
         self.nova.proxy.delete_server_interface.side_effect = (
             sdk_exc.ConflictException(message='Cannot detach\nwhile busy',
                                       http_status=409))
-        exc = self.assertRaises(pf.PortFloatError, pf.detach, self.conn,
+        exc = self.assertRaises(errors.Refused, pf.detach, self.conn,
                                 port.id)
         self.assertNotIn('\n', str(exc))
 
     def test_move(self):
         port = self._attach_passed()
-        row = pf.move(self.conn, port.id, 'b', timeout=5, emit=self.emit,
+        row = pf.move(self.conn, port.id, 'b', timeout=5, events=self.emit,
                       interval=0)
         self.assertEqual(self.b.id, row['server_id'])
         self.assertEqual(self.a.id, row['moved_from'])
@@ -278,13 +282,13 @@ class TestAttachDetachMove(Base):
 
     def test_move_to_same_server_refused(self):
         port = self._attach_passed()
-        self.assertRaises(pf.PortFloatError, pf.move, self.conn, port.id,
+        self.assertRaises(errors.Refused, pf.move, self.conn, port.id,
                           'a')
         self.nova.proxy.delete_server_interface.assert_not_called()
 
     def test_move_to_unknown_server_changes_nothing(self):
         port = self._attach_passed()
-        self.assertRaises(pf.PortFloatError, pf.move, self.conn, port.id,
+        self.assertRaises(errors.Refused, pf.move, self.conn, port.id,
                           'zzz')
         self.nova.proxy.delete_server_interface.assert_not_called()
         self.assertEqual(self.a.id, port.device_id)
@@ -293,7 +297,7 @@ class TestAttachDetachMove(Base):
         port = self._attach_passed()
         self.nova.refuse_attach = sdk_exc.ConflictException(
             message='instance busy', http_status=409)
-        exc = self.assertRaises(pf.PortFloatIncomplete, pf.move, self.conn,
+        exc = self.assertRaises(errors.Incomplete, pf.move, self.conn,
                                 port.id, 'b', timeout=5, interval=0)
         self.assertIn('detached from server %s' % self.a.id, str(exc))
         self.assertIn('203.0.113.10', str(exc))
@@ -312,7 +316,7 @@ class TestRecover(Base):
 
     def test_direct(self):
         row = pf.recover(self.conn, '203.0.113.42', 'public', name='w.ex',
-                         emit=self.emit)
+                         events=self.emit)
         self.assertEqual('direct', row['method'])
         self.assertEqual(1, row['attempts'])
         self.assertEqual(['203.0.113.42'], row['addresses'])
@@ -322,7 +326,7 @@ class TestRecover(Base):
 
     def test_held_by_visible_port_stops(self):
         port = self.float_port()
-        exc = self.assertRaises(pf.PortFloatError, pf.recover, self.conn,
+        exc = self.assertRaises(errors.Refused, pf.recover, self.conn,
                                 '203.0.113.10', 'public')
         self.assertIn('held by port %s' % port.id, str(exc))
         self.neutron.proxy.create_port.assert_not_called()
@@ -333,7 +337,7 @@ class TestRecover(Base):
                 message='IP address 203.0.113.42 already allocated',
                 http_status=409)
         self.neutron.before_create = hidden
-        exc = self.assertRaises(pf.PortFloatError, pf.recover, self.conn,
+        exc = self.assertRaises(errors.Refused, pf.recover, self.conn,
                                 '203.0.113.42', 'public')
         self.assertIn('cannot see', str(exc))
         self.assertEqual({}, self.neutron.ports)
@@ -342,10 +346,10 @@ class TestRecover(Base):
         for args, text in ((('nonsense', 'public'), 'not an IP address'),
                            (('198.51.100.1', 'public'), 'outside every'),
                            (('203.0.113.5', 'nope'), 'not found')):
-            exc = self.assertRaises(pf.PortFloatError, pf.recover,
+            exc = self.assertRaises(errors.NodeOpsError, pf.recover,
                                     self.conn, *args)
             self.assertIn(text, str(exc))
-        self.assertRaises(pf.PortFloatError, pf.recover, self.conn,
+        self.assertRaises(errors.UsageError, pf.recover, self.conn,
                           '203.0.113.5', 'public', max_attempts=0)
         self.neutron.proxy.create_port.assert_not_called()
 
@@ -354,7 +358,7 @@ class TestRecover(Base):
         self.neutron.pick = self.picker(
             ['203.0.113.%d' % i for i in (7, 8, 9, 42, 50)])
         row = pf.recover(self.conn, '203.0.113.42', 'public',
-                         max_attempts=10, name='w.ex', emit=self.emit)
+                         max_attempts=10, name='w.ex', events=self.emit)
         self.assertEqual('loop', row['method'])
         self.assertEqual(4, row['attempts'])
         self.assertEqual(3, row['deleted'])
@@ -370,7 +374,7 @@ class TestRecover(Base):
         self.neutron.allow_ip_address = False
         self.neutron.pick = self.picker(
             ['203.0.113.%d' % i for i in range(100, 200)])
-        exc = self.assertRaises(pf.PortFloatIncomplete, pf.recover,
+        exc = self.assertRaises(errors.Incomplete, pf.recover,
                                 self.conn, '203.0.113.42', 'public',
                                 max_attempts=5)
         self.assertIn('5 attempts', str(exc))
@@ -419,7 +423,7 @@ class TestRecover(Base):
         self.neutron.pick = self.picker(['203.0.113.100', '203.0.113.42'])
         self.neutron.proxy.update_port.side_effect = KeyboardInterrupt()
         self.assertRaises(KeyboardInterrupt, pf.recover, self.conn,
-                          '203.0.113.42', 'public', emit=self.emit)
+                          '203.0.113.42', 'public', events=self.emit)
         [kept] = list(self.neutron.ports.values())
         self.assertEqual(['203.0.113.42'], pf.port_addresses(kept))
         self.assertTrue(any(kept.id in e and 'kept' in e
@@ -446,9 +450,9 @@ class TestRecover(Base):
                 raise sdk_exc.HttpException(message='boom', http_status=500)
             return real_delete(port, ignore_missing)
         self.neutron.proxy.delete_port.side_effect = delete
-        exc = self.assertRaises(pf.PortFloatIncomplete, pf.recover,
+        exc = self.assertRaises(errors.Incomplete, pf.recover,
                                 self.conn, '203.0.113.42', 'public',
-                                emit=self.emit)
+                                events=self.emit)
         self.assertIn(stuck[0], str(exc))
         self.assertTrue(any(stuck[0] in e for e in self.events))
 
@@ -459,7 +463,7 @@ class TestRecover(Base):
                                    'end': '192.0.2.20'}]}])
         for ip, text in (('192.0.2.1', 'gateway'), ('192.0.2.0', 'network'),
                          ('192.0.2.255', 'broadcast')):
-            exc = self.assertRaises(pf.PortFloatError, pf.recover,
+            exc = self.assertRaises(errors.Refused, pf.recover,
                                     self.conn, ip, net.id)
             self.assertIn(text, str(exc))
         self.neutron.proxy.create_port.assert_not_called()
@@ -468,7 +472,7 @@ class TestRecover(Base):
         self.assertEqual('direct', row['method'])
         # ... the loop never could: refused before looping.
         self.neutron.allow_ip_address = False
-        exc = self.assertRaises(pf.PortFloatError, pf.recover, self.conn,
+        exc = self.assertRaises(errors.Refused, pf.recover, self.conn,
                                 '192.0.2.60', net.id)
         self.assertIn('allocation pools', str(exc))
         self.assertEqual([row['id']], list(self.neutron.ports))
@@ -494,11 +498,11 @@ class TestRecover(Base):
         net = self.neutron.add_network('v6', [
             {'cidr': '2001:db8:1::/64', 'ipv6_address_mode': 'slaac'}])
         self.neutron.allow_mac_address = False
-        exc = self.assertRaises(pf.PortFloatError, pf.recover, self.conn,
+        exc = self.assertRaises(errors.Refused, pf.recover, self.conn,
                                 '2001:db8:1::f816:3eff:fefb:45fb', net.id)
         self.assertIn('derives from MAC', str(exc))
         self.assertEqual({}, self.neutron.ports)
-        exc = self.assertRaises(pf.PortFloatError, pf.recover, self.conn,
+        exc = self.assertRaises(errors.Refused, pf.recover, self.conn,
                                 '2001:db8:1::1', net.id)
         self.assertIn('not an EUI-64', str(exc))
 
@@ -573,8 +577,8 @@ class TestCheck(Base):
 
     def test_check_bad_input(self):
         port = self.float_port()
-        self.assertRaises(pf.PortFloatError, pf.check, self.conn, port.id,
+        self.assertRaises(errors.UsageError, pf.check, self.conn, port.id,
                           tcp_port=0)
-        self.assertRaises(pf.PortFloatError, pf.check, self.conn, port.id,
+        self.assertRaises(errors.UsageError, pf.check, self.conn, port.id,
                           timeout=0)
-        self.assertRaises(pf.PortFloatError, pf.check, self.conn, 'nope')
+        self.assertRaises(errors.Refused, pf.check, self.conn, 'nope')

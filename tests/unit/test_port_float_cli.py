@@ -3,7 +3,6 @@
 import io
 from unittest import mock
 
-from osc_lib import exceptions
 import testtools
 
 from osc_nodeops.ops import port_float as pf
@@ -21,13 +20,8 @@ class CliBase(testtools.TestCase):
                        {'cidr': '2001:db8::/64'}])
         self.app = mock.Mock()
         self.app.client_manager.sdk_connection = self.conn
-        self.stderr = io.StringIO()
-        self.useFixture_stderr()
-
-    def useFixture_stderr(self):
-        patcher = mock.patch('sys.stderr', self.stderr)
-        patcher.start()
-        self.addCleanup(patcher.stop)
+        self.stderr = self.app.stderr = io.StringIO()
+        self.app.stdout = io.StringIO()
 
     def run_cmd(self, klass, argv):
         command = klass(self.app, None)
@@ -36,6 +30,12 @@ class CliBase(testtools.TestCase):
         command.exit_status = 0
         result = command.take_action(args)
         return command, result
+
+    def run_failing(self, klass, argv):
+        """Run through cliff's ``run``: (exit status, stderr)."""
+        command = klass(self.app, None)
+        args = command.get_parser('openstack port float').parse_args(argv)
+        return command.run(args), self.stderr.getvalue()
 
 
 class TestCli(CliBase):
@@ -51,11 +51,10 @@ class TestCli(CliBase):
         self.assertEqual(pf.TAG, row['Tags'])
         self.assertIn('created float port', self.stderr.getvalue())
 
-    def test_bad_input_is_command_error(self):
-        exc = self.assertRaises(
-            exceptions.CommandError, self.run_cmd, cmd.CreatePortFloat,
-            ['x', '--network', 'nope'])
-        self.assertEqual("network 'nope' not found", str(exc))
+    def test_unknown_network_is_one_line_exit_1(self):
+        self.assertEqual(
+            (1, "network 'nope' not found\n"),
+            self.run_failing(cmd.CreatePortFloat, ['x', '--network', 'nope']))
         self.assertEqual({}, self.conn.neutron.ports)
 
     def test_parser_rejects_bad_numbers(self):
@@ -98,11 +97,12 @@ class TestCli(CliBase):
 
     def test_recover_incomplete_is_an_error_with_state(self):
         self.conn.neutron.allow_ip_address = False
-        exc = self.assertRaises(
-            exceptions.CommandError, self.run_cmd, cmd.RecoverPortFloat,
+        rc, err = self.run_failing(
+            cmd.RecoverPortFloat,
             ['203.0.113.200', '--network', 'public', '--max-attempts', '3'])
-        self.assertIn('not done', str(exc))
-        self.assertIn('3 attempts', str(exc))
+        self.assertEqual(1, rc)
+        self.assertIn('not done: ', err)
+        self.assertIn('3 attempts', err.splitlines()[-1])
         self.assertEqual({}, self.conn.neutron.ports)
 
     def test_detach_not_attached(self):

@@ -7,9 +7,9 @@ from unittest import mock
 
 from openstack.block_storage.v3 import _proxy as bs_proxy
 from openstack.compute.v2 import server_action as _action
-from osc_lib import exceptions as osc_exc
 import testtools
 
+from osc_nodeops import errors
 from osc_nodeops.ops import engine
 from osc_nodeops.ops import recover
 from osc_nodeops.v1 import recover as v1_recover
@@ -283,7 +283,7 @@ class TestRebootMode(testtools.TestCase):
 
     def test_refused_when_service_down(self):
         self.nova.services['c01'].state = 'down'
-        exc = self.assertRaises(recover.Refused, run, self.nova)
+        exc = self.assertRaises(errors.Refused, run, self.nova)
         self.assertIn('--dead', str(exc))
         self.assertEqual([], self.nova.calls)
 
@@ -300,7 +300,7 @@ class TestDeadMode(testtools.TestCase):
                                power_state=0)
 
     def test_refused_while_up(self):
-        exc = self.assertRaises(recover.Refused, run, self.nova, 'c03',
+        exc = self.assertRaises(errors.Refused, run, self.nova, 'c03',
                                 dead=True)
         self.assertIn('still up', str(exc))
         self.assertIn('--confirm-fenced c03', str(exc))
@@ -310,11 +310,11 @@ class TestDeadMode(testtools.TestCase):
     def test_force_down_needs_fenced_confirmation(self):
         for confirm in (None, 'c01'):
             exc = self.assertRaises(
-                (recover.Refused, recover.BadInput), run, self.nova, 'c03',
+                (errors.Refused, errors.UsageError), run, self.nova, 'c03',
                 dead=True, force_down=True, confirm_fenced=confirm)
             self.assertIn('fenced', str(exc))
         self.assertFalse(self.nova.compute.update_service_forced_down.called)
-        self.assertRaises(recover.BadInput, run, self.nova, 'c03',
+        self.assertRaises(errors.UsageError, run, self.nova, 'c03',
                           dead=True, confirm_fenced='c03')
 
     def test_force_down_with_confirmation_evacuates(self):
@@ -373,7 +373,7 @@ class TestDeadMode(testtools.TestCase):
         for kw in ({'via_db': True}, {'dead': True, 'via_db': True},
                    {'execute': True}, {'target_host': 'c02'},
                    {'max_parallel': 0}):
-            self.assertRaises(recover.BadInput, recover.validate,
+            self.assertRaises(errors.UsageError, recover.validate,
                               recover.Options(**kw))
 
 
@@ -385,13 +385,16 @@ class TestCommand(testtools.TestCase):
         app.client_manager.sdk_connection = conn_for(nova)
         return v1_recover.RecoverAll(app, None), app
 
-    def test_refusal_is_one_line_command_error(self):
+    def test_refusal_is_one_line_exit_1(self):
         nova = RecoverNova()
         nova.add('a', host='c03')
-        cmd, _ = self._cmd(nova)
+        cmd, app = self._cmd(nova)
         args = cmd.get_parser('recover-all').parse_args(['c03', '--dead'])
-        exc = self.assertRaises(osc_exc.CommandError, cmd.take_action, args)
-        self.assertNotIn('\n', str(exc))
+        self.assertEqual(1, cmd.run(args))
+        err = app.stderr.getvalue()
+        self.assertEqual(1, len(err.splitlines()), err)
+        self.assertIn('still up', err)
+        self.assertEqual([], nova.calls)
 
     def test_rows_and_exit_status(self):
         nova = RecoverNova()

@@ -7,10 +7,10 @@ import shutil
 import tempfile
 from unittest import mock
 
-from osc_lib import exceptions as osc_exc
 import testtools
 
 from osc_nodeops.db import url as url_mod
+from osc_nodeops import errors
 from osc_nodeops.ops import dbmove
 from osc_nodeops.ops import recover
 from osc_nodeops.v1 import recover as v1_recover
@@ -100,7 +100,7 @@ class TestViaDBFlow(testtools.TestCase):
 
     def test_refused_while_source_up(self):
         self.nova.services['c03'].state = 'up'
-        self.assertRaises(recover.Refused, self.run_flow, execute=True)
+        self.assertRaises(errors.Refused, self.run_flow, execute=True)
         self.assertEqual({'c03'}, {r['host'] for r in
                                    self.db.data['instances']})
 
@@ -110,8 +110,18 @@ class TestCommandDB(testtools.TestCase):
     def _cmd(self, cls=v1_recover.RecoverAll):
         app = mock.Mock()
         app.stderr = io.StringIO()
+        app.stdout = io.StringIO()
         app.client_manager.sdk_connection = conn_for(RecoverNova())
+        self.app = app
         return cls(app, None)
+
+    def run_failing(self, cmd, args):
+        """(exit status, the one line on stderr), stdout empty."""
+        rc = cmd.run(args)
+        err = self.app.stderr.getvalue()
+        self.assertEqual(1, len(err.splitlines()), err)
+        self.assertEqual('', self.app.stdout.getvalue())
+        return rc, err
 
     def test_bad_url_is_one_line_without_password(self):
         cmd = self._cmd()
@@ -119,22 +129,26 @@ class TestCommandDB(testtools.TestCase):
             'c03', '--dead', '--via-db', '--target-host', 'c02',
             '--nova-db', 'postgresql://nova:TopS3cret@db/nova',
             '--neutron-db', NEUTRON])
-        exc = self.assertRaises(osc_exc.CommandError, cmd.take_action, args)
-        self.assertNotIn('TopS3cret', str(exc))
-        self.assertNotIn('\n', str(exc))
+        rc, err = self.run_failing(cmd, args)
+        self.assertEqual(1, rc)
+        self.assertIn("unsupported scheme 'postgresql'", err)
+        self.assertNotIn('TopS3cret', err)
 
     def test_missing_conf_named(self):
         cmd = self._cmd()
         args = cmd.get_parser('x').parse_args([
             '--undo', '/nonexistent/j.json',
             '--nova-conf', '/nonexistent/nova.conf'])
-        exc = self.assertRaises(osc_exc.CommandError, cmd.take_action, args)
-        self.assertIn('/nonexistent/nova.conf', str(exc))
+        rc, err = self.run_failing(cmd, args)
+        self.assertEqual(1, rc)
+        self.assertIn('/nonexistent/nova.conf', err)
 
     def test_undo_takes_no_host(self):
         cmd = self._cmd()
         args = cmd.get_parser('x').parse_args(['c03', '--undo', 'j.json'])
-        self.assertRaises(osc_exc.CommandError, cmd.take_action, args)
+        rc, err = self.run_failing(cmd, args)
+        self.assertEqual(2, rc)
+        self.assertIn('--undo takes only the journal', err)
 
     def test_node_volumes_from_db(self):
         db = fakedb.Server()
@@ -168,15 +182,19 @@ class TestDebugLogRedaction(testtools.TestCase):
         args = cmd.get_parser('x').parse_args([
             'c01', '--from-db', '--nova-db',
             'mysql+pymysql://nova:TopS3cret@db/nova_cell1'])
-        v1_recover._hide_db_urls(args)
+        seen = []
+
+        def take_action(parsed_args):
+            seen.append(parsed_args)
+            return (), []
+        with mock.patch.object(cmd, 'take_action', take_action):
+            with self.assertLogs(level='DEBUG') as logs:
+                cmd.log.setLevel('DEBUG')
+                cmd.run(args)
+        self.assertNotIn('TopS3cret', '\n'.join(logs.output))
+        [args] = seen
         self.assertNotIn('TopS3cret', repr(args))
         self.assertIn('nova:***@db', repr(args))
         # the value itself still works
         self.assertEqual('TopS3cret',
                          url_mod.DBURL.parse(args.nova_db).password)
-        with mock.patch.object(cmd, 'take_action',
-                               return_value=((), [])):
-            with self.assertLogs(level='DEBUG') as logs:
-                cmd.log.setLevel('DEBUG')
-                cmd.run(args)
-        self.assertNotIn('TopS3cret', '\n'.join(logs.output))
