@@ -14,7 +14,7 @@ exception              exit    meaning
                                forbid it; nothing changed
 ``Incomplete``         1       something was done, not everything (the rows
                                say what)
-``Interrupted``        130     Ctrl-C / SIGTERM: the report says what is known
+``Interrupted``        130     Ctrl-C (SIGINT): the report says what is known
 =====================  ======  ==============================================
 
 Only the standard library at import time: the plugin loads this for every
@@ -28,6 +28,14 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 ADMIN_NEEDED = 'not allowed (this command needs the admin role)'
+
+#: The table above, for each command's ``--help`` (also valid rST: the
+#: docs include the epilog).
+EXIT_STATUS_HELP = """Exit status:
+  0 everything was done (or there was nothing to do);
+  1 something was not done (the rows say what), or refused: nothing changed;
+  2 usage error, also one found after parsing: nothing changed;
+  130 interrupted by Ctrl-C: the rows say what is known."""
 
 
 class NodeOpsError(Exception):

@@ -113,6 +113,10 @@ class Report(object):
     def ok(self):
         return all(host.ok for host in self.hosts)
 
+    @property
+    def interrupted(self):
+        return any(host.interrupted for host in self.hosts)
+
 
 # ------------------------------------------------------------ services
 

@@ -76,11 +76,35 @@ class ExitStatusMixin(object):
         stream.flush()
 
 
+def _keep_tables(formatter_class):
+    """A help formatter that fills paragraphs as usual but keeps the lines
+    of a paragraph whose lines after the first are indented (a table)."""
+
+    class Formatter(formatter_class):
+        def _fill_text(self, text, width, indent):
+            out = []
+            for para in text.split('\n\n'):
+                lines = para.splitlines()
+                if len(lines) > 1 and all(ln.startswith(' ')
+                                          for ln in lines[1:]):
+                    out.append('\n'.join(indent + ln for ln in lines))
+                else:
+                    out.append(super()._fill_text(para, width, indent))
+            return '\n\n'.join(out)
+    return Formatter
+
+
 class _NodeOpsCommand(ExitStatusMixin):
     """What every osc-nodeops command shares: the app, its connection, its
     progress printer, and the rows of an engine report."""
 
     app: 'shell.OpenStackShell'
+    _epilog = errors.EXIT_STATUS_HELP
+
+    def get_parser(self, prog_name):
+        parser = super(_NodeOpsCommand, self).get_parser(prog_name)
+        parser.formatter_class = _keep_tables(parser.formatter_class)
+        return parser
 
     @property
     def conn(self):
@@ -98,9 +122,12 @@ class _NodeOpsCommand(ExitStatusMixin):
 
     def report_rows(self, report):
         """Columns and rows of an engine report (drain, undrain,
-        recover-all); exit 1 unless the report is ok."""
+        recover-all); exit 1 unless the report is ok, 130 when a signal
+        stopped the run (the rows still say what is known)."""
         from osc_nodeops.ops import engine
-        if not report.ok:
+        if getattr(report, 'interrupted', False):
+            self.exit_status = errors.EXIT_INTERRUPTED
+        elif not report.ok:
             self.exit_status = EXIT_INCOMPLETE
         return engine.ROW_COLUMNS, [item.row() for item in report.items]
 

@@ -85,3 +85,29 @@ class TestExitStatus(testtools.TestCase):
         def progress(cmd):
             cmd.events('one event')
         self.assertEqual((0, 'one event\n'), self._run(progress))
+
+
+class _Report(object):
+    def __init__(self, ok, interrupted=False):
+        self.ok, self.interrupted, self.items = ok, interrupted, []
+
+
+class TestReportRows(testtools.TestCase):
+
+    def _status(self, report):
+        cmd = _Cmd(mock.Mock(), None)
+        cmd.exit_status = base.EXIT_OK
+        cmd.report_rows(report)
+        return cmd.exit_status
+
+    def test_ok_incomplete_interrupted(self):
+        self.assertEqual(0, self._status(_Report(True)))
+        self.assertEqual(1, self._status(_Report(False)))
+        # SIGINT: 130 as the shell's convention, not 1 ("failed")
+        self.assertEqual(130, self._status(_Report(False, True)))
+
+    def test_help_ends_with_the_exit_status_table(self):
+        parser = _Cmd(mock.Mock(), None).get_parser('openstack x')
+        text = parser.format_help()
+        self.assertIn('Exit status:\n  0 everything was done', text)
+        self.assertIn('\n  130 interrupted by Ctrl-C', text)
