@@ -724,11 +724,6 @@ def check_excludes(compute, hosts, exclude):
             unknown[0], ', '.join(hosts)))
 
 
-def _say(events, message):
-    if events:
-        events(message)
-
-
 def drain(conn, request, events=None, executor_kwargs=None):
     """``compute node drain``: validate, then S1-S4 for every host.
 
@@ -742,8 +737,9 @@ def drain(conn, request, events=None, executor_kwargs=None):
     services = validate(compute, hosts, request)
     check_excludes(compute, hosts, request.exclude)
     features = engine.Features.from_proxy(compute)
-    _say(events, 'compute API microversion %s (server max %s)' % (
-        features.effective, features.server_max))
+    # For -v / --debug only (OSC's console shows INFO from -v on).
+    LOG.info('compute API microversion %s (server max %s)',
+             features.effective, features.server_max)
     return Report(drain_hosts(
         compute, hosts, services, request, features=features, events=events,
         reason_default=default_reason(conn), executor_kwargs=executor_kwargs))
@@ -758,18 +754,29 @@ def undrain(conn, request, events=None, executor_kwargs=None):
         raise errors.UsageError(
             '--keep-disabled and --migrate-back cannot be combined: the '
             'scheduler does not place servers on a disabled host')
+    if request.keep_disabled:
+        raise errors.UsageError(
+            '--keep-disabled without --migrate-back would do nothing (and '
+            'cannot go with it): to leave the host disabled, do not run '
+            'undrain')
     if len(request.hosts) != 1:
         raise errors.UsageError('undrain takes exactly one host')
     host = request.hosts[0]
     compute = conn.compute
     services = validate(compute, [host], request)
     features = engine.Features.from_proxy(compute)
-    report = undrain_host(compute, host, services[host], request,
-                          features=features, events=events,
-                          executor_kwargs=executor_kwargs)
-    if not request.migrate_back:
-        _say(events, '%s nova-compute %s' % (host, report.service_note))
-    return Report([report])
+    return Report([undrain_host(compute, host, services[host], request,
+                                features=features, events=events,
+                                executor_kwargs=executor_kwargs)])
+
+
+def _planned_destination(items, destination):
+    """A dry run's rows name the destination where it is known (undrain:
+    the host; drain: --target-host), not None."""
+    if destination:
+        for item in items:
+            if item.action is not None and item.destination is None:
+                item.destination = destination
 
 
 def drain_host(compute, host, service, opts, features=None, events=None,
@@ -815,6 +822,7 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
     report = HostReport(host, items, service_note=note)
     if opts.dry_run:
         engine.settle(items, True)
+        _planned_destination(items, opts.target_host)
         report.ok = all(i.action or opts.allow_skipped for i in items)
         report.api_calls = poller.calls
         return report
@@ -941,7 +949,7 @@ def undrain_host(compute, host, service, opts, features=None, events=None,
         note = 'kept %s (--keep-disabled)' % service.status
     else:
         note = enable_service(ctx, service)
-        ctx.emit('service', '%s nova-compute %s' % (host, note))
+    ctx.emit('service', '%s nova-compute %s' % (host, note))
     report = HostReport(host, [], service_note=note)
     if not opts.migrate_back:
         return report
@@ -955,6 +963,7 @@ def undrain_host(compute, host, service, opts, features=None, events=None,
              'back' % (host, len(items), sum(1 for i in items if i.action)))
     if opts.dry_run:
         engine.settle(items, True)
+        _planned_destination(items, host)
         report.ok = all(i.action or i.success_if_skipped or opts.allow_skipped
                         for i in items)
         return report

@@ -62,8 +62,10 @@ DEFAULT_API_TIMEOUT = 60.0
 # nova's power_state RUNNING (nova/compute/power_state.py).
 POWER_RUNNING = 1
 
-ROW_COLUMNS = ('ID', 'Name', 'Project', 'Status Before', 'Method', 'Source',
-               'Destination', 'Result', 'Seconds', 'Message')
+# Source/Dest Compute as in ``openstack server migration list``.
+ROW_COLUMNS = ('ID', 'Name', 'Project', 'Status Before', 'Method',
+               'Source Compute', 'Dest Compute', 'Result', 'Seconds',
+               'Message')
 
 
 # ---------------------------------------------------------------- faults

@@ -3,8 +3,8 @@
 ``gather(compute, host)`` returns an ordered dict of plain values (str, int,
 bool, dict, list) so that ``ShowNode`` can print it with any cliff formatter
 and other sources (e.g. a ``--local`` look at the node itself) can add keys.
-Four list calls: services, hypervisors, servers on the host, migrations
-touching the host.
+Four list calls: services, hypervisors, servers on the host (listed, with
+their counts), migrations touching the host.
 """
 
 import collections
@@ -48,15 +48,16 @@ def gather(compute, host, now=None):
     svc = drain.compute_service(compute, host)
     info = collections.OrderedDict()
     info['Host'] = host
-    info['Service Status'] = svc.status
-    info['Service State'] = svc.state
+    # Status / State as in ``openstack compute service list``
+    info['Status'] = svc.status
+    info['State'] = svc.state
     info['Disabled Reason'] = svc.disabled_reason
     info['Forced Down'] = bool(svc.is_forced_down)
     beat = engine.parse_time(svc.updated_at)
     info['Last Heartbeat'] = beat.strftime('%Y-%m-%dT%H:%M:%SZ') if beat \
         else None
-    info['Heartbeat Age (s)'] = (int((now - beat).total_seconds())
-                                 if beat else None)
+    info['Heartbeat Age Seconds'] = (int((now - beat).total_seconds())
+                                     if beat else None)
     hv = _hypervisor_for(compute, host)
     info['Hypervisor'] = hv.name if hv else None
     info['Hypervisor State'] = hv.state if hv else None
@@ -68,9 +69,16 @@ def gather(compute, host, now=None):
     info['Running Instances'] = sum(
         1 for s in servers if s.power_state == engine.POWER_RUNNING)
     info['Instances By Status'] = dict(sorted(by_status.items()))
+    info['Servers'] = [
+        {'name': s.name, 'id': s.id, 'status': s.status,
+         'project_id': s.project_id}
+        for s in sorted(servers, key=lambda s: (s.name or '', s.id))]
     migrations = engine.call_with_retry(lambda: list(compute.migrations(
         host=host)))
-    active = [m for m in migrations if m.status not in engine.MIGRATION_FINAL]
+    # 'finished' (a cold migration or resize waiting for its confirmation)
+    # moves nothing any more: not in progress.
+    active = [m for m in migrations if m.status not in
+              engine.MIGRATION_FINAL + ('finished',)]
     info['Migrations In Progress'] = [_migration_line(m) for m in active]
     return info
 

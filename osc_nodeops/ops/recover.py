@@ -450,8 +450,9 @@ def plan_reboot(ctx, snap, opts):
                 items.append(engine.PlanItem(
                     srv, HARD_REBOOT if opts.hard else START, reason=why))
         elif status == 'ERROR':
-            items.append(engine.PlanItem(srv, HARD_REBOOT,
-                                         reason='ERROR: hard reboot (S10)'))
+            items.append(engine.PlanItem(
+                srv, HARD_REBOOT, reason='ERROR: hard reboot (re-creates '
+                'the guest from its definition)'))
         elif status in LEFT_ALONE:
             items.append(engine.PlanItem(srv, reason=LEFT_ALONE[status],
                                          success_if_skipped=True))

@@ -137,7 +137,33 @@ class NodeOpsLister(_NodeOpsCommand, command.Lister):
 
 
 class NodeOpsShowOne(_NodeOpsCommand, command.ShowOne):
-    """A ShowOne whose exit status tells whether everything was done."""
+    """A ShowOne whose exit status tells whether everything was done.
+
+    ``-f shell`` and ``-f value`` print dict and list fields as osc-lib
+    shows them to people (``ACTIVE='2', SHUTOFF='1'``), not as Python
+    reprs.  ``-f shell`` output is meant for ``eval``; cliff quotes each
+    value in double quotes and escapes only ``"``.  Server and port names
+    are tenant data: ``$``, backquote and backslash are escaped too, so that
+    eval assigns them and runs nothing.
+    """
+
+    def produce_output(self, parsed_args, column_names, data):
+        formatter = getattr(parsed_args, 'formatter', None)
+        if formatter in ('shell', 'value'):
+            data = tuple(_plain(value, shell=formatter == 'shell')
+                         for value in data)
+        return super(NodeOpsShowOne, self).produce_output(
+            parsed_args, column_names, data)
+
+
+def _plain(value, shell):
+    from cliff import columns
+    if isinstance(value, columns.FormattableColumn):
+        value = value.human_readable()
+    if shell and isinstance(value, str):
+        for char in ('\\', '$', '`'):
+            value = value.replace(char, '\\' + char)
+    return value
 
 
 def add_executor_arguments(parser, timeout, timeout_help, parallel_help,

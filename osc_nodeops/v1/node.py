@@ -71,7 +71,7 @@ class _MoveCommand(base.NodeOpsLister):
 
 
 class DrainNode(_MoveCommand):
-    """Disable a compute host and move every server off it (runbook S1-S4).
+    """Disable a compute host and move every server off it.
 
     Disables the host's nova-compute service, plans a method for every
     server on it (all projects): live migration for ACTIVE and PAUSED, cold
@@ -111,10 +111,10 @@ class DrainNode(_MoveCommand):
 
 
 class UndrainNode(_MoveCommand):
-    """Re-enable a compute host, optionally moving its servers back (S6-S7).
+    """Re-enable a compute host, optionally moving its servers back.
 
-    Re-enables the host's nova-compute service (``--keep-disabled`` leaves
-    it as it is).  With ``--migrate-back``, moves home every server whose
+    Re-enables the host's nova-compute service.  With ``--migrate-back``,
+    moves home every server whose
     recorded origin (metadata nodeops:origin, set by ``compute node
     drain``) is this host, with the same verification, output and exit
     codes as drain, and clears the origin record of those that made it.
@@ -126,7 +126,10 @@ class UndrainNode(_MoveCommand):
             'host', metavar='<host>', help='Compute host to undrain')
         parser.add_argument(
             '--keep-disabled', action='store_true',
-            help='Do not re-enable the service')
+            help='Refused (exit 2): alone it would do nothing, and the '
+                 'scheduler places no server on a disabled host, so it '
+                 'cannot go with --migrate-back.  To keep the host '
+                 'disabled, do not run undrain')
         parser.add_argument(
             '--migrate-back', action='store_true',
             help='Move back every server drained from this host')
@@ -143,11 +146,12 @@ class UndrainNode(_MoveCommand):
 
 
 class ShowNode(base.NodeOpsShowOne):
-    """Show a compute host as nova sees it (runbook S8).
+    """Show a compute host as nova sees it.
 
     Service status and state, disabled reason, forced_down, last heartbeat
-    and its age, hypervisor state, instance counts by status and the
-    migrations in progress to or from the host.
+    and its age, hypervisor state, instance counts by status, the servers
+    (name, ID, status, project) and the migrations in progress to or from
+    the host.
     """
 
     def get_parser(self, prog_name):
@@ -179,6 +183,9 @@ class ShowNode(base.NodeOpsShowOne):
         for value in info.values():
             if isinstance(value, dict):
                 value = format_columns.DictColumn(value)
+            elif isinstance(value, list) and value and all(
+                    isinstance(v, dict) for v in value):
+                value = format_columns.ListDictColumn(value)
             elif isinstance(value, list):
                 value = format_columns.ListColumn(value)
             values.append(value)

@@ -34,7 +34,7 @@ class _ServiceCommand(base.NodeOpsLister):
 
 
 class StopService(_ServiceCommand):
-    """Stop nova-compute on this node and keep it stopped (runbook S5).
+    """Stop nova-compute on this node and keep it stopped.
 
     With systemd: systemctl stop, then mask (configuration management
     cannot start a masked unit).  With init files: stop, then move
@@ -49,7 +49,7 @@ class StopService(_ServiceCommand):
 
 class StartService(_ServiceCommand):
     """Undo stop-service: unmask (or move the init files back) and start
-    nova-compute on this node (runbook S5)."""
+    nova-compute on this node."""
 
     direction = 'start'
 
@@ -58,7 +58,7 @@ class CopyInstances(base.NodeOpsLister):
     """Copy a failed node's instance directories and _base/ to this node.
 
     NOT SUPPORTED BY NOVA: the Operations Guide's last resort for a dead
-    node without shared storage (runbook S24).  Copies instance-* and
+    node without shared storage.  Copies instance-* and
     UUID-named directories and _base/ from --from (the dead node's
     /var/lib/nova/instances, mounted somewhere) to --to, never overwriting
     anything: an existing file with the same content is left as it is, one

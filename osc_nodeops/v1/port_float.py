@@ -48,7 +48,7 @@ def _add_timeout(parser, default):
 
 
 class CreatePortFloat(base.NodeOpsShowOne):
-    """Create a float port: a port meant to outlive servers (S12).
+    """Create a float port: a port meant to outlive servers.
 
     The port is tagged ``nodeops-float`` so the other ``port float``
     commands recognise it; name it by the FQDN its address will carry.
@@ -104,7 +104,7 @@ class ListPortFloat(base.NodeOpsLister):
 
 
 class AttachPortFloat(base.NodeOpsShowOne):
-    """Attach a detached float port to an existing server (S13).
+    """Attach a detached float port to an existing server.
 
     Goes through nova (``server add port``) and waits until the port is
     ACTIVE and the server shows its addresses.
@@ -127,7 +127,7 @@ class AttachPortFloat(base.NodeOpsShowOne):
 
 
 class DetachPortFloat(base.NodeOpsShowOne):
-    """Take a float port off its server, keeping it and its addresses (S15).
+    """Take a float port off its server, keeping it and its addresses.
 
     Goes through nova (``server remove port``), so nova forgets the
     interface and unbinds the port; the server can then be deleted and the
@@ -176,7 +176,7 @@ class MovePortFloat(base.NodeOpsShowOne):
 
 
 class RecoverPortFloat(base.NodeOpsShowOne):
-    """Get back an address lost with a deleted server, as a float port (S16).
+    """Get back an address lost with a deleted server, as a float port.
 
     Asks neutron for the address directly; where policy forbids that
     (non-admin on a shared network), creates ports on the address's subnet
@@ -213,7 +213,7 @@ class RecoverPortFloat(base.NodeOpsShowOne):
 
 
 class CheckPortFloat(base.NodeOpsLister):
-    """Check that this machine can open a TCP connection to each address (S14).
+    """Check that this machine can open a TCP connection to each address.
 
     One row per address of the port; exits 1 if any address did not accept
     the connection within --timeout.

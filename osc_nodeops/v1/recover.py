@@ -57,7 +57,7 @@ class _DBCommand(base.NodeOpsLister):
 class RecoverAll(_DBCommand):
     """Bring back every server of a host after a reboot or a failure.
 
-    After a reboot (default; runbook S9, S10): the host's nova-compute must
+    After a reboot (the default): the host's nova-compute must
     be up (a down service is refused: use --dead).  For every server on the
     host, all projects: SHUTOFF ones are started, ACTIVE ones whose power
     state is not running are rebooted, ERROR ones are hard rebooted; then
@@ -73,7 +73,7 @@ class RecoverAll(_DBCommand):
     user on the action: those were running and are started.  --all starts
     every SHUTOFF server.
 
-    Dead host (--dead; S19, S20, S22): every server is evacuated through
+    Dead host (--dead): every server is evacuated through
     the API with bounded parallelism and verified (migration record done,
     host changed, the power state it had: from compute API 2.95 nova
     delivers evacuated servers stopped, so the ones that were running are
@@ -130,7 +130,7 @@ class RecoverAll(_DBCommand):
             '--reattach-volumes', action='store_true',
             help='Once a server is up, detach and re-attach each of its '
                  'volumes at the same device and check each is in-use '
-                 'again (S18).  Never on a server that is not up')
+                 'again.  Never on a server that is not up')
         parser.add_argument(
             '--via-db', action='store_true',
             help='--dead: the legacy SQL path instead of evacuate (dry run '
@@ -193,7 +193,7 @@ class RecoverAll(_DBCommand):
 
 
 class NodeVolumes(_DBCommand):
-    """List the instance/volume pairs of a compute host (runbook S17).
+    """List the instance/volume pairs of a compute host.
 
     Through the APIs by default (nova volume attachments, cinder volumes
     and attachments).  --from-db reads them from the databases instead:

@@ -98,10 +98,10 @@ class TestDrain(base.FunctionalTestCase):
         res = {by_id[r['ID']]: r for r in rows if r['ID'] in by_id}
         for state in ('ACTIVE', 'PAUSED', 'SHUTOFF'):
             self.assertEqual('moved', res[state]['Result'], res[state])
-            self.assertEqual('c01', res[state]['Source'])
-            self.assertIn(res[state]['Destination'], ('c02', 'c03'))
+            self.assertEqual('c01', res[state]['Source Compute'])
+            self.assertIn(res[state]['Dest Compute'], ('c02', 'c03'))
             srv = self.get(ids[state])
-            self.assertEqual(res[state]['Destination'], srv.compute_host)
+            self.assertEqual(res[state]['Dest Compute'], srv.compute_host)
             self.assertEqual(state, srv.status)
             self.assertEqual('c01', srv.metadata[ORIGIN_KEY])
         self.assertEqual('skipped', res['ERROR']['Result'])
@@ -119,13 +119,27 @@ class TestDrain(base.FunctionalTestCase):
         self.assertEqual('ft maintenance',
                          self.service('c01').disabled_reason)
 
+        # undrain --migrate-back --dry-run names each destination: home.
+        rows = self.undrain('c01', '--migrate-back', '--dry-run')
+        planned = {by_id[r['ID']]: r for r in rows if r['ID'] in by_id}
+        self.assertEqual({'ACTIVE', 'PAUSED', 'SHUTOFF'}, set(planned))
+        for row in planned.values():
+            self.assertEqual(('planned', 'c01'),
+                             (row['Result'], row['Dest Compute']), row)
+        # --keep-disabled alone would do nothing: refused, nothing changed
+        res = self.openstack('compute', 'node', 'undrain', 'c01',
+                             '--keep-disabled', check=False)
+        self.assertEqual((2, ''), (res.returncode, res.stdout), res.stderr)
+        self.assertIn('would do nothing', res.stderr)
+        self.assertEqual('disabled', self.service('c01').status)
+
         # undrain --migrate-back: home again, records cleared, enabled.
         rows = self.undrain('c01', '--migrate-back')
         back = {by_id[r['ID']]: r for r in rows if r['ID'] in by_id}
         self.assertEqual({'ACTIVE', 'PAUSED', 'SHUTOFF'}, set(back))
         for state, row in back.items():
             self.assertEqual(('moved', 'c01'),
-                             (row['Result'], row['Destination']), row)
+                             (row['Result'], row['Dest Compute']), row)
             srv = self.get(ids[state])
             self.assertEqual(('c01', state), (srv.compute_host, srv.status))
             self.assertNotIn(ORIGIN_KEY, srv.metadata)
@@ -139,7 +153,7 @@ class TestDrain(base.FunctionalTestCase):
         self.assertEqual(2, len(mine))
         for row in mine:
             self.assertEqual(('moved', 'c03'),
-                             (row['Result'], row['Destination']))
+                             (row['Result'], row['Dest Compute']))
             self.assertEqual('c03', self.get(row['ID']).compute_host)
         self.assertEqual(set(), self.on_host('c01'))
 
@@ -346,6 +360,18 @@ class TestDrain(base.FunctionalTestCase):
         self.assertEqual('', res.stdout)
         self.assertEqual(1, len(res.stderr.strip().splitlines()), res.stderr)
         self.assertIn('admin', res.stderr)
+        self.assertEqual('enabled', self.service('c01').status)
+
+    def test_microversion_line_only_with_verbose(self):
+        for extra, shown in (((), False), (('-v',), True),
+                             (('--debug',), True)):
+            res = self.openstack(*extra, 'compute', 'node', 'drain', 'c01',
+                                 '--dry-run', '-f', 'json', check=False)
+            self.assertIn(res.returncode, (0, 1), res.stderr)
+            self.assertEqual(shown, 'compute API microversion' in
+                             res.stderr, (extra, res.stderr[-2000:]))
+            # no runbook step numbers in what the operator reads
+            self.assertNotRegex(res.stdout, r'\bS\d{1,2}\b')
         self.assertEqual('enabled', self.service('c01').status)
 
     def test_usage_error_exit_2(self):

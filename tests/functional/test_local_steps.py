@@ -198,7 +198,7 @@ class ShowLocalTest(base.FunctionalTestCase):
         self.assertTrue(info['Local OK'])
         self.assertEqual(log, info['Local Log'])
         # The API half is still there.
-        self.assertIn('Service State', info)
+        self.assertIn('State', info)
 
         info = self.openstack('compute', 'node', 'show', host, '--local',
                               '--compute-log', log + '.missing',

@@ -1,5 +1,7 @@
 """``openstack compute node show`` on the minicloud."""
 
+import subprocess
+
 from tests.functional import base
 
 
@@ -23,14 +25,14 @@ class TestNodeShow(base.FunctionalTestCase):
         info = self.openstack('compute', 'node', 'show', 'c02',
                               parse_json=True)
         self.assertEqual('c02', info['Host'])
-        self.assertEqual('disabled', info['Service Status'])
+        self.assertEqual('disabled', info['Status'])
         self.assertEqual('ft show', info['Disabled Reason'])
-        self.assertEqual('up', info['Service State'])
+        self.assertEqual('up', info['State'])
         self.assertFalse(info['Forced Down'])
         self.assertIsNotNone(info['Last Heartbeat'])
         # the rig reports every few seconds
-        self.assertLess(info['Heartbeat Age (s)'], 60)
-        self.assertGreaterEqual(info['Heartbeat Age (s)'], 0)
+        self.assertLess(info['Heartbeat Age Seconds'], 60)
+        self.assertGreaterEqual(info['Heartbeat Age Seconds'], 0)
         self.assertEqual('c02', info['Hypervisor'])
         self.assertEqual('up', info['Hypervisor State'])
         on_host = list(compute.servers(all_projects=True,
@@ -44,6 +46,27 @@ class TestNodeShow(base.FunctionalTestCase):
             sum(1 for s in on_host if s.status == 'ACTIVE'),
             info['Running Instances'])
         self.assertIsInstance(info['Migrations In Progress'], list)
+        # what runs there: every server, with name, ID, status, project
+        listed = {s['id']: s for s in info['Servers']}
+        self.assertEqual({s.id for s in on_host}, set(listed))
+        self.assertEqual({'name': stopped.name, 'id': stopped.id,
+                          'status': 'SHUTOFF',
+                          'project_id': stopped.project_id},
+                         listed[stopped.id])
+
+        # -f shell can be eval'd: identifiers, no Python reprs
+        shell = self.openstack('compute', 'node', 'show', 'c02', '-f',
+                               'shell').stdout
+        res = subprocess.run(
+            ['sh', '-c', shell + '\nprintf "%s|%s|%s" "$state" '
+             '"$heartbeat_age_seconds" "$instances_by_status"'],
+            capture_output=True, text=True, check=True)
+        state, age, by_status = res.stdout.split('|')
+        self.assertEqual('up', state)
+        self.assertTrue(age.isdigit(), shell)
+        self.assertIn("SHUTOFF='", by_status)
+        self.assertNotIn('{', shell)
+        self.assertIn(stopped.id, shell)
 
         table = self.openstack('compute', 'node', 'show', 'c02').stdout
         self.assertIn('Disabled Reason', table)
@@ -56,3 +79,16 @@ class TestNodeShow(base.FunctionalTestCase):
         self.assertEqual('', res.stdout)
         self.assertEqual(1, len(res.stderr.strip().splitlines()))
         self.assertIn('no-such-host', res.stderr)
+
+    def test_finished_migration_is_not_in_progress(self):
+        compute = self.admin_conn.compute
+        srv = self.create_server(host='c02', stopped=True)
+        compute.migrate_server(srv.id)
+        self.wait_for_server(srv.id, 'VERIFY_RESIZE')
+        self.addCleanup(compute.confirm_server_resize, srv.id)
+        [mig] = [m for m in compute.migrations(instance_uuid=srv.id)]
+        self.assertEqual('finished', mig.status)
+        info = self.openstack('compute', 'node', 'show', 'c02',
+                              parse_json=True)
+        self.assertFalse([line for line in info['Migrations In Progress']
+                          if line.startswith('%s ' % mig.id)], info)

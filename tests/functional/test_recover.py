@@ -163,7 +163,7 @@ class TestRecoverDeadHost(_Base):
                                  '--reattach-volumes', '--timeout', '120')
         mine = self.rows_for(rows, running, stopped)
         got = sorted((r['ID'] == running.id, r['Method'], r['Result'],
-                      r['Destination'] or '') for r in mine)
+                      r['Dest Compute'] or '') for r in mine)
         self.assertEqual(
             sorted([(True, 'evacuate', 'evacuated', 'c02'),
                     (False, 'evacuate', 'evacuated', 'c02'),

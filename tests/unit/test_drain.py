@@ -712,7 +712,8 @@ class TestCommands(testtools.TestCase):
         self.assertEqual(0, rc)
         rows = json.loads(app.stdout.getvalue())
         self.assertEqual(['ID', 'Name', 'Project', 'Status Before', 'Method',
-                          'Source', 'Destination', 'Result', 'Seconds',
+                          'Source Compute', 'Dest Compute', 'Result',
+                          'Seconds',
                           'Message'], list(rows[0]))
         self.assertEqual('moved', rows[0]['Result'])
         self.assertIn('disabled', app.stderr.getvalue())
@@ -791,6 +792,60 @@ class TestCommands(testtools.TestCase):
         self.assertEqual(0, rc)
         [row] = json.loads(app.stdout.getvalue())
         self.assertEqual(('moved', 'c02', 'c01'),
-                         (row['Result'], row['Source'], row['Destination']))
+                         (row['Result'], row['Source Compute'],
+                          row['Dest Compute']))
         self.assertEqual('enabled', nova.services['c01'].status)
 
+
+
+class TestOperatorFindings(testtools.TestCase):
+    """Issue 15: what an operator hit in the first hour."""
+
+    def test_undrain_dry_run_names_the_destination(self):
+        nova = fakes.FakeNova()
+        nova.add('a', host='c02', metadata={drain.ORIGIN_KEY: 'c01',
+                                            drain.MARKER_KEY: 'x'})
+        rc, app = run_command(node.UndrainNode, nova,
+                              ['c01', '--migrate-back', '--dry-run', '-f',
+                               'json'])
+        [row] = json.loads(app.stdout.getvalue())
+        self.assertEqual(('planned', 'c02', 'c01'),
+                         (row['Result'], row['Source Compute'],
+                          row['Dest Compute']))
+
+    def test_drain_dry_run_names_the_target_host(self):
+        nova = fakes.FakeNova()
+        nova.add('a')
+        rc, app = run_command(node.DrainNode, nova,
+                              ['c01', '--target-host', 'c03', '--dry-run',
+                               '-f', 'json'])
+        [row] = json.loads(app.stdout.getvalue())
+        self.assertEqual('c03', row['Dest Compute'])
+
+    def test_keep_disabled_alone_is_refused(self):
+        nova = fakes.FakeNova()
+        nova.services['c01'].status = 'disabled'
+        rc, app = run_command(node.UndrainNode, nova,
+                              ['c01', '--keep-disabled'])
+        self.assertEqual(2, rc)
+        self.assertIn('would do nothing', app.stderr.getvalue())
+        self.assertEqual('', app.stdout.getvalue())
+        for name in MUTATORS:
+            getattr(nova.compute, name).assert_not_called()
+
+    def test_plain_undrain_says_once_what_it_did(self):
+        nova = fakes.FakeNova()
+        nova.services['c01'].status = 'disabled'
+        rc, app = run_command(node.UndrainNode, nova, ['c01'])
+        self.assertEqual(0, rc)
+        self.assertEqual(['service: c01 nova-compute enabled (was '
+                          'disabled: None)'],
+                         app.stderr.getvalue().splitlines())
+
+    def test_microversion_only_in_the_log(self):
+        nova = fakes.FakeNova()
+        with self.assertLogs('osc_nodeops.ops.drain', 'INFO') as logs:
+            rc, app = run_command(node.DrainNode, nova,
+                                  ['c01', '--dry-run'])
+        self.assertNotIn('microversion', app.stderr.getvalue())
+        self.assertIn('compute API microversion', '\n'.join(logs.output))

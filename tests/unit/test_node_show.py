@@ -30,17 +30,19 @@ class TestGather(testtools.TestCase):
         moving = self.nova.add('m', task_state='migrating')
         self.nova.add_migration(moving.id, status='running', dest='c02')
         self.nova.add_migration(moving.id, status='error', dest='c03')
+        # waiting for its confirmation: moves nothing, not "in progress"
+        self.nova.add_migration(moving.id, status='finished', dest='c03')
         self.nova.add('elsewhere', host='c02')
 
     def test_fields(self):
         info = node_show.gather(self.nova.compute, 'c01', now=NOW)
         self.assertEqual('c01', info['Host'])
-        self.assertEqual('disabled', info['Service Status'])
-        self.assertEqual('up', info['Service State'])
+        self.assertEqual('disabled', info['Status'])
+        self.assertEqual('up', info['State'])
         self.assertEqual('disk swap', info['Disabled Reason'])
         self.assertFalse(info['Forced Down'])
         self.assertEqual('2026-01-01T00:00:00Z', info['Last Heartbeat'])
-        self.assertEqual(30, info['Heartbeat Age (s)'])
+        self.assertEqual(30, info['Heartbeat Age Seconds'])
         self.assertEqual(('c01', 'up', 'enabled'), (
             info['Hypervisor'], info['Hypervisor State'],
             info['Hypervisor Status']))
@@ -50,6 +52,41 @@ class TestGather(testtools.TestCase):
                          info['Instances By Status'])
         [line] = info['Migrations In Progress']
         self.assertIn('c01->c02 running', line)
+        self.assertEqual(['a', 'b', 'm', 'off'],
+                         [s['name'] for s in info['Servers']])
+        self.assertEqual({'name', 'id', 'status', 'project_id'},
+                         set(info['Servers'][0]))
+        self.assertEqual('SHUTOFF', info['Servers'][3]['status'])
+
+    def test_field_names_are_shell_identifiers(self):
+        # cliff's -f shell lowercases and turns ' ', ':' and '-' into '_'
+        import re
+        info = node_show.gather(self.nova.compute, 'c01', now=NOW)
+        for name in info:
+            var = name.lower().replace(' ', '_').replace(':', '_').replace(
+                '-', '_')
+            self.assertTrue(re.match(r'^[a-z_][a-z0-9_]*$', var), name)
+
+    def test_shell_output_evals_and_runs_nothing_a_tenant_named(self):
+        import os
+        import subprocess
+        import tempfile
+        flag = os.path.join(tempfile.mkdtemp(), 'ran')
+        self.addCleanup(lambda: os.path.exists(flag) and os.unlink(flag))
+        evil = '$(touch %s)`touch %s`\\"' % (flag, flag)
+        self.nova.add(evil)
+        app = FakeApp(self.nova)
+        cmd = node.ShowNode(app, None)
+        args = cmd.get_parser('show').parse_args(['c01', '-f', 'shell'])
+        self.assertEqual(0, cmd.run(args))
+        out = app.stdout.getvalue()
+        self.assertIn('instances_by_status="ACTIVE=\'4\', SHUTOFF=\'1\'"',
+                      out)
+        res = subprocess.run(
+            ['sh', '-c', out + '\nprintf %s "$servers"'],
+            capture_output=True, text=True, check=True)
+        self.assertFalse(os.path.exists(flag))
+        self.assertIn("name='%s'" % evil, res.stdout)
 
     def test_unknown_host(self):
         self.assertRaises(errors.NotFound, node_show.gather,
