@@ -217,7 +217,9 @@ def _holder_text(port):
     text = 'port %s' % port.id
     if port.name:
         text += ' (%s)' % port.name
-    if port.device_id:
+    if port.device_id and (port.device_owner or '').startswith('compute:'):
+        text += ', attached to server %s' % port.device_id
+    elif port.device_id:
         text += ', device %s %s' % (port.device_owner or '', port.device_id)
     else:
         text += ', not attached'
@@ -364,12 +366,13 @@ def _server_shows(server, addresses):
 # -- attach / detach / move -------------------------------------------------
 
 def _attach(conn, port, server, timeout, events, interval):
-    events('attaching port %s to server %s' % (port.id, server.id))
+    events('attaching port %s to server %s' % (port.id, _label(server)))
     try:
         conn.compute.create_server_interface(server, port_id=port.id)
     except sdk_exc.HttpException as exc:
         raise errors.Refused('nova refused to attach port %s to server %s: '
-                             '%s' % (port.id, server.id, _http_message(exc)))
+                             '%s' % (port.id, _label(server),
+                                     _http_message(exc)))
     addresses = port_addresses(port)
     state = {}
 
@@ -385,27 +388,50 @@ def _attach(conn, port, server, timeout, events, interval):
         raise errors.Incomplete(
             'port %s was attached to server %s but within %ss it is %s and '
             'the server shows %s' % (
-                port.id, server.id, timeout,
+                port.id, _label(server), timeout,
                 getattr(p, 'status', 'unknown'),
                 sorted(a.get('addr') for v in (getattr(s, 'addresses', None)
                                              or {}).values() for a in v)
                 or 'no addresses'))
     events('port %s is ACTIVE on server %s with %s'
-           % (port.id, server.id, ', '.join(addresses)))
+           % (port.id, _label(server), ', '.join(addresses)))
     return describe(state['port'], state['server'])
 
 
 def attach(conn, port_ref, server_ref, timeout=DEFAULT_TIMEOUT, events=None,
            interval=1.0):
-    """S13: attach a detached float port to an existing server and wait."""
+    """S13: attach a detached float port to an existing server and wait.
+
+    Attaching it to the server it is on already does nothing (and says so).
+    """
     events = events or _noop
     port = find_float_port(conn, port_ref)
-    if port.device_id:
-        raise errors.Refused('port %s is attached to %s %s; use port float '
-                             'move' % (port.id, port.device_owner or 'device',
-                                       port.device_id))
     server = find_server(conn, server_ref)
+    if port.device_id == server.id:
+        events('port %s is already attached to server %s; nothing to do'
+               % (port.id, _label(server)))
+        return describe(port, server)
+    if port.device_id:
+        raise errors.Refused('port %s is attached to %s; use port float '
+                             'move' % (port.id, _holder(conn, port)))
     return _attach(conn, port, server, timeout, events, interval)
+
+
+def _label(server):
+    """A server for people: its name and ID."""
+    name = getattr(server, 'name', None)
+    return '%s (%s)' % (name, server.id) if name else server.id
+
+
+def _holder(conn, port):
+    """What PORT is attached to, for people: a server by name and ID."""
+    owner = port.device_owner or ''
+    if owner.startswith('compute:'):
+        server = conn.compute.find_server(port.device_id,
+                                          ignore_missing=True)
+        return 'server %s' % (_label(server) if server is not None
+                              else port.device_id)
+    return '%s %s' % (owner or 'device', port.device_id)
 
 
 def _check_detachable(conn, port):
@@ -426,7 +452,7 @@ def _check_detachable(conn, port):
             'created at %s, while nova handled a request of that server): '
             'nova deletes such a port on detach and on server deletion, so '
             'detaching would lose %s; nothing changed' % (
-                port.id, server.id, port.created_at,
+                port.id, _label(server), port.created_at,
                 ', '.join(port_addresses(port)) or 'its addresses'))
     return server
 
@@ -434,13 +460,13 @@ def _check_detachable(conn, port):
 def _detach(conn, port, server, timeout, events, interval):
     addresses = port_addresses(port)
     events('detaching port %s from server %s through nova'
-           % (port.id, server.id))
+           % (port.id, _label(server)))
     try:
         conn.compute.delete_server_interface(port.id, server=server.id,
                                              ignore_missing=False)
     except sdk_exc.HttpException as exc:
         raise errors.Refused('nova refused to detach port %s from server '
-                             '%s: %s' % (port.id, server.id,
+                             '%s: %s' % (port.id, _label(server),
                                          _http_message(exc)))
     state = {}
 
@@ -459,7 +485,8 @@ def _detach(conn, port, server, timeout, events, interval):
         raise errors.Incomplete(
             'nova accepted the detach of port %s from server %s but within '
             '%ss the port still has device %s' % (
-                port.id, server.id, timeout, getattr(p, 'device_id', '?')))
+                port.id, _label(server), timeout,
+                getattr(p, 'device_id', '?')))
     p = state['port']
     if p is None:
         raise errors.Incomplete('port %s disappeared while nova detached '
@@ -501,8 +528,9 @@ def move(conn, port_ref, server_ref, timeout=DEFAULT_TIMEOUT, events=None,
     source = None
     if port.device_id:
         if port.device_id == target.id:
-            raise errors.Refused('port %s is already attached to server %s'
-                                 % (port.id, target.id))
+            events('port %s is already attached to server %s; nothing to '
+                   'do' % (port.id, _label(target)))
+            return dict(describe(port, target), moved_from=None)
         source = _check_detachable(conn, port)
         port = _detach(conn, port, source, timeout, events, interval)
     try:
@@ -513,8 +541,8 @@ def move(conn, port_ref, server_ref, timeout=DEFAULT_TIMEOUT, events=None,
         raise errors.Incomplete(
             'port %s was detached from server %s and keeps %s, but '
             'attaching it to server %s failed: %s' % (
-                port.id, source.id, ', '.join(port_addresses(port)),
-                target.id, exc))
+                port.id, _label(source), ', '.join(port_addresses(port)),
+                _label(target), exc))
     row['moved_from'] = source.id if source else None
     return row
 

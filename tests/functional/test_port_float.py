@@ -112,12 +112,25 @@ class TestPortFloat(base.FunctionalTestCase):
         self.assertEqual(a.name, rows[0]['Server Name'])
         self.assertEqual('c01', rows[0]['Binding Host'])
 
-        # Attaching it again is refused, nothing changes.
+        # Attaching it elsewhere is refused, naming the server it is on.
         res = self.openstack('port', 'float', 'attach', port_id, c.id,
                              check=False)
         self.assertEqual(1, res.returncode)
-        self.assertIn('port float move', res.stderr)
+        self.assertIn('attached to server %s (%s); use port float move'
+                      % (a.name, a.id), res.stderr)
+        self.assertNotIn('compute:', res.stderr)
         self.assertEqual([], self.addresses_of(c.id))
+        # A server that does not exist is said to be that.
+        res = self.openstack('port', 'float', 'attach', port_id,
+                             'no-such-server', check=False)
+        self.assertEqual(1, res.returncode)
+        self.assertIn("server 'no-such-server' not found", res.stderr)
+        # Attaching it to the server it is on: nothing to do, exit 0.
+        res = self.openstack('port', 'float', 'attach', port_id, a.id,
+                             '-f', 'json')
+        self.assertEqual(a.id, json.loads(res.stdout)['Server ID'])
+        self.assertIn('already attached to server %s (%s); nothing to do'
+                      % (a.name, a.id), res.stderr)
 
         # S15: detach through nova; no phantom interface on the server.
         row = self.openstack('port', 'float', 'detach', port_id,
@@ -153,11 +166,12 @@ class TestPortFloat(base.FunctionalTestCase):
         self.assertEqual('c02', self.admin_conn.network.get_port(
             port_id).binding_host_id)
 
-        # Moving onto the server it is on: refused.
-        res = self.openstack('port', 'float', 'move', port_id, c.id,
-                             check=False)
-        self.assertEqual(1, res.returncode)
-        self.assertIn('already attached', res.stderr)
+        # Moving onto the server it is on: nothing to do, exit 0.
+        res = self.openstack('port', 'float', 'move', port_id, c.id)
+        self.assertIn('already attached to server %s (%s)' % (c.name, c.id),
+                      res.stderr)
+        self.assertEqual(c.id, self.admin_conn.network.get_port(
+            port_id).device_id)
 
         # Deleting b and c keeps the port: only our port is on the net.
         self.delete_server_and_wait(b.id)
@@ -183,8 +197,10 @@ class TestPortFloat(base.FunctionalTestCase):
         res = self.openstack('port', 'float', 'move', port_id, y.id,
                              cloud=demo, check=False)
         self.assertEqual(1, res.returncode, res.stdout)
-        self.assertIn('detached from server %s' % x.id, res.stderr)
-        self.assertIn('attaching it to server %s failed' % y.id, res.stderr)
+        self.assertIn('detached from server %s (%s)' % (x.name, x.id),
+                      res.stderr)
+        self.assertIn('attaching it to server %s (%s) failed'
+                      % (y.name, y.id), res.stderr)
         port = self.admin_conn.network.get_port(port_id)
         self.assertEqual('', port.device_id)
         self.assertEqual(addrs, sorted(f['ip_address']

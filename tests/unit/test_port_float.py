@@ -178,10 +178,27 @@ class TestAttachDetachMove(Base):
         exc = self.assertRaises(errors.Refused, pf.attach, self.conn,
                                 port.id, 'b', timeout=1)
         self.assertIn('port float move', str(exc))
-        port.device_id = ''
-        exc = self.assertRaises(errors.Refused, pf.attach, self.conn,
+        # the server it is on, by name and ID (not "compute:nova")
+        self.assertIn('attached to server a (%s)' % self.a.id, str(exc))
+        self.assertNotIn('compute:', str(exc))
+        # an unknown server is named as such, even for an attached port
+        exc = self.assertRaises(errors.NotFound, pf.attach, self.conn,
                                 port.id, 'zzz', timeout=1)
         self.assertIn("server 'zzz' not found", str(exc))
+        port.device_id = ''
+        exc = self.assertRaises(errors.NotFound, pf.attach, self.conn,
+                                port.id, 'zzz', timeout=1)
+        self.assertIn("server 'zzz' not found", str(exc))
+        self.nova.proxy.create_server_interface.assert_not_called()
+
+    def test_attach_to_the_server_it_is_on_is_a_no_op(self):
+        port = self.float_port()
+        self.nova.plug(self.a, port)
+        row = pf.attach(self.conn, port.id, 'a', events=self.emit)
+        self.assertEqual(self.a.id, row['server_id'])
+        self.assertEqual(['port %s is already attached to server a (%s); '
+                          'nothing to do' % (port.id, self.a.id)],
+                         self.events)
         self.nova.proxy.create_server_interface.assert_not_called()
 
     def test_not_ours_refused(self):
@@ -280,10 +297,12 @@ class TestAttachDetachMove(Base):
         self.assertEqual(self.a.id, row['moved_from'])
         self.assertEqual({'public': []}, self.a.addresses)
 
-    def test_move_to_same_server_refused(self):
+    def test_move_to_same_server_is_a_no_op(self):
         port = self._attach_passed()
-        self.assertRaises(errors.Refused, pf.move, self.conn, port.id,
-                          'a')
+        row = pf.move(self.conn, port.id, 'a', events=self.emit)
+        self.assertEqual((self.a.id, None),
+                         (row['server_id'], row['moved_from']))
+        self.assertIn('already attached to server a', self.events[-1])
         self.nova.proxy.delete_server_interface.assert_not_called()
 
     def test_move_to_unknown_server_changes_nothing(self):
@@ -299,7 +318,9 @@ class TestAttachDetachMove(Base):
             message='instance busy', http_status=409)
         exc = self.assertRaises(errors.Incomplete, pf.move, self.conn,
                                 port.id, 'b', timeout=5, interval=0)
-        self.assertIn('detached from server %s' % self.a.id, str(exc))
+        self.assertIn('detached from server a (%s)' % self.a.id, str(exc))
+        self.assertIn('attaching it to server b (%s) failed' % self.b.id,
+                      str(exc))
         self.assertIn('203.0.113.10', str(exc))
         self.assertIn(port.id, self.neutron.ports)
         self.assertEqual('', port.device_id)
