@@ -23,9 +23,43 @@ def make_client(instance):
     return instance.sdk_connection
 
 
+# The loggers that write the command line (osc-lib's "START with options"
+# at -v, cliff's errors): their records pass through _HideDBPasswords.
+_ARGV_LOGGERS = ('osc_lib.shell', 'openstackclient.shell', 'openstack')
+
+
+class _HideDBPasswords(logging.Filter):
+    """Replace the password of any ``scheme://user:password@`` URL in a log
+    record by ``***``: osc-lib logs the whole command line at INFO (-v),
+    and its own masking knows ``--password`` options, not URLs such as
+    ``--nova-db mysql+pymysql://nova:PASSWORD@db/nova``."""
+
+    def filter(self, record):
+        if '://' in str(record.msg) or any(
+                '://' in str(a) for a in (record.args or ())
+                if isinstance(a, str)):
+            from osc_nodeops.db import url
+            record.msg = url.redact(record.getMessage())
+            record.args = None
+        return True
+
+
+def hide_db_passwords():
+    """Install the filter (once) on the loggers that write the argv."""
+    for name in _ARGV_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _HideDBPasswords) for f in logger.filters):
+            logger.addFilter(_HideDBPasswords())
+
+
 def build_option_parser(parser):
-    """Add the global option selecting this plugin's (command-set) version."""
+    """Add the global option selecting this plugin's (command-set) version.
+
+    OSC calls this before it parses and logs the command line, so this is
+    also where the DB-password filter goes onto its loggers.
+    """
     import os
+    hide_db_passwords()
     parser.add_argument(
         '--os-nodeops-api-version',
         metavar='<nodeops-api-version>',

@@ -20,11 +20,58 @@ _SCHEMES = ('mysql', 'mysql+pymysql', 'mariadb', 'mariadb+pymysql')
 _SCHEMA_RE = re.compile(r'^[A-Za-z0-9_$-]{1,64}$')
 
 
+# Query parameters honoured (as oslo.db/SQLAlchemy and PyMySQL take them);
+# any other one is refused rather than dropped (``?ssl_ca=`` dropped would
+# connect without TLS).
+_SSL_PARAMS = {'ssl_ca': 'ca', 'ssl_capath': 'capath', 'ssl_cert': 'cert',
+               'ssl_key': 'key', 'ssl_cipher': 'cipher',
+               'ssl_check_hostname': 'check_hostname'}
+_CONNECT_PARAMS = ('unix_socket', 'charset', 'read_default_file',
+                   'read_default_group')
+# SQLAlchemy engine plugins (devstack's ``plugin=dbcounter``): about the
+# engine oslo.db builds, not the connection; nothing to honour here.
+_IGNORED_PARAMS = ('plugin',)
+_BOOLS = {'1': True, 'true': True, 'yes': True, 'on': True,
+          '0': False, 'false': False, 'no': False, 'off': False}
+
+
+def _query_options(parts, what):
+    """The honoured query parameters as PyMySQL ``connect`` keywords."""
+    try:
+        query = urllib.parse.parse_qs(parts.query, keep_blank_values=True,
+                                      strict_parsing=bool(parts.query))
+    except ValueError:
+        raise errors.DBConfigError('%s: its query string is malformed' %
+                                   what)
+    unknown = sorted(set(query) - set(_SSL_PARAMS) - set(_CONNECT_PARAMS)
+                     - set(_IGNORED_PARAMS))
+    if unknown:
+        raise errors.DBConfigError(
+            '%s: query parameter(s) %s not supported (honoured: %s); '
+            'refusing to connect without them' % (
+                what, ', '.join(unknown),
+                ', '.join(_CONNECT_PARAMS + tuple(_SSL_PARAMS))))
+    options = {k: v[-1] for k, v in query.items() if k in _CONNECT_PARAMS}
+    ssl = {}
+    for key, name in _SSL_PARAMS.items():
+        if key in query:
+            value = query[key][-1]
+            if key == 'ssl_check_hostname':
+                if value.lower() not in _BOOLS:
+                    raise errors.DBConfigError(
+                        '%s: ssl_check_hostname must be true or false' % what)
+                value = _BOOLS[value.lower()]
+            ssl[name] = value
+    if ssl:
+        options['ssl'] = ssl
+    return options
+
+
 class DBURL(object):
     """One parsed database URL; the password never appears in its text."""
 
     def __init__(self, scheme, user, password, host, port, database,
-                 unix_socket=None, charset='utf8mb4'):
+                 unix_socket=None, charset='utf8mb4', options=None):
         self.scheme = scheme
         self.user = user
         self._password = password
@@ -33,6 +80,8 @@ class DBURL(object):
         self.database = database
         self.unix_socket = unix_socket
         self.charset = charset
+        # other PyMySQL connect keywords from the query (ssl, defaults file)
+        self.options = dict(options or {})
 
     # The password is reachable only by the code that connects.
     @property
@@ -43,7 +92,8 @@ class DBURL(object):
     def parse(cls, url, what='database URL'):
         """Parse ``url``; a bad one raises :class:`errors.DBConfigError`.
 
-        The message never quotes the URL itself (it may hold a password).
+        The message never quotes any part of the URL (the password may
+        reach into any of them when it holds ``/``, ``?`` or ``#``).
         """
         if not url or not isinstance(url, str):
             raise errors.DBConfigError('%s is empty' % what)
@@ -54,20 +104,24 @@ class DBURL(object):
             raise errors.DBConfigError(
                 '%s is not a valid URL (expected '
                 'mysql+pymysql://USER:PASSWORD@HOST[:PORT]/DATABASE)' % what)
+        if '@' in parts.path or '@' in parts.query or parts.fragment:
+            raise errors.DBConfigError(
+                '%s is not a valid URL: a password holding "/", "?" or "#" '
+                'must be URL-quoted (%%2F, %%3F, %%23)' % what)
         if parts.scheme not in _SCHEMES:
             raise errors.DBConfigError(
-                '%s: unsupported scheme %r (only MySQL/MariaDB through '
-                'PyMySQL: mysql+pymysql://...)' % (what, parts.scheme))
+                '%s: unsupported scheme (only MySQL/MariaDB through '
+                'PyMySQL: mysql+pymysql://...)' % what)
         database = urllib.parse.unquote(parts.path.lstrip('/'))
         if not database:
             raise errors.DBConfigError('%s names no database' % what)
         if not _SCHEMA_RE.match(database):
             raise errors.DBConfigError(
-                '%s: database name %r has characters this tool does not '
-                'accept' % (what, database))
-        query = urllib.parse.parse_qs(parts.query)
-        unix_socket = (query.get('unix_socket') or [None])[0]
-        charset = (query.get('charset') or ['utf8mb4'])[0]
+                '%s: the database name has characters this tool does not '
+                'accept (A-Z, a-z, 0-9, _, $, -)' % what)
+        options = _query_options(parts, what)
+        unix_socket = options.pop('unix_socket', None)
+        charset = options.pop('charset', None) or 'utf8mb4'
         host = parts.hostname or ('localhost' if unix_socket else None)
         if not host:
             raise errors.DBConfigError('%s names no host' % what)
@@ -76,7 +130,8 @@ class DBURL(object):
         if password is not None:
             password = urllib.parse.unquote(password)
         return cls(parts.scheme, user, password, host, port or 3306,
-                   database, unix_socket=unix_socket, charset=charset)
+                   database, unix_socket=unix_socket, charset=charset,
+                   options=options)
 
     def server_key(self):
         """What decides whether two URLs reach the same server as the same
@@ -129,6 +184,7 @@ class DBURL(object):
                       write_timeout=timeout or STATEMENT_TIMEOUT)
         if self.unix_socket:
             kwargs['unix_socket'] = self.unix_socket
+        kwargs.update(self.options)
         try:
             return pymysql.connect(**kwargs)
         except Exception as exc:
@@ -175,16 +231,21 @@ def from_conf(path, what=None):
     return DBURL.parse(url, what='[database] connection in %s' % path)
 
 
+# scheme://user:password@ in free text.  The password runs to the last "@"
+# before the next blank (it may hold "@" and, unquoted, "/"), or, when it
+# holds a blank, to the last "@" before the next "/".
+_URL_USER = r'([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)'
+_URL_PASSWORD_RES = (re.compile(_URL_USER + r'\S*@'),
+                     re.compile(_URL_USER + r'[^/]*@'))
+
+
 def redact(text):
-    """A URL as text with its password (everything between the user's
-    ``:`` and the *last* ``@`` before the host) replaced by ``***``."""
+    """TEXT with the password of every URL in it replaced by ``***``
+    (``mysql+pymysql://nova:p@ss@db/nova`` -> ``...//nova:***@db/nova``)."""
     text = str(text)
-    scheme, sep, rest = text.partition('://')
-    if not sep or '@' not in rest:
-        return text
-    userinfo, _, hostpart = rest.rpartition('@')
-    user, colon, _password = userinfo.partition(':')
-    return '%s://%s%s@%s' % (scheme, user, ':***' if colon else '', hostpart)
+    for pattern in _URL_PASSWORD_RES:
+        text = pattern.sub(r'\1***@', text)
+    return text
 
 
 class SecretURL(str):

@@ -14,6 +14,11 @@ DB_SCHEMAS = ('nova', 'neutron', 'cinder')
 UNDO_COLUMNS = ('Table', 'Restored', 'Already Back', 'Gone')
 
 
+def _env_var(name):
+    """Where a DB URL may come from instead of the command line."""
+    return 'NODEOPS_%s_DB' % name.upper()
+
+
 def _add_db_arguments(parser, schemas):
     """--<name>-db URL and --<name>-conf PATH for each schema."""
     defaults = {'nova': DEFAULT_NOVA_CONF, 'neutron': DEFAULT_NEUTRON_CONF,
@@ -23,11 +28,12 @@ def _add_db_arguments(parser, schemas):
         parser.add_argument(
             '--%s-db' % name, metavar='<url>',
             help='The %s database URL (mysql+pymysql://USER:PASSWORD@HOST/'
-                 'DB).  Default: [database] connection of --%s-conf.  '
-                 'Prefer the config file: a URL on the command line is '
-                 'visible to other local users.  The password is never '
-                 'printed, logged or put in an error message' % (what,
-                                                                  name))
+                 'DB[?ssl_ca=...]).  Default: the environment variable %s, '
+                 'else [database] connection of --%s-conf.  Prefer the '
+                 'config file or the variable: a URL on the command line '
+                 'is visible to other local users (ps) and stays in shell '
+                 'history.  The password is never printed, logged or put '
+                 'in an error message' % (what, _env_var(name), name))
         parser.add_argument(
             '--%s-conf' % name, metavar='<path>', default=defaults[name],
             help='Where to read the %s database URL from when --%s-db is '
@@ -48,9 +54,12 @@ class _DBCommand(base.NodeOpsLister):
 
     @staticmethod
     def db_source(parsed_args, name):
+        """--<name>-db, else $NODEOPS_<NAME>_DB, else --<name>-conf."""
+        import os
         from osc_nodeops.ops import dbmove
-        return dbmove.DBSource(getattr(parsed_args, '%s_db' % name),
-                               getattr(parsed_args, '%s_conf' % name),
+        url = getattr(parsed_args, '%s_db' % name) or os.environ.get(
+            _env_var(name))
+        return dbmove.DBSource(url, getattr(parsed_args, '%s_conf' % name),
                                what=name)
 
 

@@ -1,6 +1,10 @@
 """``openstack compute node volumes HOST``: the same pairs through the API
 and from the nova + cinder databases (--from-db)."""
 
+import configparser
+
+import fixtures
+
 from tests.functional import base
 
 KEYS = ('Server ID', 'Volume ID', 'Device', 'Status', 'Attach Status')
@@ -59,3 +63,45 @@ class TestNodeVolumes(base.FunctionalTestCase):
         self.assertEqual(1, res.returncode)
         self.assertIn('/nonexistent.conf', res.stderr)
         self.assertEqual('', res.stdout)
+
+    def _url(self, conf):
+        parser = configparser.RawConfigParser(strict=False)
+        parser.read(self.state[conf])
+        return parser.get('database', 'connection')
+
+    def test_db_password_never_in_verbose_or_debug_output(self):
+        from osc_nodeops.db import url as url_mod
+        nova = self._url('nova_conf')
+        cinder = self._url('cinder_conf')
+        secret = url_mod.DBURL.parse(nova).password
+        self.assertTrue(secret)
+        for flag in ('-v', '--debug'):
+            res = self.openstack(flag, 'compute', 'node', 'volumes', 'c02',
+                                 '--from-db', '--nova-db', nova,
+                                 '--cinder-db', cinder, '-f', 'json',
+                                 check=False)
+            self.assertEqual(0, res.returncode, res.stderr[-3000:])
+            self.assertNotIn(secret, res.stdout + res.stderr, flag)
+            # osc-lib's "START with options" line, with the URL masked
+            self.assertIn('START with options', res.stderr)
+            self.assertIn(':***@', res.stderr)
+        # from the environment instead of the command line
+        self.useFixture(fixtures.EnvironmentVariable('NODEOPS_NOVA_DB',
+                                                     nova))
+        self.useFixture(fixtures.EnvironmentVariable('NODEOPS_CINDER_DB',
+                                                     cinder))
+        res = self.openstack('--debug', 'compute', 'node', 'volumes', 'c02',
+                             '--from-db', '--nova-conf', '/nonexistent',
+                             '--cinder-conf', '/nonexistent', '-f', 'json',
+                             check=False)
+        self.assertEqual(0, res.returncode, res.stderr[-3000:])
+        self.assertNotIn(secret, res.stdout + res.stderr)
+        # a wrong password is an error that names nothing of it
+        bad = nova.replace(':%s@' % secret, ':%s/x@' % secret, 1)
+        self.assertNotEqual(nova, bad)
+        res = self.openstack('-v', 'compute', 'node', 'volumes', 'c02',
+                             '--from-db', '--nova-db', bad, '--cinder-db',
+                             cinder, check=False)
+        self.assertEqual(1, res.returncode)
+        self.assertNotIn(secret, res.stdout + res.stderr)
+        self.assertIn('not a valid URL', res.stderr)

@@ -27,6 +27,8 @@ class Server(object):
         self.statements = []
         self.has_compute_id = True
         self.fail_commit = 0
+        # a driver error text raised by the next UPDATE (then cleared)
+        self.fail_update = None
         self.connections = []
 
     def connect(self, url=None):
@@ -56,6 +58,10 @@ class Cursor(object):
 
     def execute(self, sql, params=()):
         self.conn._check()
+        server = self.conn.server
+        if server.fail_update and sql.lstrip().upper().startswith('UPDATE'):
+            text, server.fail_update = server.fail_update, None
+            raise OperationalError(1045, text)
         self.conn.server.statements.append((sql, tuple(params)))
         self.rowcount, self._rows = self.conn._run(sql, list(params))
 

@@ -45,6 +45,58 @@ class TestURL(testtools.TestCase):
             self.assertNotIn(SECRET, str(exc))
             self.assertNotIn('\n', str(exc))
 
+    def test_unquoted_password_parts_are_never_echoed(self):
+        # a password holding "/", "?" or "#" unquoted spills into the path,
+        # query or fragment: the message must not quote any of them
+        for pw in ('pa/ss-TopS3cret', 'TopS3cret/x', 'pa?TopS3cret',
+                   'pa#TopS3cret', 'Top/S3cret?x#y'):
+            exc = self.assertRaises(
+                errors.DBConfigError, url_mod.DBURL.parse,
+                'mysql+pymysql://nova:%s@db/nova_cell1' % pw)
+            for part in ('TopS3cret', 'S3cret', 'pa', 'ss-'):
+                self.assertNotIn(part, str(exc), (pw, str(exc)))
+
+    def test_query_parameters_honoured_or_refused(self):
+        u = url_mod.DBURL.parse(
+            'mysql+pymysql://nova:x@db/nova?charset=utf8&ssl_ca=/etc/ca.pem'
+            '&ssl_cert=/c.pem&ssl_key=/k.pem&ssl_check_hostname=false'
+            '&read_default_file=/etc/my.cnf&plugin=dbcounter')
+        fake = mock.Mock()
+        u.connect(pymysql=fake)
+        kwargs = fake.connect.call_args.kwargs
+        self.assertEqual({'ca': '/etc/ca.pem', 'cert': '/c.pem',
+                          'key': '/k.pem', 'check_hostname': False},
+                         kwargs['ssl'])
+        self.assertEqual(('utf8', '/etc/my.cnf'),
+                         (kwargs['charset'], kwargs['read_default_file']))
+        self.assertNotIn('plugin', kwargs)
+        # dropping an unknown one (sslmode, ssl_mode...) could mean no TLS
+        for query in ('sslmode=require', 'ssl_mode=REQUIRED', 'foo=1',
+                      'ssl_check_hostname=perhaps'):
+            exc = self.assertRaises(
+                errors.DBConfigError, url_mod.DBURL.parse,
+                'mysql+pymysql://nova:TopS3cret@db/nova?%s' % query)
+            self.assertNotIn('TopS3cret', str(exc))
+
+    def test_redact_free_text(self):
+        for text, want in (
+                ('--nova-db mysql+pymysql://nova:p@ss@db/nova -v',
+                 '--nova-db mysql+pymysql://nova:***@db/nova -v'),
+                ('a=mysql://u:x:y@h/c?charset=utf8 b=mysql://h:3306/db',
+                 'a=mysql://u:***@h/c?charset=utf8 b=mysql://h:3306/db'),
+                ('mysql://n:pa ss@db/nova', 'mysql://n:***@db/nova'),
+                ('mysql://n:pa/ss@db/nova', 'mysql://n:***@db/nova'),
+                ('mysql://nova@db/nova', 'mysql://nova@db/nova')):
+            self.assertEqual(want, url_mod.redact(text))
+
+    def test_secret_url_repr_hides_a_password_holding_at(self):
+        # it used to stop at the first "@": nova:***@ss@db
+        text = 'mysql+pymysql://nova:p@ss@db/nova'
+        value = url_mod.SecretURL(text)
+        self.assertEqual(repr('mysql+pymysql://nova:***@db/nova'),
+                         repr(value))
+        self.assertEqual(text, str(value))
+
     def test_unix_socket(self):
         u = url_mod.DBURL.parse(
             'mysql+pymysql://root:x@/nova?unix_socket=/run/mysqld.sock')

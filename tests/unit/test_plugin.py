@@ -41,3 +41,23 @@ class TestPlugin(testtools.TestCase):
             'print(",".join(sorted(heavy)))\n')
         out = subprocess.check_output([sys.executable, '-c', code], text=True)
         self.assertEqual('', out.strip())
+
+
+class TestLogRedaction(testtools.TestCase):
+
+    def test_start_with_options_hides_db_passwords(self):
+        # osc-lib logs the whole command line at INFO (-v): "START with
+        # options: ... --nova-db mysql+pymysql://nova:PASSWORD@db/nova"
+        import argparse
+        import logging
+        plugin.build_option_parser(argparse.ArgumentParser())
+        plugin.build_option_parser(argparse.ArgumentParser())  # once only
+        log = logging.getLogger('osc_lib.shell')
+        self.assertEqual(1, sum(isinstance(f, plugin._HideDBPasswords)
+                                for f in log.filters))
+        with self.assertLogs('osc_lib.shell', 'INFO') as logs:
+            log.info('START with options: %s', 'compute node volumes c01 '
+                     '--nova-db mysql+pymysql://nova:Top@S3cret@db/nova')
+        [line] = logs.output
+        self.assertNotIn('S3cret', line)
+        self.assertIn('--nova-db mysql+pymysql://nova:***@db/nova', line)
