@@ -97,13 +97,23 @@ class HostReport(object):
     ok: bool = True
     api_calls: int = 0
     abandoned: bool = False  # second Ctrl-C: left at once
+    error: str = None
 
 
 @dataclasses.dataclass
 class Report(object):
-    """What ``drain`` / ``undrain`` did: one ``HostReport`` per host."""
+    """What ``drain`` / ``undrain`` did: one ``HostReport`` per host.
+
+    ``error``: one line, when an error stopped the run after rows were
+    gathered (they are kept: the command prints them, then the error).
+    """
 
     hosts: list = dataclasses.field(default_factory=list)
+    error: str = None
+
+    def __post_init__(self):
+        self.error = self.error or next(
+            (h.error for h in self.hosts if h.error), None)
 
     @property
     def items(self):
@@ -111,7 +121,7 @@ class Report(object):
 
     @property
     def ok(self):
-        return all(host.ok for host in self.hosts)
+        return not self.error and all(host.ok for host in self.hosts)
 
     @property
     def interrupted(self):
@@ -740,9 +750,19 @@ def drain(conn, request, events=None, executor_kwargs=None):
     # For -v / --debug only (OSC's console shows INFO from -v on).
     LOG.info('compute API microversion %s (server max %s)',
              features.effective, features.server_max)
-    return Report(drain_hosts(
-        compute, hosts, services, request, features=features, events=events,
-        reason_default=default_reason(conn), executor_kwargs=executor_kwargs))
+    reports = []
+    try:
+        drain_hosts(compute, hosts, services, request, features=features,
+                    events=events, reason_default=default_reason(conn),
+                    executor_kwargs=executor_kwargs, reports=reports)
+    except Exception as exc:
+        if not reports:
+            raise
+        # A later host failed: keep the rows of the ones before.
+        LOG.debug('drain stopped', exc_info=True)
+        return Report(reports, error='%s: %s' % (
+            hosts[len(reports)], errors.one_line(exc)))
+    return Report(reports)
 
 
 def undrain(conn, request, events=None, executor_kwargs=None):
@@ -838,7 +858,16 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
         report.ok = False
         return report
     # S4: re-list the host.
-    remaining = engine.call_with_retry(poller.list_servers)
+    try:
+        remaining = engine.call_with_retry(poller.list_servers)
+    except Exception as exc:
+        # The moves are done and verified one by one: keep their rows.
+        LOG.debug('re-list failed', exc_info=True)
+        report.api_calls = poller.calls
+        report.ok = False
+        report.error = '%s: listing the host after the moves failed: %s' % (
+            host, errors.one_line(exc))
+        return report
     known = {i.id: i for i in items}
     for srv in remaining:
         if srv.id not in known:
@@ -873,12 +902,14 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
 
 
 def drain_hosts(compute, hosts, services, opts, features=None, events=None,
-                reason_default=None, executor_kwargs=None):
+                reason_default=None, executor_kwargs=None, reports=None):
     """Drain several hosts one after the other (rolling).
 
     Every host is disabled first (S1), so the scheduler does not send the
     servers of the first host to the next one.  Stops after a host whose
-    drain was interrupted.  Returns the ``HostReport`` list.
+    drain was interrupted or ended in an error.  Returns the ``HostReport``
+    list (``reports``, appended to as each host is done, so that the
+    caller keeps them when a later host raises).
     """
     features = features or engine.Features.from_proxy(compute)
     reason_default = reason_default or default_reason()
@@ -895,14 +926,14 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
             ctx.emit('service', '%s nova-compute %s' % (host, note))
             # drain_host will find it disabled and keep this reason
             services[host] = compute_service(compute, host)
-    reports = []
+    reports = [] if reports is None else reports
     for host in hosts:
         report = drain_host(compute, host, services[host], opts,
                             features=features, events=events,
                             reason_default=reason_default,
                             executor_kwargs=executor_kwargs)
         reports.append(report)
-        if report.interrupted:
+        if report.interrupted or report.error:
             break
     if not opts.dry_run:
         ctx = _context(compute, None, features, opts, events, None)

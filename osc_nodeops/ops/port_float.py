@@ -345,10 +345,20 @@ def nova_created(port, requests):
 # -- waiting ----------------------------------------------------------------
 
 def _wait(predicate, timeout, interval):
-    """PREDICATE's first true value within TIMEOUT seconds, else None."""
+    """PREDICATE's first true value within TIMEOUT seconds, else None.
+
+    A transient fault of a look (a 5xx, a dropped connection) is one look
+    that saw nothing: the wait goes on until TIMEOUT.
+    """
+    from osc_nodeops.ops import engine
     try:
         for _ in sdk_utils.iterate_timeout(timeout, 'timed out', interval):
-            value = predicate()
+            try:
+                value = predicate()
+            except Exception as exc:
+                if not engine.is_transient(exc):
+                    raise
+                continue
             if value:
                 return value
     except sdk_exc.ResourceTimeout:
@@ -535,14 +545,16 @@ def move(conn, port_ref, server_ref, timeout=DEFAULT_TIMEOUT, events=None,
         port = _detach(conn, port, source, timeout, events, interval)
     try:
         row = _attach(conn, port, target, timeout, events, interval)
-    except (errors.Refused, errors.Incomplete) as exc:
+    except Exception as exc:
+        # Whatever went wrong (also a raw SDK error), the operator must
+        # learn that the port left its server and where its addresses are.
         if source is None:
             raise
         raise errors.Incomplete(
             'port %s was detached from server %s and keeps %s, but '
             'attaching it to server %s failed: %s' % (
                 port.id, _label(source), ', '.join(port_addresses(port)),
-                _label(target), exc))
+                _label(target), errors.one_line(exc))) from exc
     row['moved_from'] = source.id if source else None
     return row
 

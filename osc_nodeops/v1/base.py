@@ -41,10 +41,12 @@ class ExitStatusMixin(object):
     """
 
     exit_status = EXIT_OK
+    error_after_rows = None
 
     def run(self, parsed_args):
         self.exit_status = EXIT_OK
         self.api_timeout = getattr(parsed_args, 'api_timeout', None)
+        self.error_after_rows = None
         try:
             rc = super(ExitStatusMixin, self).run(parsed_args)
         except errors.NodeOpsError as exc:
@@ -54,6 +56,8 @@ class ExitStatusMixin(object):
             if not isinstance(exc, sdk_exc.SDKException):
                 raise
             return self._say_error(exc, errors.EXIT_REFUSED)
+        if self.error_after_rows:
+            self.say(self.error_after_rows)
         return rc or self.exit_status
 
     def _say_error(self, exc, status):
@@ -129,6 +133,8 @@ class _NodeOpsCommand(ExitStatusMixin):
             self.exit_status = errors.EXIT_INTERRUPTED
         elif not report.ok:
             self.exit_status = EXIT_INCOMPLETE
+        # An error after rows were gathered: the rows, then the error.
+        self.error_after_rows = getattr(report, 'error', None)
         return engine.ROW_COLUMNS, [item.row() for item in report.items]
 
 

@@ -849,3 +849,63 @@ class TestOperatorFindings(testtools.TestCase):
                                   ['c01', '--dry-run'])
         self.assertNotIn('microversion', app.stderr.getvalue())
         self.assertIn('compute API microversion', '\n'.join(logs.output))
+
+
+class TestRowsKeptOnError(testtools.TestCase):
+    """Issue 11 (Low): an error on a later host, or in the final re-list,
+    used to throw away the rows already gathered."""
+
+    def _fail_listing(self, nova, host, after=0):
+        """compute.servers(compute_host=HOST) raises after AFTER calls."""
+        from openstack import exceptions as sdk_exc
+        real = nova.compute.servers.side_effect
+        seen = [0]
+
+        def servers(**query):
+            if query.get('compute_host') == host:
+                seen[0] += 1
+                if seen[0] > after:
+                    raise sdk_exc.BadRequestException(
+                        'invalid query for %s' % host)
+            return real(**query)
+        nova.compute.servers.side_effect = servers
+
+    def test_error_on_a_later_host_keeps_the_first_hosts_rows(self):
+        nova = fakes.FakeNova()
+        a = nova.add('a')
+        nova.add('b', host='c02')
+        self._fail_listing(nova, 'c02')
+        rc, app = run_command(node.DrainNode, nova,
+                              ['c01', 'c02', '--poll-interval', '0.01',
+                               '-f', 'json'])
+        self.assertEqual(1, rc)
+        rows = json.loads(app.stdout.getvalue())
+        self.assertEqual([(a.id, 'moved')],
+                         [(r['ID'], r['Result']) for r in rows])
+        last = app.stderr.getvalue().splitlines()[-1]
+        self.assertTrue(last.startswith('c02: '), last)
+        self.assertIn('invalid query for c02', last)
+
+    def test_error_in_the_final_relist_keeps_the_rows(self):
+        nova = fakes.FakeNova()
+        a = nova.add('a')
+        # the first listings (plan, polls) work, the re-list does not
+        self._fail_listing(nova, 'c01', after=0)
+        calls = {'n': 0}
+        real = nova.compute.servers.side_effect
+
+        def servers(**query):
+            calls['n'] += 1
+            if calls['n'] < 3 or nova.servers[a.id].compute_host == 'c01':
+                from tests.unit import fakes as f
+                return f.FakeNova._list_servers(nova, **query)
+            return real(**query)
+        nova.compute.servers.side_effect = servers
+        rc, app = run_command(node.DrainNode, nova,
+                              ['c01', '--poll-interval', '0.01', '-f',
+                               'json'])
+        self.assertEqual(1, rc)
+        [row] = json.loads(app.stdout.getvalue())
+        self.assertEqual((a.id, 'moved'), (row['ID'], row['Result']))
+        self.assertIn('listing the host after the moves failed',
+                      app.stderr.getvalue().splitlines()[-1])

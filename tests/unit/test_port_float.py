@@ -312,6 +312,43 @@ class TestAttachDetachMove(Base):
         self.nova.proxy.delete_server_interface.assert_not_called()
         self.assertEqual(self.a.id, port.device_id)
 
+    def _flaky_get_port(self, failures, status=503):
+        """get_port answers STATUS FAILURES times, then for real."""
+        real = self.neutron.get_port
+        left = [failures]
+
+        def get_port(port):
+            if left[0]:
+                left[0] -= 1
+                raise sdk_exc.HttpException(message='Service Unavailable',
+                                            http_status=status)
+            return real(port)
+        self.neutron.proxy.get_port.side_effect = get_port
+        return left
+
+    def test_waits_ride_out_a_5xx(self):
+        port = self.float_port()
+        left = self._flaky_get_port(2)
+        row = pf.attach(self.conn, port.id, 'a', timeout=5, interval=0)
+        self.assertEqual((0, 'ACTIVE'), (left[0], row['status']))
+
+    def test_move_keeps_its_message_when_a_wait_fails_raw(self):
+        # a 4xx in the attach wait is no transient fault: the move stops,
+        # and says the port left its server and keeps its addresses
+        port = self._attach_passed()
+        real_attach = self.nova.attach
+
+        def attach(server, **attrs):
+            result = real_attach(server, **attrs)
+            self._flaky_get_port(1, status=404)
+            return result
+        self.nova.proxy.create_server_interface.side_effect = attach
+        exc = self.assertRaises(errors.Incomplete, pf.move, self.conn,
+                                port.id, 'b', timeout=5, interval=0)
+        self.assertIn('detached from server a (%s) and keeps 203.0.113.10'
+                      % self.a.id, str(exc))
+        self.assertIn('404', str(exc))
+
     def test_move_attach_failure_leaves_port_detached_and_says_so(self):
         port = self._attach_passed()
         self.nova.refuse_attach = sdk_exc.ConflictException(
