@@ -797,14 +797,12 @@ class TestCommands(testtools.TestCase):
         self.assertEqual('enabled', nova.services['c01'].status)
 
 
-
 class TestOperatorFindings(testtools.TestCase):
     """Issue 15: what an operator hit in the first hour."""
 
     def test_undrain_dry_run_names_the_destination(self):
         nova = fakes.FakeNova()
-        nova.add('a', host='c02', metadata={drain.ORIGIN_KEY: 'c01',
-                                            drain.MARKER_KEY: 'x'})
+        drained_away(nova, 'a')
         rc, app = run_command(node.UndrainNode, nova,
                               ['c01', '--migrate-back', '--dry-run', '-f',
                                'json'])
