@@ -161,9 +161,8 @@ def disable_service(ctx, service, reason=None, default=None, lease=None):
     """S1.  Returns a note for the operator.  ``lease``: the owner whose
     lease the reason carries (see ``check_lease``)."""
     def write(text):
-        ctx.api(ctx.compute.disable_service, service, host=service.host,
-                binary=service.binary, disabled_reason=with_lease(
-                    text, lease) if lease else text)
+        set_disabled(ctx, service, with_lease(text, lease) if lease
+                     else text)
     if service.status == 'disabled':
         if reason:
             write(reason)
@@ -185,9 +184,17 @@ def release_lease(ctx, host, owner):
     held = parse_lease(service.disabled_reason)
     if held is None or held[0] != owner:
         return
-    ctx.api(ctx.compute.disable_service, service, host=service.host,
-            binary=service.binary,
-            disabled_reason=without_lease(service.disabled_reason))
+    set_disabled(ctx, service, without_lease(service.disabled_reason))
+
+
+def set_disabled(ctx, service, reason):
+    """Disable the service with ``reason`` (also when it is disabled
+    already: openstacksdk sends only the fields that changed on the object
+    it is given, and nova refuses a reason without a status, so it is given
+    the ID, a fresh object, from 2.53 on)."""
+    target = service.id if isinstance(service.id, str) else service
+    ctx.api(ctx.compute.disable_service, target, host=service.host,
+            binary=service.binary, disabled_reason=reason)
 
 
 def find_service_quietly(ctx, host):

@@ -299,7 +299,15 @@ class FakeNova(object):
 
     def _disable(self, service, host=None, binary=None,
                  disabled_reason=None):
-        svc = self.services[service.host]
+        if isinstance(service, str):  # an ID (2.53+): the SDK's fresh object
+            [svc] = [x for x in self.services.values() if x.id == service]
+        else:
+            svc = self.services[service.host]
+        if (not isinstance(service, str) and service.status == 'disabled'
+                and self.max_version >= '2.53'):
+            # openstacksdk sends only changed fields; nova wants a status
+            raise http_error(400, 'No updates were requested. Fields '
+                             "'status' or 'forced_down' should be specified.")
         svc.status = 'disabled'
         svc.disabled_reason = disabled_reason
         return svc
