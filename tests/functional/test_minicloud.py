@@ -513,13 +513,13 @@ class TestRigNetworkAndZones(base.FunctionalTestCase):
 
     def test_blackhole_routes(self):
         import subprocess
-        for net in ('203.0.113.0/24', '198.51.100.0/24', '2001:db8::/32'):
+        for net in ('198.18.0.0/24', '198.51.100.0/24', '2001:db8::/32'):
             fam = '-6' if ':' in net else '-4'
             out = subprocess.run(['ip', fam, 'route', 'show', 'type',
                                   'blackhole'], capture_output=True,
                                  text=True, check=True).stdout
             self.assertIn(net, out)
-        for addr in ('203.0.113.9', '2001:db8::9'):
+        for addr in ('198.18.0.9', '2001:db8::9'):
             res = subprocess.run(['ip', 'route', 'get', addr],
                                  capture_output=True, text=True)
             # Nothing addressed there leaves the machine.

@@ -145,7 +145,7 @@ def cloud(st):
             name='public', shared=True, provider_network_type='flat',
             provider_physical_network='physnet1')
     subnets = {}
-    for name, ver, cidr in (('public-v4', 4, '203.0.113.0/24'),
+    for name, ver, cidr in (('public-v4', 4, '198.18.0.0/24'),
                             ('public-v6', 6, '2001:db8::/64')):
         sn = conn.network.find_subnet(name, network_id=net.id)
         if sn is None:
