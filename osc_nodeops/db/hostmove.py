@@ -96,6 +96,16 @@ class _Session(object):
                 '%s database: %s' % (which, _describe(exc)),
                 self.secrets)) from None
 
+    def identity(self, which):
+        """Who answers on the WHICH connection: the server's host name,
+        port and server id (MySQL and MariaDB both have them), so that an
+        undo can tell it talks to the server the move changed."""
+        _count, rows = self.run(
+            which, 'SELECT @@hostname, @@port, @@server_id', record=False)
+        hostname, port, server_id = rows[0]
+        return {'hostname': hostname, 'port': int(port),
+                'server_id': int(server_id)}
+
     def rollback(self):
         for conn in self._conns():
             try:
@@ -324,12 +334,14 @@ def _journal_doc(plan, sess, state):
         'new_host': plan.new_host,
         'single_transaction': sess.single,
         'nova': {'where': sess.nova_url.where(),
+                 'server': sess.identity('nova'),
                  'schema': sess.nova_url.database,
                  'compute_id_column': plan.has_compute_id,
                  'instances': [{'uuid': i['uuid'], 'before': i['before'],
                                 'after': i['after']}
                                for i in plan.instances]},
         'neutron': {'where': sess.neutron_url.where(),
+                    'server': sess.identity('neutron'),
                     'schema': sess.neutron_url.database,
                     'bindings': [dict(b) for b in plan.bindings],
                     'levels': [dict(lv) for lv in plan.levels]},
@@ -560,6 +572,30 @@ def _check_journal_targets(doc, nova_url, neutron_url):
                 % (part, doc[part]['schema'], part, url.database))
 
 
+def _check_journal_servers(doc, sess):
+    """The servers the undo talks to must be the ones the move changed:
+    same host name, port and server id as recorded (a journal without them
+    must name the same host:port/database)."""
+    for part, url in (('nova', sess.nova_url), ('neutron', sess.neutron_url)):
+        recorded = doc[part].get('server')
+        if recorded is None:
+            if doc[part].get('where') != url.where():
+                raise errors.DBConflict(
+                    'the journal is for the %s database at %s but the %s '
+                    'URL names %s; nothing changed' % (
+                        part, doc[part].get('where'), part, url.where()))
+            continue
+        found = sess.identity(part)
+        if found != recorded:
+            raise errors.DBConflict(
+                'the %s database server answering at %s is %s:%s (server id '
+                '%s), not %s:%s (server id %s) that the move changed; '
+                'nothing changed' % (
+                    part, url.where(), found['hostname'], found['port'],
+                    found['server_id'], recorded['hostname'],
+                    recorded['port'], recorded['server_id']))
+
+
 def undo(journal_path, nova_url, neutron_url, mode='auto', connector=None,
          before_commit=None):
     """Put back the previous values recorded in a journal.
@@ -578,6 +614,7 @@ def undo(journal_path, nova_url, neutron_url, mode='auto', connector=None,
     t = _Tables(nova_url.database, neutron_url.database)
     committed = []
     try:
+        _check_journal_servers(doc, sess)
         sess.begin()
         _undo_instances(sess, t, doc, result)
         _undo_rows(sess, t, doc, result, 'bindings')

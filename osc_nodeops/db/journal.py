@@ -16,12 +16,25 @@ from osc_nodeops import durable
 FORMAT = 'osc-nodeops/db-move/1'
 
 
+# States in which a move stopped half-way (killed or interrupted between
+# the journal and the commits): the operator must look, and may --undo.
+UNFINISHED = {
+    'prepared': 'written before the commit and never marked done: the move '
+                'may or may not have been committed',
+    'nova-committed': 'the nova rows were committed, the neutron rows not',
+}
+
+
+def default_directory():
+    base = os.environ.get('XDG_STATE_HOME') or os.path.join(
+        os.path.expanduser('~'), '.local', 'state')
+    return os.path.join(base, 'osc-nodeops')
+
+
 def default_path(old_host, directory=None):
     """A fresh journal path under ``$XDG_STATE_HOME/osc-nodeops``."""
     if directory is None:
-        base = os.environ.get('XDG_STATE_HOME') or os.path.join(
-            os.path.expanduser('~'), '.local', 'state')
-        directory = os.path.join(base, 'osc-nodeops')
+        directory = default_directory()
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime(
         '%Y%m%dT%H%M%S.%fZ')
     safe = ''.join(c if c.isalnum() or c in '-_.' else '_'
@@ -75,3 +88,26 @@ def read(path):
 
 def now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat()
+
+
+def unfinished(directory=None):
+    """The journals in DIRECTORY (default: the default one) whose move
+    stopped half-way: ``[(path, state, old_host, new_host)]``."""
+    directory = directory or default_directory()
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        if not (name.startswith('db-move-') and name.endswith('.json')):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            doc = read(path)
+        except errors.DBError:
+            continue
+        if doc['state'] in UNFINISHED:
+            found.append((path, doc['state'], doc['old_host'],
+                          doc['new_host']))
+    return found

@@ -13,6 +13,7 @@
 
 import dataclasses
 import datetime
+import os
 
 from osc_nodeops.db import url as db_url
 from osc_nodeops import errors
@@ -115,6 +116,7 @@ def recover_via_db(conn, host, opts, nova_url=None, neutron_url=None,
     ctx = recover.make_context(
         compute, opts.target_host, features, opts, events,
         block_storage=getattr(conn, 'block_storage', None))
+    _say_unfinished(ctx, os.path.dirname(os.path.abspath(journal_path)))
     ctx.emit('service', note)
     report = recover.Report(host, [], notes=[note])
     db = dict(nova_url=nova_url, neutron_url=neutron_url, mode=db_mode,
@@ -132,6 +134,18 @@ def recover_via_db(conn, host, opts, nova_url=None, neutron_url=None,
     report.ok = not report.interrupted and all(
         i.ok or isinstance(i, DBPlanItem) for i in report.items)
     return report
+
+
+def _say_unfinished(ctx, directory):
+    """On start: a move that stopped half-way (Ctrl-C or a kill between
+    the two commits) left its journal; say so, with the way back."""
+    from osc_nodeops.db import journal as journal_mod
+    for path, state, old, new in journal_mod.unfinished(directory):
+        ctx.emit('journal', 'unfinished DB move %s -> %s: %s (%s: %s); '
+                 'check the rows, then put them back with: openstack '
+                 'server recover-all --undo %s' % (
+                     old, new, path, state, journal_mod.UNFINISHED[state],
+                     path))
 
 
 def _plan(host, opts, db):

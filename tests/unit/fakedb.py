@@ -29,6 +29,8 @@ class Server(object):
         self.fail_commit = 0
         # a driver error text raised by the next UPDATE (then cleared)
         self.fail_update = None
+        # what SELECT @@hostname, @@port, @@server_id answers
+        self.identity = ('db-%x' % id(self), 3306, 1)
         self.connections = []
 
     def connect(self, url=None):
@@ -218,6 +220,8 @@ class Conn(object):
                     raise OperationalError(1062, 'Duplicate entry')
                 r['host'] = new
             return len(rows), ()
+        if s.startswith('SELECT @@hostname, @@port, @@server_id'):
+            return 1, [self.server.identity]
         if s.startswith('SELECT i.uuid, i.display_name, a.volume_id'):
             host = p[0]
             return self._volumes(d, [r for r in d['instances']

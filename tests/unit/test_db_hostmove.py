@@ -209,6 +209,37 @@ class TestHostMoveSingleServer(Base):
         self.assertRaises(errors.DBConfigError, hostmove.undo, self.journal,
                           other, self.neutron_url, connector=self.connector)
 
+    def test_undo_checks_the_server_it_talks_to(self):
+        # same URL (host:port/schema), another server behind it (a moved
+        # VIP, a restored replica): refused, nothing changed
+        populate(self.nova_db, self.neutron_db)
+        self.execute()
+        doc = journal.read(self.journal)
+        self.assertEqual(self.nova_db.identity[0],
+                         doc['nova']['server']['hostname'])
+        after = self.snapshot()
+        self.nova_db.identity = ('replica-2', 3306, 7)
+        exc = self.assertRaises(errors.DBConflict, hostmove.undo,
+                                self.journal, self.nova_url,
+                                self.neutron_url, connector=self.connector)
+        self.assertIn('replica-2', str(exc))
+        self.assertIn('nothing changed', str(exc))
+        self.assertEqual(after, self.snapshot())
+
+    def test_undo_of_a_journal_without_server_checks_the_address(self):
+        populate(self.nova_db, self.neutron_db)
+        self.execute()
+        doc = journal.read(self.journal)
+        for part in ('nova', 'neutron'):
+            del doc[part]['server']
+        journal.write(self.journal, doc)
+        moved = url_mod.DBURL.parse(
+            'mysql+pymysql://nova:n0va-s3cret@db9:3306/nova_cell1')
+        self.assertRaises(errors.DBConflict, hostmove.undo, self.journal,
+                          moved, self.neutron_url, connector=self.connector)
+        hostmove.undo(self.journal, self.nova_url, self.neutron_url,
+                      connector=self.connector)
+
     def test_host_names_are_data(self):
         populate(self.nova_db, self.neutron_db, old=WEIRD, new='c02')
         self.execute(old=WEIRD)

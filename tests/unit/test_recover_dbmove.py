@@ -98,6 +98,22 @@ class TestViaDBFlow(testtools.TestCase):
         self.assertEqual(self.journal, report.journal)
         self.assertIn(self.journal, report.items[0].message)
 
+    def test_an_unfinished_journal_is_reported_on_start(self):
+        from osc_nodeops.db import journal
+        left = os.path.join(self.dir, 'db-move-c03-20260101T000000Z.json')
+        journal.create(left, {'nova': {}, 'neutron': {}, 'old_host': 'c03',
+                              'new_host': 'c02', 'state': 'nova-committed'})
+        done = os.path.join(self.dir, 'db-move-c01-20260101T000001Z.json')
+        journal.create(done, {'nova': {}, 'neutron': {}, 'old_host': 'c01',
+                              'new_host': 'c02', 'state': 'committed'})
+        self.run_flow()
+        said = [e.message for e in self.events if e.kind == 'journal']
+        self.assertEqual(1, len(said), said)
+        self.assertIn(left, said[0])
+        self.assertIn('nova rows were committed, the neutron rows not',
+                      said[0])
+        self.assertIn('--undo %s' % left, said[0])
+
     def test_refused_while_source_up(self):
         self.nova.services['c03'].state = 'up'
         self.assertRaises(errors.Refused, self.run_flow, execute=True)
