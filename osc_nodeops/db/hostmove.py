@@ -229,8 +229,15 @@ def _collect(sess, t, old_host, new_host, lock):
                                      if plan.has_compute_id else None)},
         })
     uuids = plan.instance_uuids()
-    if not uuids:
-        return plan
+    if uuids:
+        _collect_ports(sess, t, plan, uuids, suffix)
+    return plan
+
+
+def _collect_ports(sess, t, plan, uuids, suffix):
+    """The neutron side of ``_collect``: the moved servers' bindings and
+    levels, and those that would collide on the new host."""
+    old_host, new_host = plan.old_host, plan.new_host
     _, rows = sess.run(
         'neutron',
         'SELECT b.port_id, p.device_id FROM %s b JOIN %s p ON p.id = '
@@ -242,7 +249,7 @@ def _collect(sess, t, old_host, new_host, lock):
                               'before': old_host, 'after': new_host})
     ports = plan.port_ids()
     if not ports:
-        return plan
+        return
     _, rows = sess.run(
         'neutron',
         'SELECT port_id, level FROM %s WHERE host = %%s AND port_id IN (%s) '
@@ -269,7 +276,6 @@ def _collect(sess, t, old_host, new_host, lock):
     for port_id, level in rows:
         plan.conflicts.append('port %s already has binding level %s for %r'
                               % (port_id, level, new_host))
-    return plan
 
 
 def _updates(t, plan):
