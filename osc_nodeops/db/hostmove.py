@@ -355,8 +355,13 @@ def _journal_doc(plan, sess, state):
 
 
 def execute(nova_url, neutron_url, old_host, new_host, journal_path,
-            mode='auto', connector=None, before_commit=None):
+            mode='auto', connector=None, before_commit=None,
+            journal_extra=None):
     """Move the rows; return the :class:`MovePlan` that was applied.
+
+    ``journal_extra`` (a dict) goes into the journal with the rows, written
+    before anything changes (the placement allocations the caller moves
+    after the commit).
 
     ``before_commit(session)`` is called after the UPDATEs and right before
     the commit (tests use it to drop a connection).  If anything fails
@@ -378,7 +383,8 @@ def execute(nova_url, neutron_url, old_host, new_host, journal_path,
         if not result.instances:
             sess.rollback()
             return result
-        prepared = _journal_doc(result, sess, 'prepared')
+        prepared = dict(journal_extra or {})
+        prepared.update(_journal_doc(result, sess, 'prepared'))
         journal_mod.create(journal_path, prepared)
         doc = prepared  # from here on the journal is ours to update
         for stmt, expected in zip(result.statements,

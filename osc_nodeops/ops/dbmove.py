@@ -9,6 +9,14 @@
    rebooted through the API on the new host and waited for with the engine
    (S22); SHUTOFF servers are moved and left stopped (``--all`` starts
    them too).  Volumes are re-attached on request (S18).
+
+Placement: before the move each server's allocation is read and planned
+(``ops/placement.py``: the dead host's provider is replaced by the target
+host's); the plan goes into the journal with the rows; right after the
+commit, before the reboots, each allocation is moved through placement's
+API with its consumer generation.  ``--undo`` checks every allocation
+first (one changed by someone else refuses the whole undo, nothing
+changed), puts the rows back, then the allocations.
 """
 
 import dataclasses
@@ -34,6 +42,91 @@ class DBPlanItem(engine.PlanItem):
     @property
     def method(self):
         return self.method_name
+
+
+class AllocationItem(engine.PlanItem):
+    """A row for the placement allocation of one server (no engine
+    action): planned, moved, skipped (nothing to move) or failed."""
+
+    method_name = 'move-allocation'
+
+    @property
+    def method(self):
+        return self.method_name
+
+    @property
+    def ok(self):
+        if self.result == engine.SKIPPED:
+            return self.success_if_skipped
+        return self.result in (engine.PLANNED, 'moved')
+
+
+def _placement_plan(conn, plan):
+    """``(client, moves, names)`` for the instances of a DB move plan, or
+    ``(None, [], {})`` when there is nothing to plan."""
+    from osc_nodeops.ops import placement
+    if not plan.instances or plan.conflicts:
+        return None, [], {}
+    client = placement.Client(conn.placement)
+    client.check_version()
+    target = client.provider(plan.target_node)
+    names = {target: plan.target_node}
+    moves = []
+    by_node = {}
+    for inst in plan.instances:
+        by_node.setdefault(inst['before']['node'], []).append(inst['uuid'])
+    for node, uuids in sorted(by_node.items()):
+        source = client.provider(node)
+        names[source] = node
+        moves += placement.plan(client, uuids, source, target)
+    return client, moves, names
+
+
+def _allocation_items(moves, names, servers, source, result):
+    items = []
+    for move in moves:
+        item = AllocationItem(servers.get(move.consumer), source=source)
+        item.message = move.describe(names)
+        if move.problem:
+            item.result = engine.SKIPPED
+            item.message = move.problem + '; ' + item.message
+        elif not move.movable:
+            item.result = engine.SKIPPED
+            item.success_if_skipped = True
+            item.message = move.note or item.message
+        else:
+            item.result = result
+        items.append(item)
+    return items
+
+
+def _move_allocations(ctx, client, moves, items, moved_uuids):
+    """Right after the commit: move each planned allocation."""
+    from osc_nodeops.ops import placement
+    for move, item in zip(moves, items):
+        if item.result != 'moving':
+            continue
+        if move.consumer not in moved_uuids:
+            item.result = engine.SKIPPED
+            item.success_if_skipped = True
+            item.message = 'row not moved: allocation left as it is'
+            continue
+        try:
+            outcome = placement.apply(client, move)
+        except Exception as exc:
+            item.result = engine.FAILED
+            item.message = 'not moved: %s; %s' % (errors.one_line(exc),
+                                                  item.message)
+        else:
+            item.result = 'moved'
+            if outcome == 'gone':
+                item.result = engine.SKIPPED
+                item.success_if_skipped = True
+                item.message = 'no allocation left (server deleted?)'
+            elif outcome == 'already':
+                item.message += ' (already there)'
+        item.destination = ctx.host if item.result == 'moved' else None
+        ctx.emit(item.result, item.message, item)
 
 
 def _server_rows(compute, host, uuids):
@@ -122,8 +215,8 @@ def recover_via_db(conn, host, opts, nova_url=None, neutron_url=None,
     db = dict(nova_url=nova_url, neutron_url=neutron_url, mode=db_mode,
               connector=connector)
     if dry:
-        return _dry_run(ctx, report, host, opts, db)
-    moved = _execute(ctx, report, host, opts, db, journal_path,
+        return _dry_run(conn, ctx, report, host, opts, db)
+    moved = _execute(conn, ctx, report, host, opts, db, journal_path,
                      before_commit)
     reboot = _reboot_moved(ctx, report, moved, host, opts, features,
                            executor_kwargs)
@@ -155,7 +248,7 @@ def _plan(host, opts, db):
                          connector=db['connector'])
 
 
-def _dry_run(ctx, report, host, opts, db):
+def _dry_run(conn, ctx, report, host, opts, db):
     """The statements on stderr, the rows planned; nothing changed."""
     plan = _plan(host, opts, db)
     for line in describe_statements(plan):
@@ -168,25 +261,38 @@ def _dry_run(ctx, report, host, opts, db):
         if plan.conflicts:
             item.result = 'refused'
             item.message += '; ' + '; '.join(plan.conflicts)
+    _, moves, names = _placement_plan(conn, plan)
+    allocations = _allocation_items(moves, names, servers, host,
+                                    engine.PLANNED)
+    report.items += allocations
     ctx.emit('plan', '%s -> %s: %d instance(s), %d port binding(s), '
              '%d binding level(s); dry run (--execute applies)' % (
                  host, opts.target_host, len(plan.instances),
                  len(plan.bindings), len(plan.levels)))
-    report.ok = not plan.conflicts
+    report.ok = not plan.conflicts and all(i.ok for i in allocations)
     return report
 
 
-def _execute(ctx, report, host, opts, db, journal_path, before_commit):
-    """S20/S21 in the databases, with the journal; the moved rows."""
+def _execute(conn, ctx, report, host, opts, db, journal_path,
+             before_commit):
+    """S20/S21 in the databases, with the journal, then the placement
+    allocations; the moved rows."""
     from osc_nodeops.db import hostmove
+    from osc_nodeops.ops import placement
     compute = ctx.compute
     preview = _plan(host, opts, db)
     servers_before = _server_rows(compute, host, preview.instance_uuids())
+    client, moves, names = _placement_plan(conn, preview)
     ctx.emit('db', 'journal: %s' % journal_path)
     plan = hostmove.execute(db['nova_url'], db['neutron_url'], host,
                             opts.target_host, journal_path, mode=db['mode'],
                             connector=db['connector'],
-                            before_commit=before_commit)
+                            before_commit=before_commit,
+                            journal_extra={'placement': {
+                                'microversion': placement.MICROVERSION,
+                                'names': names,
+                                'consumers': [m.to_journal() for m in moves
+                                              if m.movable]}})
     report.journal = journal_path if plan.instances else None
     for line in describe_statements(plan):
         ctx.emit('sql', line)
@@ -196,7 +302,11 @@ def _execute(ctx, report, host, opts, db, journal_path, before_commit):
                                                [uuid]))
     moved = _move_items(plan, servers_before, 'moved',
                         journal=report.journal)
-    report.items = list(moved)
+    allocations = _allocation_items(moves, names, servers_before, host,
+                                    'moving')
+    _move_allocations(ctx, client, moves, allocations,
+                      set(plan.instance_uuids()))
+    report.items = list(moved) + allocations
     return moved
 
 
@@ -260,10 +370,42 @@ class UndoReport(object):
     ok: bool = True
 
 
-def undo(request, db_mode='auto', connector=None, events=None):
-    """``--undo JOURNAL``: put the DB rows back; an :class:`UndoReport`."""
+def _undo_placement_check(conn, doc, journal_path):
+    """Read every recorded allocation before anything is put back:
+    ``(client, todo records, counts)``; one changed by someone else since
+    the move refuses the whole undo (``Refused``, nothing changed)."""
+    from osc_nodeops.ops import placement
+    records = (doc.get('placement') or {}).get('consumers') or []
+    counts = {'restored': 0, 'already': 0, 'gone': 0}
+    if not records or (doc.get('placement') or {}).get('state') == 'undone':
+        return None, [], counts
+    if conn is None:
+        raise errors.UsageError('journal %s records placement allocations: '
+                                'undo needs the cloud' % journal_path)
+    client = placement.Client(conn.placement)
+    client.check_version()
+    todo, changed = [], []
+    for record in records:
+        state = placement.classify_undo(client, record)
+        if state == 'todo':
+            todo.append(record)
+        elif state == 'changed':
+            changed.append(record['consumer'])
+        else:
+            counts[state] += 1
+    if changed:
+        raise errors.Refused(
+            'the placement allocation of %s changed since the move; nothing '
+            'was put back' % ', '.join(changed))
+    return client, todo, counts
+
+
+def undo(request, db_mode='auto', connector=None, events=None, conn=None):
+    """``--undo JOURNAL``: put the DB rows back, then the placement
+    allocations the move took along (``conn``); an :class:`UndoReport`."""
     from osc_nodeops.db import hostmove
     from osc_nodeops.db import journal as journal_mod
+    from osc_nodeops.ops import placement
 
     if request.host or request.dead or request.execute:
         raise errors.UsageError(
@@ -271,14 +413,30 @@ def undo(request, db_mode='auto', connector=None, events=None):
     nova_url = _resolve(request.nova_db, 'nova')
     neutron_url = _resolve(request.neutron_db, 'neutron')
     doc = journal_mod.read(request.journal)
-    result = hostmove.undo(request.journal, nova_url, neutron_url,
-                           mode=db_mode, connector=connector)
+    client, todo, counts = _undo_placement_check(conn, doc, request.journal)
+    if doc['state'] == 'undone' and client is not None:
+        # the rows went back, the allocations did not (interrupted): only
+        # the allocations are left to do
+        result = hostmove.UndoResult()
+    else:
+        result = hostmove.undo(request.journal, nova_url, neutron_url,
+                               mode=db_mode, connector=connector)
+    for record in todo:
+        outcome = placement.restore(client, record)
+        counts[{'done': 'restored'}.get(outcome, outcome)] += 1
+    if client is not None:
+        doc = journal_mod.read(request.journal)
+        doc['placement']['state'] = 'undone'
+        journal_mod.write(request.journal, doc)
     rows = []
     for kind, label in (('instances', 'instances'),
                         ('bindings', 'ml2_port_bindings'),
                         ('levels', 'ml2_port_binding_levels')):
         rows.append(UndoRow(label, result.restored[kind],
                             result.already[kind], result.gone[kind]))
+    if (doc.get('placement') or {}).get('consumers'):
+        rows.append(UndoRow('placement allocations', counts['restored'],
+                            counts['already'], counts['gone']))
     if events:
         events(engine.Event('undo', '%s: %s -> %s put back' % (
             request.journal, doc['new_host'], doc['old_host'])))

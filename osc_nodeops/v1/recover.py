@@ -101,7 +101,9 @@ class RecoverAll(_DBCommand):
     applies it in one transaction when both schemas are on one server,
     otherwise in two with the first undone if the second commit fails.  A
     journal of the previous values is written before the commit; --undo
-    JOURNAL puts them back.  Placement allocations are not moved by SQL.
+    JOURNAL puts them back.  Each moved server's placement allocation is
+    moved to the target's resource provider through placement's API (with
+    the consumer generation; recorded in the journal, restored by --undo).
 
     Exit 0 when every server is back up (or was left alone on purpose), 1
     when something was not done (the rows say what), 2 on usage errors.
@@ -179,7 +181,7 @@ class RecoverAll(_DBCommand):
                 parsed_args.undo, self.db_source(parsed_args, 'nova'),
                 self.db_source(parsed_args, 'neutron'), host=parsed_args.host,
                 dead=parsed_args.dead, execute=parsed_args.execute),
-                events=self.events)
+                events=self.events, conn=self.conn)
             return UNDO_COLUMNS, [(r.table, r.restored, r.already, r.gone)
                                   for r in report.rows]
         return self.report_rows(recover.run(

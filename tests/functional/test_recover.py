@@ -240,7 +240,8 @@ class TestRecoverDeadHost(_Base):
                                  '--target-host', 'c02', *conf)
         self.assertEqual(0, res.returncode, res.stderr)
         mine = self.rows_for(rows, running, stopped)
-        self.assertEqual({('db-move', 'planned')},
+        self.assertEqual({('db-move', 'planned'),
+                          ('move-allocation', 'planned')},
                          {(r['Method'], r['Result']) for r in mine})
         self.assertIn('UPDATE `nova_cell1`.`instances`', res.stderr)
         self.assertEqual('c03', self.admin_conn.compute.get_server(
@@ -258,6 +259,8 @@ class TestRecoverDeadHost(_Base):
                      for r in mine)
         self.assertEqual(sorted([(True, 'db-move', 'moved'),
                                  (False, 'db-move', 'moved'),
+                                 (True, 'move-allocation', 'moved'),
+                                 (False, 'move-allocation', 'moved'),
                                  (True, 'hard-reboot', 'running'),
                                  (False, 'skip', 'skipped')]), got,
                          res.stderr)

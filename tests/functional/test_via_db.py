@@ -24,6 +24,7 @@ from osc_nodeops.db import hostmove
 from osc_nodeops.db import journal
 from osc_nodeops.db import url as url_mod
 from tests.functional import base
+from tests.functional import test_recover
 
 
 def _connect(url):
@@ -248,3 +249,97 @@ class TestViaDB(base.FunctionalTestCase):
         self.assertRaises(errors.DBConflict, hostmove.execute, self.nova_url,
                           self.neutron_url, self.src, self.dst, self.journal)
         self.assertEqual(before, self._tables())
+
+
+class TestViaDBPlacement(test_recover._Base):
+    """``recover-all --via-db`` moves each server's placement allocation
+    from the dead host's resource provider to the target's (and ``--undo``
+    puts it back), read through placement's API: the allocations of each
+    server and the usages of both providers."""
+
+    def _rp(self, host):
+        rps = list(self.admin_conn.placement.resource_providers(name=host))
+        self.assertEqual([host], [rp.name for rp in rps])
+        return rps[0].id
+
+    def _usages(self, rp):
+        return dict(self.admin_conn.placement.fetch_resource_provider_usages(
+            rp).usages)
+
+    def _allocations(self, server_id):
+        alloc = self.admin_conn.placement.get_allocation(server_id)
+        return {rp: dict(a['resources'])
+                for rp, a in (alloc.allocations or {}).items()}
+
+    @staticmethod
+    def _add(usages, resources, sign):
+        out = dict(usages)
+        for rc, n in resources.items():
+            out[rc] = out.get(rc, 0) + sign * n
+        return out
+
+    def test_allocations_move_with_the_rows_and_undo_puts_them_back(self):
+        net = self.state['networks']['public']['id']
+        running = self.create_server(host='c03', network=net)
+        stopped = self.create_server(host='c03', network=net, stopped=True)
+        c02, c03 = self._rp('c02'), self._rp('c03')
+        res = {}
+        for s in (running, stopped):
+            alloc = self._allocations(s.id)
+            self.assertEqual([c03], list(alloc))
+            res[s.id] = alloc[c03]
+        self._kill('c03')
+        self._wait_service('c03', 'down')
+        usage2, usage3 = self._usages(c02), self._usages(c03)
+        conf = ('--nova-conf', self.state['nova_conf'],
+                '--neutron-conf', self.state['neutron_conf'])
+        # dry run: nothing moves in placement either
+        res_dry, dry_rows = self.recover('c03', '--dead', '--via-db',
+                                         '--target-host', 'c02', *conf)
+        self.assertEqual(0, res_dry.returncode, res_dry.stderr)
+        self.assertEqual((usage2, usage3),
+                         (self._usages(c02), self._usages(c03)))
+        jdir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, jdir, True)
+        journal_path = os.path.join(jdir, 'move.json')
+        out, rows = self.recover('c03', '--dead', '--via-db',
+                                 '--target-host', 'c02', '--execute',
+                                 '--journal', journal_path, '--timeout',
+                                 '120', *conf)
+        # each server's allocation is on c02 now, nothing left on c03
+        for s in (running, stopped):
+            self.assertEqual({c02: res[s.id]}, self._allocations(s.id),
+                             out.stderr)
+        moved = {}
+        for r in res.values():
+            moved = self._add(moved, r, 1)
+        self.assertEqual(self._add(usage2, moved, 1), self._usages(c02))
+        self.assertEqual(self._add(usage3, moved, -1), self._usages(c03))
+        mine = self.rows_for(rows, running, stopped)
+        self.assertEqual(
+            sorted([(running.id, 'move-allocation', 'moved'),
+                    (stopped.id, 'move-allocation', 'moved')]),
+            sorted((r['ID'], r['Method'], r['Result']) for r in mine
+                   if r['Method'] == 'move-allocation'), out.stderr)
+        self.assertEqual(0, out.returncode, out.stderr)
+        # the dry run had planned exactly that
+        self.assertEqual(
+            {(running.id, 'planned'), (stopped.id, 'planned')},
+            {(r['ID'], r['Result']) for r in self.rows_for(
+                dry_rows, running, stopped)
+             if r['Method'] == 'move-allocation'})
+        doc = journal.read(journal_path)
+        self.assertEqual(
+            sorted([running.id, stopped.id]),
+            sorted(c['consumer'] for c in doc['placement']['consumers']))
+        # --undo puts the allocations back on c03 with the rows
+        undo = self.openstack('server', 'recover-all', '--undo',
+                              journal_path, *conf, parse_json=True)
+        self.assertIn({'Table': 'placement allocations', 'Restored': 2,
+                       'Already Back': 0, 'Gone': 0}, undo)
+        for s in (running, stopped):
+            self.assertEqual({c03: res[s.id]}, self._allocations(s.id))
+            self.assertEqual('c03', self.admin_conn.compute.get_server(
+                s.id).compute_host)
+        self.assertEqual((usage2, usage3),
+                         (self._usages(c02), self._usages(c03)))

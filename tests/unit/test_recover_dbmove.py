@@ -2,6 +2,7 @@
 hard reboot of the ones that were running, --undo; the command layer."""
 
 import io
+import json
 import os
 import shutil
 import tempfile
@@ -14,6 +15,7 @@ from osc_nodeops import errors
 from osc_nodeops.ops import dbmove
 from osc_nodeops.ops import recover
 from osc_nodeops.v1 import recover as v1_recover
+from tests.unit import fake_placement
 from tests.unit import fakedb
 from tests.unit.test_engine import FakeClock
 from tests.unit.test_recover import RecoverNova
@@ -47,6 +49,14 @@ class TestViaDBFlow(testtools.TestCase):
         self.dir = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, self.dir, True)
         self.journal = os.path.join(self.dir, 'j.json')
+        self.placement = fake_placement.FakePlacement()
+        self.placement.add_provider('rp-c02', 'c02')
+        self.placement.add_provider('rp-c03', 'c03')
+        self.res = {'VCPU': 1, 'MEMORY_MB': 64, 'DISK_GB': 1}
+        for s in (self.a, self.b):
+            self.placement.allocate(s.id, {'rp-c03': self.res})
+        self.conn = conn_for(self.nova)
+        self.conn.placement = self.placement
 
     def run_flow(self, **opts):
         opts.setdefault('dead', True)
@@ -62,7 +72,7 @@ class TestViaDBFlow(testtools.TestCase):
         clock = FakeClock()
         self.events = []
         return dbmove.recover_via_db(
-            conn_for(self.nova), 'c03', recover.Options(**opts),
+            self.conn, 'c03', recover.Options(**opts),
             url_mod.DBURL.parse(NOVA), url_mod.DBURL.parse(NEUTRON),
             self.journal, connector=self.db.connect, before_commit=moved,
             events=self.events.append,
@@ -75,13 +85,21 @@ class TestViaDBFlow(testtools.TestCase):
         self.assertEqual(2, len(sql))
         self.assertIn('UPDATE `nova_cell1`.`instances`', sql[0])
         self.assertIn("parameters: 'c02'", sql[0])
-        self.assertEqual({('db-move', 'planned')},
+        self.assertEqual({('db-move', 'planned'),
+                          ('move-allocation', 'planned')},
                          {(i.method, i.result) for i in report.items})
         self.assertEqual({'c03'}, {r['host'] for r in
                                    self.db.data['instances']})
         self.assertFalse(os.path.exists(self.journal))
         self.assertEqual([], self.nova.calls)
         self.assertTrue(report.ok)
+        # placement was only read
+        self.assertEqual({'GET'}, {c[0] for c in self.placement.calls})
+        self.assertEqual({'rp-c03': self.res},
+                         self.placement.allocations_of(self.a.id))
+        alloc = [i for i in report.items if i.method == 'move-allocation']
+        self.assertIn('c03 DISK_GB=1, MEMORY_MB=64, VCPU=1 -> c02 '
+                      'DISK_GB=1, MEMORY_MB=64, VCPU=1', alloc[0].message)
 
     def test_execute_moves_and_hard_reboots_running_ones(self):
         report = self.run_flow(execute=True)
@@ -89,8 +107,18 @@ class TestViaDBFlow(testtools.TestCase):
                       for i in report.items)
         self.assertEqual([('a', 'db-move', 'moved'),
                           ('a', 'hard-reboot', 'running'),
+                          ('a', 'move-allocation', 'moved'),
                           ('b', 'db-move', 'moved'),
+                          ('b', 'move-allocation', 'moved'),
                           ('b', 'skip', 'skipped')], rows)
+        for s in (self.a, self.b):
+            self.assertEqual({'rp-c02': self.res},
+                             self.placement.allocations_of(s.id))
+        self.assertEqual({}, self.placement.usage('rp-c03'))
+        # every write carried the consumer generation, at 1.28
+        puts = [c for c in self.placement.calls if c[0] == 'PUT']
+        self.assertEqual({'1.28'}, {c[2] for c in puts})
+        self.assertEqual(2, len(puts))
         self.assertTrue(report.ok)
         self.assertEqual({'c02'}, {r['host'] for r in
                                    self.db.data['instances']})
@@ -113,6 +141,102 @@ class TestViaDBFlow(testtools.TestCase):
         self.assertIn('nova rows were committed, the neutron rows not',
                       said[0])
         self.assertIn('--undo %s' % left, said[0])
+
+    def undo(self):
+        """``--undo`` of the journal: the rows as tuples."""
+        report = dbmove.undo(dbmove.UndoRequest(
+            self.journal, dbmove.DBSource(url=NOVA),
+            dbmove.DBSource(url=NEUTRON)), connector=self.db.connect,
+            conn=self.conn)
+        return [(r.table, r.restored, r.already, r.gone)
+                for r in report.rows]
+
+    def test_journal_records_allocations_and_undo_restores_them(self):
+        self.run_flow(execute=True)
+        doc = json.load(open(self.journal))
+        self.assertEqual(
+            sorted([(self.a.id, {'rp-c03': self.res}, {'rp-c02': self.res}),
+                    (self.b.id, {'rp-c03': self.res}, {'rp-c02': self.res})]),
+            sorted((c['consumer'], c['before'], c['after'])
+                   for c in doc['placement']['consumers']))
+        rows = self.undo()
+        self.assertIn(('placement allocations', 2, 0, 0), rows)
+        self.assertIn(('instances', 2, 0, 0), rows)
+        for s in (self.a, self.b):
+            self.assertEqual({'rp-c03': self.res},
+                             self.placement.allocations_of(s.id))
+        self.assertEqual({'c03'}, {r['host'] for r in
+                                   self.db.data['instances']})
+
+    def test_undo_refused_when_an_allocation_changed(self):
+        self.run_flow(execute=True)
+        self.placement.allocate(self.a.id, {'rp-c02': {'VCPU': 2}})
+        exc = self.assertRaises(errors.Refused, self.undo)
+        self.assertIn(self.a.id, str(exc))
+        self.assertIn('nothing was put back', str(exc))
+        # neither the rows nor the other allocation moved back
+        self.assertEqual({'c02'}, {r['host'] for r in
+                                   self.db.data['instances']})
+        self.assertEqual({'rp-c02': self.res},
+                         self.placement.allocations_of(self.b.id))
+
+    def test_undo_after_rows_went_back_finishes_the_allocations(self):
+        self.run_flow(execute=True)
+        # an undo that put the rows back and was killed before placement
+        from osc_nodeops.db import hostmove
+        hostmove.undo(self.journal, url_mod.DBURL.parse(NOVA),
+                      url_mod.DBURL.parse(NEUTRON), connector=self.db.connect)
+        rows = self.undo()
+        self.assertIn(('placement allocations', 2, 0, 0), rows)
+        self.assertEqual({'rp-c03': self.res},
+                         self.placement.allocations_of(self.a.id))
+        # and then it is done
+        self.assertRaises(Exception, self.undo)
+
+    def test_target_without_room_is_a_failed_row(self):
+        self.placement.capacity['rp-c02'] = {'VCPU': 1, 'MEMORY_MB': 64,
+                                             'DISK_GB': 1}
+        report = self.run_flow(execute=True)
+        alloc = {i.server.name: i for i in report.items
+                 if i.method == 'move-allocation'}
+        self.assertEqual(['failed', 'moved'],
+                         sorted(i.result for i in alloc.values()))
+        failed = [i for i in alloc.values() if i.result == 'failed'][0]
+        self.assertIn('Unable to allocate inventory', failed.message)
+        self.assertFalse(report.ok)
+        self.assertEqual({'rp-c03': self.res},
+                         self.placement.allocations_of(failed.id))
+
+    def test_stale_generation_is_read_again(self):
+        def bump(consumer):  # someone rewrote the same allocation
+            self.placement.consumers[consumer]['generation'] += 1
+        self.placement.before_put = bump
+        report = self.run_flow(execute=True)
+        self.assertEqual(['moved', 'moved'], sorted(
+            i.result for i in report.items if i.method == 'move-allocation'))
+        self.assertEqual(3, len([c for c in self.placement.calls
+                                 if c[0] == 'PUT']))
+
+    def test_allocation_changed_meanwhile_is_not_overwritten(self):
+        def change(consumer):
+            self.placement.allocate(consumer, {'rp-c03': {'VCPU': 4}})
+        self.placement.before_put = change
+        report = self.run_flow(execute=True)
+        failed = [i for i in report.items if i.method == 'move-allocation'
+                  and i.result == 'failed']
+        self.assertEqual(1, len(failed))
+        self.assertIn('changed since it was recorded', failed[0].message)
+        self.assertEqual({'rp-c03': {'VCPU': 4}},
+                         self.placement.allocations_of(failed[0].id))
+        self.assertFalse(report.ok)
+
+    def test_old_placement_refused_before_anything_changes(self):
+        self.placement.max_microversion = '1.27'
+        exc = self.assertRaises(errors.Refused, self.run_flow, execute=True)
+        self.assertIn('1.28', str(exc))
+        self.assertEqual({'c03'}, {r['host'] for r in
+                                   self.db.data['instances']})
+        self.assertFalse(os.path.exists(self.journal))
 
     def test_refused_while_source_up(self):
         self.nova.services['c03'].state = 'up'

@@ -1,0 +1,201 @@
+"""Placement allocations of the servers a ``--via-db`` move takes along.
+
+nova's evacuation moves a server's allocation itself; the guide's SQL move
+does not, so the scheduler would go on counting the servers on the dead
+host.  This module moves each server's allocation from the dead host's
+resource provider to the target host's through placement's API
+(``GET``/``PUT /allocations/{consumer}``), and puts it back for ``--undo``.
+
+Every write carries the consumer generation read just before it
+(microversion 1.28, where consumer generations came in, and the one nova's
+report client writes allocations with; from 1.38 on a PUT would have to
+restate the consumer type, which 1.28 leaves as it is): if anything changed
+the consumer in between, placement answers 409 and writes nothing.  Only the
+resources on the dead host's own provider move, unchanged; resources on
+other providers (a sharing storage pool) stay.  No SQL touches placement.
+"""
+
+import dataclasses
+
+from osc_nodeops import errors
+from osc_nodeops.ops import engine
+
+MICROVERSION = '1.28'   # consumer generations on GET/PUT /allocations
+TREE_MICROVERSION = '1.14'  # ?in_tree= on GET /resource_providers
+HTTP_TIMEOUT = engine.DEFAULT_API_TIMEOUT  # seconds, each request
+PUT_ATTEMPTS = 3        # a 409 (generation moved on) is read again
+
+
+@dataclasses.dataclass
+class Move(object):
+    """The allocation of one consumer (a server) and what it becomes."""
+
+    consumer: str
+    before: dict = None       # provider UUID -> {resource class: amount}
+    after: dict = None
+    project_id: str = None
+    user_id: str = None
+    problem: str = None       # why it cannot move (nothing is written)
+    note: str = None          # why nothing needs to move
+
+    @property
+    def movable(self):
+        return self.problem is None and self.before != self.after
+
+    def describe(self, names):
+        def side(alloc):
+            return '; '.join('%s %s' % (names.get(rp, rp), _resources(res))
+                             for rp, res in sorted(alloc.items())) or 'none'
+        return '%s -> %s' % (side(self.before or {}), side(self.after or {}))
+
+    def to_journal(self):
+        return {'consumer': self.consumer, 'before': self.before,
+                'after': self.after, 'project_id': self.project_id,
+                'user_id': self.user_id}
+
+
+def _resources(res):
+    return ', '.join('%s=%s' % (rc, n) for rc, n in sorted(res.items()))
+
+
+class Client(object):
+    """The few placement calls this needs, each with a timeout and the
+    engine's retries of transient faults."""
+
+    def __init__(self, placement, sleep=None):
+        self.placement = placement
+        self.sleep = sleep
+
+    def _call(self, method, url, version=MICROVERSION, **kwargs):
+        from openstack import exceptions as sdk_exc
+
+        def once():
+            resp = self.placement.request(
+                url, method, microversion=version, raise_exc=False,
+                timeout=HTTP_TIMEOUT, **kwargs)
+            sdk_exc.raise_from_response(resp)
+            return resp.json() if resp.content else {}
+        return engine.call_with_retry(once, sleep=self.sleep)
+
+    def check_version(self):
+        from openstack import utils
+        if not utils.supports_microversion(self.placement, MICROVERSION):
+            raise errors.Refused(
+                'placement does not offer microversion %s (consumer '
+                'generations): the allocations cannot be moved safely'
+                % MICROVERSION)
+
+    def provider(self, name):
+        """The UUID of the resource provider named ``name`` (nova names a
+        compute node's provider after its hypervisor_hostname)."""
+        found = self._call('GET', '/resource_providers',
+                           params={'name': name}).get('resource_providers')
+        if not found:
+            raise errors.NotFound('placement has no resource provider %r'
+                                  % name)
+        return found[0]['uuid']
+
+    def tree(self, root):
+        """UUIDs of the providers in ``root``'s tree (nested providers)."""
+        found = self._call('GET', '/resource_providers',
+                           version=TREE_MICROVERSION,
+                           params={'in_tree': root})
+        return {rp['uuid'] for rp in found.get('resource_providers', ())}
+
+    def allocation(self, consumer):
+        """``(allocations, generation, project_id, user_id)``, allocations
+        as provider UUID -> resources; ``({}, None, ...)`` for none."""
+        doc = self._call('GET', '/allocations/%s' % consumer)
+        allocs = {rp: dict(a.get('resources') or {})
+                  for rp, a in (doc.get('allocations') or {}).items()}
+        return (allocs, doc.get('consumer_generation'),
+                doc.get('project_id'), doc.get('user_id'))
+
+    def put(self, consumer, allocs, generation, project_id, user_id):
+        self._call('PUT', '/allocations/%s' % consumer, json={
+            'allocations': {rp: {'resources': res}
+                            for rp, res in allocs.items()},
+            'consumer_generation': generation,
+            'project_id': project_id, 'user_id': user_id})
+
+
+def plan(client, consumers, source_rp, target_rp):
+    """A :class:`Move` per consumer: its resources on ``source_rp`` go to
+    ``target_rp``; reads only.  ``Move.note`` says why one does not move."""
+    tree = client.tree(source_rp) - {source_rp}
+    moves = []
+    for consumer in consumers:
+        allocs, _, project, user = client.allocation(consumer)
+        move = Move(consumer, before=allocs, after=dict(allocs),
+                    project_id=project, user_id=user)
+        moves.append(move)
+        nested = sorted(set(allocs) & tree)
+        if nested:
+            move.problem = ('allocation on nested resource provider(s) %s '
+                            'of the dead host: not moved' % ', '.join(nested))
+        elif source_rp in allocs and target_rp in allocs:
+            move.problem = ('allocation on both hosts\' providers (a move '
+                            'in progress?): not moved')
+        elif source_rp in allocs:
+            move.after[target_rp] = move.after.pop(source_rp)
+        elif not allocs:
+            move.note = 'no allocation in placement: nothing to move'
+        elif target_rp in allocs:
+            move.note = 'allocation already on the target host\'s provider'
+        else:
+            move.problem = ('allocation is on neither host\'s resource '
+                            'provider: not moved')
+    return moves
+
+
+def _replace(client, consumer, expected, wanted):
+    """PUT ``wanted`` if the consumer still holds ``expected``.
+
+    Returns ``'done'``, ``'already'`` (it holds ``wanted``), ``'gone'`` (no
+    allocation left: the server was deleted) or raises ``Refused`` naming
+    what changed.  A 409 (the generation moved on between our read and our
+    write) is read again.
+    """
+    from openstack import exceptions as sdk_exc
+    for attempt in range(PUT_ATTEMPTS):
+        allocs, gen, project, user = client.allocation(consumer)
+        if allocs == wanted:
+            return 'already'
+        if not allocs:
+            return 'gone'
+        if allocs != expected:
+            raise errors.Refused(
+                'allocation of %s changed since it was recorded (now %s)' % (
+                    consumer, '; '.join('%s %s' % (rp, _resources(r))
+                                        for rp, r in sorted(allocs.items()))))
+        try:
+            client.put(consumer, wanted, gen, project, user)
+            return 'done'
+        except sdk_exc.ConflictException:
+            if attempt == PUT_ATTEMPTS - 1:
+                raise
+    raise AssertionError('not reached')  # pragma: no cover
+
+
+def apply(client, move):
+    """Move one allocation: ``'done'``, ``'already'`` or ``'gone'``."""
+    return _replace(client, move.consumer, move.before, move.after)
+
+
+def classify_undo(client, record):
+    """What undo would do for one journal record, reading only:
+    ``'todo'``, ``'already'``, ``'gone'`` or ``'changed'``."""
+    allocs, _, _, _ = client.allocation(record['consumer'])
+    if allocs == record['before']:
+        return 'already'
+    if not allocs:
+        return 'gone'
+    if allocs == record['after']:
+        return 'todo'
+    return 'changed'
+
+
+def restore(client, record):
+    """Put one journal record's allocation back (``'done'`` ...)."""
+    return _replace(client, record['consumer'], record['after'],
+                    record['before'])
