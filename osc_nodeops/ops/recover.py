@@ -195,13 +195,16 @@ def _action_time(action):
     return timeutil.parse_time(action.start_time) or timeutil.EPOCH
 
 
-def stopped_on_purpose(compute, server):
-    """(True, why) if the owner (a user) stopped this server on purpose."""
+def stopped_on_purpose(compute, server, ignore=()):
+    """(True, why) if the owner (a user) stopped this server on purpose.
+
+    ``ignore``: power actions to look through (``evacuate``: what the
+    owner wanted before the evacuation)."""
     actions = list(engine.call_with_retry(
         lambda: list(compute.server_actions(server.id))))
     actions.sort(key=_action_time, reverse=True)
     for action in actions:
-        if action.action not in POWER_ACTIONS:
+        if action.action not in POWER_ACTIONS or action.action in ignore:
             continue
         if action.action == 'stop':
             if action.user_id:
@@ -326,6 +329,8 @@ class Evacuate(engine.MigrationAction):
         ctx.compute.evacuate_server(item.id, host=ctx.target_host)
 
     def _wanted(self, item):
+        if item.data.get('wanted'):
+            return item.data['wanted']
         return 'ACTIVE' if item.status_before in ('ACTIVE', 'ERROR') \
             else item.status_before
 
@@ -382,6 +387,8 @@ class Evacuate(engine.MigrationAction):
         if srv.status != wanted:
             return False, 'is %s, expected %s' % (srv.status, wanted), dest
         notes = []
+        if item.data.get('earlier'):
+            notes.append(item.data['earlier'])
         if item.data.get('starts'):
             notes.append('started again (it was running)')
         if item.status_before == 'ERROR':
@@ -486,6 +493,49 @@ def plan_dead(ctx, snap, opts):
         else:
             items.append(engine.PlanItem(srv, reason=BUSY.get(
                 srv.status, '%s: nova cannot evacuate it' % srv.status)))
+    return items + plan_evacuated_earlier(ctx, snap, opts)
+
+
+def plan_evacuated_earlier(ctx, snap, opts):
+    """A rerun after an interrupted ``--dead``: servers nova already
+    evacuated from this host (their newest evacuation record from it is
+    ``done``: the host has not come back since) that are still SHUTOFF
+    (2.95 delivers them stopped).  The ones that were running before the
+    evacuation (instance actions, as for stopped servers) are started and
+    verified by the evacuation's own checks; the ones their owner had
+    stopped are left stopped."""
+    items = []
+    found = [snap.elsewhere(sid) for sid in snap.migrated_server_ids()]
+    for srv in sorted((s for s in found if s is not None),
+                      key=lambda s: (s.name or '', s.id)):
+        evacuations = [m for m in snap.migrations(srv.id)
+                       if m.migration_type == 'evacuation'
+                       and m.source_compute == snap.host]
+        if (not evacuations or evacuations[-1].status != 'done'
+                or srv.status != 'SHUTOFF' or srv.task_state
+                or srv.compute_host == snap.host):
+            continue
+        m = evacuations[-1]
+        earlier = 'evacuated by an earlier run (migration %s)' % m.id
+        if _excluded(srv, opts.exclude):
+            items.append(engine.PlanItem(
+                srv, reason='%s; excluded (--exclude)' % earlier,
+                source=snap.host, success_if_skipped=True))
+            continue
+        purpose, why = stopped_on_purpose(ctx.compute, srv,
+                                          ignore=('evacuate',))
+        if purpose:
+            items.append(engine.PlanItem(
+                srv, reason='%s; %s; left stopped' % (earlier, why),
+                source=snap.host, success_if_skipped=True))
+            continue
+        item = engine.PlanItem(srv, EVACUATE, adopt=True, migration_id=m.id,
+                               source=snap.host)
+        item.last_migration = m
+        item.destination = m.dest_compute
+        item.data['wanted'] = 'ACTIVE'
+        item.data['earlier'] = earlier
+        items.append(item)
     return items
 
 
@@ -546,6 +596,11 @@ def recover_host(conn, host, opts, features=None, events=None,
         poller = engine.HostPoller(compute, host, features, since=since)
     snap = engine.call_with_retry(lambda: poller.snapshot(full=True))
     items = (plan_dead if opts.dead else plan_reboot)(ctx, snap, opts)
+    if opts.dead:  # keep watching where earlier evacuations went
+        poller.extra_hosts += sorted({
+            i.last_migration.dest_compute for i in items
+            if i.adopt and i.last_migration is not None
+            and i.last_migration.dest_compute} - set(poller.extra_hosts))
     acting = sum(1 for i in items if i.action)
     ctx.emit('plan', '%s: %d server(s), %d to %s, %d left as they are' % (
         host, len(items), acting, 'evacuate' if opts.dead else 'bring back',

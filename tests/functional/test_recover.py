@@ -225,6 +225,50 @@ class TestRecoverDeadHost(_Base):
         self.assertNotEqual('c03', srv.compute_host)
         self.assertEqual(('ACTIVE', 1), (srv.status, srv.power_state))
 
+    def test_rerun_finishes_servers_evacuated_but_still_stopped(self):
+        running = self.create_server(host='c03')
+        stopped = self.create_server(host='c03', stopped=True)
+        self._kill('c03')
+        self._wait_service('c03', 'down')
+        # What a run killed after nova accepted the evacuations leaves:
+        # both evacuated to c02, delivered SHUTOFF (compute API 2.95), the
+        # running one not started again yet.
+        for s in (running, stopped):
+            self.admin_conn.compute.evacuate_server(s.id, host='c02')
+        for s in (running, stopped):
+            self._wait(lambda: [m.status for m in self.admin_conn.compute
+                                .migrations(instance_uuid=s.id,
+                                            migration_type='evacuation')
+                                if m.source_compute == 'c03'] == ['done'],
+                       'evacuation of %s done' % s.id)
+            srv = self.wait_for_server(s.id, 'SHUTOFF')
+            self.assertEqual('c02', srv.compute_host)
+        res, rows = self.recover('c03', '--dead', '--timeout', '120')
+        mine = {r['ID']: r for r in self.rows_for(rows, running, stopped)}
+        self.assertEqual(('evacuate', 'evacuated', 'c02'),
+                         (mine.get(running.id, {}).get('Method'),
+                          mine.get(running.id, {}).get('Result'),
+                          mine.get(running.id, {}).get('Dest Compute')),
+                         res.stderr)
+        self.assertIn('earlier run', mine[running.id]['Message'])
+        srv = self.admin_conn.compute.get_server(running.id)
+        self.assertEqual(('ACTIVE', 1, 'c02'),
+                         (srv.status, srv.power_state, srv.compute_host))
+        # its owner had stopped the other one: it stays stopped
+        self.assertEqual(('skip', 'skipped'),
+                         (mine[stopped.id]['Method'],
+                          mine[stopped.id]['Result']))
+        self.assertIn('stopped by user', mine[stopped.id]['Message'])
+        self.assertEqual('SHUTOFF', self.admin_conn.compute.get_server(
+            stopped.id).status)
+        # nothing was evacuated twice
+        for s in (running, stopped):
+            self.assertEqual(1, len([
+                m for m in self.admin_conn.compute.migrations(
+                    instance_uuid=s.id, migration_type='evacuation')]))
+        if all(r['Result'] in ('evacuated', 'skipped') for r in rows):
+            self.assertEqual(0, res.returncode, res.stderr)
+
     def test_via_db_end_to_end(self):
         import os
         import tempfile

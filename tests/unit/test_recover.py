@@ -363,6 +363,53 @@ class TestDeadMode(testtools.TestCase):
         for s in (self.a, self.c):
             self.assertEqual('ACTIVE', self.nova.servers[s.id].status)
 
+    def test_rerun_finishes_evacuated_but_still_stopped(self):
+        # An earlier run was killed after nova evacuated a and b (2.95:
+        # they arrived SHUTOFF on c02) and before it started a again.
+        self.nova.services['c03'].state = 'down'
+        for s in (self.a, self.b):
+            self.nova.add_action(s, 'create', when='2026-01-01T00:00:00')
+        self.nova.add_action(self.b, 'stop', user_id='alice',
+                             when='2026-01-02T00:00:00')
+        for s in (self.a, self.b):
+            self.nova.add_action(s, 'evacuate', user_id='admin',
+                                 when='2026-01-03T00:00:00')
+            self.nova.add_migration(s.id, status='done',
+                                    migration_type='evacuation',
+                                    source='c03', dest='c02')
+            srv = self.nova.servers[s.id]
+            srv.compute_host, srv.status, srv.power_state = 'c02', \
+                'SHUTOFF', 4
+        del self.nova.servers[self.c.id]
+        report, _ = run(self.nova, 'c03', dead=True)
+        items = by_name(report)
+        self.assertTrue(report.ok, [i.row() for i in report.items])
+        self.assertEqual(('evacuate', 'evacuated', 'c02'),
+                         (items['a'].method, items['a'].result,
+                          items['a'].destination))
+        self.assertIn('evacuated by an earlier run', items['a'].message)
+        self.assertEqual(('ACTIVE', 1), (self.nova.servers[self.a.id].status,
+                                         self.nova.servers[self.a.id]
+                                         .power_state))
+        # b was stopped by its owner before the evacuation: stays stopped
+        self.assertEqual('SHUTOFF', self.nova.servers[self.b.id].status)
+        self.assertEqual(('skip', 'skipped'),
+                         (items['b'].method, items['b'].result))
+        self.assertIn('stopped by user alice', items['b'].reason)
+        self.assertEqual([('start', 'a')], self.nova.calls)
+        # nothing is evacuated twice
+        self.assertFalse(self.nova.compute.evacuate_server.called)
+
+    def test_rerun_leaves_evacuated_and_running_ones_alone(self):
+        self.nova.services['c03'].state = 'down'
+        self.nova.add_migration(self.a.id, status='done',
+                                migration_type='evacuation', source='c03',
+                                dest='c02')
+        self.nova.servers[self.a.id].compute_host = 'c02'
+        report, _ = run(self.nova, 'c03', dead=True, dry_run=True)
+        self.assertNotIn('a', by_name(report))
+        self.assertEqual([], self.nova.compute.server_actions.call_args_list)
+
     def test_dry_run_changes_nothing(self):
         self.nova.services['c03'].state = 'down'
         report, _ = run(self.nova, 'c03', dead=True, dry_run=True)
