@@ -197,7 +197,7 @@ def recover_via_db(conn, host, opts, nova_url=None, neutron_url=None,
     from osc_nodeops.db import journal as journal_mod
 
     compute = conn.compute
-    recover.validate(opts)
+    recover.validate(opts, host)
     nova_url = nova_url or _resolve(opts.nova_db, 'nova')
     neutron_url = neutron_url or _resolve(opts.neutron_db, 'neutron')
     journal_path = (journal_path or opts.journal

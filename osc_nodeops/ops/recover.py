@@ -115,9 +115,11 @@ def is_down(service):
     return bool(service.is_forced_down) or service.state == 'down'
 
 
-def validate(opts):
-    """Usage errors (``errors.UsageError``), before anything is asked."""
+def validate(opts, host=None):
+    """Usage errors (``errors.UsageError``), before anything is asked;
+    ``host`` (default ``opts.host``) is the host being recovered."""
     usage = errors.UsageError
+    host = host or opts.host
     if opts.max_parallel < 1:
         raise usage('--max-parallel must be at least 1')
     if not opts.timeout > 0:
@@ -140,6 +142,13 @@ def validate(opts):
                     'belong to --dead')
     if opts.confirm_fenced and not opts.force_down:
         raise usage('--confirm-fenced only goes with --force-down')
+    if opts.force_down and not opts.confirm_fenced:
+        raise usage('--force-down needs --confirm-fenced %s: confirm the '
+                    'host is powered off (fenced)' % (host or 'HOST'))
+    if opts.force_down and host and opts.confirm_fenced != host:
+        raise usage('--confirm-fenced names %r, not the host being '
+                    'recovered (%r): nothing was changed' % (
+                        opts.confirm_fenced, host))
 
 
 def check_host(compute, host, opts, force_down=True):
@@ -580,7 +589,7 @@ def recover_host(conn, host, opts, features=None, events=None,
                  executor_kwargs=None):
     """Reboot mode (S9/S10) or dead mode with evacuate (S19-S20, S22)."""
     compute = conn.compute
-    validate(opts)
+    validate(opts, host)
     features = features or engine.Features.from_proxy(compute)
     service, note = check_host(compute, host, opts,
                                force_down=not opts.dry_run)

@@ -134,9 +134,10 @@ class RecoverAll(_DBCommand):
                  '--confirm-fenced')
         parser.add_argument(
             '--confirm-fenced', metavar='<host>',
-            help='With --force-down: the host name again, to confirm it is '
-                 'powered off.  Forcing down a host that still runs can '
-                 'start the same disk twice and corrupt it')
+            help='With --force-down: the host name again (exactly the host '
+                 'being recovered), to confirm it is powered off.  Forcing '
+                 'down a host that still runs can start the same disk twice '
+                 'and corrupt it')
         parser.add_argument(
             '--reattach-volumes', action='store_true',
             help='Once a server is up, detach and re-attach each of its '

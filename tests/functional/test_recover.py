@@ -143,11 +143,11 @@ class TestRecoverDeadHost(_Base):
         self.assertEqual(1, res.returncode)
         self.assertIn('still up', res.stderr)
         res, _ = self.recover('c03', '--dead', '--force-down')
-        self.assertEqual(1, res.returncode)
+        self.assertEqual(2, res.returncode)
         self.assertIn('--confirm-fenced c03', res.stderr)
         res, _ = self.recover('c03', '--dead', '--force-down',
                               '--confirm-fenced', 'c02')
-        self.assertEqual(1, res.returncode)
+        self.assertEqual(2, res.returncode)
         self.assertFalse(self._service('c03').is_forced_down)
         self.assertEqual('c03', self.admin_conn.compute.get_server(
             running.id).compute_host)
@@ -207,6 +207,24 @@ class TestRecoverDeadHost(_Base):
         if all(r['Result'] in ('evacuated', 'reattached', 'skipped')
                for r in rows):
             self.assertEqual(0, res.returncode, res.stderr)
+
+    def test_confirm_fenced_must_name_the_host_even_when_down(self):
+        server = self.create_server(host='c03')
+        self._kill('c03')
+        self._wait_service('c03', 'down')
+        # the host is down already: the confirmation is still checked, and
+        # --force-down without one is a usage error
+        for args in (('--force-down', '--confirm-fenced', 'c02'),
+                     ('--force-down',)):
+            res, rows = self.recover('c03', '--dead', *args)
+            self.assertEqual(2, res.returncode, res.stderr)
+            self.assertIn('--confirm-fenced', res.stderr)
+            self.assertEqual([], rows)
+        srv = self.admin_conn.compute.get_server(server.id)
+        self.assertEqual(('c03', None), (srv.compute_host, srv.task_state))
+        self.assertEqual([], list(self.admin_conn.compute.migrations(
+            instance_uuid=server.id, migration_type='evacuation')))
+        self.assertFalse(self._service('c03').is_forced_down)
 
     def test_force_down_with_fenced_confirmation(self):
         server = self.create_server(host='c03')

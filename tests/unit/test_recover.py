@@ -317,6 +317,24 @@ class TestDeadMode(testtools.TestCase):
         self.assertRaises(errors.UsageError, run, self.nova, 'c03',
                           dead=True, confirm_fenced='c03')
 
+    def test_confirmation_must_name_the_host_even_when_down(self):
+        # c03 is already down: a confirmation naming another host, or none,
+        # is still a usage error and nothing is evacuated
+        self.nova.services['c03'].state = 'down'
+        for confirm in ('c02', None):
+            exc = self.assertRaises(errors.UsageError, run, self.nova,
+                                    'c03', dead=True, force_down=True,
+                                    confirm_fenced=confirm)
+            self.assertIn('--confirm-fenced', str(exc))
+        self.assertIn("names 'c02', not the host being recovered ('c03')",
+                      str(self.assertRaises(
+                          errors.UsageError, recover.validate,
+                          recover.Options(dead=True, force_down=True,
+                                          confirm_fenced='c02'), 'c03')))
+        self.assertEqual([], self.nova.calls)
+        self.assertFalse(self.nova.compute.evacuate_server.called)
+        self.assertFalse(self.nova.compute.update_service_forced_down.called)
+
     def test_force_down_with_confirmation_evacuates(self):
         report, _ = run(self.nova, 'c03', dead=True, force_down=True,
                         confirm_fenced='c03', target_host='c01')
@@ -442,6 +460,21 @@ class TestCommand(testtools.TestCase):
         self.assertEqual(1, len(err.splitlines()), err)
         self.assertIn('still up', err)
         self.assertEqual([], nova.calls)
+
+    def test_confirm_fenced_mismatch_exits_2(self):
+        nova = RecoverNova()
+        nova.services['c02'].state = 'down'
+        s = nova.add('a', host='c02')
+        for argv in (['c02', '--dead', '--force-down', '--confirm-fenced',
+                      'c03'], ['c02', '--dead', '--force-down']):
+            cmd, app = self._cmd(nova)
+            args = cmd.get_parser('recover-all').parse_args(argv)
+            self.assertEqual(2, cmd.run(args))
+            err = app.stderr.getvalue()
+            self.assertEqual(1, len(err.splitlines()), err)
+            self.assertIn('--confirm-fenced', err)
+        self.assertEqual('c02', nova.servers[s.id].compute_host)
+        self.assertFalse(nova.compute.evacuate_server.called)
 
     def test_rows_and_exit_status(self):
         nova = RecoverNova()
