@@ -27,6 +27,10 @@ server whose guest vanished (what a host reboot looks like), it calls the
 same stop API from a service context, and the action has no user: such
 servers were running before and are started.  ``--all`` starts every
 SHUTOFF server.
+
+A PAUSED server whose guest is gone (nova shows a power state other than
+paused, e.g. NOSTATE after a compute restart) is hard rebooted, then paused
+again when a user had paused it (``HardRebootPaused``).
 """
 
 import dataclasses
@@ -40,10 +44,12 @@ from osc_nodeops.ops import engine
 LOG = logging.getLogger(__name__)
 
 COMPUTE_BINARY = engine.COMPUTE_BINARY
+PAUSED_POWER = 3  # nova power_state PAUSED: the guest exists, paused
 
 # Instance actions that change what the owner wants the power state to be.
 POWER_ACTIONS = ('create', 'start', 'stop', 'reboot', 'rebuild', 'unshelve',
                  'evacuate', 'resume', 'restore', 'unrescue', 'unpause')
+PAUSE_ACTIONS = POWER_ACTIONS + ('pause',)
 
 # States the owner chose; recover-all leaves them alone (not a failure).
 LEFT_ALONE = {
@@ -226,6 +232,23 @@ def stopped_on_purpose(compute, server, ignore=()):
     return False, 'no power action recorded'
 
 
+def paused_on_purpose(compute, server):
+    """(True, why) if a user paused this server: the newest power-changing
+    entry of its instance action log is a ``pause`` with a user."""
+    actions = list(engine.call_with_retry(
+        lambda: list(compute.server_actions(server.id))))
+    actions.sort(key=_action_time, reverse=True)
+    for action in actions:
+        if action.action not in PAUSE_ACTIONS:
+            continue
+        if action.action == 'pause' and action.user_id:
+            return True, 'paused by user %s at %s (instance action log)' % (
+                action.user_id, action.start_time)
+        return False, 'not paused by a user (last power action: %s%s)' % (
+            action.action, '' if action.user_id else ', no user')
+    return False, 'no pause recorded in the instance action log'
+
+
 # ---------------------------------------------------------------- actions
 
 class PowerOn(engine.Action):
@@ -318,10 +341,51 @@ class HardReboot(PowerOn):
         ctx.compute.reboot_server(item.id, 'HARD')
 
 
+class HardRebootPaused(HardReboot):
+    """A PAUSED server whose guest is gone (a compute restart forgot it):
+    hard reboot it (re-creates the guest), then pause it again, since its
+    owner had paused it."""
+
+    success = 'paused'
+
+    def issue(self, ctx, item):
+        item.data.pop('pausing', None)
+        self._call(ctx, item)
+
+    def progress(self, ctx, item, snap):
+        srv = snap.server(item.id)
+        if item.data.get('pausing') and srv is not None:
+            if srv.task_state:
+                return engine.Check(engine.PENDING, '%s, task %s' % (
+                    srv.status, srv.task_state))
+            if srv.status == 'PAUSED' and srv.power_state == PAUSED_POWER:
+                return engine.Check(engine.COMPLETE, 'paused again')
+            return engine.Check(engine.FAILED, 'pause did not take: %s with '
+                                'power state %s' % (srv.status,
+                                                    srv.power_state))
+        check = super().progress(ctx, item, snap)
+        if check.state != engine.COMPLETE:
+            return check
+        item.data['pausing'] = True
+        sid = item.id
+        return engine.Check(engine.CALL, 'running again; pause it again (its '
+                            'owner had paused it)',
+                            call=lambda: ctx.compute.pause_server(sid))
+
+    def verify(self, ctx, item, snap):
+        srv = snap.server(item.id)
+        if srv is None or srv.status != 'PAUSED' or \
+                srv.power_state != PAUSED_POWER:
+            return False, 'not paused', None
+        return True, 'guest re-created by a hard reboot, paused again', \
+            snap.host
+
+
 # The actions hold no state of their own (an item's state is on the item).
 HARD_REBOOT = HardReboot()
 START = PowerOn(escalation=HARD_REBOOT)
 REBOOT = Reboot(escalation=HARD_REBOOT)
+HARD_REBOOT_PAUSED = HardRebootPaused()
 
 
 class Evacuate(engine.MigrationAction):
@@ -469,6 +533,8 @@ def plan_reboot(ctx, snap, opts):
             items.append(engine.PlanItem(
                 srv, HARD_REBOOT, reason='ERROR: hard reboot (re-creates '
                 'the guest from its definition)'))
+        elif status == 'PAUSED':
+            items.append(_plan_paused(ctx, srv))
         elif status in LEFT_ALONE:
             items.append(engine.PlanItem(srv, reason=LEFT_ALONE[status],
                                          success_if_skipped=True))
@@ -476,6 +542,22 @@ def plan_reboot(ctx, snap, opts):
             items.append(engine.PlanItem(srv, reason=BUSY.get(
                 status, '%s: not handled' % status)))
     return items
+
+
+def _plan_paused(ctx, srv):
+    """A live paused guest is left alone; one whose guest is gone (nova
+    shows a power state other than paused, e.g. NOSTATE after a compute
+    restart) is hard rebooted, and paused again if a user had paused it."""
+    purpose, why = paused_on_purpose(ctx.compute, srv)
+    if srv.power_state == PAUSED_POWER:
+        return engine.PlanItem(srv, reason='PAUSED: %s; left as it is' % why,
+                               success_if_skipped=True)
+    gone = 'PAUSED but the guest is gone (power state %s)' % srv.power_state
+    if purpose:
+        return engine.PlanItem(srv, HARD_REBOOT_PAUSED, reason=(
+            '%s; %s: hard reboot, then pause again' % (gone, why)))
+    return engine.PlanItem(srv, HARD_REBOOT, reason='%s; %s: hard reboot' % (
+        gone, why))
 
 
 def plan_dead(ctx, snap, opts):

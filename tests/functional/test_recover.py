@@ -108,6 +108,40 @@ class TestRecoverAfterReboot(_Base):
         if all(r['Result'] in ('running', 'skipped') for r in rows):
             self.assertEqual(0, res.returncode, res.stderr)
 
+    def test_paused_with_its_guest_gone_comes_back_paused(self):
+        gone = self.create_server(host='c01')
+        self.admin_conn.compute.pause_server(gone.id)
+        self.wait_for_server(gone.id, 'PAUSED')
+        self.addCleanup(self._wait_service, 'c01', 'up')
+        self.minicloud('restart-compute', 'c01')
+        self._wait_service('c01', 'up')
+        # nova's power-state sync records the forgotten guest as NOSTATE;
+        # the server stays PAUSED
+        self._wait(lambda: self.admin_conn.compute.get_server(
+            gone.id).power_state == 0, 'power state NOSTATE')
+        self.assertEqual('PAUSED', self.admin_conn.compute.get_server(
+            gone.id).status)
+        res, rows = self.recover('c01', '--dry-run')
+        mine = self.rows_for(rows, gone)
+        self.assertEqual([('hard-reboot', 'planned')],
+                         [(r['Method'], r['Result']) for r in mine],
+                         res.stderr)
+        self.assertIn('guest is gone', mine[0]['Message'])
+        self.assertIn('paused by user', mine[0]['Message'])
+        res, rows = self.recover('c01', '--timeout', '60')
+        mine = self.rows_for(rows, gone)
+        self.assertEqual([('hard-reboot', 'paused')],
+                         [(r['Method'], r['Result']) for r in mine],
+                         res.stderr)
+        # a real guest again, paused as its owner had it
+        srv = self.admin_conn.compute.get_server(gone.id)
+        self.assertEqual(('PAUSED', 3, 'c01'),
+                         (srv.status, srv.power_state, srv.compute_host))
+        actions = [a.action for a in
+                   self.admin_conn.compute.server_actions(gone.id)]
+        self.assertEqual(2, actions.count('pause'), actions)
+        self.assertIn('reboot', actions)
+
     def test_all_starts_user_stopped(self):
         stopped = self.create_server(host='c01', stopped=True)
         res, rows = self.recover('c01', '--all', '--timeout', '60')

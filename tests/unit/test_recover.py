@@ -38,6 +38,7 @@ class RecoverNova(fakes.FakeNova):
         c.evacuate_server.side_effect = self._evacuate
         c.server_actions.side_effect = self._server_actions
         c.update_service_forced_down.side_effect = self._force_down
+        c.pause_server.side_effect = self._pause_server
 
     def add_action(self, server, action, user_id='u1', when='2026-01-01'):
         self.actions.setdefault(server.id, []).append(_action.ServerAction(
@@ -65,6 +66,14 @@ class RecoverNova(fakes.FakeNova):
         self._power(sid, 'reboot-' + reboot_type.lower(),
                     'rebooting' if reboot_type == 'SOFT'
                     else 'rebooting_hard')
+
+    def _pause_server(self, server):
+        sid = getattr(server, 'id', server)
+        if self.servers[sid].status != 'ACTIVE':
+            raise fakes.http_error(409, 'not ACTIVE')
+        self.calls.append(('pause', self.servers[sid].name))
+        self.servers[sid].task_state = 'pausing'
+        self.power_ops[sid] = [0, 'paused']
 
     def _evacuate(self, server, host=None, admin_pass=None, force=None,
                   on_shared_storage=None):
@@ -100,6 +109,8 @@ class RecoverNova(fakes.FakeNova):
                 srv.status, srv.power_state = 'ACTIVE', 0
             elif outcome == 'error':
                 srv.status, srv.power_state = 'ERROR', 0
+            elif outcome == 'paused':
+                srv.status, srv.power_state = 'PAUSED', 3
         for m in self.migrations.values():
             if not hasattr(m, '_evac') or m.status == 'done':
                 continue
@@ -203,6 +214,48 @@ class TestRebootMode(testtools.TestCase):
             {k: (v.method, v.result) for k, v in items.items()})
         self.assertTrue(report.ok)
         self.assertEqual([], self.nova.calls)
+
+    def test_paused_with_its_guest_gone_is_brought_back_paused(self):
+        # after a compute restart: PAUSED, power state NOSTATE, and the
+        # instance actions say its owner paused it
+        gone = self.nova.add('paused-gone', status='PAUSED', power_state=0)
+        self.nova.add_action(gone, 'create', when='2026-01-01T00:00:00')
+        self.nova.add_action(gone, 'pause', user_id='alice',
+                             when='2026-01-02T00:00:00')
+        self.nova.add_action(self.paused, 'pause', user_id='bob',
+                             when='2026-01-02T00:00:00')
+        report, _ = run(self.nova, dry_run=True)
+        items = by_name(report)
+        self.assertEqual(('hard-reboot', 'planned'),
+                         (items['paused-gone'].method,
+                          items['paused-gone'].result))
+        self.assertIn('guest is gone', items['paused-gone'].reason)
+        self.assertIn('paused by user alice', items['paused-gone'].reason)
+        # a live paused guest is left alone, and says who paused it
+        self.assertEqual(('skip', 'skipped'), (items['paused'].method,
+                                               items['paused'].result))
+        self.assertIn('paused by user bob', items['paused'].reason)
+        report, _ = run(self.nova)
+        item = by_name(report)['paused-gone']
+        self.assertTrue(report.ok, [i.row() for i in report.items])
+        self.assertEqual(('hard-reboot', 'paused'),
+                         (item.method, item.result))
+        self.assertEqual([('reboot-hard', 'paused-gone'),
+                          ('pause', 'paused-gone')],
+                         [c for c in self.nova.calls if c[1] == 'paused-gone'])
+        srv = self.nova.servers[gone.id]
+        self.assertEqual(('PAUSED', 3), (srv.status, srv.power_state))
+        self.assertNotIn(('reboot-hard', 'paused'), self.nova.calls)
+
+    def test_paused_gone_not_paused_by_a_user_comes_back_running(self):
+        gone = self.nova.add('paused-gone', status='PAUSED', power_state=0)
+        self.nova.add_action(gone, 'pause', user_id=None)
+        report, _ = run(self.nova)
+        item = by_name(report)['paused-gone']
+        self.assertEqual(('hard-reboot', 'running'),
+                         (item.method, item.result))
+        srv = self.nova.servers[gone.id]
+        self.assertEqual(('ACTIVE', 1), (srv.status, srv.power_state))
 
     def test_all_and_hard(self):
         report, _ = run(self.nova, dry_run=True, all=True, hard=True)
