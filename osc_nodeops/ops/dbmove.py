@@ -25,6 +25,7 @@ import os
 
 from osc_nodeops.db import url as db_url
 from osc_nodeops import errors
+from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
 from osc_nodeops.ops import recover
 
@@ -335,8 +336,10 @@ def _reboot_moved(ctx, report, moved, host, opts, features,
                                    since=since)
         executor = recover.make_executor(ctx, poller, opts,
                                          **(executor_kwargs or {}))
+        started = timeutil.utcnow()
         executor.run(reboot)
         engine.settle(reboot, False)
+        recover.explain_failures(ctx, reboot, started)
         report.interrupted = executor.interrupted
         report.items += reboot
     return reboot

@@ -630,6 +630,65 @@ def plan_evacuated_earlier(ctx, snap, opts):
     return items
 
 
+# ------------------------------------------------------- nova's reasons
+
+# How far nova's clock may be behind ours when telling our own instance
+# actions from older ones.
+CLOCK_SKEW = datetime.timedelta(minutes=2)
+FAILED_RESULTS = (engine.FAILED, engine.TIMEOUT)
+
+
+def _fault_message(server):
+    fault = getattr(server, 'fault', None)
+    if isinstance(fault, dict):
+        fault = fault.get('message')
+    return ' '.join(str(fault).split()) if fault else None
+
+
+def nova_reasons(ctx, server_id, since):
+    """What nova says went wrong with a server: its fault (shown while it
+    is in ERROR) and the failed event of its newest instance action started
+    after ``since`` (e.g. ``compute_rebuild_instance``), as phrases."""
+    notes = []
+    srv = ctx.api(ctx.compute.get_server, server_id)
+    fault = _fault_message(srv)
+    if fault:
+        notes.append('nova fault: %s' % fault)
+    actions = sorted(ctx.api(lambda: list(ctx.compute.server_actions(
+        server_id))), key=_action_time, reverse=True)
+    for action in actions[:3]:
+        if _action_time(action) < since:
+            break
+        detail = ctx.api(ctx.compute.get_server_action, action.request_id,
+                         server_id)
+        for ev in getattr(detail, 'events', None) or ():
+            if (ev.result or '').lower() != 'error':
+                continue
+            why = ' '.join(str(ev.details or '').split())
+            notes.append('instance action %s: event %s failed%s' % (
+                action.action, ev.event,
+                ': %s' % why if why and why != fault else ''))
+            return notes
+    return notes
+
+
+def explain_failures(ctx, items, started):
+    """Add nova's reasons to every failed (or timed-out) row: one GET of
+    the server and of its instance actions per such row, after the run."""
+    since = started - CLOCK_SKEW
+    for item in items:
+        if item.result not in FAILED_RESULTS or item.server is None:
+            continue
+        try:
+            notes = nova_reasons(ctx, item.id, since)
+        except Exception as exc:
+            notes = ['nova\'s reason not read: %s' % engine.describe(exc)]
+        text = item.message or item.reason or ''
+        notes = [n for n in notes if n.split(': ', 1)[-1] not in text]
+        if notes:
+            item.message = '; '.join([text] + notes if text else notes)
+
+
 # ---------------------------------------------------------------- running
 
 def make_context(compute, host, features, opts, events, target=None,
@@ -702,6 +761,7 @@ def recover_host(conn, host, opts, features=None, events=None,
         report.ok = all(i.action or i.success_if_skipped for i in items)
         return report
     executor = make_executor(ctx, poller, opts, **(executor_kwargs or {}))
+    started = timeutil.utcnow()
     executor.run(items, initial_snapshot=snap)
     engine.settle(items, False)
     report.interrupted = executor.interrupted
@@ -709,6 +769,7 @@ def recover_host(conn, host, opts, features=None, events=None,
         report.items = items + reattach(
             ctx, [i for i in items if i.ok], opts, features,
             executor_kwargs=executor_kwargs)
+    explain_failures(ctx, report.items, started)
     report.ok = not report.interrupted and all(
         i.ok for i in report.items)
     done = sum(1 for i in items if i.ok and i.action)

@@ -321,6 +321,43 @@ class TestRecoverDeadHost(_Base):
         if all(r['Result'] in ('evacuated', 'skipped') for r in rows):
             self.assertEqual(0, res.returncode, res.stderr)
 
+    def test_failed_evacuation_row_says_why(self):
+        # A guest of the server already on the target: what an earlier
+        # --via-db move to c02 (hard rebooted there) undone by --undo
+        # leaves.  nova refuses the evacuation to c02 ("Instance ... already
+        # exists."), records the fault and a failed instance action event.
+        import os
+        import tempfile
+        server = self.create_server(host='c03')
+        self._kill('c03')
+        self._wait_service('c03', 'down')
+        jdir = tempfile.mkdtemp()
+        self.addCleanup(__import__('shutil').rmtree, jdir, True)
+        journal = os.path.join(jdir, 'j.json')
+        conf = ('--nova-conf', self.state['nova_conf'],
+                '--neutron-conf', self.state['neutron_conf'])
+        res, _ = self.recover('c03', '--dead', '--via-db', '--target-host',
+                              'c02', '--execute', '--journal', journal,
+                              '--timeout', '120', *conf)
+        self.assertEqual(0, res.returncode, res.stderr)
+        self.openstack('server', 'recover-all', '--undo', journal, *conf)
+        self.assertEqual('c03', self.admin_conn.compute.get_server(
+            server.id).compute_host)
+        res, rows = self.recover('c03', '--dead', '--target-host', 'c02',
+                                 '--retries', '0', '--timeout', '120')
+        self.assertEqual(1, res.returncode, res.stderr)
+        mine = self.rows_for(rows, server)
+        self.assertEqual([('evacuate', 'failed')],
+                         [(r['Method'], r['Result']) for r in mine],
+                         res.stderr)
+        srv = self.admin_conn.compute.get_server(server.id)
+        fault = srv.fault['message']
+        self.assertIn('already exists', fault)
+        message = mine[0]['Message']
+        self.assertIn('nova fault: %s' % fault, message)
+        self.assertIn('instance action evacuate: event '
+                      'compute_rebuild_instance failed', message)
+
     def test_via_db_end_to_end(self):
         import os
         import tempfile

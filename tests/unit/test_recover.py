@@ -10,6 +10,7 @@ from openstack.compute.v2 import server_action as _action
 import testtools
 
 from osc_nodeops import errors
+from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
 from osc_nodeops.ops import recover
 from osc_nodeops.v1 import recover as v1_recover
@@ -39,11 +40,20 @@ class RecoverNova(fakes.FakeNova):
         c.server_actions.side_effect = self._server_actions
         c.update_service_forced_down.side_effect = self._force_down
         c.pause_server.side_effect = self._pause_server
+        c.get_server_action.side_effect = self._get_server_action
 
-    def add_action(self, server, action, user_id='u1', when='2026-01-01'):
+    def add_action(self, server, action, user_id='u1', when='2026-01-01',
+                   events=()):
         self.actions.setdefault(server.id, []).append(_action.ServerAction(
             action=action, user_id=user_id, start_time=when,
-            request_id='req-%d' % len(self.actions.get(server.id, ()))))
+            request_id='req-%d' % len(self.actions.get(server.id, ())),
+            events=list(events)))
+
+    def _get_server_action(self, action, server, ignore_missing=True):
+        for a in self.actions.get(getattr(server, 'id', server), ()):
+            if a.request_id == getattr(action, 'request_id', action):
+                return a
+        raise fakes.http_error(404, 'no such action')
 
     def _server_actions(self, server, **kw):
         return iter(list(reversed(self.actions.get(
@@ -85,6 +95,7 @@ class RecoverNova(fakes.FakeNova):
                                source=srv.compute_host,
                                dest=host or self.default_dest)
         m._evac = 0
+        m._fail = self._next(sid) == 'fail'
         srv.task_state = 'rebuilding'
 
     def _force_down(self, service, host=None, binary=None, forced=True):
@@ -117,6 +128,17 @@ class RecoverNova(fakes.FakeNova):
             m._evac += 1
             if m._evac == 1:
                 m.status = 'pre-migrating'
+            elif m._evac >= 2 and getattr(m, '_fail', False):
+                # as nova when the guest already exists on the target
+                m.status, m._evac = 'failed', -99
+                srv = self.servers[m.server_id]
+                srv.status, srv.task_state = 'ERROR', None
+                msg = 'Instance instance-000000aa already exists.'
+                srv.fault = {'message': msg, 'code': 500}
+                self.add_action(srv, 'evacuate', when=timeutil.utcnow()
+                                .isoformat(), events=[{
+                                    'event': 'compute_rebuild_instance',
+                                    'result': 'Error', 'details': msg}])
             elif m._evac >= 2:
                 m.status = 'done'
                 srv = self.servers[m.server_id]
@@ -480,6 +502,26 @@ class TestDeadMode(testtools.TestCase):
         report, _ = run(self.nova, 'c03', dead=True, dry_run=True)
         self.assertNotIn('a', by_name(report))
         self.assertEqual([], self.nova.compute.server_actions.call_args_list)
+
+    def test_failed_evacuation_row_carries_nova_fault_and_event(self):
+        self.nova.services['c03'].state = 'down'
+        self.nova.scripts[self.a.id] = ['fail', 'fail']
+        report, _ = run(self.nova, 'c03', dead=True)
+        item = by_name(report)['a']
+        self.assertEqual('failed', item.result)
+        self.assertIn('migration', item.message)
+        self.assertIn('nova fault: Instance instance-000000aa already '
+                      'exists.', item.message)
+        self.assertIn('instance action evacuate: event '
+                      'compute_rebuild_instance failed', item.message)
+        # the event's details repeat the fault: said once
+        self.assertEqual(1, item.message.count('already exists'))
+        self.assertFalse(report.ok)
+        # only the failed row is looked up, its newest action first
+        looked = [c.args for c in
+                  self.nova.compute.get_server_action.call_args_list]
+        self.assertEqual([(self.nova.actions[self.a.id][-1].request_id,
+                           self.a.id)], looked)
 
     def test_dry_run_changes_nothing(self):
         self.nova.services['c03'].state = 'down'
