@@ -288,10 +288,15 @@ class Event(object):
     kind: str
     message: str
     item: object = None
+    host: str = None  # the host the run works on (for --events)
+    step: str = None  # a step of compute node maintain
 
     def __str__(self):
         if self.item is not None:
             return '%s %s: %s' % (self.item.label, self.kind, self.message)
+        if self.step:
+            return '%s %s %s: %s' % (self.host or '-', self.step, self.kind,
+                                     self.message)
         return '%s: %s' % (self.kind, self.message)
 
 
@@ -524,7 +529,7 @@ class Context(object):
     def emit(self, kind, message, item=None):
         if self._events:
             try:
-                self._events(Event(kind, message, item))
+                self._events(Event(kind, message, item, host=self.host))
             except Exception:  # never let printing break the run
                 LOG.exception('event callback failed')
 

@@ -120,9 +120,46 @@ class _NodeOpsCommand(ExitStatusMixin):
         engine.bound_api_timeout(conn, getattr(self, 'api_timeout', None))
         return conn
 
+    _sink = None
+
     def events(self, event):
-        """The ``events`` callback of the ops layer: one line per event."""
-        self.say(event)
+        """The ``events`` callback of the ops layer: one line per event,
+        or (commands with ``--events``) the ``ops.events.Sink``: a live
+        status block on a terminal, the JSON lines file."""
+        if self._sink is not None:
+            self._sink(event)
+        else:
+            self.say(event)
+
+    def run(self, parsed_args):
+        if not hasattr(parsed_args, 'events_file'):
+            return super(_NodeOpsCommand, self).run(parsed_args)
+        from osc_nodeops.ops import events
+        try:
+            self._sink = events.Sink(
+                self.app.stderr, parsed_args.events_file,
+                step=((getattr(self, 'cmd_name', None) or '').split()
+                      or [None])[-1],
+                compute=lambda: self.conn.compute)
+        except errors.NodeOpsError as exc:
+            return self._say_error(exc, exc.exit_status)
+        try:
+            with self._sink:
+                return super(_NodeOpsCommand, self).run(parsed_args)
+        finally:
+            self._sink = None
+
+    def say(self, message):
+        if self._sink is not None and self._sink.block is not None:
+            self._sink.block.say(message)  # above the live block
+        else:
+            super(_NodeOpsCommand, self).say(message)
+
+    def produce_output(self, parsed_args, column_names, data):
+        if self._sink is not None:
+            self._sink.close()  # the block ends before the rows
+        return super(_NodeOpsCommand, self).produce_output(
+            parsed_args, column_names, data)
 
     def report_rows(self, report):
         """Columns and rows of an engine report (drain, undrain,
@@ -193,6 +230,15 @@ def add_executor_arguments(parser, timeout, timeout_help, parallel_help,
         help=exclude_help)
     parser.add_argument('--dry-run', action='store_true', help=dry_run_help)
     add_api_timeout_argument(parser)
+    add_events_argument(parser)
+
+
+def add_events_argument(parser):
+    parser.add_argument(
+        '--events', metavar='<file>', dest='events_file',
+        help='Also append every event to FILE as one JSON object per line '
+             '(time, host, server, step, state, message), flushed as it '
+             'happens')
 
 
 def add_api_timeout_argument(parser):
