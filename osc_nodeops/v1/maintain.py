@@ -4,6 +4,7 @@ cliff classes only: parse arguments, call one ops entry point (imported
 inside ``take_action``), turn its report into columns.
 """
 
+from osc_nodeops import errors
 from osc_nodeops.v1 import base
 
 
@@ -35,3 +36,105 @@ class ListNode(base.NodeOpsLister):
                                 zone=parsed_args.availability_zone)
         return node_list.COLUMNS, [r.row() for r in rows]
 
+
+class MaintainNode(base.NodeOpsLister):
+    """Rolling maintenance: drain, your step, wait, check, undrain, in waves.
+
+    For each wave of at most --max-hosts hosts (fewest instances first
+    unless --order says otherwise): drain them as ``compute node drain``
+    does, run --exec on each (``{host}`` is replaced by the host name,
+    shell-quoted), wait until its nova-compute is up with a heartbeat newer
+    than the step, run --check, undrain it (and with --migrate-back bring
+    its servers home).  The first host that fails stops the run
+    (--keep-going goes on with the others) and stays disabled with a reason
+    that says why.  Never more than --max-hosts hosts of the scope are out
+    of service at once, hosts disabled by someone else included.  Resume:
+    rerun the same command (with the same --state file): finished steps are
+    not run again, a finished --exec only with --rerun-exec.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super(MaintainNode, self).get_parser(prog_name)
+        parser.add_argument('hosts', metavar='<host>', nargs='*',
+                            help='Compute hosts to maintain')
+        parser.add_argument('--aggregate', metavar='<aggregate>',
+                            help='Every host of this aggregate')
+        parser.add_argument('--availability-zone', metavar='<zone>',
+                            help='Every host of this availability zone')
+        parser.add_argument(
+            '--max-hosts', type=base.positive_int, default=1, metavar='K',
+            help='Hosts out of service at once, at most (default 1; hosts '
+                 'disabled by someone else count)')
+        parser.add_argument(
+            '--exec', dest='exec_cmd', metavar='<command>',
+            help='The maintenance step, run by /bin/sh for each host once '
+                 'drained; {host} is replaced by the host name (quoted)')
+        parser.add_argument(
+            '--exec-timeout', type=base.positive_float, default=3600.0,
+            metavar='SECONDS', help='How long --exec may run (default 3600)')
+        parser.add_argument(
+            '--check', dest='check_cmd', metavar='<command>',
+            help='Run after the host is up again; a non-zero exit leaves '
+                 'the host disabled')
+        parser.add_argument(
+            '--check-timeout', type=base.positive_float, default=600.0,
+            metavar='SECONDS', help='How long --check may run (default 600)')
+        parser.add_argument(
+            '--up-timeout', type=base.positive_float, default=900.0,
+            metavar='SECONDS',
+            help='How long to wait for nova-compute up with a fresh '
+                 'heartbeat after --exec (default 900)')
+        parser.add_argument('--migrate-back', action='store_true',
+                            help='Bring each host\'s servers home')
+        parser.add_argument('--keep-going', action='store_true',
+                            help='Go on with the other hosts after a '
+                                 'failure')
+        parser.add_argument(
+            '--order', choices=('fewest', 'given', 'name'), default='fewest',
+            help='Host order: fewest instances first (default), as given, '
+                 'or by name')
+        parser.add_argument(
+            '--state', dest='state_file', metavar='<file>',
+            help='Record each host\'s finished steps here; a rerun with the '
+                 'same file goes on where this run stopped')
+        parser.add_argument('--rerun-exec', action='store_true',
+                            help='Run --exec again on hosts where it has '
+                                 'finished (per --state)')
+        parser.add_argument('--break-lease', action='store_true',
+                            help='Take over hosts another osc-nodeops run '
+                                 'holds (only when that run is gone)')
+        parser.add_argument(
+            '--max-parallel', type=base.positive_int, default=4,
+            metavar='N', help='Servers in flight at once per host (4)')
+        parser.add_argument(
+            '--timeout', type=base.positive_float, default=600.0,
+            metavar='SECONDS', help='Per server: how long a move may take')
+        parser.add_argument(
+            '--poll-interval', type=base.positive_float, default=2.0,
+            metavar='SECONDS', help='Seconds between two looks at a host')
+        base.add_events_argument(parser)
+        base.add_api_timeout_argument(parser)
+        return parser
+
+    def take_action(self, parsed_args):
+        from osc_nodeops.ops import drain
+        from osc_nodeops.ops import maintain
+        a = parsed_args
+        if not (a.hosts or a.aggregate or a.availability_zone):
+            raise errors.UsageError('name hosts, or give --aggregate or '
+                                  '--availability-zone')
+        req = maintain.Request(
+            hosts=tuple(a.hosts), aggregate=a.aggregate,
+            zone=a.availability_zone, max_hosts=a.max_hosts,
+            exec_cmd=a.exec_cmd, exec_timeout=a.exec_timeout,
+            check_cmd=a.check_cmd, check_timeout=a.check_timeout,
+            up_timeout=a.up_timeout, migrate_back=a.migrate_back,
+            keep_going=a.keep_going, order=a.order, state_file=a.state_file,
+            rerun_exec=a.rerun_exec, drain_options=drain.Options(
+                max_parallel=a.max_parallel, timeout=a.timeout,
+                poll_interval=a.poll_interval, break_lease=a.break_lease))
+        report = maintain.run(self.conn, req, events=self.events)
+        if not report.ok:
+            self.exit_status = (errors.EXIT_INTERRUPTED if report.interrupted
+                                else errors.EXIT_INCOMPLETE)
+        return maintain.COLUMNS, [h.row() for h in report.hosts]

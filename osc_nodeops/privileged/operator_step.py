@@ -1,0 +1,71 @@
+"""The operator's own step of ``compute node maintain`` (``--exec`` /
+``--check``): one shell command line with ``{host}`` substituted.
+
+The command line is the operator's (a shell is what they asked for:
+``ssh {host} 'apt-get -y upgrade && reboot'``).  The host name comes from
+nova, so it is checked against what a host name may hold and substituted
+shell-quoted: it can never add a command.  The step runs in its own session
+and process group, so a timeout ends it and everything it started.
+"""
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+
+HOST_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$')
+PLACEHOLDER = '{host}'
+
+
+class StepError(Exception):
+    """The step could not be built (bad host name)."""
+
+
+def command_line(template, host):
+    """``template`` with every ``{host}`` replaced by the quoted host."""
+    if not HOST_RE.match(host or ''):
+        raise StepError('refusing to run a step for host %r: not a host '
+                        'name' % (host,))
+    return template.replace(PLACEHOLDER, shlex.quote(host))
+
+
+def run(template, host, timeout, env=None, grace=5.0):
+    """Run the step; return ``(exit status, last lines of its output)``.
+
+    Exit status ``None`` means it did not finish within ``timeout`` seconds
+    (its process group got SIGTERM, then SIGKILL after ``grace``).
+    """
+    argv = ['/bin/sh', '-c', command_line(template, host)]
+    child = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             start_new_session=True, close_fds=True,
+                             env=env, text=True, errors='replace')
+    try:
+        out, _ = child.communicate(timeout=timeout)
+        return child.returncode, _tail(out)
+    except subprocess.TimeoutExpired:
+        _end_group(child, grace)
+        return None, ''
+    except BaseException:
+        _end_group(child, grace)
+        raise
+
+
+def _end_group(child, grace):
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(child.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            child.communicate(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _tail(text, lines=3, limit=400):
+    kept = ' | '.join(x.strip() for x in (text or '').strip().splitlines()
+                      [-lines:] if x.strip())
+    return kept[-limit:]

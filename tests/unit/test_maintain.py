@@ -1,0 +1,232 @@
+"""``compute node maintain``: waves, budget, steps, failures, resume."""
+
+import json
+import os
+from unittest import mock
+
+import fixtures
+import testtools
+
+from osc_nodeops import errors
+from osc_nodeops.ops import drain
+from osc_nodeops.ops import maintain
+from osc_nodeops.privileged import operator_step
+from tests.unit import fakes
+
+FUTURE = '2099-01-01T00:00:00.000000'
+
+
+class Conn(object):
+    def __init__(self, nova):
+        self.compute = nova.compute
+
+
+def request(tmp, **kw):
+    kw.setdefault('drain_options', drain.Options(
+        poll_interval=0.01, retry_delay=0.01, timeout=30))
+    kw.setdefault('state_file', os.path.join(tmp, 'state.json'))
+    kw.setdefault('poll_interval', 0.01)
+    kw.setdefault('up_timeout', 2)
+    return maintain.Request(**kw)
+
+
+class TestMaintain(testtools.TestCase):
+
+    def setUp(self):
+        super(TestMaintain, self).setUp()
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+        self.nova = fakes.FakeNova(hosts=('c01', 'c02', 'c03', 'c04'),
+                                   default_dest='c04')
+        for svc in self.nova.services.values():
+            svc.updated_at = FUTURE  # every heartbeat is fresh
+        self.nova.add('a1', host='c01')
+        self.nova.add('a2', host='c01')
+        self.nova.add('b1', host='c02')
+        self.disabled_max = 0
+        real = self.nova.compute.disable_service.side_effect
+
+        def disable(*a, **kw):
+            out = real(*a, **kw)
+            self.disabled_max = max(self.disabled_max, sum(
+                1 for s in self.nova.services.values()
+                if s.status == 'disabled'))
+            return out
+        self.nova.compute.disable_service.side_effect = disable
+        self.seen = []
+
+    def run_it(self, **kw):
+        req = request(self.tmp, **kw)
+        with mock.patch.object(drain, 'lease_owner', lambda conn=None:
+                               'op@test:1'):
+            return maintain.run(Conn(self.nova), req, events=self.seen.append)
+
+    def marker(self, name):
+        return os.path.join(self.tmp, name)
+
+    def test_cycles_fewest_first_and_migrates_back(self):
+        log = self.marker('exec.log')
+        report = self.run_it(hosts=('c01', 'c02', 'c03'),
+                             exec_cmd='echo {host} >> %s' % log,
+                             migrate_back=True)
+        self.assertTrue(report.ok, [h.row() for h in report.hosts])
+        self.assertEqual(['c03', 'c02', 'c01'],
+                         [h.host for h in report.hosts])
+        with open(log) as f:
+            self.assertEqual(['c03', 'c02', 'c01'], f.read().split())
+        self.assertEqual(1, self.disabled_max)
+        self.assertEqual(1, report.max_out_of_service)
+        self.assertEqual(['c01', 'c01', 'c02'], sorted(
+            s.compute_host for s in self.nova.servers.values()))
+        self.assertTrue(all(s.status == 'enabled'
+                            for s in self.nova.services.values()))
+        self.assertEqual([0, 1, 2], [h.moved_back for h in report.hosts])
+
+    def test_waves_of_two_count_hosts_disabled_by_others(self):
+        self.nova.services['c04'].status = 'disabled'
+        self.nova.services['c04'].disabled_reason = 'broken fan'
+        self.nova.default_dest = 'c03'
+        report = self.run_it(hosts=('c01', 'c02'), max_hosts=2)
+        # c04 is out already: one host at a time is left.
+        self.assertTrue(report.ok)
+        self.assertEqual([1, 2], [h.wave for h in report.hosts])
+        self.assertEqual(2, self.disabled_max)
+        self.assertEqual('disabled', self.nova.services['c04'].status)
+
+    def test_no_room_refuses(self):
+        for h in ('c03', 'c04'):
+            self.nova.services[h].status = 'disabled'
+        report = self.run_it(hosts=('c01',), max_hosts=2)
+        self.assertFalse(report.ok)
+        self.assertIn('out of service already', report.hosts[0].message)
+        self.assertEqual('enabled', self.nova.services['c01'].status)
+
+    def test_failing_exec_stops_with_the_host_disabled(self):
+        report = self.run_it(hosts=('c03', 'c02', 'c01'), order='given',
+                             exec_cmd='test {host} != c02')
+        self.assertFalse(report.ok)
+        rows = {h.host: h for h in report.hosts}
+        self.assertEqual('done', rows['c03'].result)
+        self.assertEqual('failed', rows['c02'].result)
+        self.assertIn('exec failed: exit 1', rows['c02'].message)
+        self.assertEqual('not-started', rows['c01'].result)
+        svc = self.nova.services['c02']
+        self.assertEqual('disabled', svc.status)
+        self.assertIn('exec failed', svc.disabled_reason)
+        self.assertEqual('enabled', self.nova.services['c01'].status)
+        self.assertEqual(2, len(self.nova.on('c01')))
+
+    def test_keep_going(self):
+        report = self.run_it(hosts=('c03', 'c02', 'c01'), order='given',
+                             exec_cmd='test {host} != c02', keep_going=True,
+                             max_hosts=2)
+        self.assertFalse(report.ok)
+        self.assertEqual(['done', 'failed', 'done'],
+                         [h.result for h in report.hosts])
+        self.assertEqual([1, 1, 2], [h.wave for h in report.hosts])
+        self.assertEqual(2, self.disabled_max)
+
+    def test_keep_going_within_the_budget(self):
+        # The failed host stays out of service: with K=1 nothing is left.
+        report = self.run_it(hosts=('c02', 'c01'), order='given',
+                             exec_cmd='false', keep_going=True)
+        self.assertEqual(['failed', 'not-started'],
+                         [h.result for h in report.hosts])
+        self.assertIn('out of service already (c02)',
+                      report.hosts[1].message)
+        self.assertEqual(1, self.disabled_max)
+
+    def test_rerun_skips_finished_exec(self):
+        log = self.marker('exec.log')
+        cmd = 'echo {host} >> %s; test {host} != c02 -o -e %s' % (
+            log, self.marker('fixed'))
+        first = self.run_it(hosts=('c03', 'c02'), order='given',
+                            exec_cmd=cmd)
+        self.assertFalse(first.ok)
+        open(self.marker('fixed'), 'w').close()
+        second = self.run_it(hosts=('c03', 'c02'), order='given',
+                             exec_cmd=cmd)
+        self.assertTrue(second.ok, [h.row() for h in second.hosts])
+        with open(log) as f:
+            self.assertEqual(['c03', 'c02', 'c02'], f.read().split())
+        self.assertIn('earlier run', second.hosts[0].message)
+        with open(self.marker('state.json')) as f:
+            state = json.load(f)
+        self.assertEqual(set(maintain.STEPS) - {'check'},
+                         set(state['hosts']['c02']))
+
+    def test_rerun_without_state_file_reads_the_reason(self):
+        log = self.marker('exec.log')
+        # The step succeeds, the wait does not: the host is left disabled,
+        # its reason saying that drain and exec are done.
+        self.nova.services['c03'].updated_at = '2020-01-01T00:00:00'
+        first = self.run_it(hosts=('c03',), exec_cmd='echo {host} >> %s'
+                            % log, state_file=None, up_timeout=0.3)
+        self.assertFalse(first.ok)
+        reason = self.nova.services['c03'].disabled_reason
+        self.assertTrue(reason.startswith('maintain done=drain,exec: '),
+                        reason)
+        self.nova.services['c03'].updated_at = FUTURE
+        second = self.run_it(hosts=('c03',), exec_cmd='echo {host} >> %s'
+                             % log, state_file=None)
+        self.assertTrue(second.ok, [h.row() for h in second.hosts])
+        with open(log) as f:
+            self.assertEqual(['c03'], f.read().split())
+        self.assertEqual('enabled', self.nova.services['c03'].status)
+
+    def test_wave_stops_with_the_rest_of_the_wave_disabled(self):
+        report = self.run_it(hosts=('c02', 'c03'), order='given',
+                             max_hosts=2, exec_cmd='false')
+        self.assertEqual(['failed', 'stopped'],
+                         [h.result for h in report.hosts])
+        self.assertIn('stopped at another host',
+                      self.nova.services['c03'].disabled_reason)
+
+    def test_wait_needs_a_heartbeat_after_the_step(self):
+        self.nova.services['c03'].updated_at = '2020-01-01T00:00:00'
+        report = self.run_it(hosts=('c03',), exec_cmd='true', up_timeout=0.3)
+        self.assertFalse(report.ok)
+        self.assertIn('wait failed', report.hosts[0].message)
+        self.assertEqual('disabled', self.nova.services['c03'].status)
+
+    def test_another_live_run_is_refused(self):
+        svc = self.nova.services['c01']
+        svc.status = 'disabled'
+        svc.disabled_reason = drain.with_lease('x', 'maintain:op@far:9')
+        self.assertRaises(errors.Refused, self.run_it, hosts=('c01',))
+
+    def test_usage(self):
+        self.assertRaises(errors.NotFound, self.run_it, hosts=('nope',))
+        self.assertRaises(errors.UsageError, self.run_it, hosts=('c01',),
+                          aggregate='x')
+
+    def test_events_carry_host_and_step(self):
+        self.run_it(hosts=('c03',), exec_cmd='true')
+        steps = [(e.host, e.step, e.kind) for e in self.seen if e.step]
+        self.assertIn(('c03', 'exec', 'start'), steps)
+        self.assertIn(('c03', 'undrain', 'host-done'), steps)
+
+
+class TestOperatorStep(testtools.TestCase):
+
+    def test_host_is_quoted(self):
+        self.assertEqual("ssh c01 'reboot' # c01",
+                         operator_step.command_line(
+                             "ssh {host} 'reboot' # {host}", 'c01'))
+        self.assertEqual("echo 'a.b-c_1'", operator_step.command_line(
+            'echo {host}', 'a.b-c_1').replace('a.b-c_1', "'a.b-c_1'"))
+        self.assertRaises(operator_step.StepError,
+                          operator_step.command_line, 'echo {host}',
+                          'c01; rm -rf /')
+        self.assertRaises(operator_step.StepError,
+                          operator_step.command_line, 'echo {host}', '-rf')
+
+    def test_timeout_ends_the_group(self):
+        rc, out = operator_step.run('sleep 30 & sleep 30', 'c01', 0.3,
+                                    grace=1)
+        self.assertIsNone(rc)
+
+    def test_exit_and_output(self):
+        rc, out = operator_step.run('echo one; echo {host}; exit 3', 'c07',
+                                    5)
+        self.assertEqual(3, rc)
+        self.assertEqual('one | c07', out)
