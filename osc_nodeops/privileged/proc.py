@@ -83,20 +83,20 @@ def _default_sigint():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def run_foreground(argv, cwd, env, grace=10):
+def run_foreground(argv, cwd, env, grace=10, stop_signal=signal.SIGTERM):
     """Run ``argv`` in ``cwd`` with the terminal; return its exit status.
 
     The child gets SIGINT's default action back (we ignore it while it runs,
     like ``system(3)``).  If anything interrupts the wait (SIGTERM, SIGHUP
-    raised as an exception in us), the child is terminated, then killed
-    after ``grace`` seconds, before the exception goes on.
+    raised as an exception in us), the child gets ``stop_signal``, then
+    SIGKILL after ``grace`` seconds, before the exception goes on.
     """
     child = subprocess.Popen(list(argv), cwd=cwd, env=env,
                              preexec_fn=_default_sigint)
     try:
         return child.wait()
     except BaseException:
-        child.terminate()
+        child.send_signal(stop_signal)
         try:
             child.wait(grace)
         except subprocess.TimeoutExpired:

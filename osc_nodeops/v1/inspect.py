@@ -118,10 +118,14 @@ class InspectDisk(base.NodeOpsLister):
                                'on this node (never overwrites)')
         what.add_argument('--exec', metavar='CMD', dest='exec_cmd',
                           help='Run CMD with /bin/sh in the mount point '
-                               '(cwd; also $1 and $INSPECT_MOUNTPOINT)')
+                               '(cwd; also $1 and $INSPECT_MOUNTPOINT), '
+                               'confined: it sees the guest and the host\'s '
+                               'tools (/usr, /bin, /lib*) read-only, no '
+                               'other host file')
         what.add_argument('--shell', action='store_true',
                           help='Interactive shell ($SHELL) in the mount '
-                               'point; teardown when it exits')
+                               'point, confined as --exec; teardown when '
+                               'it exits')
         what.add_argument('--cleanup', action='store_true',
                           help='Undo what earlier sessions left after a '
                                'crash or SIGKILL (unmount, disconnect, '

@@ -55,6 +55,7 @@ FILES = {
     'hostile/open': ('file', 'world writable\n', 0o666),
     'hostile/null': ('chardev', 1, 3),
     'hostile/app.log': ('symlink', '/etc/shadow'),
+    'hostile/victim': ('symlink', '/run/osc-nodeops-inspect-test-victim'),
     'hostile': ('dir', 0o777),
 }
 LOCAL_FILES = {'data.txt': 'ephemeral data\n'}
@@ -280,12 +281,35 @@ class InspectDiskLocalTest(_Rig, testtools.TestCase):
                          [r['mode'] for r in self.audit_records()])
 
     def test_exec_runs_in_the_mount_point(self):
-        out = os.path.join(self.root, 'exec.out')
         rc, _ = self.session().run(lambda mp: self.ops.exec_command(
-            mp, 'cat etc/hostname > %s; test "$1" = "$PWD"' % out))
+            mp, 'test "$(cat etc/hostname)" = guest1 && test "$1" = "$PWD" '
+            '&& test "$PWD" = "$INSPECT_MOUNTPOINT"'))
         self.assertEqual(0, rc)
-        with open(out) as f:
-            self.assertEqual('guest1\n', f.read())
+        self.assertNothingLeft()
+
+    def test_exec_is_confined_to_the_guest(self):
+        # The guest's absolute link hostile/victim names a host file: it
+        # must resolve in the confinement, where it does not exist, for
+        # reading and (--read-write) for writing.
+        victim = '/run/osc-nodeops-inspect-test-victim'
+        with open(victim, 'w') as f:
+            f.write('host secret\n')
+        self.addCleanup(os.unlink, victim)
+        rc, _ = self.session(read_write=True).run(
+            lambda mp: self.ops.exec_command(
+                mp, 'cat hostile/victim > got.txt 2>&1; '
+                'echo pwned > hostile/victim; ls /etc /proc /home '
+                '> ls.txt 2>&1; exit 0'))
+        self.assertEqual(0, rc)
+        with open(victim) as f:
+            self.assertEqual('host secret\n', f.read())
+        out = io.BytesIO()
+        self.session().run(lambda mp: (
+            self.ops.cat_path(mp, 'got.txt', out),
+            self.ops.cat_path(mp, 'ls.txt', out)))
+        self.assertNotIn(b'host secret', out.getvalue())
+        self.assertIn(b'No such file or directory', out.getvalue())
+        self.assertNotIn(b'shadow', out.getvalue())
         self.assertNothingLeft()
 
     def test_exception_in_inspect_tears_down(self):
@@ -533,13 +557,12 @@ class InspectDiskCLITest(_Rig, base.FunctionalTestCase):
         env = self.env(SHELL='/bin/sh')
         res = subprocess.run(
             self.exe() + self.argv('--shell'), input='cat hello.txt\n'
-            'pwd > %s/pwd.out\nexit 0\n' % self.root, capture_output=True,
-            text=True, env=env, timeout=300)
+            'pwd\nexit 0\n', capture_output=True, text=True, env=env,
+            timeout=300)
         self.assertEqual(0, res.returncode, res.stderr)
-        self.assertEqual('hello from the guest\n', res.stdout)
-        with open(os.path.join(self.root, 'pwd.out')) as f:
-            self.assertEqual(os.path.join(self.state_dir, self.server.id,
-                                          'mnt'), f.read().strip())
+        self.assertEqual('hello from the guest\n%s\n' % os.path.join(
+            os.path.realpath(self.state_dir), self.server.id, 'mnt'),
+            res.stdout)
         self.assertResumed(res.stderr)
         self.assertNothingLeft()
 

@@ -15,7 +15,8 @@ imported), this test fails on:
   (attribute calls on the modules ``os`` and ``shutil`` as imported);
 * a list or tuple literal whose first element is the name of a root-only
   command (``mount``, ``umount``, ``losetup``, ``qemu-nbd``, ``nbdfuse``,
-  ``sfdisk``, ``blkid``, ``systemctl``, ``initctl``): an argv built outside
+  ``sfdisk``, ``blkid``, ``systemctl``, ``initctl``, ``unshare``,
+  ``chroot``): an argv built outside
   ``privileged/``.
 
 And ``osc_nodeops/v1/`` (cliff classes) imports nothing from
@@ -39,7 +40,7 @@ OS_PREFIXES = ('exec', 'spawn', 'posix_spawn')
 SHUTIL_CALLS = ('copy', 'copy2', 'copyfile', 'copyfileobj', 'copytree',
                 'copystat', 'copymode', 'move', 'rmtree')
 COMMANDS = ('mount', 'umount', 'losetup', 'qemu-nbd', 'nbdfuse', 'sfdisk',
-            'blkid', 'systemctl', 'initctl')
+            'blkid', 'systemctl', 'initctl', 'unshare', 'chroot')
 
 
 def _forbidden(module, name):

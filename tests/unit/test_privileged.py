@@ -135,3 +135,18 @@ class TestLibvirt(testtools.TestCase):
         self.assertEqual(libvirt_domain.PAUSED, libvirt_domain.state(dom)[0])
         libvirt_domain.resume(dom)
         self.assertEqual(libvirt_domain.RUNNING, libvirt_domain.state(dom)[0])
+
+
+class TestConfine(testtools.TestCase):
+
+    def test_one_argv_new_namespaces_and_the_helper(self):
+        import sys
+        from osc_nodeops.privileged import confine
+        argv = confine.argv('/s/.confined-x', '/s/mnt', ['/bin/sh', '-c',
+                                                        'ls'])
+        self.assertEqual(['unshare', '--mount', '--pid', '--fork',
+                          '--kill-child', '--propagation', 'private', '--',
+                          sys.executable, '-m',
+                          'osc_nodeops.privileged.confine', '/s/.confined-x',
+                          '/s/mnt', 'ro', '--', '/bin/sh', '-c', 'ls'], argv)
+        self.assertIn('rw', confine.argv('/r', '/m', ['x'], read_write=True))

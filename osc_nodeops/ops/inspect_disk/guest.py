@@ -9,9 +9,11 @@ import datetime
 import os
 import signal
 import stat
+import tempfile
 import time
 
 from osc_nodeops.ops.inspect_disk.request import InspectError
+from osc_nodeops.privileged import confine as confine_mod
 from osc_nodeops.privileged import files
 from osc_nodeops.privileged import proc
 
@@ -171,12 +173,15 @@ def _copy_entry(s, d, rel, owner, rows):
         rows.append((rel, '', 'skipped (special file)', 0))
 
 
-def run_in(root, argv, env_extra=None):
-    """Run ``argv`` with the mount point as cwd; SIGINT goes to it alone.
+def run_in(root, argv, env_extra=None, confine=True):
+    """Run ``argv`` in the guest tree at ``root``; SIGINT goes to it alone.
 
-    Like ``system(3)``, we ignore SIGINT while the child runs (the
-    terminal's Ctrl-C reaches the child, which decides), then restore it;
-    teardown follows.
+    ``confine`` (always, for ``--exec`` and ``--shell``): in a mount and
+    PID namespace whose root holds only the host's tools, read-only, and
+    the guest at ``root`` (``privileged.confine``), so that the guest's
+    absolute symbolic links cannot reach the host's files.  Like
+    ``system(3)``, we ignore SIGINT while the command runs (the terminal's
+    Ctrl-C reaches it, and it decides), then restore it; teardown follows.
     """
     env = dict(os.environ, INSPECT_MOUNTPOINT=root)
     env.update(env_extra or {})
@@ -184,14 +189,23 @@ def run_in(root, argv, env_extra=None):
         old = signal.signal(signal.SIGINT, signal.SIG_IGN)
     except ValueError:
         old = None
+    new_root = None
     try:
-        try:
-            return proc.run_foreground(argv, cwd=root, env=env)
-        finally:
-            # What the command started and left behind (``sh -c 'a; b'``
-            # forks, ``cmd &`` detaches) would keep the mount busy.
-            end_processes_using(root)
+        if confine:
+            new_root = tempfile.mkdtemp(prefix='.confined-',
+                                        dir=os.path.dirname(root))
+            read_write = not os.statvfs(root).f_flag & os.ST_RDONLY
+            return proc.run_foreground(
+                confine_mod.argv(new_root, root, argv, read_write),
+                cwd='/', env=env, stop_signal=signal.SIGKILL)
+        return proc.run_foreground(argv, cwd=root, env=env)
     finally:
+        # What the command started and left behind (``sh -c 'a; b'``
+        # forks, ``cmd &`` detaches) would keep the mount busy (confined,
+        # the PID namespace ended them already).
+        end_processes_using(root)
+        if new_root:
+            files.rmdir(new_root)
         if old is not None:
             signal.signal(signal.SIGINT, old)
 

@@ -478,7 +478,11 @@ def _remove_workdir(workdir):
     for name in ('nbd.sock', 'qemu-nbd.pid', 'nbdfuse.pid', 'nbdfuse.log'):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(workdir, name))
-    for sub in ('mnt', 'fuse'):
+    subs = ['mnt', 'fuse']
+    with contextlib.suppress(OSError):
+        # Empty roots of confined commands a kill left behind.
+        subs += [n for n in os.listdir(workdir) if n.startswith('.confined-')]
+    for sub in subs:
         p = os.path.join(workdir, sub)
         if not host.mounted(p):
             with contextlib.suppress(OSError):
