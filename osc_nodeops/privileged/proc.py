@@ -4,9 +4,11 @@ import os
 import signal
 import subprocess
 
+from osc_nodeops import errors
 
-class PrivilegedError(Exception):
-    """A root-only step failed; the message is one line."""
+
+class PrivilegedError(errors.NodeOpsError):
+    """A root-only step failed; the message is one line (exit 1)."""
 
 
 def _one_line(text):
