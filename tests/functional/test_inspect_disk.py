@@ -35,7 +35,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 
 import fixtures
@@ -566,24 +565,23 @@ class InspectDiskCLITest(_Rig, base.FunctionalTestCase):
         self.assertResumed(res.stderr)
         self.assertNothingLeft()
 
-    def wait_exec_started(self, child, marker, timeout=60):
+    def wait_exec_started(self, child, timeout=60):
         # The fuse mount of the connector appears before the filesystem
-        # mount, and both before --exec starts: wait for the command itself.
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if os.path.exists(marker):
-                return
-            if child.poll() is not None:
-                self.fail('exited early: %s' % (child.communicate(),))
-            time.sleep(0.1)
-        self.fail('--exec did not start within %d s' % timeout)
+        # mount, and both before --exec starts: wait for the command itself
+        # (confined, it can write only to its stdout, the CLI's).
+        import select
+        ready, _, _ = select.select([child.stdout], [], [], timeout)
+        if not ready:
+            self.fail('--exec did not start within %d s' % timeout)
+        line = child.stdout.readline()
+        if line != 'started\n':
+            self.fail('exited early: %r %s' % (line, child.communicate(),))
 
     def test_ctrl_c_during_exec(self):
         # Ctrl-C at a terminal signals the whole foreground process group.
-        marker = os.path.join(self.root, 'exec-started')
         child = self.start_cli(self.argv(
-            '--exec', 'touch %s && sleep 60' % marker))
-        self.wait_exec_started(child, marker)
+            '--exec', 'echo started && sleep 60'))
+        self.wait_exec_started(child)
         os.killpg(child.pid, signal.SIGINT)
         out, err = child.communicate(timeout=60)
         self.assertEqual(1, child.returncode, err)
@@ -614,10 +612,9 @@ class InspectDiskCLITest(_Rig, base.FunctionalTestCase):
                          self.audit_records()[-1]['outcome'])
 
     def test_sigterm_during_exec(self):
-        marker = os.path.join(self.root, 'exec-started')
         child = self.start_cli(self.argv(
-            '--exec', 'touch %s && sleep 60' % marker))
-        self.wait_exec_started(child, marker)
+            '--exec', 'echo started && sleep 60'))
+        self.wait_exec_started(child)
         os.kill(child.pid, signal.SIGTERM)
         out, err = child.communicate(timeout=60)
         self.assertEqual(1, child.returncode, err)
