@@ -640,8 +640,10 @@ def plan_undrain(ctx, snap, servers, opts):
     items = []
     for srv in sorted(servers, key=lambda s: ((s.name or ''), s.id)):
         if srv.compute_host == host and not srv.task_state:
-            items.append(engine.PlanItem(
-                srv, reason='already on %s' % host, success_if_skipped=True))
+            item = engine.PlanItem(srv, reason='already on %s' % host,
+                                   success_if_skipped=True)
+            item.data['home'] = True  # its record is cleared
+            items.append(item)
             continue
         if _excluded(srv, opts.exclude):
             items.append(engine.PlanItem(srv, reason='excluded by --exclude'))
@@ -1006,7 +1008,7 @@ def undrain_host(compute, host, service, opts, features=None, events=None,
                         for i in items)
         return report
     for item in items:
-        if item.action is None and item.success_if_skipped:
+        if item.action is None and item.data.get('home'):
             try:
                 clear_origin(ctx, item)
                 item.message = 'already on %s; origin record cleared' % host

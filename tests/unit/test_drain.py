@@ -642,8 +642,12 @@ class TestUndrain(testtools.TestCase):
         for name in ('no-marker', 'bogus', 'stolen', 'other-src',
                      'moved-on'):
             self.assertEqual('skipped', items[name].result, name)
-            self.assertIn('not moved', items[name].reason)
+            self.assertIn('not moved', items[name].row()[-1])
             self.assertTrue(items[name].ok)
+            # left as it was: not moved, not cleared as if it were home
+            self.assertEqual(
+                'c01', nova.servers[items[name].id].metadata[
+                    drain.ORIGIN_KEY])
         calls = nova.compute.live_migrate_server.call_args_list
         self.assertEqual({real.id}, {c.args[0] for c in calls})
         for srv in (no_marker, bogus, stolen):
