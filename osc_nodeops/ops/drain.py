@@ -285,6 +285,15 @@ def check_lease(service, me, break_lease=False, events=None):
         'is gone, rerun with --break-lease' % (service.host, owner, at))
 
 
+def foreign_lease_at(service, owner):
+    """When another run took the lease ``service`` carries (aware), or
+    None: the start of the run whose moves a rerun finishes."""
+    held = parse_lease(service.disabled_reason)
+    if held is None or held[0] == owner or service.status != 'disabled':
+        return None
+    return timeutil.parse_time(held[1])
+
+
 # ------------------------------------------------------------- origin
 
 def marker_value(method, now=None, source=None, migration=None):
@@ -383,6 +392,47 @@ def trusted_origin(server, host, snap):
         return False, 'migration %s went to %s; the server is on %s' % (
             ref, m.dest_compute, server.compute_host)
     return True, m
+
+
+# Clocks differ between the machine that wrote a lease and nova's.
+LEASE_CLOCK_SLACK = datetime.timedelta(minutes=5)
+
+
+def record_missing_origins(ctx, snap, host, since):
+    """A drain killed between a verified move and its origin record: give
+    the servers it moved away since ``since`` (its lease) their record, from
+    their finished migration from ``host``.  One GET per such server, only
+    on a rerun that took a lease over."""
+    since = since - LEASE_CLOCK_SLACK
+    on_host = set(snap.servers)
+    for srv_id in snap.migrated_server_ids():
+        if srv_id in on_host:
+            continue
+        records = snap.migrations(srv_id)
+        m = records[-1]
+        if (m.source_compute != host or m.status not in engine.MIGRATION_DONE
+                or m.migration_type not in (None, 'live-migration',
+                                            'migration')
+                or (timeutil.parse_time(m.created_at) or timeutil.EPOCH)
+                < since):
+            continue
+        srv = ctx.api(ctx.compute.get_server, srv_id)
+        md = srv.metadata or {}
+        if (ORIGIN_KEY in md or not drained_from(srv, host)
+                or srv.compute_host != m.dest_compute):
+            continue
+        item = engine.PlanItem(srv, source=host)
+        item.last_migration = m
+        method = parse_marker(md.get(MARKER_KEY)).get('method') or (
+            'live' if m.migration_type == 'live-migration' else 'cold')
+        try:
+            record_origin(ctx, item, host, method)
+        except Exception as exc:
+            ctx.emit('warning', 'recording the origin failed: %s' %
+                     engine.describe(exc), item)
+            continue
+        ctx.emit('resume', 'origin recorded (moved by the run that was '
+                 'stopped: migration %s)' % migration_ref(m), item)
 
 
 # ------------------------------------------------------------ actions
@@ -809,8 +859,12 @@ def _planned_destination(items, destination):
 
 
 def drain_host(compute, host, service, opts, features=None, events=None,
-               reason_default=None, executor_kwargs=None):
-    """S1-S4 for one host.  Returns a ``HostReport``."""
+               reason_default=None, executor_kwargs=None,
+               taken_over_since=None):
+    """S1-S4 for one host.  Returns a ``HostReport``.
+
+    ``taken_over_since``: when the run whose lease ``drain_hosts`` took over
+    started (else read from the service here)."""
     features = features or engine.Features.from_proxy(compute)
     ctx = _context(compute, host, features, opts, events, opts.target_host)
     if opts.dry_run:
@@ -818,6 +872,7 @@ def drain_host(compute, host, service, opts, features=None, events=None,
                            'dry run: service left %s' % service.status,
                            executor_kwargs)
     owner = lease_owner()
+    taken_over_since = taken_over_since or foreign_lease_at(service, owner)
     took = check_lease(service, owner, getattr(opts, 'break_lease', False))
     if took:
         ctx.emit('service', '%s: %s' % (host, took))
@@ -827,7 +882,7 @@ def drain_host(compute, host, service, opts, features=None, events=None,
     abandoned = True  # an exception: leave the lease to the next run
     try:
         report = _drain_host(ctx, compute, host, service, opts, features,
-                             note, executor_kwargs)
+                             note, executor_kwargs, taken_over_since)
         abandoned = report.abandoned
         return report
     finally:
@@ -840,11 +895,13 @@ def drain_host(compute, host, service, opts, features=None, events=None,
 
 
 def _drain_host(ctx, compute, host, service, opts, features, note,
-                executor_kwargs):
+                executor_kwargs, taken_over_since=None):
     since = timeutil.utcnow() - datetime.timedelta(hours=1)
     poller = engine.HostPoller(compute, host, features, since=since)
     snap = engine.call_with_retry(lambda: poller.snapshot(full=True))
     items = plan_drain(ctx, snap, opts)
+    if taken_over_since is not None and not opts.dry_run:
+        record_missing_origins(ctx, snap, host, taken_over_since)
     moving = sum(1 for i in items if i.action)
     ctx.emit('plan', '%s: %d server(s), %d to move, %d skipped' % (
         host, len(items), moving, len(items) - moving))
@@ -927,6 +984,8 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
         for host in hosts:  # every lease before anything changes
             check_lease(services[host], owner,
                         getattr(opts, 'break_lease', False))
+    previous = {host: foreign_lease_at(services[host], owner)
+                for host in hosts}
     if not opts.dry_run and len(hosts) > 1:
         ctx = _context(compute, None, features, opts, events, None)
         for host in hosts[1:]:
@@ -940,7 +999,8 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
         report = drain_host(compute, host, services[host], opts,
                             features=features, events=events,
                             reason_default=reason_default,
-                            executor_kwargs=executor_kwargs)
+                            executor_kwargs=executor_kwargs,
+                            taken_over_since=previous[host])
         reports.append(report)
         if report.interrupted or report.error:
             break

@@ -424,6 +424,35 @@ class TestLease(testtools.TestCase):
         self.assertTrue(any('that process is gone' in e.message
                             for e in events))
 
+    def test_rerun_records_the_origin_a_killed_run_did_not(self):
+        # killed between the verified move and the origin record
+        import socket
+        import subprocess
+        proc = subprocess.Popen(['true'])
+        proc.wait()
+        nova = fakes.FakeNova()
+        gone = nova.add('gone', host='c02', metadata={
+            drain.MARKER_KEY: drain.marker_value('live', source='c01')})
+        m = nova.add_migration(
+            gone.id, status='completed', source='c01', dest='c02',
+            created_at=engine.timeutil.api_time(engine.utcnow()))
+        old = nova.add('old', host='c03', metadata={
+            drain.MARKER_KEY: drain.marker_value('live', source='c01')})
+        nova.add_migration(old.id, status='completed', source='c01',
+                           dest='c03', created_at='2020-01-01T00:00:00Z')
+        nova.add('stay')
+        self.held(nova, owner='ops@%s:%d' % (socket.gethostname(),
+                                             proc.pid))
+        report, events = run_drain(nova)
+        self.assertEqual(['moved'], [i.result for i in report.items])
+        md = nova.servers[gone.id].metadata
+        self.assertEqual('c01', md[drain.ORIGIN_KEY])
+        self.assertEqual(str(m.id), drain.parse_marker(
+            md[drain.MARKER_KEY])['migration'])
+        # a move older than the run that left the lease is not ours
+        self.assertNotIn(drain.ORIGIN_KEY, nova.servers[old.id].metadata)
+        self.assertTrue(any('origin recorded' in e.message for e in events))
+
     def test_dry_run_ignores_the_lease(self):
         nova = fakes.FakeNova()
         nova.add('a')
