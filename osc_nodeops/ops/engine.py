@@ -977,7 +977,20 @@ class Executor(object):
         """An item whose issue call hit a transient fault: adopt it if the
         snapshot shows the call went through, else queue it again.  True
         when the item is running now."""
-        if item.action.adopt(self.ctx, item, snap):
+        try:
+            adopted = item.action.adopt(self.ctx, item, snap)
+        except Exception as exc:
+            # The lookup itself failed (the snapshot's server list timed
+            # out): still unsure; the next poll looks again, the item's
+            # deadline bounds the wait.
+            LOG.debug('adopt failed', exc_info=True)
+            if item.data.get('last') != 'unsure':
+                item.data['last'] = 'unsure'
+                self.ctx.emit('progress', 'could not check whether the call '
+                              'went through (%s); looking again' %
+                              describe(exc), item)
+            return False
+        if adopted:
             item.state = _RUNNING
             self.ctx.emit('adopted', 'the call went through', item)
             return True

@@ -409,6 +409,40 @@ class TestExecutor(testtools.TestCase):
         self.assertEqual(['unsure', 'adopted'], [
             e.kind for e in events if e.kind in ('unsure', 'adopted')])
 
+    def test_unsure_call_rides_out_a_server_list_that_times_out(self):
+        # The list a timed-out issue call is looked up in times out too
+        # (functional test_drain_finishes_through_hung_requests): the item
+        # stays unsure until a list answers, the run does not end on it.
+        from keystoneauth1 import exceptions as ksa
+        nova = fakes.FakeNova()
+        nova.add('a')
+        real = nova.compute.live_migrate_server.side_effect
+
+        def lost(*args, **kwargs):
+            if nova.compute.live_migrate_server.call_count == 1:
+                # the request never reached nova (the proxy held it)
+                raise ksa.ConnectTimeout('read timed out (3 s)')
+            return real(*args, **kwargs)
+        nova.compute.live_migrate_server.side_effect = lost
+        events = []
+        ctx, poller, ex = make_executor(nova, retries=0,
+                                        events=events.append)
+        real_list = poller.list_servers
+        lists = []
+
+        def list_servers():
+            lists.append(1)
+            if len(lists) == 1:
+                raise ksa.ConnectTimeout('servers/detail timed out')
+            return real_list()
+        poller.list_servers = list_servers
+        [item] = ex.run(live_items(nova))
+        self.assertEqual('moved', item.result, item.message)
+        # looked up once the list answered: not there, issued again
+        self.assertEqual(2, nova.compute.live_migrate_server.call_count)
+        self.assertGreater(len(lists), 1)
+        self.assertEqual(1, len(list(nova.compute.migrations())))
+
     def test_hung_issue_call_times_out_and_is_not_waited_for(self):
         nova = fakes.FakeNova()
         nova.add('a')
