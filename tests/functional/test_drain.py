@@ -291,6 +291,13 @@ class TestDrain(base.FunctionalTestCase):
         # would re-enable the service and let the scheduler refill the host.
         servers = self.create_servers(3, host='c01')
         ids = {s.id for s in servers}
+        # Each move takes 10 s on the rig's hypervisor (one at a time: 30 s
+        # at least), so the drain is still running while the undrain and
+        # the second drain below try the host (instant moves could finish
+        # the drain before they ran: nothing to refuse then).
+        for s in servers:
+            self.admin_conn.compute.set_server_metadata(
+                s.id, **{'minicloud:live-migration': 'slow:10'})
         proc = self._popen_drain('--max-parallel', '1')
         self._wait_first_move(proc, ids)
         self.assertIsNone(proc.poll(), 'the drain ended too soon')
@@ -305,6 +312,7 @@ class TestDrain(base.FunctionalTestCase):
         res = self.openstack('compute', 'node', 'drain', 'c01', check=False)
         self.assertEqual(1, res.returncode, res.stderr)
         self.assertIn('held by another osc-nodeops drain', res.stderr)
+        self.assertIsNone(proc.poll(), 'the drain ended before the checks')
         out, err = proc.communicate(timeout=300)
         self.assertEqual(0, proc.returncode, err)
         self.assertEqual(ids, {r['ID'] for r in json.loads(out)
