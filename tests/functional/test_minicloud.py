@@ -348,6 +348,30 @@ class TestHypervisorTime(RigTestCase):
             stopped.id, 'SHUTOFF').compute_host)
 
 
+class TestHypervisorRebuildTime(RigTestCase):
+
+    def test_rebuild_takes_time(self):
+        # `timing set rebuild=SECONDS`: the spawn of a rebuild (and of an
+        # evacuation: the same code path in nova) takes that long.
+        server = self.create_server(host='c02')
+        self.timing('set', 'rebuild=4')
+        t0 = time.time()
+        self.admin_conn.compute.rebuild_server(server.id,
+                                               image=self._image_id())
+        deadline = time.time() + 30
+        while self.admin_conn.compute.get_server(
+                server.id).task_state is None and time.time() < deadline:
+            time.sleep(0.2)
+        server = self.wait_for_server(server.id, 'ACTIVE')
+        self.assertGreaterEqual(time.time() - t0, 4.0)
+        self.assertEqual('c02', server.compute_host)
+        self.assertIn('rebuild', self._actions(server))
+
+    def _actions(self, server):
+        return [a.action for a in
+                self.admin_conn.compute.server_actions(server.id)]
+
+
 class TestKilledMidMigration(RigTestCase):
 
     def test_kill_compute_mid_migration(self):
