@@ -1039,6 +1039,14 @@ class Executor(object):
         try:
             ok, message, dest = action.verify(self.ctx, item, snap)
         except Exception as exc:
+            if is_transient(exc):
+                # The look itself failed (e.g. the server list timed out):
+                # the move is not in doubt, look again on the next poll
+                # rather than issue it again; the deadline bounds this.
+                LOG.debug('verify failed', exc_info=True)
+                self.ctx.emit('progress', 'could not verify yet (%s); '
+                              'looking again' % describe(exc), item)
+                return
             ok, message, dest = (False, 'verification failed: %s' %
                                  describe(exc), None)
         item.destination = dest or check.destination

@@ -443,6 +443,31 @@ class TestExecutor(testtools.TestCase):
         self.assertGreater(len(lists), 1)
         self.assertEqual(1, len(list(nova.compute.migrations())))
 
+    def test_verify_rides_out_a_server_list_that_times_out(self):
+        # Watching the destination (undrain --migrate-back): the first
+        # look at the servers is the verification; a list that times out
+        # then is asked again on the next poll, the move is not retried.
+        from keystoneauth1 import exceptions as ksa
+        nova = fakes.FakeNova()
+        srv = nova.add('a', host='c01')
+        ctx, poller, ex = make_executor(nova, host='c02', target='c02',
+                                        retries=1)
+        real_list = poller.list_servers
+        lists = []
+
+        def list_servers():
+            lists.append(1)
+            if len(lists) == 1:
+                raise ksa.ConnectTimeout('servers/detail timed out')
+            return real_list()
+        poller.list_servers = list_servers
+        [item] = ex.run([engine.PlanItem(srv, drain.LiveMigrate(),
+                                         source='c01')])
+        self.assertEqual(('moved', 'c02'), (item.result, item.destination),
+                         item.message)
+        self.assertEqual(1, nova.compute.live_migrate_server.call_count)
+        self.assertGreater(len(lists), 1)
+
     def test_hung_issue_call_times_out_and_is_not_waited_for(self):
         nova = fakes.FakeNova()
         nova.add('a')
