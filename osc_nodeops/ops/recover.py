@@ -28,8 +28,8 @@ same stop API from a service context, and the action has no user: such
 servers were running before and are started.  ``--all`` starts every
 SHUTOFF server.
 
-A PAUSED server whose guest is gone (nova shows a power state other than
-paused, e.g. NOSTATE after a compute restart) is hard rebooted, then paused
+A PAUSED server whose guest is gone (nova shows power state NOSTATE, e.g.
+after a compute restart, or shut down or crashed) is hard rebooted, then paused
 again when a user had paused it (``HardRebootPaused``).
 """
 
@@ -44,7 +44,10 @@ from osc_nodeops.ops import engine
 LOG = logging.getLogger(__name__)
 
 COMPUTE_BINARY = engine.COMPUTE_BINARY
-PAUSED_POWER = 3  # nova power_state PAUSED: the guest exists, paused
+# nova power states that say the guest is gone: NOSTATE, SHUTDOWN, CRASHED
+# (a PAUSED server whose guest exists shows PAUSED, or RUNNING on drivers
+# that do not report pausing, such as nova's fake driver).
+GUEST_GONE = (0, 4, 6)
 
 # Instance actions that change what the owner wants the power state to be.
 POWER_ACTIONS = ('create', 'start', 'stop', 'reboot', 'rebuild', 'unshelve',
@@ -358,7 +361,8 @@ class HardRebootPaused(HardReboot):
             if srv.task_state:
                 return engine.Check(engine.PENDING, '%s, task %s' % (
                     srv.status, srv.task_state))
-            if srv.status == 'PAUSED' and srv.power_state == PAUSED_POWER:
+            if (srv.status == 'PAUSED'
+                    and srv.power_state not in GUEST_GONE):
                 return engine.Check(engine.COMPLETE, 'paused again')
             return engine.Check(engine.FAILED, 'pause did not take: %s with '
                                 'power state %s' % (srv.status,
@@ -375,7 +379,7 @@ class HardRebootPaused(HardReboot):
     def verify(self, ctx, item, snap):
         srv = snap.server(item.id)
         if srv is None or srv.status != 'PAUSED' or \
-                srv.power_state != PAUSED_POWER:
+                srv.power_state in GUEST_GONE:
             return False, 'not paused', None
         return True, 'guest re-created by a hard reboot, paused again', \
             snap.host
@@ -546,10 +550,10 @@ def plan_reboot(ctx, snap, opts):
 
 def _plan_paused(ctx, srv):
     """A live paused guest is left alone; one whose guest is gone (nova
-    shows a power state other than paused, e.g. NOSTATE after a compute
-    restart) is hard rebooted, and paused again if a user had paused it."""
+    shows NOSTATE, e.g. after a compute restart, or shut down or crashed)
+    is hard rebooted, and paused again if a user had paused it."""
     purpose, why = paused_on_purpose(ctx.compute, srv)
-    if srv.power_state == PAUSED_POWER:
+    if srv.power_state not in GUEST_GONE:
         return engine.PlanItem(srv, reason='PAUSED: %s; left as it is' % why,
                                success_if_skipped=True)
     gone = 'PAUSED but the guest is gone (power state %s)' % srv.power_state

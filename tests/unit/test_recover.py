@@ -221,6 +221,8 @@ class TestRebootMode(testtools.TestCase):
         n.add_action(self.sync_stopped, 'stop', user_id=None)
         self.errored = n.add('errored', status='ERROR', power_state=0)
         self.paused = n.add('paused', status='PAUSED', power_state=3)
+        # nova's fake driver reports a paused guest as running
+        n.add('paused-fake', status='PAUSED', power_state=1)
         n.add('elsewhere', host='c02', power_state=0)
 
     def test_plan(self):
@@ -232,7 +234,8 @@ class TestRebootMode(testtools.TestCase):
              'user-stopped': ('skip', 'skipped'),
              'sync-stopped': ('start', 'planned'),
              'errored': ('hard-reboot', 'planned'),
-             'paused': ('skip', 'skipped')},
+             'paused': ('skip', 'skipped'),
+             'paused-fake': ('skip', 'skipped')},
             {k: (v.method, v.result) for k, v in items.items()})
         self.assertTrue(report.ok)
         self.assertEqual([], self.nova.calls)
