@@ -34,6 +34,7 @@ import socket
 from osc_nodeops import errors
 from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
+from osc_nodeops.ops import preflight
 
 LOG = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class Options(object):
     move_suspended: bool = False
     dry_run: bool = False
     allow_skipped: bool = False
+    allow_partial: bool = False
     reason: str = None
     keep_disabled: bool = False
     migrate_back: bool = False
@@ -98,6 +100,8 @@ class HostReport(object):
     api_calls: int = 0
     abandoned: bool = False  # second Ctrl-C: left at once
     error: str = None
+    refused: bool = False  # the pre-flight stopped it: nothing changed
+    preflight_notes: list = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -813,7 +817,8 @@ def drain(conn, request, events=None, executor_kwargs=None):
     try:
         drain_hosts(compute, hosts, services, request, features=features,
                     events=events, reason_default=default_reason(conn),
-                    executor_kwargs=executor_kwargs, reports=reports)
+                    executor_kwargs=executor_kwargs, reports=reports,
+                    conn=conn)
     except Exception as exc:
         if not reports:
             raise
@@ -860,13 +865,16 @@ def _planned_destination(items, destination):
 
 def drain_host(compute, host, service, opts, features=None, events=None,
                reason_default=None, executor_kwargs=None,
-               taken_over_since=None):
+               taken_over_since=None, conn=None, draining=()):
     """S1-S4 for one host.  Returns a ``HostReport``.
 
     ``taken_over_since``: when the run whose lease ``drain_hosts`` took over
-    started (else read from the service here)."""
+    started (else read from the service here).  ``conn`` (a Connection):
+    run the pre-flight (blockers, capacity) on the plan; ``draining``:
+    every host of this run (not candidates)."""
     features = features or engine.Features.from_proxy(compute)
     ctx = _context(compute, host, features, opts, events, opts.target_host)
+    ctx.preflight = (conn, tuple(draining) or (host,))
     if opts.dry_run:
         return _drain_host(ctx, compute, host, service, opts, features,
                            'dry run: service left %s' % service.status,
@@ -902,14 +910,21 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
     items = plan_drain(ctx, snap, opts)
     if taken_over_since is not None and not opts.dry_run:
         record_missing_origins(ctx, snap, host, taken_over_since)
+    misfits, notes = run_preflight(ctx, host, items, opts, features)
+    if misfits and (opts.allow_partial or not opts.dry_run):
+        # A real run after the pre-pass (drain_hosts) said it fits: the
+        # cloud changed meanwhile; what no longer fits stays.
+        preflight.partial(misfits)
     moving = sum(1 for i in items if i.action)
     ctx.emit('plan', '%s: %d server(s), %d to move, %d skipped' % (
         host, len(items), moving, len(items) - moving))
-    report = HostReport(host, items, service_note=note)
+    report = HostReport(host, items, service_note=note,
+                        preflight_notes=notes)
     if opts.dry_run:
         engine.settle(items, True)
         _planned_destination(items, opts.target_host)
-        report.ok = all(i.action or opts.allow_skipped for i in items)
+        report.ok = all((i.action and i.fits is not False)
+                        or opts.allow_skipped for i in items)
         report.api_calls = poller.calls
         return report
     executor = engine.Executor.from_options(ctx, poller, opts,
@@ -968,7 +983,8 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
 
 
 def drain_hosts(compute, hosts, services, opts, features=None, events=None,
-                reason_default=None, executor_kwargs=None, reports=None):
+                reason_default=None, executor_kwargs=None, reports=None,
+                conn=None):
     """Drain several hosts one after the other (rolling).
 
     Every host is disabled first (S1), so the scheduler does not send the
@@ -976,9 +992,20 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
     drain was interrupted or ended in an error.  Returns the ``HostReport``
     list (``reports``, appended to as each host is done, so that the
     caller keeps them when a later host raises).
+
+    With ``conn``, a pre-flight first (nothing changed): when a server of
+    any host would not fit the rest of the cloud, the drain refuses (the
+    reports say which, ``refused``) unless ``opts.allow_partial``.
     """
     features = features or engine.Features.from_proxy(compute)
     reason_default = reason_default or default_reason()
+    if conn is not None and not opts.dry_run and not opts.allow_partial:
+        refused = refuse_if_misfits(compute, hosts, services, opts,
+                                    features, events, conn)
+        if refused:
+            if reports is not None:
+                reports.extend(refused)
+            return refused
     owner = lease_owner()
     if not opts.dry_run:
         for host in hosts:  # every lease before anything changes
@@ -1000,7 +1027,8 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
                             features=features, events=events,
                             reason_default=reason_default,
                             executor_kwargs=executor_kwargs,
-                            taken_over_since=previous[host])
+                            taken_over_since=previous[host], conn=conn,
+                            draining=hosts)
         reports.append(report)
         if report.interrupted or report.error:
             break
@@ -1011,6 +1039,83 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
                 release_lease(ctx, host, owner)
             except Exception as exc:
                 LOG.debug('release failed: %s', exc)
+    return reports
+
+
+def run_preflight(ctx, host, items, opts, features, pool=None):
+    """Blockers and capacity onto ``items`` (``ops/preflight.py``).
+
+    Returns ``(misfits, notes)``; nothing when the drain has no
+    connection for it (``ctx.preflight`` unset)."""
+    conn, draining = getattr(ctx, 'preflight', (None, ()))
+    if conn is None:
+        return [], []
+    servers = [i.server for i in items]
+    cloud = preflight.gather(
+        conn, host, servers, features=features, draining=draining,
+        target_host=opts.target_host, block_migration=opts.block_migration)
+    if pool is not None and cloud.hosts is not None:
+        if not pool:
+            pool.extend(cloud.hosts)
+        cloud.hosts = pool
+    misfits = preflight.apply(items, cloud, target_host=opts.target_host,
+                              shared=pool is not None)
+    for text in cloud.notes:
+        ctx.emit('preflight', '%s: %s' % (host, text))
+    for item in items:
+        for r in item.blockers:
+            ctx.emit('preflight', '%s%s' % (r, ' [blocks %s]' % '+'.join(
+                r.blocks) if r.blocks else ''), item=item)
+        if item.fits is False:
+            ctx.emit('preflight', str(item.capacity), item=item)
+    return misfits, cloud.notes
+
+
+def refuse_if_misfits(compute, hosts, services, opts, features, events,
+                      conn):
+    """The pre-pass of a real drain: plan every host as a dry run would,
+    packing all of them onto one pool.  Returns the reports (refused,
+    nothing changed) when something would not fit, else None."""
+    plan_opts = dataclasses.replace(opts, dry_run=True)
+    pool = []
+    reports = []
+    misfit = 0
+    for host in hosts:
+        ctx = _context(compute, host, features, plan_opts, events,
+                       opts.target_host)
+        ctx.preflight = (conn, tuple(hosts))
+        poller = engine.HostPoller(compute, host, features)
+        try:
+            snap = engine.call_with_retry(
+                lambda: poller.snapshot(full=True))
+            items = plan_drain(ctx, snap, plan_opts)
+            misfits, notes = run_preflight(ctx, host, items, plan_opts,
+                                           features, pool=pool)
+        except Exception as exc:
+            # The drain of that host meets (and reports) it in its turn;
+            # the hosts before it are still drained.
+            LOG.debug('pre-flight failed', exc_info=True)
+            ctx.emit('warning', '%s: pre-flight not done (%s)' % (
+                host, errors.one_line(exc)))
+            continue
+        misfit += len(misfits)
+        engine.settle(items, True)
+        reports.append(HostReport(host, items, preflight_notes=notes,
+                                  api_calls=poller.calls))
+    if not misfit:
+        return None
+    for report in reports:
+        report.ok = False
+        report.refused = True
+        report.service_note = (
+            'refused: %d server(s) would not fit the rest of the cloud; '
+            'nothing changed (--allow-partial moves what fits)' % misfit)
+        for item in report.items:
+            if item.action is not None:
+                item.result = engine.NOT_STARTED
+            if item.fits is False:
+                item.message = str(item.capacity)
+    ctx.emit('refused', reports[0].service_note)
     return reports
 
 

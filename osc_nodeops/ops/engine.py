@@ -481,6 +481,12 @@ class PlanItem(object):
         self.destination = None
         self.seconds = None
         self.last_migration = None
+        # The drain's pre-flight (ops/preflight.py): every Reason found,
+        # whether the move fits the cloud and where it would likely land.
+        self.blockers = []
+        self.fits = None
+        self.landing = None
+        self.capacity = None
 
     @property
     def id(self):

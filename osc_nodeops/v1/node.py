@@ -5,7 +5,31 @@ cliff classes only: parse arguments, call ``osc_nodeops.ops.drain`` /
 results into columns.
 """
 
+from cliff import columns
+
 from osc_nodeops.v1 import base
+
+PLAN_COLUMNS = ('Blockers', 'Fits', 'Landing')
+
+
+class _Reasons(columns.FormattableColumn):
+    """Pre-flight reasons: codes in a table (``!``: it blocks the move),
+    every field in ``-f json``."""
+
+    def human_readable(self):
+        return ', '.join('%s%s' % (r['code'], '!' if r['blocks'] else '')
+                         for r in self._value)
+
+    def machine_readable(self):
+        return list(self._value)
+
+
+def _plan_fields(item):
+    reasons = list(item.blockers)
+    if item.capacity is not None:
+        reasons.append(item.capacity)
+    return (_Reasons([r.as_dict() for r in reasons]), item.fits,
+            item.landing)
 
 
 class _MoveCommand(base.NodeOpsLister):
@@ -99,15 +123,25 @@ class DrainNode(_MoveCommand):
             '--target-host', metavar='<host>',
             help='Move everything to this host (default: the scheduler '
                  'chooses)')
+        parser.add_argument(
+            '--allow-partial', action='store_true',
+            help='When the pre-flight finds servers the rest of the cloud '
+                 'cannot hold (placement inventories and usages of the '
+                 'candidate hosts), move what fits and leave the rest '
+                 '(default: refuse to start, nothing changed)')
         self._add_move_arguments(parser)
         return parser
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import drain
         request = self._request(parsed_args, parsed_args.hosts,
-                                reason=parsed_args.reason)
-        return self.report_rows(drain.drain(self.conn, request,
-                                            events=self.events))
+                                reason=parsed_args.reason,
+                                allow_partial=parsed_args.allow_partial)
+        report = drain.drain(self.conn, request, events=self.events)
+        names, rows = self.report_rows(report)
+        return names + PLAN_COLUMNS, [
+            row + _plan_fields(item)
+            for row, item in zip(rows, report.items)]
 
 
 class UndrainNode(_MoveCommand):

@@ -335,3 +335,65 @@ class FakeNova(object):
     def _suspend(self, server):
         srv = self.servers[getattr(server, 'id', server)]
         srv.status = 'SUSPENDED'
+
+
+class _Response(object):
+
+    def __init__(self, body):
+        self._body = body
+
+    def json(self):
+        return self._body
+
+
+class FakeCloud(object):
+    """A Connection-shaped fake for the drain's pre-flight: ``compute``
+    (a ``FakeNova``'s proxy), ``network`` ports, placement raw GETs.
+
+    ``size``: every provider's inventory, {rc: total}; ``used``: {host:
+    {rc: used}}; ``ports``: SDK Port objects; ``groups``: ServerGroups."""
+
+    def __init__(self, nova, size=None, used=None, ports=(), groups=(),
+                 trait_disabled=(), zones=None):
+        from openstack.network.v2 import _proxy as net_proxy
+        self.nova = nova
+        self.compute = nova.compute
+        self.size = size or {'VCPU': 16, 'MEMORY_MB': 32768,
+                             'DISK_GB': 500}
+        self.used = used or {}
+        self.trait_disabled = set(trait_disabled)
+        self.zones = zones or {}
+        self.gets = []
+        self.hyp_ids = {h: 'rp-%s' % h for h in nova.services}
+        self.compute.hypervisors.side_effect = lambda **kw: iter(
+            _hypervisor.Hypervisor(
+                id=self.hyp_ids[h], hypervisor_hostname=h, state='up',
+                status='enabled', service={'host': h, 'id': 'svc'})
+            for h in nova.services)
+        self.compute.server_groups.side_effect = lambda **kw: iter(groups)
+        self.compute.aggregates.side_effect = lambda **kw: iter(
+            mock.Mock(availability_zone=z, hosts=hs, metadata={})
+            for z, hs in self.zones.items())
+        self.network = mock.create_autospec(net_proxy.Proxy, instance=True)
+        self.network.ports.side_effect = lambda **kw: iter(
+            p for p in ports
+            if p.binding_host_id == kw.get('binding_host_id'))
+        self.placement = mock.Mock()
+        self.placement.get.side_effect = self._get
+        self.config = mock.Mock(auth={'username': 'op'})
+        self.session = mock.Mock(timeout=None)
+
+    def _get(self, url, **kw):
+        self.gets.append(url)
+        host_of = {v: k for k, v in self.hyp_ids.items()}
+        if url.startswith('/resource_providers?'):
+            return _Response({'resource_providers': [
+                {'uuid': u, 'name': h} for h, u in self.hyp_ids.items()
+                if h not in self.trait_disabled]})
+        uuid_, what = url.split('/')[2:4]
+        host = host_of[uuid_]
+        if what == 'inventories':
+            return _Response({'inventories': {
+                rc: {'total': n, 'reserved': 0, 'allocation_ratio': 1.0,
+                     'max_unit': n} for rc, n in self.size.items()}})
+        return _Response({'usages': dict(self.used.get(host, {}))})

@@ -717,9 +717,7 @@ class FakeApp(object):
 
     def __init__(self, nova):
         self.client_manager = mock.Mock()
-        self.client_manager.sdk_connection.compute = nova.compute
-        self.client_manager.sdk_connection.config.auth = {'username': 'op'}
-        self.client_manager.sdk_connection.session.timeout = None
+        self.client_manager.sdk_connection = fakes.FakeCloud(nova)
         self.stdout = io.StringIO()
         self.stderr = io.StringIO()
         self.options = mock.Mock(debug=False)
@@ -746,9 +744,15 @@ class TestCommands(testtools.TestCase):
         rows = json.loads(app.stdout.getvalue())
         self.assertEqual(['ID', 'Name', 'Project', 'Status Before', 'Method',
                           'Source Compute', 'Dest Compute', 'Result',
-                          'Seconds',
-                          'Message'], list(rows[0]))
+                          'Seconds', 'Message', 'Blockers', 'Fits',
+                          'Landing'], list(rows[0]))
         self.assertEqual('moved', rows[0]['Result'])
+        # The pre-flight's fields (issue 12): a plain server, a local disk.
+        self.assertEqual(['local-disk'],
+                         [r['code'] for r in rows[0]['Blockers']])
+        self.assertEqual([], rows[0]['Blockers'][0]['blocks'])
+        self.assertEqual((True, 'c02'), (rows[0]['Fits'],
+                                         rows[0]['Landing']))
         self.assertIn('disabled', app.stderr.getvalue())
 
     def test_every_request_has_a_timeout(self):
@@ -920,14 +924,15 @@ class TestRowsKeptOnError(testtools.TestCase):
     def test_error_in_the_final_relist_keeps_the_rows(self):
         nova = fakes.FakeNova()
         a = nova.add('a')
-        # the first listings (plan, polls) work, the re-list does not
+        # the first listings (pre-flight, plan, polls) work, the re-list
+        # does not
         self._fail_listing(nova, 'c01', after=0)
         calls = {'n': 0}
         real = nova.compute.servers.side_effect
 
         def servers(**query):
             calls['n'] += 1
-            if calls['n'] < 3 or nova.servers[a.id].compute_host == 'c01':
+            if calls['n'] < 4 or nova.servers[a.id].compute_host == 'c01':
                 from tests.unit import fakes as f
                 return f.FakeNova._list_servers(nova, **query)
             return real(**query)
