@@ -463,6 +463,9 @@ class Cloud(object):
     zones: dict           # host name -> availability zone
     calls: int = 0
     notes: list = dataclasses.field(default_factory=list)
+    # What each server holds on the source provider now (placement's
+    # allocations of the host, one GET): the demand, exact.
+    allocations: dict = dataclasses.field(default_factory=dict)
 
 
 def _json(resp):
@@ -573,12 +576,23 @@ def gather(conn, host, servers, features=None, draining=(),
             hyps[svc.get('host') or h.name] = h.id
         try:
             hosts = _placement_hosts(conn, names, hyps, zones, read, notes)
+            allocations = _source_allocations(conn, hyps.get(host), read)
         except Exception as exc:
             notes.append('capacity not checked: placement said %s' %
                          engine.describe(exc))
             hosts = None
     return Cloud(facts=facts, hosts=hosts, zones=zones, calls=read.calls,
-                 notes=notes)
+                 notes=notes, allocations=locals().get('allocations') or {})
+
+
+def _source_allocations(conn, uuid, read):
+    """{consumer: {resource class: amount}} on the source provider."""
+    if uuid is None:
+        return {}
+    body = _json(read(lambda: conn.placement.get(
+        '/resource_providers/%s/allocations' % uuid, raise_exc=True)))
+    return {consumer: dict(a.get('resources') or {})
+            for consumer, a in (body.get('allocations') or {}).items()}
 
 
 # ------------------------------------------------------------- the plan
@@ -623,7 +637,8 @@ def apply(items, cloud, target_host=None, shared=False):
                      if m != item.id} - {None}
         zone = getattr(item.server, 'availability_zone', None) \
             if multi_zone else None
-        demands.append(Demand(item.id, demand(item.server), zone=zone,
+        want = cloud.allocations.get(item.id) or demand(item.server)
+        demands.append(Demand(item.id, want, zone=zone,
                               target=target_host, anti_group=anti,
                               avoid=avoid))
     pool = cloud.hosts if shared else [dataclasses.replace(

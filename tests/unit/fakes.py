@@ -364,6 +364,7 @@ class FakeCloud(object):
         self.trait_disabled = set(trait_disabled)
         self.zones = zones or {}
         self.gets = []
+        self.held = {}  # server id -> resources it holds (placement)
         self.hyp_ids = {h: 'rp-%s' % h for h in nova.services}
         self.compute.hypervisors.side_effect = lambda **kw: iter(
             _hypervisor.Hypervisor(
@@ -392,6 +393,11 @@ class FakeCloud(object):
                 if h not in self.trait_disabled]})
         uuid_, what = url.split('/')[2:4]
         host = host_of[uuid_]
+        if what == 'allocations':
+            return _Response({'allocations': {
+                k: {'resources': v} for k, v in self.held.items()
+                if self.nova.servers.get(k) is not None and
+                self.nova.servers[k].compute_host == host}})
         if what == 'inventories':
             return _Response({'inventories': {
                 rc: {'total': n, 'reserved': 0, 'allocation_ratio': 1.0,

@@ -335,5 +335,19 @@ class TestDrainKeepsThePlan(testtools.TestCase):
             nova.add('s%d' % n, flavor=flavor(ram=16))
         run_drain(cloud, dry_run=True)
         self.assertEqual(0, nova.compute.get_server.call_count)
-        # one provider list, then inventories and usages per candidate
-        self.assertEqual(1 + 2 * 2, len(cloud.gets))
+        # one provider list, inventories and usages per candidate, the
+        # source host's allocations
+        self.assertEqual(1 + 2 * 2 + 1, len(cloud.gets))
+
+    def test_demand_is_what_placement_holds_for_the_server(self):
+        # A pinned flavor on a cloud without PCPU inventory: nova fell back
+        # to VCPU; placement's allocation, not the flavor, says so.
+        nova, cloud = self.cloud()
+        srv = nova.add('pinned', flavor=flavor(
+            ram=512, **{'hw:cpu_policy': 'dedicated'}))
+        [report] = run_drain(cloud, dry_run=True)
+        self.assertFalse(report.items[0].fits)  # PCPU: nobody has it
+        cloud.held[srv.id] = {'VCPU': 1, 'MEMORY_MB': 512}
+        [report] = run_drain(cloud, dry_run=True)
+        self.assertTrue(report.items[0].fits)
+        self.assertIn('numa', [r.code for r in report.items[0].blockers])
