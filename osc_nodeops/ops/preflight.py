@@ -637,7 +637,8 @@ def apply(items, cloud, target_host=None, shared=False):
                      if m != item.id} - {None}
         zone = getattr(item.server, 'availability_zone', None) \
             if multi_zone else None
-        want = cloud.allocations.get(item.id) or demand(item.server)
+        want = cloud.allocations.get(item.id) or _fallback_pcpu(
+            demand(item.server), cloud.hosts)
         demands.append(Demand(item.id, want, zone=zone,
                               target=target_host, anti_group=anti,
                               avoid=avoid))
@@ -657,6 +658,15 @@ def apply(items, cloud, target_host=None, shared=False):
                                        'with --allow-partial')
             misfits.append(item)
     return misfits
+
+
+def _fallback_pcpu(want, hosts):
+    """nova asks for VCPU instead of PCPU when no provider has PCPU
+    (``[workarounds]disable_fallback_pcpu_query`` false, the default)."""
+    if 'PCPU' in want and not any('PCPU' in h.max_unit for h in hosts):
+        want = dict(want)
+        want['VCPU'] = want.get('VCPU', 0) + want.pop('PCPU')
+    return want
 
 
 def partial(misfits):

@@ -345,9 +345,17 @@ class TestDrainKeepsThePlan(testtools.TestCase):
         nova, cloud = self.cloud()
         srv = nova.add('pinned', flavor=flavor(
             ram=512, **{'hw:cpu_policy': 'dedicated'}))
+        cloud.size['PCPU'] = 0
         [report] = run_drain(cloud, dry_run=True)
-        self.assertFalse(report.items[0].fits)  # PCPU: nobody has it
+        self.assertFalse(report.items[0].fits)  # PCPU: none free
         cloud.held[srv.id] = {'VCPU': 1, 'MEMORY_MB': 512}
         [report] = run_drain(cloud, dry_run=True)
         self.assertTrue(report.items[0].fits)
         self.assertIn('numa', [r.code for r in report.items[0].blockers])
+
+    def test_pcpu_falls_back_to_vcpu_when_no_host_has_pcpu(self):
+        nova, cloud = self.cloud()
+        nova.add('pinned', flavor=flavor(
+            ram=512, **{'hw:cpu_policy': 'dedicated'}))
+        [report] = run_drain(cloud, dry_run=True)
+        self.assertTrue(report.items[0].fits)
