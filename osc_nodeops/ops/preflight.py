@@ -622,8 +622,6 @@ def apply(items, cloud, target_host=None, shared=False):
                 '%s (%s)' % (r, r.fix) if r.fix else str(r) for r in stop)
     if cloud.hosts is None:
         return []
-    multi_zone = len(set(cloud.zones.values()) | {DEFAULT_ZONE}) > 1 \
-        if cloud.zones else False
     demands = []
     for item in items:
         if item.action is None or item.adopt:
@@ -635,8 +633,11 @@ def apply(items, cloud, target_host=None, shared=False):
         if anti:
             avoid = {facts.hosts_of.get(m) for m in group.member_ids
                      if m != item.id} - {None}
-        zone = getattr(item.server, 'availability_zone', None) \
-            if multi_zone else None
+        # nova keeps a server in its zone only when one was requested at
+        # boot (the request spec, which the API does not show): no zone
+        # limit here, or a rolling drain of a zone's last hosts would be
+        # refused while nova would move them.
+        zone = None
         want = cloud.allocations.get(item.id) or _fallback_pcpu(
             demand(item.server), cloud.hosts)
         demands.append(Demand(item.id, want, zone=zone,
