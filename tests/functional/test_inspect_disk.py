@@ -35,6 +35,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 
 import fixtures
@@ -577,11 +578,33 @@ class InspectDiskCLITest(_Rig, base.FunctionalTestCase):
         if line != 'started\n':
             self.fail('exited early: %r %s' % (line, child.communicate(),))
 
+    def wait_for_group_process(self, pgid, cmdline, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for pid in filter(str.isdigit, os.listdir('/proc')):
+                try:
+                    with open('/proc/%s/stat' % pid) as f:
+                        line = f.read()
+                    with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                        argv = f.read()
+                except OSError:
+                    continue
+                # the fields after the command name: state ppid pgrp ...
+                fields = line.rsplit(')', 1)[1].split()
+                if int(fields[2]) == pgid and argv == cmdline:
+                    return
+            time.sleep(0.05)
+        self.fail('no %r in process group %d' % (cmdline, pgid))
+
     def test_ctrl_c_during_exec(self):
         # Ctrl-C at a terminal signals the whole foreground process group.
         child = self.start_cli(self.argv(
             '--exec', 'echo started && sleep 60'))
         self.wait_exec_started(child)
+        # Ctrl-C while the command runs: after 'started' the shell has
+        # still to start the sleep; a SIGINT before that, the shell defers
+        # (it waits for the sleep, which never saw it: 60 s).
+        self.wait_for_group_process(child.pid, b'sleep\x0060\x00')
         os.killpg(child.pid, signal.SIGINT)
         out, err = child.communicate(timeout=60)
         self.assertEqual(1, child.returncode, err)
