@@ -133,10 +133,11 @@ class TestRecoverAfterReboot(_Base):
         self.assertEqual([('hard-reboot', 'paused')],
                          [(r['Method'], r['Result']) for r in mine],
                          res.stderr)
-        # a real guest again, paused as its owner had it
+        # a real guest again, paused as its owner had it (nova's fake
+        # driver reports a paused guest as running: power state 1, not 3)
         srv = self.admin_conn.compute.get_server(gone.id)
-        self.assertEqual(('PAUSED', 3, 'c01'),
-                         (srv.status, srv.power_state, srv.compute_host))
+        self.assertEqual(('PAUSED', 'c01'), (srv.status, srv.compute_host))
+        self.assertIn(srv.power_state, (1, 3))
         actions = [a.action for a in
                    self.admin_conn.compute.server_actions(gone.id)]
         self.assertEqual(2, actions.count('pause'), actions)
