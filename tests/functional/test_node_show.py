@@ -1,6 +1,7 @@
 """``openstack compute node show`` on the minicloud."""
 
 import subprocess
+import time
 
 from tests.functional import base
 
@@ -80,12 +81,29 @@ class TestNodeShow(base.FunctionalTestCase):
         self.assertEqual(1, len(res.stderr.strip().splitlines()))
         self.assertIn('no-such-host', res.stderr)
 
+    def _confirm_and_wait(self, server_id):
+        # Confirm, then wait for nova to finish confirming: a delete that
+        # arrives while the migration is 'confirming' races nova's own
+        # confirm and fails with a 500 (AttributeError on the migration
+        # context in _confirm_resize), seen on a clean CI rig.
+        compute = self.admin_conn.compute
+        compute.confirm_server_resize(server_id)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            migs = list(compute.migrations(instance_uuid=server_id))
+            if all(m.status in ('confirmed', 'error', 'failed')
+                   for m in migs):
+                return
+            time.sleep(1)
+        raise AssertionError('migration of %s not confirmed within 60 s'
+                             % server_id)
+
     def test_finished_migration_is_not_in_progress(self):
         compute = self.admin_conn.compute
         srv = self.create_server(host='c02', stopped=True)
         compute.migrate_server(srv.id)
         self.wait_for_server(srv.id, 'VERIFY_RESIZE')
-        self.addCleanup(compute.confirm_server_resize, srv.id)
+        self.addCleanup(self._confirm_and_wait, srv.id)
         [mig] = [m for m in compute.migrations(instance_uuid=srv.id)]
         self.assertEqual('finished', mig.status)
         info = self.openstack('compute', 'node', 'show', 'c02',
