@@ -225,6 +225,16 @@ class FunctionalTestCase(testtools.TestCase):
         raise AssertionError('server %s was not deleted within 120 s'
                              % server_id)
 
+    def enable_computes(self, *hosts):
+        """Enable the disabled nova-compute services of these hosts (of
+        every host when none is named): a cleanup that leaves the rig as
+        the next test expects it."""
+        compute = self.admin_conn.compute
+        for svc in compute.services(binary='nova-compute'):
+            if (not hosts or svc.host in hosts) and svc.status == 'disabled':
+                compute.enable_service(svc, host=svc.host,
+                                       binary=svc.binary)
+
     def create_server(self, name=None, host='c01', conn=None, network=None,
                       port=None, stopped=False, wait=True):
         """Boot one server of the tiny flavor and image.

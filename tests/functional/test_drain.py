@@ -22,15 +22,7 @@ class TestDrain(base.FunctionalTestCase):
         # Whatever happens, leave c01..c03 enabled for the next tests.
         # (Cleanups run last-in first-out: the servers, created later, are
         # deleted before this runs.)
-        self.addCleanup(self._enable_all)
-
-    def _enable_all(self):
-        compute = self.admin_conn.compute
-        for svc in compute.services(binary='nova-compute'):
-            if svc.host in ('c01', 'c02', 'c03') and \
-                    svc.status == 'disabled':
-                compute.enable_service(svc, host=svc.host,
-                                       binary=svc.binary)
+        self.addCleanup(self.enable_computes, 'c01', 'c02', 'c03')
 
     def drain(self, *args, expect=0, cloud='minicloud'):
         res = self.openstack('compute', 'node', 'drain', *args,
@@ -432,7 +424,7 @@ class TestDrainHungAPI(base.FunctionalTestCase):
 
     def setUp(self):
         super(TestDrainHungAPI, self).setUp()
-        self.addCleanup(TestDrain._enable_all, self)
+        self.addCleanup(self.enable_computes, 'c01', 'c02', 'c03')
         self.addCleanup(self.minicloud, 'faults', 'clear')
         self.log = self.state['faults_log']
 

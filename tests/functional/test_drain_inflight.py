@@ -29,14 +29,7 @@ class DrainRigTestCase(base.FunctionalTestCase):
 
     def setUp(self):
         super().setUp()
-        self.addCleanup(self._enable_all)
-
-    def _enable_all(self):
-        compute = self.admin_conn.compute
-        for svc in compute.services(binary='nova-compute'):
-            if svc.status == 'disabled':
-                compute.enable_service(svc, host=svc.host,
-                                       binary=svc.binary)
+        self.addCleanup(self.enable_computes)
 
     # -- rig ---------------------------------------------------------------
 

@@ -17,15 +17,7 @@ class TestDrainPlan(base.FunctionalTestCase):
 
     def setUp(self):
         super(TestDrainPlan, self).setUp()
-        self.addCleanup(self._enable_all)
-
-    def _enable_all(self):
-        compute = self.admin_conn.compute
-        for svc in compute.services(binary='nova-compute'):
-            if svc.host in ('c01', 'c02', 'c03') and \
-                    svc.status == 'disabled':
-                compute.enable_service(svc, host=svc.host,
-                                       binary=svc.binary)
+        self.addCleanup(self.enable_computes, 'c01', 'c02', 'c03')
 
     # -- helpers ----------------------------------------------------------
 

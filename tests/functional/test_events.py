@@ -11,15 +11,9 @@ from tests.functional import base
 
 class TestEventsFile(base.FunctionalTestCase):
 
-    def _enable(self, host):
-        compute = self.admin_conn.compute
-        for svc in compute.services(host=host, binary='nova-compute'):
-            if svc.status == 'disabled':
-                compute.enable_service(svc, host=host, binary=svc.binary)
-
     def test_drain_and_undrain_append_json_lines(self):
         host = self.state['compute_hosts'][0]
-        self.addCleanup(self._enable, host)
+        self.addCleanup(self.enable_computes, host)
         server = self.create_server(host=host)
         path = os.path.join(self.useFixture(fixtures.TempDir()).path,
                             'events.jsonl')

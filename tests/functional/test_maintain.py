@@ -58,13 +58,7 @@ class TestMaintain(base.FunctionalTestCase):
         self.tmp = self.useFixture(__import__('fixtures').TempDir()).path
         self.hosts = list(self.state['compute_hosts'])
         for host in self.hosts:
-            self.addCleanup(self._enable, host)
-
-    def _enable(self, host):
-        compute = self.admin_conn.compute
-        for svc in compute.services(host=host, binary='nova-compute'):
-            if svc.status == 'disabled':
-                compute.enable_service(svc, host=host, binary=svc.binary)
+            self.addCleanup(self.enable_computes, host)
 
     def _status(self, host):
         [svc] = list(self.admin_conn.compute.services(

@@ -6,18 +6,12 @@ from tests.functional import base
 
 class TestNodeList(base.FunctionalTestCase):
 
-    def _enable(self, host):
-        compute = self.admin_conn.compute
-        for svc in compute.services(host=host, binary='nova-compute'):
-            if svc.status == 'disabled':
-                compute.enable_service(svc, host=host, binary=svc.binary)
-
     def test_rows_match_service_list(self):
         compute = self.admin_conn.compute
         host = self.state['compute_hosts'][-1]
         server = self.create_server(host=host)
         [svc] = list(compute.services(host=host, binary='nova-compute'))
-        self.addCleanup(self._enable, host)
+        self.addCleanup(self.enable_computes, host)
         # What a drain that was killed leaves: its lease in the reason.
         compute.disable_service(
             svc, host=host, binary='nova-compute',

@@ -8,18 +8,12 @@ from tests.functional import base
 
 class TestNodeShow(base.FunctionalTestCase):
 
-    def _enable(self, host):
-        compute = self.admin_conn.compute
-        for svc in compute.services(host=host, binary='nova-compute'):
-            if svc.status == 'disabled':
-                compute.enable_service(svc, host=host, binary=svc.binary)
-
     def test_show_host_with_servers_disabled(self):
         compute = self.admin_conn.compute
         active = self.create_server(host='c02')
         stopped = self.create_server(host='c02', stopped=True)
         [svc] = list(compute.services(host='c02', binary='nova-compute'))
-        self.addCleanup(self._enable, 'c02')
+        self.addCleanup(self.enable_computes, 'c02')
         compute.disable_service(svc, host='c02', binary='nova-compute',
                                 disabled_reason='ft show')
 
