@@ -1014,8 +1014,9 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
     previous = {host: foreign_lease_at(services[host], owner)
                 for host in hosts}
     if not opts.dry_run and len(hosts) > 1:
-        ctx = _context(compute, None, features, opts, events, None)
         for host in hosts[1:]:
+            # The event carries its host (``--events`` readers filter by it)
+            ctx = _context(compute, host, features, opts, events, None)
             note = disable_service(ctx, services[host], opts.reason,
                                    reason_default, lease=owner)
             ctx.emit('service', '%s nova-compute %s' % (host, note))
@@ -1033,8 +1034,8 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
         if report.interrupted or report.error:
             break
     if not opts.dry_run:
-        ctx = _context(compute, None, features, opts, events, None)
         for host in hosts[len(reports):]:  # not reached: not held either
+            ctx = _context(compute, host, features, opts, events, None)
             try:
                 release_lease(ctx, host, owner)
             except Exception as exc:

@@ -499,6 +499,26 @@ class TestDrainHosts(testtools.TestCase):
                      if k == 'start' and line.startswith('a'))
         self.assertGreater(first_b, last_a)
 
+    def test_up_front_disable_events_carry_their_host(self):
+        # --events consumers filter by host: the up-front disable of the
+        # later hosts of a rolling drain must say which host it disabled.
+        nova = fakes.FakeNova()
+        nova.add('a', host='c01')
+        nova.add('b', host='c02')
+        clock = FakeClock()
+        events = []
+        drain.drain_hosts(
+            nova.compute, ['c01', 'c02'], dict(nova.services),
+            drain.Options(poll_interval=1.0), events=events.append,
+            reason_default='x',
+            executor_kwargs={'clock': clock, 'wait': clock.wait,
+                             'handle_sigint': False})
+        up_front = [e for e in events if e.kind == 'service'
+                    and e.message.startswith('c02 nova-compute disabled')]
+        self.assertEqual(1, len(up_front), [str(e) for e in events])
+        self.assertEqual('c02', up_front[0].host)
+        self.assertEqual([], [str(e) for e in events if e.host is None])
+
     def test_dry_run_disables_nothing(self):
         nova = fakes.FakeNova()
         nova.add('a', host='c01')
