@@ -283,10 +283,22 @@ def _wave(conn, req, state, wave, results, owner, emit, sleep):
         services = {h: drain.compute_service(compute, h) for h in to_drain}
         for h in to_drain:
             emit('start', 'draining', host=h, step='drain')
+        # With ``conn`` the drain's pre-flight checks this wave's servers
+        # against the hosts still in service (not the wave's, not those
+        # disabled already) and refuses before anything changes.
         reports = drain.drain_hosts(
             compute, to_drain, services, opts, events=_forward(emit),
             reason_default='maintenance: osc-nodeops compute node maintain '
-                           'at %s' % timeutil.api_time(timeutil.utcnow()))
+                           'at %s' % timeutil.api_time(timeutil.utcnow()),
+            conn=conn)
+        if any(r.refused for r in reports):
+            note = next(r.service_note for r in reports if r.refused)
+            for h in to_drain:  # untouched: enabled, no lease, no move
+                results[h].result = 'failed'
+                results[h].steps['drain'] = 'refused'
+                results[h].message = 'drain %s' % note
+                emit('failed', results[h].message, host=h, step='drain')
+            return False
         done = {r.host: r for r in reports}
         for h in to_drain:
             r = done.get(h)

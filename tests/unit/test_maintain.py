@@ -14,11 +14,8 @@ from osc_nodeops.privileged import operator_step
 from tests.unit import fakes
 
 FUTURE = '2099-01-01T00:00:00.000000'
-
-
-class Conn(object):
-    def __init__(self, nova):
-        self.compute = nova.compute
+FLAVOR_3000 = {'vcpus': 1, 'ram': 3000, 'disk': 1, 'ephemeral': 0, 'swap': 0,
+               'extra_specs': {}, 'original_name': 'f'}
 
 
 def request(tmp, **kw):
@@ -58,7 +55,8 @@ class TestMaintain(testtools.TestCase):
         req = request(self.tmp, **kw)
         with mock.patch.object(drain, 'lease_owner', lambda conn=None:
                                'op@test:1'):
-            return maintain.run(Conn(self.nova), req, events=self.seen.append)
+            return maintain.run(fakes.FakeCloud(self.nova), req,
+                                events=self.seen.append)
 
     def marker(self, name):
         return os.path.join(self.tmp, name)
@@ -99,6 +97,54 @@ class TestMaintain(testtools.TestCase):
         self.assertFalse(report.ok)
         self.assertIn('out of service already', report.hosts[0].message)
         self.assertEqual('enabled', self.nova.services['c01'].status)
+
+    def test_wave_that_does_not_fit_is_refused_untouched(self):
+        # Each wave is checked against the hosts still in service: c04 is
+        # disabled by someone else, c01 and c02 are the wave, so only c03
+        # may take their servers, and two 3000 MB servers do not fit its
+        # 4096 MB.  Nothing moves, both stay enabled, the step never runs.
+        self.nova.servers.clear()
+        self.nova.add('a', host='c01', flavor=FLAVOR_3000)
+        self.nova.add('b', host='c02', flavor=FLAVOR_3000)
+        self.nova.services['c04'].status = 'disabled'
+        self.nova.services['c04'].disabled_reason = 'broken fan'
+        self.nova.default_dest = 'c03'
+        cloud = fakes.FakeCloud(self.nova, size={
+            'VCPU': 8, 'MEMORY_MB': 4096, 'DISK_GB': 100})
+        log = self.marker('exec.log')
+        req = request(self.tmp, hosts=('c01', 'c02'), max_hosts=3,
+                      exec_cmd='echo {host} >> %s' % log)
+        with mock.patch.object(drain, 'lease_owner', lambda conn=None:
+                               'op@test:1'):
+            report = maintain.run(cloud, req, events=self.seen.append)
+        self.assertFalse(report.ok)
+        rows = {h.host: h for h in report.hosts}
+        for h in ('c01', 'c02'):
+            self.assertEqual('failed', rows[h].result)
+            self.assertEqual('refused', rows[h].steps['drain'])
+            self.assertIn('would not fit', rows[h].message)
+            self.assertEqual('enabled', self.nova.services[h].status)
+        self.nova.compute.disable_service.assert_not_called()
+        self.nova.compute.live_migrate_server.assert_not_called()
+        self.assertFalse(os.path.exists(log))
+        self.assertEqual(['c01', 'c02'], sorted(
+            s.compute_host for s in self.nova.servers.values()))
+        failed = [e for e in self.seen if e.kind == 'failed']
+        self.assertEqual(['c01', 'c02'], sorted(e.host for e in failed))
+
+    def test_wave_that_fits_goes_on(self):
+        # The same servers with c04 in service: one lands on each of c03
+        # and c04, the pre-flight passes and both hosts are cycled.
+        self.nova.servers.clear()
+        self.nova.add('a', host='c01', flavor=FLAVOR_3000)
+        self.nova.add('b', host='c02', flavor=FLAVOR_3000)
+        cloud = fakes.FakeCloud(self.nova, size={
+            'VCPU': 8, 'MEMORY_MB': 4096, 'DISK_GB': 100})
+        req = request(self.tmp, hosts=('c01', 'c02'), max_hosts=2)
+        with mock.patch.object(drain, 'lease_owner', lambda conn=None:
+                               'op@test:1'):
+            report = maintain.run(cloud, req, events=self.seen.append)
+        self.assertTrue(report.ok, [h.row() for h in report.hosts])
 
     def test_failing_exec_stops_with_the_host_disabled(self):
         report = self.run_it(hosts=('c03', 'c02', 'c01'), order='given',
