@@ -75,6 +75,9 @@ class Options(object):
     max_parallel: int = 4
     timeout: float = 600.0
     on_timeout: str = 'abort'
+    step_timeout: float = None  # each further --on-timeout step
+    fallback: str = None  # 'cold': a live move that failed is cold-migrated
+    honour_skip: bool = False  # owners' nodeops:maintenance=skip is obeyed
     retries: int = 1
     retry_delay: float = 5.0
     poll_interval: float = 2.0
@@ -484,8 +487,37 @@ class LiveMigrate(_OriginMixin, engine.MigrationAction):
     def issue(self, ctx, item):
         self._record(ctx, item)
         ctx.compute.live_migrate_server(
-            item.id, host=ctx.target_host,
+            item.id, host=destination_for(ctx, item, live=True),
             block_migration=block_migration_for(ctx, item.server))
+
+    def fallback(self, ctx, item):
+        """The cold fallback, once every live attempt failed: only with
+        the operator's ``--fallback cold`` or the owner's policy
+        (``item.data['cold_ok']`` says which), only for an ACTIVE server
+        (nova cold-migrates no PAUSED one), its state restored."""
+        why = item.data.get('cold_ok')
+        if not why or type(self) is not LiveMigrate:
+            return None
+        if item.status_before != 'ACTIVE':
+            item.step('no cold fallback: nova cannot cold-migrate a %s '
+                      'server' % item.status_before)
+            return None
+        return (RestoringColdMigrate(
+            record_origin_host=self.record_origin_host),
+            'cold fallback (%s): cold-migrate, confirm, ACTIVE again' % why)
+
+
+def destination_for(ctx, item, live):
+    """The host a move names: ``--target-host``, else (a retry) another
+    candidate than the ones that failed, when the cloud lets a move name a
+    host (2.30 live without force, 2.56 cold); else None, the scheduler."""
+    if ctx.target_host:
+        return ctx.target_host
+    host = item.data.get('retry_host')
+    if host and (ctx.features.live_host_without_force if live
+                 else ctx.features.cold_migrate_host):
+        return host
+    return None
 
 
 class ColdMigrate(_OriginMixin, engine.MigrationAction):
@@ -498,7 +530,8 @@ class ColdMigrate(_OriginMixin, engine.MigrationAction):
 
     def issue(self, ctx, item):
         self._record(ctx, item)
-        ctx.compute.migrate_server(item.id, host=ctx.target_host)
+        ctx.compute.migrate_server(item.id,
+                                   host=destination_for(ctx, item, False))
 
     def check_migration(self, ctx, item, snap, m):
         if m.status == 'finished':
@@ -511,6 +544,91 @@ class ColdMigrate(_OriginMixin, engine.MigrationAction):
                 item.data['confirm_sent'] = snap.taken_at
             return engine.Check(engine.CALL, 'confirm resize', call=confirm)
         return super(ColdMigrate, self).check_migration(ctx, item, snap, m)
+
+
+class RestoringColdMigrate(ColdMigrate):
+    """A cold migration of a running server, its state restored.
+
+    The cold fallback (``stop_first`` False): nova's migrate of an ACTIVE
+    server powers it off, moves it and, once the resize is confirmed,
+    runs it again; if it is not ACTIVE then, it is started.  The owner's
+    ``stop`` (``stop_first``): shut down cleanly first (nova's stop: ACPI,
+    then ``shutdown_timeout``), wait for SHUTOFF, cold-migrate, confirm,
+    start it again where it landed."""
+
+    stop_grace = 180.0
+    start_grace = 120.0
+
+    def __init__(self, stop_first=False, **kw):
+        super(RestoringColdMigrate, self).__init__(**kw)
+        self.stop_first = stop_first
+        self.name = 'stop-cold' if stop_first else 'cold'
+
+    def issue(self, ctx, item):
+        self._record(ctx, item)
+        if self.stop_first and item.data.get('phase') is None:
+            ctx.compute.stop_server(item.id)
+            item.data['phase'] = 'stop'
+            return
+        self._migrate(ctx, item)
+
+    def _migrate(self, ctx, item):
+        ctx.compute.migrate_server(item.id,
+                                   host=destination_for(ctx, item, False))
+        item.data['phase'] = 'migrate'
+
+    def adopt(self, ctx, item, snap):
+        if item.data.get('phase') == 'stop':
+            srv = snap.server(item.id)
+            return srv is not None and (srv.task_state == 'powering-off'
+                                        or srv.status == 'SHUTOFF')
+        return super(RestoringColdMigrate, self).adopt(ctx, item, snap)
+
+    def progress(self, ctx, item, snap):
+        phase = item.data.get('phase')
+        waited = snap.taken_at - (item.issued_at or snap.taken_at)
+        if phase == 'stop':
+            srv = snap.server(item.id)
+            if srv is not None and srv.status == 'SHUTOFF' and \
+                    not srv.task_state:
+                item.known_migrations = {m.id for m in
+                                         snap.migrations(item.id)}
+                item.issued_at = snap.taken_at  # the record's grace
+                item.step('stopped (owner policy stop)')
+                return engine.Check(engine.CALL, 'cold-migrate (stopped)',
+                                    call=lambda: self._migrate(ctx, item))
+            if waited > self.stop_grace:
+                return engine.Check(engine.FATAL, 'did not stop in %ds '
+                                    '(status %s)' % (waited, getattr(
+                                        srv, 'status', None)))
+            return engine.Check(engine.PENDING, 'stopping')
+        if phase == 'start':
+            srv = ctx.api(ctx.compute.get_server, item.id)
+            if srv.status == 'ACTIVE' or waited > self.start_grace:
+                return engine.Check(engine.COMPLETE, 'started',
+                                    destination=srv.compute_host)
+            return engine.Check(engine.PENDING, 'starting again (%s)' %
+                                srv.status)
+        check = super(RestoringColdMigrate, self).progress(ctx, item, snap)
+        if check.state == engine.COMPLETE and phase == 'migrate':
+            def start():
+                srv = ctx.compute.get_server(item.id)
+                item.data['phase'] = 'start'
+                if srv.status == 'SHUTOFF' and not srv.task_state:
+                    ctx.compute.start_server(item.id)
+            return engine.Check(engine.CALL, 'start again', call=start)
+        return check
+
+    def verify(self, ctx, item, snap):
+        ok, message, dest = super(RestoringColdMigrate, self).verify(
+            ctx, item, snap)
+        if ok:
+            srv = ctx.api(ctx.compute.get_server, item.id)
+            if srv.status != 'ACTIVE':
+                return (True, 'moved, but status is %s, not ACTIVE' %
+                        srv.status, dest)
+            item.step('ACTIVE again on %s' % dest)
+        return ok, message, dest
 
 
 class SuspendedLiveMigrate(LiveMigrate):
@@ -580,10 +698,127 @@ class SuspendedLiveMigrate(LiveMigrate):
 
 
 def action_for(method, record_origin_host=None, clear_origin_after=False):
+    if method == 'stop-cold':
+        return RestoringColdMigrate(stop_first=True,
+                                    record_origin_host=record_origin_host,
+                                    clear_origin_after=clear_origin_after)
     cls = {'live': LiveMigrate, 'cold': ColdMigrate,
            'live-suspended': SuspendedLiveMigrate}[method]
     return cls(record_origin_host=record_origin_host,
                clear_origin_after=clear_origin_after)
+
+
+# ------------------------------------------------------- owner policy
+#
+# A server's owner may say what maintenance it accepts: server metadata
+# ``nodeops:maintenance=VALUE`` or a server tag ``nodeops:maintenance=VALUE``.
+# Tenant-writable, so untrusted: exactly one of POLICY_VALUES, else ignored
+# (with a warning in the row).  Honoured only within the operator's options:
+# ``cold`` allows the cold fallback for that server, ``stop`` makes it
+# stop-cold-start (downtime the owner accepts), ``skip`` takes effect only
+# with --honour-skip (a tenant cannot block maintenance), ``live`` is the
+# default and changes nothing.
+
+POLICY_KEY = 'nodeops:maintenance'
+POLICY_VALUES = ('live', 'cold', 'stop', 'skip')
+
+
+def _shown(value):
+    """Tenant text fit for a row: at most 40 characters, escaped."""
+    text = str(value)
+    return repr(text[:40] + ('...' if len(text) > 40 else ''))
+
+
+def owner_policy(server):
+    """``(value, warning)``: the owner's policy (None when there is none
+    or it is not valid; then ``warning`` says why)."""
+    found = []
+    md = getattr(server, 'metadata', None) or {}
+    if POLICY_KEY in md:
+        found.append(md[POLICY_KEY])
+    for tag in getattr(server, 'tags', None) or ():
+        if isinstance(tag, str) and tag.startswith(POLICY_KEY + '='):
+            found.append(tag[len(POLICY_KEY) + 1:])
+    if not found:
+        return None, ''
+    bad = [v for v in found if v not in POLICY_VALUES]
+    if bad:
+        return None, ('owner policy %s=%s ignored: not one of %s' % (
+            POLICY_KEY, _shown(bad[0]), ', '.join(POLICY_VALUES)))
+    if len(set(found)) > 1:
+        return None, ('owner policy ignored: its tag and metadata disagree '
+                      '(%s)' % ', '.join(sorted(set(found))))
+    return found[0], ''
+
+
+def apply_policy(ctx, item, opts):
+    """The owner's policy onto a planned item, within the operator's
+    options (see above); the operator's ``--fallback cold`` applies to
+    every live move."""
+    value, warning = owner_policy(item.server)
+    item.policy = value
+    if warning:
+        item.policy_note = warning
+        ctx.emit('warning', warning, item)
+    if item.action is None or item.adopt:
+        return
+    live = item.action.name == 'live' and item.status_before == 'ACTIVE'
+    if value == 'skip':
+        if opts.honour_skip:
+            item.action = None
+            item.reason = ('owner asked to skip (%s=skip); honoured '
+                           '(--honour-skip)' % POLICY_KEY)
+            return
+        item.policy_note = ('owner asked to skip (%s=skip); moved anyway: '
+                            'the operator did not give --honour-skip' %
+                            POLICY_KEY)
+    elif value == 'stop' and live and not (
+            ctx.target_host and not ctx.features.cold_migrate_host):
+        item.action = action_for('stop-cold',
+                                 record_origin_host=item.source)
+        item.policy_note = ('owner policy stop: shut down, cold-migrate, '
+                            'start again')
+    elif value == 'cold' and live:
+        item.data['cold_ok'] = 'owner policy %s=cold' % POLICY_KEY
+        item.policy_note = 'owner policy cold: a cold fallback is allowed'
+    elif value in ('cold', 'stop'):
+        item.policy_note = 'owner policy %s: nothing to change for a %s ' \
+            'server' % (value, item.status_before)
+    if getattr(opts, 'fallback', None) == 'cold' and live and \
+            item.action.name == 'live':
+        item.data['cold_ok'] = '--fallback cold'
+
+
+def plan_ladder(item, opts, ladder):
+    """What the drain will do with a move that does not finish, as the
+    dry run shows it (``item.ladder``)."""
+    if item.action is None:
+        item.ladder = []
+        return
+    name = item.action.name
+    if name == 'stop-cold':
+        item.ladder = ['stop', 'cold-migrate', 'confirm', 'start']
+        return
+    if name == 'cold':
+        item.ladder = ['cold-migrate', 'confirm']
+        return
+    steps = [name]
+    if name in ('live', 'live-suspended'):
+        step = opts.step_timeout if opts.step_timeout else max(
+            60.0, opts.timeout / 2)
+        for n, mode in enumerate(ladder):
+            steps.append('%s after %ds' % (
+                mode, opts.timeout if n == 0 else step))
+        if ladder[-1] != 'leave':
+            steps.append('left running after %ds more' % step)
+    if opts.retries:
+        steps.append('retry %d time(s)%s' % (
+            opts.retries, ' on another host' if name != 'live-suspended'
+            and not opts.target_host else ''))
+    if item.data.get('cold_ok'):
+        steps.append('cold fallback (%s), ACTIVE again' %
+                     item.data['cold_ok'])
+    item.ladder = steps
 
 
 # ----------------------------------------------------------- planning
@@ -626,10 +861,11 @@ def plan_drain(ctx, snap, opts):
             ours = drained_from(srv, host)
             method = parse_marker((srv.metadata or {}).get(MARKER_KEY)).get(
                 'method')
-            if ours and method in ('live', 'cold', 'live-suspended'):
+            if ours and method in ('live', 'cold', 'live-suspended',
+                                   'stop-cold'):
                 action = action_for(method, record_origin_host=host)
                 item = engine.PlanItem(srv, action, adopt=True)
-                if method == 'live-suspended':
+                if method in ('live-suspended', 'stop-cold'):
                     item.data['phase'] = 'migrate'
                 if action.adopt_in_progress(item, snap):
                     items.append(item)
@@ -640,11 +876,22 @@ def plan_drain(ctx, snap, opts):
                 'task_state %s and no migration in progress' % srv.task_state))
             continue
         method, reason = _method_for(srv, opts, ctx.features, ctx.target_host)
+        if method == 'cold' and drained_from(srv, host) and parse_marker(
+                (srv.metadata or {}).get(MARKER_KEY)).get(
+                    'method') == 'stop-cold':
+            # Stopped by a run that died before it moved it: move it and
+            # start it again, as that run would have.
+            method = 'stop-cold'
         if method is None:
-            items.append(engine.PlanItem(srv, reason=reason))
+            item = engine.PlanItem(srv, reason=reason)
         else:
-            items.append(engine.PlanItem(
-                srv, action_for(method, record_origin_host=host)))
+            item = engine.PlanItem(srv, action_for(method,
+                                                   record_origin_host=host))
+            if method == 'stop-cold':
+                item.data['phase'] = 'stopped'
+        apply_policy(ctx, item, opts)
+        plan_ladder(item, opts, engine.parse_ladder(opts.on_timeout))
+        items.append(item)
     # Resume: moves of ours whose server already points at the destination
     # but whose migration is not final: a cold migration that finished
     # (VERIFY_RESIZE) but was never confirmed because the run died, or a
@@ -734,6 +981,116 @@ def plan_undrain(ctx, snap, servers, opts):
     return items
 
 
+# -------------------------------------------------------------- blame
+#
+# Each row says whose problem it shows (issue 12 item 6): ``pre-existing``
+# (the server was ERROR, locked, busy or migrating before the drain, or a
+# pre-flight reason that was there before stopped the move), ``move`` (the
+# drain's move failed: nova's fault and the instance action's events say
+# why) or ``none`` (nothing went wrong, or the operator chose the skip).
+
+BLAME_PRE = 'pre-existing'
+BLAME_MOVE = 'move'
+BLAME_NONE = 'none'
+
+MOVE_ACTIONS = ('live-migration', 'live_migration', 'migrate', 'resize',
+                'stop', 'start')
+
+
+def pre_existing(item):
+    """What was wrong with the server before the drain touched it."""
+    srv = item.server
+    found = []
+    if item.status_before == 'ERROR':
+        found.append('status ERROR before the drain')
+    if getattr(srv, 'is_locked', False):
+        found.append('locked before the drain')
+    if item.status_before in ('MIGRATING', 'RESIZE', 'VERIFY_RESIZE'):
+        found.append('already %s before the drain' % item.status_before)
+    task = getattr(srv, 'task_state', None)
+    if task and not item.adopt:
+        found.append('task_state %s before the drain' % task)
+    return found
+
+
+def blame(item, dry_run=False):
+    """``(blame, detail)`` of one row, without API calls (a failed move
+    gets its evidence from ``move_evidence``)."""
+    if item.ok or (dry_run and item.action is not None
+                   and item.fits is not False):
+        return BLAME_NONE, ''
+    before = pre_existing(item)
+    if before:
+        return BLAME_PRE, '; '.join(before)
+    if item.action is not None and item.attempts and item.result in (
+            engine.FAILED, engine.TIMEOUT, engine.INTERRUPTED) or (
+                item.action is not None and item.steps):
+        return BLAME_MOVE, item.message or ''
+    if item.action is None:
+        if item.reason.startswith(('excluded by', 'owner asked to skip')):
+            return BLAME_NONE, item.reason
+        reasons = [r for r in list(item.blockers) + (
+            [item.capacity] if item.capacity is not None else [])
+            if r.blocks and r.pre_existing]
+        return BLAME_PRE, item.reason or '; '.join(map(str, reasons))
+    return BLAME_NONE, item.message or ''
+
+
+def move_evidence(ctx, item):
+    """Why nova says the move failed: the server's fault (nova shows it
+    for a server in ERROR) and the events of its newest move action
+    (instance actions).  A few GETs, only for the rows whose move failed;
+    a look that fails is said, not raised."""
+    parts = []
+    try:
+        srv = ctx.api(ctx.compute.get_server, item.id)
+        fault = getattr(srv, 'fault', None) or {}
+        if fault.get('message'):
+            parts.append('nova fault: %s%s' % (
+                ' '.join(str(fault['message']).split())[:200],
+                ' (code %s)' % fault['code'] if fault.get('code') else ''))
+    except Exception as exc:
+        parts.append('server not read: %s' % engine.describe(exc))
+    try:
+        actions = [a for a in ctx.api(lambda: list(
+            ctx.compute.server_actions(item.id)))
+            if getattr(a, 'action', None) in MOVE_ACTIONS]
+        actions.sort(key=lambda a: str(getattr(a, 'start_time', '') or ''))
+        if actions:
+            newest = actions[-1]
+            full = ctx.api(ctx.compute.get_server_action,
+                           newest.request_id, item.id)
+            events = ', '.join('%s %s' % (
+                e.get('event') if isinstance(e, dict) else
+                getattr(e, 'event', None),
+                e.get('result') if isinstance(e, dict) else
+                getattr(e, 'result', None))
+                for e in (getattr(full, 'events', None) or ()))
+            parts.append('instance action %s %s%s: %s' % (
+                newest.action, newest.request_id,
+                (' (%s)' % newest.message) if getattr(
+                    newest, 'message', None) else '',
+                events or 'no events'))
+        else:
+            parts.append('no move in the instance actions')
+    except Exception as exc:
+        parts.append('instance actions not read: %s' %
+                     engine.describe(exc))
+    return '; '.join(parts)
+
+
+def assign_blame(ctx, items, dry_run=False):
+    for item in items:
+        item.blame, item.blame_detail = blame(item, dry_run)
+        if item.blame == BLAME_MOVE and not dry_run:
+            evidence = move_evidence(ctx, item)
+            item.blame_detail = '; '.join(
+                p for p in (item.blame_detail, evidence) if p)
+        if item.blame != BLAME_NONE:
+            ctx.emit('blame', '%s: %s' % (item.blame, item.blame_detail),
+                     item)
+
+
 # ---------------------------------------------------------- execution
 
 def _context(compute, host, features, opts, events, target):
@@ -752,9 +1109,14 @@ def validate(compute, hosts, opts):
     if opts.block_migration not in BLOCK_MIGRATION_CHOICES:
         raise errors.UsageError('--block-migration must be one of %s' %
                                 ', '.join(BLOCK_MIGRATION_CHOICES))
-    if opts.on_timeout not in engine.ON_TIMEOUT_CHOICES:
-        raise errors.UsageError('--on-timeout must be one of %s' %
-                                ', '.join(engine.ON_TIMEOUT_CHOICES))
+    try:
+        engine.parse_ladder(opts.on_timeout)
+    except ValueError as exc:
+        raise errors.UsageError(str(exc))
+    if opts.step_timeout is not None and not opts.step_timeout > 0:
+        raise errors.UsageError('--step-timeout must be positive')
+    if getattr(opts, 'fallback', None) not in (None, 'none', 'cold'):
+        raise errors.UsageError('--fallback must be cold or none')
     if opts.max_parallel < 1:
         raise errors.UsageError('--max-parallel must be at least 1')
     if not opts.timeout > 0:
@@ -923,6 +1285,7 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
     if opts.dry_run:
         engine.settle(items, True)
         _planned_destination(items, opts.target_host)
+        assign_blame(ctx, items, dry_run=True)
         report.ok = all((i.action and i.fits is not False)
                         or opts.allow_skipped for i in items)
         report.api_calls = poller.calls
@@ -970,6 +1333,7 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
                 LOG.debug('clearing the marker failed', exc_info=True)
                 item.message += '; clearing %s failed: %s' % (
                     MARKER_KEY, engine.describe(exc))
+    assign_blame(ctx, items)
     report.api_calls = poller.calls
     everything_done = all(i.ok or (i.action is None and opts.allow_skipped
                                    and i.result == engine.SKIPPED)
@@ -1061,6 +1425,10 @@ def run_preflight(ctx, host, items, opts, features, pool=None):
         cloud.hosts = pool
     misfits = preflight.apply(items, cloud, target_host=opts.target_host,
                               shared=pool is not None)
+    others = tuple(cloud.facts.candidates)
+    for item in items:
+        item.candidates = tuple(dict.fromkeys(
+            ((item.landing,) if item.landing else ()) + others))
     for text in cloud.notes:
         ctx.emit('preflight', '%s: %s' % (host, text))
     for item in items:

@@ -50,6 +50,31 @@ _FINISHED = 'finished'
 
 ON_TIMEOUT_CHOICES = ('abort', 'force-complete', 'leave')
 
+
+def parse_ladder(value):
+    """``--on-timeout``: one step or a comma-separated sequence (the
+    escalation ladder), as a tuple in order.
+
+    The first step runs when ``--timeout`` has passed, each further one
+    ``--step-timeout`` after the one before; ``leave`` (stop waiting, the
+    migration left running) only as the last step.  ``ValueError`` with
+    one line for anything else."""
+    if isinstance(value, (list, tuple)):
+        steps = tuple(value)
+    else:
+        steps = tuple(s.strip() for s in str(value or '').split(','))
+    bad = [s for s in steps if s not in ON_TIMEOUT_CHOICES]
+    if not steps or bad:
+        raise ValueError('--on-timeout: %r is not a step (one of %s, or a '
+                         'comma sequence such as force-complete,abort)' % (
+                             bad[0] if bad else value,
+                             ', '.join(ON_TIMEOUT_CHOICES)))
+    if 'leave' in steps[:-1]:
+        raise ValueError('--on-timeout: leave can only be the last step')
+    if len(set(steps)) != len(steps):
+        raise ValueError('--on-timeout: a step is named twice')
+    return steps
+
 # Migration statuses (nova/objects/migration.py and the compute manager).
 MIGRATION_FAILED = ('failed', 'error', 'cancelled', 'reverted')
 MIGRATION_DONE = ('completed', 'confirmed', 'done')
@@ -487,6 +512,25 @@ class PlanItem(object):
         self.fits = None
         self.landing = None
         self.capacity = None
+        # Hosts a retry may go to, most likely first (the pre-flight's
+        # landing, then the other candidates); empty: the scheduler picks.
+        self.candidates = ()
+        # The escalation as planned (ladder, retries, fallback) and as it
+        # happened (one line per step: timeouts, retries, fallback).
+        self.ladder = []
+        self.steps = []
+        # The owner's maintenance policy (ops/drain.py owner_policy) and
+        # what the drain made of it.
+        self.policy = None
+        self.policy_note = ''
+        # Whose problem a row shows: 'pre-existing', 'move' or 'none'.
+        self.blame = None
+        self.blame_detail = ''
+
+    def step(self, text):
+        """Record one step of the escalation (the row's message lists
+        them)."""
+        self.steps.append(text)
 
     @property
     def id(self):
@@ -513,7 +557,15 @@ class PlanItem(object):
                 self.status_before, self.method, self.source,
                 self.destination, self.result,
                 None if self.seconds is None else round(self.seconds, 1),
-                self.message or self.reason or '')
+                self.full_message())
+
+    def full_message(self):
+        """The row's message: the escalation steps, then the outcome."""
+        last = self.message or self.reason or ''
+        parts = list(self.steps) + ([last] if last else [])
+        if self.policy_note:
+            parts.insert(0, self.policy_note)
+        return '; '.join(parts)
 
 
 class Context(object):
@@ -582,6 +634,11 @@ class Action(object):
 
     def finished(self, ctx, item):
         pass
+
+    def fallback(self, ctx, item):
+        """After the last failed attempt: ``(action, note)`` to try once
+        more another way (the drain's cold fallback), or None."""
+        return None
 
 
 class MigrationAction(Action):
@@ -657,8 +714,10 @@ class MigrationAction(Action):
             srv = snap.server(item.id)
             where = (' (server %s on %s)' % (srv.status, srv.compute_host)
                      if srv is not None else '')
-            state = FATAL if item.data.get('aborted') else FAILED
-            return Check(state, 'migration %s %s%s' % (m.id, m.status, where))
+            # Aborted by the ladder or failed: a retry goes to another
+            # host (Executor._retry_or_fail).
+            return Check(FAILED, 'migration %s %s%s' % (m.id, m.status,
+                                                        where))
         return Check(PENDING, 'migration %s %s' % (m.id, m.status))
 
     def verify(self, ctx, item, snap):
@@ -758,6 +817,20 @@ def settle(items, dry_run):
             item.result = PLANNED
 
 
+def another_host(item, target_host=None):
+    """Where a retry goes: a candidate (``item.candidates``, the
+    pre-flight's landing first) that is neither the source nor a host a
+    move of this item already failed to; None lets the scheduler choose
+    (no candidates known, or ``--target-host``)."""
+    if target_host:
+        return None
+    failed = set(item.data.get('failed_hosts', ())) | {item.source}
+    for host in item.candidates:
+        if host and host not in failed:
+            return host
+    return None
+
+
 class Executor(object):
     """Bounded-parallel runner of plan items; see the module docstring."""
 
@@ -770,26 +843,30 @@ class Executor(object):
                    poll_interval=opts.poll_interval, timeout=opts.timeout,
                    on_timeout=on_timeout or opts.on_timeout,
                    retries=opts.retries, retry_delay=opts.retry_delay,
-                   **kwargs)
+                   **dict({'step_timeout': getattr(opts, 'step_timeout',
+                                                   None)}, **kwargs))
 
     def __init__(self, ctx, poller, max_parallel=4, poll_interval=2.0,
                  timeout=600.0, on_timeout='abort', retries=1,
                  retry_delay=5.0, transient_retries=6, grace=None,
-                 clock=None, wait=None, handle_sigint=True, hung_after=None):
+                 clock=None, wait=None, handle_sigint=True, hung_after=None,
+                 step_timeout=None):
         if max_parallel < 1:
             raise ValueError('max_parallel must be at least 1')
-        if on_timeout not in ON_TIMEOUT_CHOICES:
-            raise ValueError('on_timeout must be one of %s' % (
-                ', '.join(ON_TIMEOUT_CHOICES)))
+        self.ladder = parse_ladder(on_timeout)
         self.ctx = ctx
         self.poller = poller
         self.max_parallel = max_parallel
         self.poll_interval = poll_interval
         self.timeout = timeout
-        self.on_timeout = on_timeout
+        self.on_timeout = ','.join(self.ladder)
         self.retries = retries
         self.retry_delay = retry_delay
         self.transient_retries = transient_retries
+        # How long each step of the ladder gets before the next one (and
+        # the last one before the item is left running).
+        if step_timeout is not None:
+            grace = step_timeout
         self.grace = grace if grace is not None else max(60.0, timeout / 2)
         self.clock = clock or time.monotonic
         self.handle_sigint = handle_sigint
@@ -899,18 +976,53 @@ class Executor(object):
                                                      item.attempts), item)
         self._submit(pool, item, 'issue', self._issue_fn(item))
 
+    def _requeue(self, item):
+        m = item.last_migration
+        if m is not None and m.dest_compute and \
+                m.dest_compute != item.source:
+            failed = item.data.setdefault('failed_hosts', [])
+            if m.dest_compute not in failed:
+                failed.append(m.dest_compute)
+        item.state = _QUEUED
+        item.migration_id = None
+        item.last_migration = None
+        for key in ('call_pending', 'done_seen', 'ladder_step', 'aborted',
+                    'ladder_asked', 'confirm_sent'):
+            item.data.pop(key, None)
+        item.data['requeued_at'] = self.clock()
+        item.not_before = self.clock() + self.retry_delay
+        item.data['retry_host'] = another_host(item, self.ctx.target_host)
+
     def _retry_or_fail(self, item, message):
         if item.attempts <= self.retries and not self.stopping:
-            item.state = _QUEUED
-            item.migration_id = None
-            item.last_migration = None
-            item.data.pop('call_pending', None)
-            item.data.pop('done_seen', None)
-            item.data['requeued_at'] = self.clock()
-            item.not_before = self.clock() + self.retry_delay
+            self._requeue(item)
             item.message = message
-            self.ctx.emit('retry', '%s; retrying (%d of %d)' % (
-                message, item.attempts, self.retries), item)
+            where = item.data.get('retry_host')
+            where = ('on %s' % where) if where else (
+                'the scheduler chooses' if not self.ctx.target_host else
+                'on %s (--target-host)' % self.ctx.target_host)
+            item.step('attempt %d: %s; retry %d of %d (%s)' % (
+                item.attempts, message, item.attempts, self.retries, where))
+            self.ctx.emit('retry', '%s; retrying (%d of %d), %s' % (
+                message, item.attempts, self.retries, where), item)
+            return True
+        fallback = None
+        if not self.stopping:
+            try:
+                fallback = item.action.fallback(self.ctx, item)
+            except Exception as exc:
+                LOG.debug('fallback failed', exc_info=True)
+                self.ctx.emit('warning', 'fallback not possible: %s' %
+                              describe(exc), item)
+        if fallback is not None:
+            action, note = fallback
+            self._requeue(item)
+            item.data.pop('phase', None)
+            item.step('attempt %d: %s; %s' % (item.attempts, message, note))
+            self.ctx.emit('fallback', '%s; %s' % (message, note), item)
+            item.action = action
+            item.attempts = 0
+            item.message = ''
             return True
         self._finish(item, FAILED, message)
         return False
@@ -954,6 +1066,10 @@ class Executor(object):
             item.message = '%s failed: %s' % (kind, describe(exc))
             self.ctx.emit('warning', item.message, item)
             item.data.pop('call_pending', None)
+            if kind in self.ladder:
+                # The cloud refused this step: the next one at once.
+                item.step('%s refused: %s' % (kind, describe(exc)))
+                item.deadline = now
 
     def _snapshot(self, force=False):
         now = self.clock()
@@ -1076,33 +1192,48 @@ class Executor(object):
             if time.monotonic() - item.future_since > self.hung_after:
                 self._timeout_pending_call(item)
             return
-        if item.state == _GRACE or item.data.get('timeout_handled'):
-            self._finish(item, TIMEOUT, 'still not finished %ds after '
-                         '%s; left running (rerun to pick it up)' % (
-                             self.grace, self.on_timeout))
-            return
-        item.data['timeout_handled'] = True
-        try:
-            call = item.action.on_timeout(self.ctx, item, self.on_timeout,
-                                          snap)
-        except Exception as exc:
-            LOG.debug('on_timeout failed', exc_info=True)
-            self.ctx.emit('warning', 'on-timeout failed: %s' % describe(exc),
-                          item)
-            call = None
         m = item.last_migration
         what = ('migration %s %s' % (m.id, m.status)) if m else 'no record'
-        if call is None:
-            self._finish(item, TIMEOUT, 'timed out after %ds (%s); left '
-                         'running (rerun to pick it up)' % (self.timeout,
-                                                            what))
+        step = item.data.get('ladder_step', 0)
+        asked = item.data.get('ladder_asked')
+        while step < len(self.ladder):
+            mode = self.ladder[step]
+            step += 1
+            item.data['ladder_step'] = step
+            waited = self.timeout if step == 1 else self.grace
+            if mode == 'leave':
+                break
+            try:
+                call = item.action.on_timeout(self.ctx, item, mode, snap)
+            except Exception as exc:
+                LOG.debug('on_timeout failed', exc_info=True)
+                self.ctx.emit('warning', 'on-timeout failed: %s' %
+                              describe(exc), item)
+                call = None
+            if call is None:
+                # Not possible now (e.g. force-complete of a migration
+                # that is not running): the next step at once.
+                note = '%s after %ds not possible (%s)' % (mode, waited,
+                                                           what)
+                item.step(note)
+                self.ctx.emit('timeout', note, item)
+                continue
+            item.data['ladder_asked'] = asked = mode
+            note = '%s after %ds (%s)' % (mode, waited, what)
+            item.step(note)
+            self.ctx.emit('timeout', note, item)
+            item.deadline = now + self.grace
+            item.message = 'timed out after %ds; %s requested' % (
+                self.timeout, mode)
+            self._submit(pool, item, mode, call)
             return
-        self.ctx.emit('timeout', '%s after %ds: %s' % (
-            self.on_timeout, self.timeout, what), item)
-        item.deadline = now + self.grace
-        item.message = 'timed out after %ds; %s requested' % (
-            self.timeout, self.on_timeout)
-        self._submit(pool, item, self.on_timeout, call)
+        if asked:
+            self._finish(item, TIMEOUT, 'still not finished %ds after '
+                         '%s; left running (rerun to pick it up)' % (
+                             self.grace, asked))
+            return
+        self._finish(item, TIMEOUT, 'timed out after %ds (%s); left '
+                     'running (rerun to pick it up)' % (self.timeout, what))
 
     def _timeout_pending_call(self, item):
         """The item's deadline passed with one of its calls not answered

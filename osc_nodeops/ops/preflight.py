@@ -599,7 +599,7 @@ def _source_allocations(conn, uuid, read):
 
 def method_kind(item):
     name = item.action.name if item.action is not None else None
-    return COLD if name == 'cold' else LIVE
+    return COLD if name in ('cold', 'stop-cold') else LIVE
 
 
 def apply(items, cloud, target_host=None, shared=False):

@@ -10,6 +10,7 @@ from cliff import columns
 from osc_nodeops.v1 import base
 
 PLAN_COLUMNS = ('Blockers', 'Fits', 'Landing')
+LADDER_COLUMNS = ('Policy', 'Ladder', 'Steps', 'Blame', 'Blame Detail')
 
 
 class _Reasons(columns.FormattableColumn):
@@ -32,6 +33,13 @@ def _plan_fields(item):
             item.landing)
 
 
+def _ladder_fields(item):
+    from osc_lib.cli import format_columns
+    return (item.policy, format_columns.ListColumn(item.ladder),
+            format_columns.ListColumn(item.steps), item.blame,
+            item.blame_detail)
+
+
 class _MoveCommand(base.NodeOpsLister):
     """Options and output shared by drain and undrain."""
 
@@ -44,12 +52,23 @@ class _MoveCommand(base.NodeOpsLister):
                  'default; needs compute API 2.25, else decided from the '
                  'server: volume-backed means no)')
         parser.add_argument(
-            '--on-timeout', choices=('abort', 'force-complete', 'leave'),
-            default='abort',
+            '--on-timeout', metavar='STEP[,STEP...]', default='abort',
             help='What to do with a live migration still running after '
                  '--timeout: abort it (the server stays where it was), '
                  'force-complete it (pause and finish), or leave it running '
-                 '(a rerun picks it up).  Default: abort')
+                 '(a rerun picks it up); or a sequence, e.g. '
+                 'force-complete,abort: the first step after --timeout, '
+                 'each next one --step-timeout after the one before (a step '
+                 'nova refuses or that cannot apply goes on to the next at '
+                 'once); leave only last.  An aborted or failed live '
+                 'migration is then retried (--retries) on another host.  '
+                 'Default: abort')
+        parser.add_argument(
+            '--step-timeout', type=base.positive_float, default=None,
+            metavar='SECONDS',
+            help='Seconds each --on-timeout step gets before the next one '
+                 '(and the last before the migration is left running).  '
+                 'Default: half of --timeout, at least 60')
         parser.add_argument(
             '--move-suspended', action='store_true',
             help='Move SUSPENDED servers: resume, live-migrate, suspend '
@@ -88,6 +107,7 @@ class _MoveCommand(base.NodeOpsLister):
             target_host=getattr(parsed_args, 'target_host', None),
             block_migration=parsed_args.block_migration,
             on_timeout=parsed_args.on_timeout,
+            step_timeout=parsed_args.step_timeout,
             move_suspended=parsed_args.move_suspended,
             allow_skipped=parsed_args.allow_skipped,
             break_lease=parsed_args.break_lease,
@@ -129,6 +149,19 @@ class DrainNode(_MoveCommand):
                  'cannot hold (placement inventories and usages of the '
                  'candidate hosts), move what fits and leave the rest '
                  '(default: refuse to start, nothing changed)')
+        parser.add_argument(
+            '--fallback', choices=('none', 'cold'), default='none',
+            help='After the last live attempt of an ACTIVE server failed '
+                 '(ladder and retries): cold-migrate it (it is powered off '
+                 'for the move, then ACTIVE again on the new host), or '
+                 'leave it (none, the default; an owner\'s '
+                 'nodeops:maintenance=cold allows it for that server)')
+        parser.add_argument(
+            '--honour-skip', action='store_true',
+            help='Obey servers whose owner set nodeops:maintenance=skip '
+                 '(metadata or tag): leave them on the host.  Without it, '
+                 'they are moved like the others and the row says the owner '
+                 'asked to skip')
         self._add_move_arguments(parser)
         return parser
 
@@ -136,11 +169,14 @@ class DrainNode(_MoveCommand):
         from osc_nodeops.ops import drain
         request = self._request(parsed_args, parsed_args.hosts,
                                 reason=parsed_args.reason,
-                                allow_partial=parsed_args.allow_partial)
+                                allow_partial=parsed_args.allow_partial,
+                                fallback=(None if parsed_args.fallback ==
+                                          'none' else parsed_args.fallback),
+                                honour_skip=parsed_args.honour_skip)
         report = drain.drain(self.conn, request, events=self.events)
         names, rows = self.report_rows(report)
-        return names + PLAN_COLUMNS, [
-            row + _plan_fields(item)
+        return names + PLAN_COLUMNS + LADDER_COLUMNS, [
+            row + _plan_fields(item) + _ladder_fields(item)
             for row, item in zip(rows, report.items)]
 
 

@@ -129,6 +129,8 @@ class FakeNova(object):
         c.abort_server_migration.side_effect = self._abort
         c.force_complete_server_migration.side_effect = self._force
         c.resume_server.side_effect = self._resume
+        c.stop_server.side_effect = self._stop
+        c.start_server.side_effect = self._start_server
         c.suspend_server.side_effect = self._suspend
         c.hypervisors.side_effect = lambda **kw: iter(
             hypervisor(h) for h in self.services)
@@ -327,6 +329,18 @@ class FakeNova(object):
         m = self.migrations[migration_id]
         m._outcome = 'ok'
         m._step = 99
+
+    def _stop(self, server):
+        srv = self.servers[getattr(server, 'id', server)]
+        srv.status = 'SHUTOFF'
+        self.stopped = getattr(self, 'stopped', []) + [srv.id]
+
+    def _start_server(self, server):
+        srv = self.servers[getattr(server, 'id', server)]
+        if srv.status != 'SHUTOFF':
+            raise http_error(409, 'not SHUTOFF')
+        srv.status = 'ACTIVE'
+        self.started = getattr(self, 'started', []) + [srv.id]
 
     def _resume(self, server):
         srv = self.servers[getattr(server, 'id', server)]

@@ -765,7 +765,15 @@ class TestCommands(testtools.TestCase):
         self.assertEqual(['ID', 'Name', 'Project', 'Status Before', 'Method',
                           'Source Compute', 'Dest Compute', 'Result',
                           'Seconds', 'Message', 'Blockers', 'Fits',
-                          'Landing'], list(rows[0]))
+                          'Landing', 'Policy', 'Ladder', 'Steps', 'Blame',
+                          'Blame Detail'], list(rows[0]))
+        # issue 12 items 3, 4, 6: the planned ladder, no policy, no blame
+        self.assertEqual(['live', 'abort after 600s',
+                          'left running after 300s more',
+                          'retry 1 time(s) on another host'],
+                         rows[0]['Ladder'])
+        self.assertEqual((None, [], 'none'), (
+            rows[0]['Policy'], rows[0]['Steps'], rows[0]['Blame']))
         self.assertEqual('moved', rows[0]['Result'])
         # The pre-flight's fields (issue 12): a plain server, a local disk.
         self.assertEqual(['local-disk'],

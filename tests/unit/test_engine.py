@@ -323,12 +323,12 @@ class TestExecutor(testtools.TestCase):
         nova = fakes.FakeNova()
         srv = nova.add('a', script=['hang'])
         ctx, poller, ex = make_executor(nova, timeout=10.0,
-                                        on_timeout='abort', retries=3)
+                                        on_timeout='abort', retries=0)
         [item] = ex.run(live_items(nova))
         self.assertEqual(1, nova.compute.abort_server_migration.call_count)
         self.assertEqual('failed', item.result)
         self.assertIn('cancelled', item.message)
-        # an aborted migration is not retried
+        # --retries 0: an aborted migration is not retried
         self.assertEqual(1, nova.compute.live_migrate_server.call_count)
         self.assertEqual('c01', nova.servers[srv.id].compute_host)
 

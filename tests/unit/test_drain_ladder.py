@@ -1,0 +1,315 @@
+"""Issue 12 items 3, 4, 6: the escalation ladder, owner policy, blame."""
+
+from unittest import mock
+
+import testtools
+
+from osc_nodeops import errors
+from osc_nodeops.ops import drain
+from osc_nodeops.ops import engine
+from tests.unit import fakes
+from tests.unit.test_drain import run_drain
+from tests.unit.test_engine import make_executor
+
+
+def timed_events(ex, sink):
+    """Events with the executor's clock at the time they happened."""
+    def record(event):
+        sink.append((ex.clock(), event.kind, event.message))
+    return record
+
+
+def run_items(nova, items, **kw):
+    events = []
+    ctx, poller, ex = make_executor(nova, **kw)
+    ctx._events = timed_events(ex, events)
+    start = ex.clock()
+    ex.run(items)
+    return [(t - start, k, m) for t, k, m in events], ex
+
+
+class TestParseLadder(testtools.TestCase):
+
+    def test_one_step_and_sequences(self):
+        self.assertEqual(('abort',), engine.parse_ladder('abort'))
+        self.assertEqual(('force-complete', 'abort'),
+                         engine.parse_ladder('force-complete, abort'))
+        self.assertEqual(('force-complete', 'abort', 'leave'),
+                         engine.parse_ladder('force-complete,abort,leave'))
+
+    def test_bad_sequences_refused(self):
+        for bad in ('', 'abort,', 'kill', 'leave,abort', 'abort,abort'):
+            self.assertRaises(ValueError, engine.parse_ladder, bad)
+
+    def test_validate_says_usage_error(self):
+        nova = fakes.FakeNova()
+        exc = self.assertRaises(
+            errors.UsageError, drain.validate, nova.compute, ['c01'],
+            drain.Options(hosts=('c01',), on_timeout='leave,abort'))
+        self.assertIn('last', str(exc))
+        self.assertRaises(errors.UsageError, drain.validate, nova.compute,
+                          ['c01'], drain.Options(hosts=('c01',),
+                                                 fallback='hot'))
+
+
+class TestLadder(testtools.TestCase):
+
+    def test_each_step_after_its_own_timeout(self):
+        # force-complete is accepted but the guest still does not finish:
+        # abort comes --step-timeout later, then the retry goes elsewhere.
+        nova = fakes.FakeNova()
+        nova.add('a', script=['hang', 'ok'])
+        nova.compute.force_complete_server_migration.side_effect = None
+        [item] = items = [engine.PlanItem(s, drain.LiveMigrate())
+                          for s in nova.on('c01')]
+        item.candidates = ('c02', 'c03')
+        events, ex = run_items(nova, items, timeout=10.0, step_timeout=7.0,
+                               on_timeout='force-complete,abort',
+                               retries=1)
+        timeouts = [(t, m) for t, k, m in events if k == 'timeout']
+        self.assertEqual(2, len(timeouts), events)
+        self.assertTrue(timeouts[0][1].startswith('force-complete after '
+                                                  '10s'), timeouts)
+        self.assertTrue(timeouts[1][1].startswith('abort after 7s'),
+                        timeouts)
+        self.assertGreaterEqual(timeouts[0][0], 10.0)
+        self.assertLess(timeouts[0][0], 13.0)
+        self.assertGreaterEqual(timeouts[1][0] - timeouts[0][0], 7.0)
+        self.assertLess(timeouts[1][0] - timeouts[0][0], 10.0)
+        self.assertEqual(
+            1, nova.compute.force_complete_server_migration.call_count)
+        self.assertEqual(1, nova.compute.abort_server_migration.call_count)
+        # the retry names a host other than the one that failed (c02)
+        calls = nova.compute.live_migrate_server.call_args_list
+        self.assertEqual([None, 'c03'], [c.kwargs['host'] for c in calls])
+        self.assertEqual('moved', item.result)
+        self.assertEqual('c03', item.destination)
+        self.assertEqual(3, len(item.steps), item.steps)
+        self.assertIn('retry 1 of 1 (on c03)', item.steps[2])
+        msg = item.full_message()
+        for word in ('force-complete after 10s', 'abort after 7s',
+                     'cancelled', 'on c03'):
+            self.assertIn(word, msg)
+
+    def test_a_refused_step_goes_on_to_the_next_at_once(self):
+        nova = fakes.FakeNova()
+        nova.add('a', script=['hang'])
+        nova.compute.force_complete_server_migration.side_effect = \
+            fakes.http_error(409, 'cannot force complete')
+        items = [engine.PlanItem(s, drain.LiveMigrate())
+                 for s in nova.on('c01')]
+        events, ex = run_items(nova, items, timeout=10.0, step_timeout=50.0,
+                               on_timeout='force-complete,abort', retries=0)
+        [item] = items
+        timeouts = [t for t, k, m in events if k == 'timeout']
+        self.assertEqual(2, len(timeouts))
+        # not 50 s later: the refusal moved on to abort
+        self.assertLess(timeouts[1] - timeouts[0], 5.0)
+        self.assertEqual('failed', item.result)
+        self.assertIn('force-complete refused', item.full_message())
+        self.assertIn('cancelled', item.full_message())
+
+    def test_a_step_that_cannot_apply_is_skipped(self):
+        # compute API 2.21: no force-complete (2.22); abort (2.24) neither
+        # -> the ladder says so and the migration is left running.
+        nova = fakes.FakeNova(max_version='2.21')
+        nova.add('a', script=['hang'])
+        items = [engine.PlanItem(s, drain.LiveMigrate())
+                 for s in nova.on('c01')]
+        run_items(nova, items, timeout=10.0,
+                  on_timeout='force-complete,abort', retries=0)
+        [item] = items
+        self.assertEqual('timeout', item.result)
+        self.assertEqual(2, len(item.steps))
+        self.assertTrue(all('not possible' in s for s in item.steps))
+        nova.compute.abort_server_migration.assert_not_called()
+
+    def test_without_candidates_the_scheduler_chooses(self):
+        nova = fakes.FakeNova()
+        nova.add('a', script=['fail'])
+        items = [engine.PlanItem(s, drain.LiveMigrate())
+                 for s in nova.on('c01')]
+        run_items(nova, items, retries=1)
+        calls = nova.compute.live_migrate_server.call_args_list
+        self.assertEqual([None, None], [c.kwargs['host'] for c in calls])
+        self.assertIn('the scheduler chooses', items[0].steps[0])
+
+
+class TestColdFallback(testtools.TestCase):
+
+    def _item(self, nova, why='--fallback cold', **kw):
+        srv = nova.add('a', script=['fail', 'fail'], **kw)
+        item = engine.PlanItem(srv, drain.LiveMigrate())
+        item.candidates = ('c02', 'c03')
+        if why:
+            item.data['cold_ok'] = why
+        return item
+
+    def test_after_retries_cold_with_state_restored(self):
+        nova = fakes.FakeNova()
+        item = self._item(nova)
+        run_items(nova, [item], retries=1)
+        self.assertEqual('moved', item.result, item.full_message())
+        self.assertEqual(2, nova.compute.live_migrate_server.call_count)
+        # cold, to a host no live attempt failed on... none left but the
+        # scheduler (c02 and c03 both failed)
+        self.assertEqual(1, nova.compute.migrate_server.call_count)
+        srv = nova.servers[item.id]
+        self.assertEqual('ACTIVE', srv.status)
+        self.assertNotEqual('c01', srv.compute_host)
+        self.assertEqual([item.id], nova.started)
+        self.assertEqual('cold', item.method)
+        msg = item.full_message()
+        self.assertIn('cold fallback (--fallback cold)', msg)
+        self.assertIn('ACTIVE again on', msg)
+
+    def test_never_without_consent(self):
+        nova = fakes.FakeNova()
+        item = self._item(nova, why=None)
+        run_items(nova, [item], retries=1)
+        self.assertEqual('failed', item.result)
+        nova.compute.migrate_server.assert_not_called()
+
+    def test_not_for_a_paused_server(self):
+        nova = fakes.FakeNova()
+        item = self._item(nova, status='PAUSED')
+        run_items(nova, [item], retries=0)
+        self.assertEqual('failed', item.result)
+        nova.compute.migrate_server.assert_not_called()
+        self.assertIn('cannot cold-migrate a PAUSED', item.full_message())
+
+
+def with_policy(nova, name, value, where='metadata', **kw):
+    if where == 'metadata':
+        kw['metadata'] = {drain.POLICY_KEY: value}
+    else:
+        kw['tags'] = ['%s=%s' % (drain.POLICY_KEY, value)]
+    return nova.add(name, **kw)
+
+
+class TestOwnerPolicy(testtools.TestCase):
+
+    def test_parse(self):
+        nova = fakes.FakeNova()
+        for value in drain.POLICY_VALUES:
+            for where in ('metadata', 'tag'):
+                srv = with_policy(nova, 'x', value, where)
+                self.assertEqual((value, ''), drain.owner_policy(srv))
+        self.assertEqual((None, ''), drain.owner_policy(nova.add('y')))
+
+    def test_untrusted_values_ignored_with_a_warning(self):
+        nova = fakes.FakeNova()
+        for bad in ('Skip', ' skip', 'skip ', 'stop;rm', 'x' * 300,
+                    'live\n\x1b[31m'):
+            value, warning = drain.owner_policy(
+                with_policy(nova, 'x', bad))
+            self.assertIsNone(value)
+            self.assertIn('ignored', warning)
+            self.assertNotIn('\n', warning)
+            self.assertNotIn('\x1b', warning)
+            self.assertLess(len(warning), 160)
+        both = nova.add('z', metadata={drain.POLICY_KEY: 'skip'},
+                        tags=['%s=live' % drain.POLICY_KEY])
+        value, warning = drain.owner_policy(both)
+        self.assertIsNone(value)
+        self.assertIn('disagree', warning)
+
+    def _plan(self, nova, **opts):
+        report, events = run_drain(nova, dry_run=True, **opts)
+        return {i.server.name: i for i in report.items}, report
+
+    def test_skip_needs_the_operator(self):
+        nova = fakes.FakeNova()
+        with_policy(nova, 's', 'skip')
+        items, report = self._plan(nova)
+        self.assertEqual('live', items['s'].method)
+        self.assertIn('moved anyway', items['s'].full_message())
+        self.assertEqual('skip', items['s'].policy)
+        self.assertTrue(report.ok)
+        items, report = self._plan(nova, honour_skip=True)
+        self.assertEqual('skip', items['s'].method)
+        self.assertIn('honoured (--honour-skip)', items['s'].reason)
+        self.assertFalse(report.ok)
+        self.assertEqual('none', items['s'].blame)
+
+    def test_stop_cold_and_fallback_in_the_plan(self):
+        nova = fakes.FakeNova()
+        with_policy(nova, 'st', 'stop')
+        with_policy(nova, 'co', 'cold')
+        with_policy(nova, 'bad', 'please-skip')
+        nova.add('plain')
+        items, _ = self._plan(nova)
+        self.assertEqual('stop-cold', items['st'].method)
+        self.assertEqual(['stop', 'cold-migrate', 'confirm', 'start'],
+                         items['st'].ladder)
+        self.assertIn('cold fallback (owner policy nodeops:maintenance=cold'
+                      ')', items['co'].ladder[-1])
+        self.assertNotIn('cold fallback', ' '.join(items['plain'].ladder))
+        self.assertIn('ignored', items['bad'].full_message())
+        self.assertEqual('live', items['bad'].method)
+        items, _ = self._plan(nova, fallback='cold')
+        self.assertIn('cold fallback (--fallback cold)',
+                      items['plain'].ladder[-1])
+
+    def test_stop_moves_and_starts_again(self):
+        nova = fakes.FakeNova()
+        srv = with_policy(nova, 'st', 'stop')
+        report, events = run_drain(nova)
+        [item] = report.items
+        self.assertEqual('moved', item.result, item.full_message())
+        now = nova.servers[srv.id]
+        self.assertEqual(('ACTIVE', 'c02'), (now.status, now.compute_host))
+        self.assertEqual([srv.id], nova.stopped)
+        self.assertEqual([srv.id], nova.started)
+        nova.compute.live_migrate_server.assert_not_called()
+        self.assertIn('stopped (owner policy stop)', item.steps)
+        self.assertEqual('stop-cold', drain.parse_marker(
+            now.metadata[drain.MARKER_KEY])['method'])
+
+
+class TestBlame(testtools.TestCase):
+
+    def test_pre_existing_vs_move_vs_none(self):
+        nova = fakes.FakeNova()
+        err = nova.add('err', status='ERROR')
+        # (no pre-flight here: the move is tried, and nova refuses it)
+        locked = nova.add('locked', locked=True, script=['refuse'])
+        bad = nova.add('bad', script=['fail'])
+        good = nova.add('good')
+        nova.compute.server_actions.side_effect = lambda sid: iter([
+            mock.Mock(action='live-migration', request_id='req-1',
+                      start_time='2026-12-02T01:00:00', message='Error')])
+        nova.compute.get_server_action.return_value = mock.Mock(events=[
+            {'event': 'compute_live_migration', 'result': 'Error'}])
+        report, events = run_drain(nova, retries=0)
+        rows = {i.server.name: i for i in report.items}
+        self.assertEqual('pre-existing', rows['err'].blame)
+        self.assertIn('ERROR before the drain', rows['err'].blame_detail)
+        self.assertEqual('pre-existing', rows['locked'].blame,
+                         rows['locked'].reason)
+        self.assertIn('locked', rows['locked'].blame_detail)
+        self.assertEqual('move', rows['bad'].blame)
+        self.assertIn('migration', rows['bad'].blame_detail)
+        self.assertIn('instance action live-migration req-1',
+                      rows['bad'].blame_detail)
+        self.assertIn('compute_live_migration Error',
+                      rows['bad'].blame_detail)
+        self.assertEqual(('none', ''), (rows['good'].blame,
+                                        rows['good'].blame_detail))
+        # only the failed move's actions were read
+        nova.compute.server_actions.assert_called_once_with(bad.id)
+        self.assertTrue(any(e.kind == 'blame' for e in events))
+        del err, locked, good
+
+    def test_fault_message_in_the_detail(self):
+        nova = fakes.FakeNova()
+        bad = nova.add('bad', script=['fail'])
+        nova.servers[bad.id].fault = {'message': 'No valid host was found',
+                                      'code': 500}
+        nova.compute.server_actions.side_effect = lambda sid: iter([])
+        report, _ = run_drain(nova, retries=0)
+        [item] = report.items
+        self.assertEqual('move', item.blame)
+        self.assertIn('nova fault: No valid host was found (code 500)',
+                      item.blame_detail)
+        self.assertIn('no move in the instance actions', item.blame_detail)
