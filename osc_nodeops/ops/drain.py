@@ -807,8 +807,8 @@ def plan_ladder(item, opts, ladder):
         step = opts.step_timeout if opts.step_timeout else max(
             60.0, opts.timeout / 2)
         for n, mode in enumerate(ladder):
-            steps.append('%s after %ds' % (
-                mode, opts.timeout if n == 0 else step))
+            steps.append('%s after %ds' % (mode, opts.timeout) if n == 0
+                         else '%s after %ds more' % (mode, step))
         if ladder[-1] != 'leave':
             steps.append('left running after %ds more' % step)
     if opts.retries:

@@ -1200,7 +1200,10 @@ class Executor(object):
             mode = self.ladder[step]
             step += 1
             item.data['ladder_step'] = step
-            waited = self.timeout if step == 1 else self.grace
+            # Seconds the migration has run (a step after one that could
+            # not apply runs at once, not a --step-timeout later).
+            waited = now - (item.issued_at if item.issued_at is not None
+                            else now)
             if mode == 'leave':
                 break
             try:

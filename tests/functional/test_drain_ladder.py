@@ -1,0 +1,190 @@
+"""The drain's escalation ladder, owner policy and blame on the minicloud
+(issue 12 items 3, 4 and 6).
+
+Servers misbehave through the rig's metadata ``minicloud:live-migration``
+(``never-converge``: runs until force-completed or aborted; ``fail``: fails
+half-way, ACTIVE on its source).  nova's ``max_concurrent_live_migrations``
+is 1 on the rig, so a second live migration from c01 waits ``queued``:
+nova refuses to force-complete it, which is how the ladder's second step is
+reached for real.  Small timeouts keep every drain short.
+"""
+
+from tests.functional import test_drain_inflight
+
+POLICY = 'nodeops:maintenance'
+
+
+class TestDrainLadder(test_drain_inflight.DrainRigTestCase):
+    """One class: one turn of the rig lock for all of them."""
+
+    def cold_migrations(self, server_id):
+        return [m for m in self.admin_conn.compute.migrations(
+            instance_uuid=server_id, migration_type='migration')]
+
+    def actions(self, server_id):
+        return [a.action for a in
+                self.admin_conn.compute.server_actions(server_id)]
+
+    def policy(self, server_id, value):
+        self.admin_conn.compute.set_server_metadata(server_id,
+                                                    **{POLICY: value})
+
+    # -- item 3: the ladder ------------------------------------------------
+
+    def test_ladder_force_complete_then_abort_then_another_host(self):
+        a, b = self.servers(2, 'never-converge')
+        for s in (a, b):
+            self.addCleanup(self.abort_if_running, s.id)
+        args = ('--timeout', '5', '--step-timeout', '10', '--on-timeout',
+                'force-complete,abort', '--retries', '1',
+                '--max-parallel', '2')
+        plan, _, _ = self.drain('--dry-run', *args)
+        self.assertEqual(['live', 'force-complete after 5s',
+                          'abort after 10s more',
+                          'left running after 10s more',
+                          'retry 1 time(s) on another host'],
+                         plan[a.id]['Ladder'])
+        rows, err, took = self.drain(*args)
+        # One ran and was force-completed at its first step; the other
+        # waited queued (nova runs one live migration per source), so
+        # nova could not force-complete it: abort came next, at once, and
+        # its retry went to another host, where force-complete finished it.
+        by_steps = sorted((rows[s.id] for s in (a, b)),
+                          key=lambda r: len(r['Steps']))
+        first, second = by_steps
+        self.assertEqual('moved', first['Result'], first)
+        self.assertEqual(1, len(first['Steps']), first)
+        self.assertRegex(first['Steps'][0],
+                         r'^force-complete after [5-9]s \(migration \d+ '
+                         r'running\)$')
+        self.assertEqual('moved', second['Result'], second)
+        steps = second['Steps']
+        self.assertRegex(steps[0], r'^force-complete after [5-9]s not '
+                         r'possible \(migration \d+ queued\)$')
+        # at once, not --step-timeout later
+        self.assertRegex(steps[1], r'^abort after [5-9]s ')
+        self.assertIn('cancelled', steps[2])
+        self.assertIn('retry 1 of 1 (on c0', steps[2])
+        self.assertRegex(steps[3], r'^force-complete after [5-9]s ')
+        for step in steps:
+            self.assertIn(step, second['Message'])
+        migs = sorted(self.live_migrations(second['ID']), key=lambda m: m.id)
+        self.assertEqual(['cancelled', 'completed'],
+                         [m.status for m in migs])
+        # the retry named another host than the aborted one
+        self.assertNotEqual(migs[0].dest_compute, migs[1].dest_compute)
+        self.assertIn('on %s)' % migs[1].dest_compute, steps[2])
+        for s in (a, b):
+            now = self.get(s.id)
+            self.assertEqual('ACTIVE', now.status)
+            self.assertNotEqual(self.source, now.compute_host)
+        self.assertIn('timeout', err)
+        self.assertEqual('none', first['Blame'])
+
+    def test_fail_retried_elsewhere_then_cold_only_when_allowed(self):
+        self.timing('on')
+        owner_ok, operator_ok = self.servers(2, 'fail')
+        self.policy(owner_ok.id, 'cold')
+        # No --fallback: only the server whose owner said cold goes cold.
+        rows, _, _ = self.drain('--retries', '1', expect=1)
+        row = rows[owner_ok.id]
+        self.assertEqual('moved', row['Result'], row)
+        self.assertEqual('cold', row['Method'], row)
+        self.assertEqual('cold', row['Policy'])
+        self.assertIn('cold fallback (owner policy nodeops:maintenance=cold)',
+                      row['Message'])
+        live = sorted(self.live_migrations(owner_ok.id), key=lambda m: m.id)
+        self.assertEqual(['failed', 'failed'], [m.status for m in live])
+        self.assertNotEqual(live[0].dest_compute, live[1].dest_compute)
+        self.assertEqual(['confirmed'], [
+            m.status for m in self.cold_migrations(owner_ok.id)])
+        now = self.get(owner_ok.id)
+        self.assertEqual(('ACTIVE', None), (now.status, now.task_state))
+        self.assertNotEqual(self.source, now.compute_host)
+        # never silently cold: the other one failed and stayed
+        row = rows[operator_ok.id]
+        self.assertEqual('failed', row['Result'], row)
+        self.assertEqual([], self.cold_migrations(operator_ok.id))
+        self.assertEqual('move', row['Blame'])
+        self.assertEqual(self.source, self.get(operator_ok.id).compute_host)
+        # The operator's --fallback cold: it goes cold too, ACTIVE again.
+        rows, _, _ = self.drain('--retries', '0', '--fallback', 'cold')
+        row = rows[operator_ok.id]
+        self.assertEqual('moved', row['Result'], row)
+        self.assertIn('cold fallback (--fallback cold)', row['Message'])
+        now = self.get(operator_ok.id)
+        self.assertEqual(('ACTIVE', None), (now.status, now.task_state))
+        self.assertNotEqual(self.source, now.compute_host)
+
+    # -- item 4: owner policy ----------------------------------------------
+
+    def test_owner_stop_by_tag(self):
+        [srv] = self.servers(1)
+        self.openstack('--os-compute-api-version', '2.26', 'server', 'set',
+                       '--tag', '%s=stop' % POLICY, srv.id)
+        plan, _, _ = self.drain('--dry-run')
+        self.assertEqual('stop-cold', plan[srv.id]['Method'])
+        self.assertEqual(['stop', 'cold-migrate', 'confirm', 'start'],
+                         plan[srv.id]['Ladder'])
+        rows, _, _ = self.drain()
+        row = rows[srv.id]
+        self.assertEqual(('moved', 'stop'), (row['Result'], row['Policy']),
+                         row)
+        now = self.get(srv.id)
+        self.assertEqual(('ACTIVE', None), (now.status, now.task_state))
+        self.assertNotEqual(self.source, now.compute_host)
+        self.assertEqual([], self.live_migrations(srv.id))
+        self.assertEqual(['confirmed'], [
+            m.status for m in self.cold_migrations(srv.id)])
+        # it went through SHUTOFF: nova's own record of what was done
+        done = self.actions(srv.id)
+        for action in ('stop', 'migrate', 'start'):
+            self.assertIn(action, done)
+        self.assertIn('stopped (owner policy stop)', row['Steps'])
+
+    def test_owner_skip_needs_the_operator(self):
+        skip, junk = self.servers(2)
+        self.policy(skip.id, 'skip')
+        self.policy(junk.id, 'SKIP please')
+        rows, _, _ = self.drain('--honour-skip', '--allow-skipped')
+        row = rows[skip.id]
+        self.assertEqual(('skipped', 'skip'), (row['Result'], row['Policy']))
+        self.assertIn('honoured (--honour-skip)', row['Message'])
+        self.assertEqual('none', row['Blame'])
+        self.assertEqual(self.source, self.get(skip.id).compute_host)
+        # an unknown value is ignored, said in the row
+        row = rows[junk.id]
+        self.assertEqual(('moved', None), (row['Result'], row['Policy']))
+        self.assertIn("owner policy nodeops:maintenance='SKIP please' "
+                      "ignored", row['Message'])
+        # Without --honour-skip the owner cannot keep it on the host.
+        rows, _, _ = self.drain()
+        row = rows[skip.id]
+        self.assertEqual('moved', row['Result'], row)
+        self.assertIn('owner asked to skip', row['Message'])
+        self.assertIn('moved anyway', row['Message'])
+        self.assertNotEqual(self.source, self.get(skip.id).compute_host)
+
+    # -- item 6: blame -----------------------------------------------------
+
+    def test_blame_error_before_vs_move_failure(self):
+        self.timing('on')
+        broken, bad = self.servers(2)
+        self.admin_conn.compute.reset_server_state(broken.id, 'error')
+        self.wait_for_server(broken.id, 'ERROR')
+        self.admin_conn.compute.set_server_metadata(
+            bad.id, **{test_drain_inflight.BEHAVIOUR: 'fail'})
+        rows, _, _ = self.drain('--retries', '0', expect=1)
+        row = rows[broken.id]
+        self.assertEqual(('skipped', 'pre-existing'),
+                         (row['Result'], row['Blame']), row)
+        self.assertIn('ERROR before the drain', row['Blame Detail'])
+        row = rows[bad.id]
+        self.assertEqual(('failed', 'move'), (row['Result'], row['Blame']),
+                         row)
+        detail = row['Blame Detail']
+        [mig] = self.live_migrations(bad.id)
+        self.assertIn('migration %s failed' % mig.id, detail)
+        # nova's instance action of the failed move, with its events
+        self.assertIn('instance action live-migration req-', detail)
+        self.assertIn('compute_live_migration', detail)
