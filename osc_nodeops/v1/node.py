@@ -87,8 +87,9 @@ class _MoveCommand(base.NodeOpsLister):
                  'push one host\'s memory copies faster',
             timeout_help='Per server: how long a move may take (default '
                  '600)',
-            retries_help='Retry a refused or failed move N times (default '
-                 '1); the others go on meanwhile',
+            retries_help='Retry a refused, failed or aborted move N times '
+                 '(default 1), a live migration on another host than the '
+                 'one it failed to; the others go on meanwhile',
             poll_help='Seconds between two looks at the host: one migration '
                  'list, and one server list when a move needs checking, for '
                  'all servers together (default 2)',
