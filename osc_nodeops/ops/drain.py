@@ -33,6 +33,7 @@ import socket
 
 from osc_nodeops import errors
 from osc_nodeops import timeutil
+from osc_nodeops.ops import audit
 from osc_nodeops.ops import engine
 from osc_nodeops.ops import preflight
 
@@ -105,6 +106,7 @@ class HostReport(object):
     error: str = None
     refused: bool = False  # the pre-flight stopped it: nothing changed
     preflight_notes: list = dataclasses.field(default_factory=list)
+    audit: object = None  # ops/audit.py Audit, after the moves
 
 
 @dataclasses.dataclass
@@ -1341,6 +1343,9 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
     left_ok = all(i.action is None and i.result == engine.SKIPPED
                   and opts.allow_skipped for i in report.left)
     report.ok = (everything_done and left_ok and not report.interrupted)
+    if not report.interrupted:
+        # Issue 12 item 5: drained only when nova and placement agree.
+        audit.after_drain(ctx, report, remaining, opts)
     ctx.emit('done', '%s: %d moved, %d left on the host' % (
         host, sum(1 for i in items if i.ok and i.action), len(remaining)))
     return report

@@ -11,6 +11,7 @@ from osc_nodeops.v1 import base
 
 PLAN_COLUMNS = ('Blockers', 'Fits', 'Landing')
 LADDER_COLUMNS = ('Policy', 'Ladder', 'Steps', 'Blame', 'Blame Detail')
+AUDIT_COLUMNS = ('Audit',)
 
 
 class _Reasons(columns.FormattableColumn):
@@ -23,6 +24,20 @@ class _Reasons(columns.FormattableColumn):
 
     def machine_readable(self):
         return list(self._value)
+
+
+class _Findings(columns.FormattableColumn):
+    """The post-drain audit's findings about a row: codes in a table,
+    every field in ``-f json`` ([] when the audit found nothing, null when
+    none ran)."""
+
+    def human_readable(self):
+        if self._value is None:
+            return ''
+        return ', '.join(f['code'] for f in self._value)
+
+    def machine_readable(self):
+        return None if self._value is None else list(self._value)
 
 
 def _plan_fields(item):
@@ -38,6 +53,12 @@ def _ladder_fields(item):
     return (item.policy, format_columns.ListColumn(item.ladder),
             format_columns.ListColumn(item.steps), item.blame,
             item.blame_detail)
+
+
+def _no_ladder():
+    from osc_lib.cli import format_columns
+    return (None, format_columns.ListColumn([]),
+            format_columns.ListColumn([]), None, None)
 
 
 class _MoveCommand(base.NodeOpsLister):
@@ -174,11 +195,18 @@ class DrainNode(_MoveCommand):
                                 fallback=(None if parsed_args.fallback ==
                                           'none' else parsed_args.fallback),
                                 honour_skip=parsed_args.honour_skip)
+        from osc_nodeops.ops import audit
         report = drain.drain(self.conn, request, events=self.events)
         names, rows = self.report_rows(report)
-        return names + PLAN_COLUMNS + LADDER_COLUMNS, [
-            row + _plan_fields(item) + _ladder_fields(item)
-            for row, item in zip(rows, report.items)]
+        found = audit.row_findings(report)
+        rows = [row + _plan_fields(item) + _ladder_fields(item)
+                + (_Findings(found.get(id(item))),)
+                for row, item in zip(rows, report.items)]
+        # Leftovers about no row's server (an orphan allocation, ...).
+        rows += [row + (_Reasons([]), None, None) + _no_ladder()
+                 + (_Findings(findings),)
+                 for row, findings in audit.extra_rows(report)]
+        return names + PLAN_COLUMNS + LADDER_COLUMNS + AUDIT_COLUMNS, rows
 
 
 class UndrainNode(_MoveCommand):

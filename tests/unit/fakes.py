@@ -379,6 +379,9 @@ class FakeCloud(object):
         self.zones = zones or {}
         self.gets = []
         self.held = {}  # server id -> resources it holds (placement)
+        # host -> {consumer: resources}: other allocations on its provider
+        # (migrations, orphans), for the post-drain audit.
+        self.extra = {}
         self.hyp_ids = {h: 'rp-%s' % h for h in nova.services}
         self.compute.hypervisors.side_effect = lambda **kw: iter(
             _hypervisor.Hypervisor(
@@ -401,6 +404,15 @@ class FakeCloud(object):
     def _get(self, url, **kw):
         self.gets.append(url)
         host_of = {v: k for k, v in self.hyp_ids.items()}
+        if url.startswith('/resource_providers?name='):
+            name = url.split('=', 1)[1]
+            return _Response({'resource_providers': [
+                {'uuid': u, 'name': h} for h, u in self.hyp_ids.items()
+                if h == name]})
+        if url.startswith('/resource_providers?in_tree='):
+            root = url.split('=', 1)[1]
+            return _Response({'resource_providers': [
+                {'uuid': root, 'name': host_of.get(root)}]})
         if url.startswith('/resource_providers?'):
             return _Response({'resource_providers': [
                 {'uuid': u, 'name': h} for h, u in self.hyp_ids.items()
@@ -408,10 +420,12 @@ class FakeCloud(object):
         uuid_, what = url.split('/')[2:4]
         host = host_of[uuid_]
         if what == 'allocations':
-            return _Response({'allocations': {
-                k: {'resources': v} for k, v in self.held.items()
-                if self.nova.servers.get(k) is not None and
-                self.nova.servers[k].compute_host == host}})
+            found = {k: {'resources': v} for k, v in self.held.items()
+                     if self.nova.servers.get(k) is not None and
+                     self.nova.servers[k].compute_host == host}
+            found.update({k: {'resources': v} for k, v in
+                          self.extra.get(host, {}).items()})
+            return _Response({'allocations': found})
         if what == 'inventories':
             return _Response({'inventories': {
                 rc: {'total': n, 'reserved': 0, 'allocation_ratio': 1.0,

@@ -766,7 +766,7 @@ class TestCommands(testtools.TestCase):
                           'Source Compute', 'Dest Compute', 'Result',
                           'Seconds', 'Message', 'Blockers', 'Fits',
                           'Landing', 'Policy', 'Ladder', 'Steps', 'Blame',
-                          'Blame Detail'], list(rows[0]))
+                          'Blame Detail', 'Audit'], list(rows[0]))
         # issue 12 items 3, 4, 6: the planned ladder, no policy, no blame
         self.assertEqual(['live', 'abort after 600s',
                           'left running after 300s more',
@@ -775,6 +775,7 @@ class TestCommands(testtools.TestCase):
         self.assertEqual((None, [], 'none'), (
             rows[0]['Policy'], rows[0]['Steps'], rows[0]['Blame']))
         self.assertEqual('moved', rows[0]['Result'])
+        self.assertEqual([], rows[0]['Audit'])  # issue 12 item 5
         # The pre-flight's fields (issue 12): a plain server, a local disk.
         self.assertEqual(['local-disk'],
                          [r['code'] for r in rows[0]['Blockers']])
