@@ -143,8 +143,13 @@ class DrainNode(_MoveCommand):
     server on it (all projects): live migration for ACTIVE and PAUSED, cold
     migration (resize confirmed) for SHUTOFF, skip with a reason otherwise.
     Moves them with bounded parallelism, verifies each move (host changed
-    AND migration record completed) and re-lists the host.  Exit 0 only if
-    the host ended up empty (or only explicitly allowed skips are left).
+    AND migration record completed) and re-lists the host, then audits it:
+    nova's servers and migration records (no resize left unconfirmed, no
+    migration still running) and placement's allocations on its resource
+    provider; each leftover is listed with the command that clears it
+    (column Audit, or a row of its own).  Exit 0 only if the host ended up
+    empty and its audit is clean (or only explicitly allowed skips are
+    left).
     The origin host is recorded on each moved server (metadata
     nodeops:origin) for ``compute node undrain --migrate-back``.  Rerunning
     after an interruption picks up the moves in flight.  Several hosts are
