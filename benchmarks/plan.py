@@ -4,8 +4,12 @@
 Not a test.  Boots servers spread over the rig's compute hosts (default 200
 of the tiny flavor, round-robin; the fake driver boots them fast), then
 times ``openstack compute node drain HOST... --dry-run -f json`` for each
-``--plans`` entry (default: one host, then two hosts at once) and counts
-the API requests the process made, from the services' access logs:
+``--plans`` entry (default: one host, then two hosts at once; the best of
+``--repeat`` runs, the ``openstack`` process's start-up included, which is
+shown apart: ``openstack compute node drain --help``) and counts the API
+requests of one more run, from its own ``--debug`` request lines (exact
+also when someone else uses the rig meanwhile; the services' access logs
+are printed as a cross-check, ``alog``):
 
 ``lists``     list calls (servers by host, migrations, services,
               hypervisors, aggregates, server groups, ports by host,
@@ -53,21 +57,23 @@ STATE = house.STATE
 OPENSTACK = house.OPENSTACK
 LOGS = ('nova-api-access.log', 'neutron-api-access.log',
         'placement-access.log', 'keystone-access.log')
-REQUEST = re.compile(r'"(GET|POST|PUT|DELETE|PATCH|HEAD) ([^ ?"]+)(\?[^ "]*)?')
+# The access logs' request line, and --debug's "REQ: curl ... -X GET URL".
+ACCESS = re.compile(r'"(GET|POST|PUT|DELETE|PATCH|HEAD) ([^ ?"]+)')
+DEBUG = re.compile(r'^REQ: curl -g -i -X (GET|POST|PUT|DELETE|PATCH|HEAD) '
+                   r'"?https?://[^/ "]+([^ ?"]*)')
 UUID = r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
 LISTS = (
-    r'^/v2\.1/servers/detail$', r'^/v2\.1/servers$',
-    r'^/v2\.1/os-migrations$', r'^/v2\.1/os-services$',
-    r'^/v2\.1/os-hypervisors(/detail)?$', r'^/v2\.1/os-aggregates$',
-    r'^/v2\.1/os-server-groups$', r'^/v2\.1/flavors(/detail)?$',
-    r'^/v2\.0/ports(\.json)?$', r'^/resource_providers$',
+    r'/servers/detail$', r'/servers$', r'/os-migrations$',
+    r'/os-services$', r'/os-hypervisors(/detail)?$', r'/os-aggregates$',
+    r'/os-server-groups$', r'/flavors(/detail)?$', r'/v2\.0/ports(\.json)?$',
+    r'/resource_providers$',
 )
-PER_HOST = (r'^/resource_providers/%s/(inventories|usages|allocations)$'
+PER_HOST = (r'/resource_providers/%s/(inventories|usages|allocations)$'
             % UUID,)
 PER_SERVER = (
-    r'^/v2\.1/servers/%s$' % UUID, r'^/v2\.1/flavors/[^/]+$',
-    r'^/v2\.1/os-server-groups/%s$' % UUID, r'^/v2\.0/ports/%s$' % UUID,
-    r'^/allocations/%s$' % UUID, r'^/v2\.1/servers/%s/' % UUID,
+    r'/servers/%s(/.*)?$' % UUID, r'/flavors/[^/]+(/.*)?$',
+    r'/os-server-groups/%s$' % UUID, r'/v2\.0/ports/%s$' % UUID,
+    r'/allocations/%s$' % UUID,
 )
 
 log = house.log
@@ -81,22 +87,19 @@ def on_sigterm(signum, frame):
     raise Stop()
 
 
-def classify(lines):
+def classify(requests):
+    """Counts of ``(method, path)`` pairs by kind, and by path."""
     out = {'lists': 0, 'per_host': 0, 'per_server': 0, 'other': 0,
            'total': 0, 'paths': {}}
-    for line in lines:
-        m = REQUEST.search(line)
-        if not m:
-            continue
-        method, path = m.group(1), m.group(2)
+    for method, path in requests:
         out['total'] += 1
         kind = 'other'
         if method == 'GET':
-            if any(re.match(p, path) for p in LISTS):
+            if any(re.search(p, path) for p in LISTS):
                 kind = 'lists'
-            elif any(re.match(p, path) for p in PER_HOST):
+            elif any(re.search(p, path) for p in PER_HOST):
                 kind = 'per_host'
-            elif any(re.match(p, path) for p in PER_SERVER):
+            elif any(re.search(p, path) for p in PER_SERVER):
                 kind = 'per_server'
         out[kind] += 1
         key = '%s %s' % (method, re.sub(UUID, '<id>', path))
@@ -104,43 +107,69 @@ def classify(lines):
     return out
 
 
-def requests_during(fn):
+def parse(lines, pattern):
+    found = []
+    for line in lines:
+        m = pattern.search(line)
+        if m:
+            found.append((m.group(1), m.group(2)))
+    return found
+
+
+def measure(fn):
+    """Run ``fn`` (returns ``(extra, debug lines or None)``): wall time,
+    the requests it made (from its own --debug lines when it has them,
+    else the access logs) and, as a cross-check, what the services'
+    access logs saw meanwhile (other users of the rig count there too)."""
     windows = [house.LogWindow(name) for name in LOGS]
     for w in windows:
         w.start()
     t0 = time.monotonic()
-    extra = fn()
+    extra, debug = fn()
     wall = time.monotonic() - t0
-    time.sleep(0.5)  # the servers write their log lines after answering
-    lines = []
+    time.sleep(0.5)  # the services write their log lines after answering
+    logged = []
     for w in windows:
-        lines.extend(w.lines())
-    result = classify(lines)
+        logged.extend(w.lines())
+    seen = parse(logged, ACCESS)
+    result = classify(parse(debug, DEBUG) if debug is not None else seen)
+    result['access_log_total'] = len(seen)
     result['wall'] = wall
-    result.update(extra or {})
+    result.update(extra)
     return result
 
 
-def dry_run(hosts):
+def dry_run(hosts, debug=False):
     def run():
+        argv = [OPENSTACK, '--os-cloud', 'minicloud']
+        if debug:
+            argv.append('--debug')
         res = subprocess.run(
-            [OPENSTACK, '--os-cloud', 'minicloud', 'compute', 'node',
-             'drain'] + list(hosts) + ['--dry-run', '-f', 'json'],
+            argv + ['compute', 'node', 'drain'] + list(hosts)
+            + ['--dry-run', '-f', 'json'],
             capture_output=True, text=True, env=house.cli_env())
         if res.returncode not in (0, 1):
             raise RuntimeError('dry run exited %d: %s' % (
                 res.returncode, res.stderr[-2000:]))
         rows = json.loads(res.stdout)
-        return {'rows': len(rows), 'exit': res.returncode,
-                'planned': sum(1 for r in rows if r['Result'] == 'planned'),
-                'fits': sum(1 for r in rows if r['Fits'] is True)}
+        return ({'rows': len(rows), 'exit': res.returncode,
+                 'planned': sum(1 for r in rows
+                                if r['Result'] == 'planned'),
+                 'fits': sum(1 for r in rows if r['Fits'] is True)},
+                res.stderr.splitlines() if debug else None)
     return run
 
 
-def loop(conn, hosts):
-    """Per-server reads of the same facts (for scale)."""
+def loop(hosts):
+    """Per-server reads of the same facts (for scale), counted by a
+    session hook (this process's requests only)."""
     def run():
         c = house.connect()
+        sent = []
+        c.session.session.hooks['response'].append(
+            lambda resp, *a, **kw: sent.append(
+                'REQ: curl -g -i -X %s %s' % (resp.request.method,
+                                               resp.request.url)))
         n = 0
         for host in hosts:
             for s in list(c.compute.servers(all_projects=True,
@@ -150,7 +179,7 @@ def loop(conn, hosts):
                 c.placement.get('/allocations/%s' % s.id)
                 n += 1
         c.close()
-        return {'rows': n, 'exit': 0, 'planned': n, 'fits': None}
+        return {'rows': n, 'exit': 0, 'planned': n, 'fits': None}, sent
     return run
 
 
@@ -230,17 +259,32 @@ def quota_room(conn, project, want):
     return {'instances': limit, 'cores': cores}
 
 
-def report(results):
+def startup():
+    """Seconds the ``openstack`` process takes to start and load the
+    plugin, without a request (the best of three)."""
+    best = None
+    for _ in range(3):
+        t0 = time.monotonic()
+        subprocess.run([OPENSTACK, 'compute', 'node', 'drain', '--help'],
+                       capture_output=True, env=house.cli_env())
+        took = time.monotonic() - t0
+        best = took if best is None else min(best, took)
+    return best
+
+
+def report(results, start):
+    print('openstack process start-up (compute node drain --help): %.2f s'
+          % start)
     print('dry run of `compute node drain HOSTS --dry-run`: wall time and '
           'API requests')
-    print('%-7s %-10s %7s %6s %7s %6s %9s %8s %6s %6s' % (
+    print('%-7s %-12s %7s %6s %7s %6s %9s %8s %6s %6s %5s' % (
         'servers', 'plan', 'wall s', 'rows', 'total', 'lists',
-        'per host', 'per srv', 'other', 'exit'))
+        'per host', 'per srv', 'other', 'alog', 'exit'))
     for r in results:
-        print('%-7d %-10s %7.2f %6d %7d %6d %9d %8d %6d %6d' % (
+        print('%-7d %-12s %7.2f %6d %7d %6d %9d %8d %6d %6d %5d' % (
             r['servers'], r['plan'], r['wall'], r['rows'], r['total'],
             r['lists'], r['per_host'], r['per_server'], r['other'],
-            r['exit']))
+            r['access_log_total'], r['exit']))
     big = max((r['servers'] for r in results), default=0)
     for r in results:
         if r['servers'] != big or r['plan'].startswith('loop'):
@@ -271,6 +315,9 @@ def main():
                              '(default: c01, then c01,c02)')
     parser.add_argument('--no-loop', action='store_true',
                         help='skip the per-server loop for scale')
+    parser.add_argument('--repeat', type=int, default=3,
+                        help='timed runs per plan (the best is shown; '
+                             'default 3)')
     parser.add_argument('--json', action='store_true')
     parser.add_argument('--paths', action='store_true',
                         help='print the requests of each run by path')
@@ -297,13 +344,17 @@ def main():
             log('%d servers ACTIVE on %s' % (len(created), ', '.join(hosts)))
             for plan in args.plans:
                 plan_hosts = plan.split(',')
-                r = requests_during(dry_run(plan_hosts))
-                r.update(servers=size, plan=plan)
+                walls = [measure(dry_run(plan_hosts))['wall']
+                         for _ in range(args.repeat)]
+                # the same run again with --debug: its own requests
+                r = measure(dry_run(plan_hosts, debug=True))
+                r.update(servers=size, plan=plan, wall=min(walls),
+                         walls=walls)
                 results.append(r)
-                log('%s: %.2f s, %d requests' % (plan, r['wall'],
-                                                 r['total']))
+                log('%s: %.2f s (best of %d), %d requests' % (
+                    plan, r['wall'], len(walls), r['total']))
                 if not args.no_loop and plan == args.plans[0]:
-                    r = requests_during(loop(conn, plan_hosts))
+                    r = measure(loop(plan_hosts))
                     r.update(servers=size, plan='loop ' + plan)
                     results.append(r)
     except (KeyboardInterrupt, Stop):
@@ -318,7 +369,7 @@ def main():
                 log('quota restored: %s' % quota)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-    report(results)
+    report(results, startup())
     if args.paths:
         for r in results:
             print('\n%s, %d servers' % (r['plan'], r['servers']))
