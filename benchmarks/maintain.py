@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Benchmark: rolling maintenance of several hosts, three ways.
+
+Not a test.  On ``--hosts`` compute hosts of the minicloud (default: up to
+4), each with ``--servers`` servers (default 10), hypervisor timing on (a
+live migration takes seconds), each variant cycles every host --
+disable, empty, the step (``minicloud restart-compute HOST``: a reboot of
+the fake hypervisor), wait until nova-compute is up again, re-enable:
+
+``maintain-k1``  ``openstack compute node maintain H... --max-hosts 1
+                 --exec 'minicloud restart-compute {host}'`` (one process);
+``maintain-k2``  the same with ``--max-hosts 2``;
+``hand``         the loop operators write today, per host: ``openstack
+                 compute service set --disable``, the seed's per-server
+                 ``openstack server migrate --live-migration --wait UUID``
+                 in turn, the step, polling ``openstack compute service
+                 list`` until the host is up, ``service set --enable``.
+
+Before each variant the servers are booted fresh (not timed) and deleted
+after it.  Printed per variant: wall time, ratio to the hand loop, and the
+most hosts ever disabled at once (the service list sampled every 0.5 s).
+Holds the functional-test lock of the rig; restores timing at the end.
+
+    .venv/bin/python benchmarks/maintain.py [--hosts 4] [--servers 10]
+"""
+
+import argparse
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import drain as bench  # noqa: E402  (the drain benchmark's helpers)
+
+MINICLOUD = os.path.join(bench.REPO, 'tools', 'minicloud', 'minicloud')
+VARIANTS = ('maintain-k1', 'maintain-k2', 'hand')
+
+
+def osc(*args, check=True):
+    res = subprocess.run([bench.OPENSTACK, '--os-cloud', 'minicloud']
+                         + [str(a) for a in args], capture_output=True,
+                         text=True, env=bench.cli_env())
+    if check and res.returncode != 0:
+        raise RuntimeError('openstack %s exited %d: %s' % (
+            ' '.join(map(str, args)), res.returncode, res.stderr[-2000:]))
+    return res
+
+
+class Sampler(threading.Thread):
+    def __init__(self, conn, hosts):
+        super(Sampler, self).__init__(daemon=True)
+        self.conn, self.hosts, self.most = conn, set(hosts), 0
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.wait(0.5):
+            try:
+                down = [s for s in self.conn.compute.services(
+                    binary='nova-compute') if s.host in self.hosts
+                    and s.status == 'disabled']
+                self.most = max(self.most, len(down))
+            except Exception:
+                pass
+
+
+def run_maintain(hosts, k):
+    osc('compute', 'node', 'maintain', *hosts, '--max-hosts', k,
+        '--exec', '%s restart-compute {host}' % MINICLOUD,
+        '--max-parallel', 8, '--poll-interval', 1, '-f', 'json')
+
+
+def run_hand(conn, hosts, ids):
+    idset = set(ids)
+    for host in hosts:
+        osc('compute', 'service', 'set', '--disable', host, 'nova-compute')
+        for s in bench.on_host(conn, host, idset):
+            osc('server', 'migrate', '--live-migration', '--wait', s.id)
+        subprocess.run([MINICLOUD, 'restart-compute', host], check=True,
+                       capture_output=True)
+        since = time.time()
+        while True:
+            rows = json.loads(osc('compute', 'service', 'list', '--host',
+                                  host, '--service', 'nova-compute', '-f',
+                                  'json').stdout)
+            if rows and rows[0]['State'] == 'up' and time.time() - since > 3:
+                break
+            time.sleep(1)
+        osc('compute', 'service', 'set', '--enable', host, 'nova-compute')
+
+
+def delete(conn, ids):
+    for sid in ids:
+        conn.compute.delete_server(sid, ignore_missing=True)
+    bench.wait_until(lambda: not [s for s in conn.compute.servers(
+        all_projects=True) if s.id in set(ids)], 300, 'servers deleted')
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--hosts', type=int, default=4)
+    p.add_argument('--servers', type=int, default=10)
+    p.add_argument('--variants', nargs='+', default=list(VARIANTS),
+                   choices=VARIANTS)
+    args = p.parse_args()
+    with open(os.path.join(bench.STATE, 'minicloud.json')) as f:
+        state = json.load(f)
+    hosts = state['compute_hosts'][:args.hosts]
+    if len(hosts) < args.hosts:
+        bench.log('the rig has %d compute hosts (MINICLOUD_COMPUTES); '
+                  'using %s' % (len(hosts), ' '.join(hosts)))
+    lock = open(os.path.join(bench.STATE, 'functional.lock'), 'a+')
+    bench.log('waiting for the rig lock')
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    conn = bench.connect()
+    results = {}
+    try:
+        subprocess.run([MINICLOUD, 'timing', 'on'], check=True,
+                       capture_output=True)
+        for variant in args.variants:
+            ids = []
+            try:
+                for host in hosts:
+                    bench.boot(conn, args.servers, host, ids)
+                sampler = Sampler(conn, hosts)
+                sampler.start()
+                bench.log('%s: %d hosts x %d servers' % (
+                    variant, len(hosts), args.servers))
+                start = time.time()
+                if variant == 'hand':
+                    run_hand(conn, hosts, ids)
+                else:
+                    run_maintain(hosts, int(variant[-1]))
+                results[variant] = (time.time() - start, None)
+                sampler.stop.set()
+                sampler.join(5)
+                results[variant] = (results[variant][0], sampler.most)
+                bench.log('%s: %.1f s, at most %d disabled at once' % (
+                    variant, results[variant][0], sampler.most))
+            finally:
+                bench.enable(conn, hosts)
+                delete(conn, ids)
+    finally:
+        subprocess.run([MINICLOUD, 'timing', 'off'], capture_output=True)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    hand = results.get('hand', (None,))[0]
+    print('%-12s %9s %9s %s' % ('variant', 'seconds', 'hand/x',
+                                'most disabled'))
+    for variant in args.variants:
+        secs, most = results[variant]
+        print('%-12s %9.1f %9s %d' % (variant, secs, '%.2f' % (hand / secs)
+                                      if hand else '-', most))
+
+
+if __name__ == '__main__':
+    main()
