@@ -28,6 +28,7 @@ import argparse
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -106,6 +107,8 @@ def main():
     p.add_argument('--variants', nargs='+', default=list(VARIANTS),
                    choices=VARIANTS)
     args = p.parse_args()
+    # SIGTERM (timeout(1)) still runs the clean-up below.
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
     with open(os.path.join(bench.STATE, 'minicloud.json')) as f:
         state = json.load(f)
     hosts = state['compute_hosts'][:args.hosts]
