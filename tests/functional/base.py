@@ -119,6 +119,27 @@ class FunctionalTestCase(testtools.TestCase):
             cls._lock_file.close()
             cls._lock_file = None
 
+    # -- a bigger rig for one class ----------------------------------------
+
+    @classmethod
+    def rig_view(cls):
+        """What the other classes rely on: compute services, resource
+        providers, and the rig's aggregates with their hosts."""
+        conn = connect('minicloud')
+        try:
+            return {
+                'services': sorted(s.host for s in conn.compute.services(
+                    binary='nova-compute')),
+                'providers': sorted(r.name for r in
+                                    conn.placement.resource_providers()),
+                'aggregates': {a.name: sorted(a.hosts or [])
+                               for a in conn.compute.aggregates()},
+                'agents': sorted(a.host for a in conn.network.agents()),
+            }
+        finally:
+            conn.close()
+
+
     # -- helpers -----------------------------------------------------------
 
     def minicloud(self, *args):
@@ -363,3 +384,68 @@ class FunctionalTestCase(testtools.TestCase):
                               server_id, status, timeout, last.status,
                               last.task_state, last.compute_host))
             time.sleep(1)
+
+
+class GrownRigTestCase(FunctionalTestCase):
+    """A class that needs more compute hosts than the rig's usual three.
+
+    Inside its lock, ``setUpClass`` grows the rig to ``COMPUTES`` hosts
+    (``MINICLOUD_COMPUTES=N minicloud up``: the new computes start, the
+    aggregates are split again, first half / second half) and
+    ``tearDownClass`` restores the exact state before: ``up`` with the
+    former count stops the extra computes and deletes their nova-compute
+    services, resource providers and agents, and the aggregates are back;
+    the class fails when the rig does not look as before.  One grow per
+    class (about a minute each way)."""
+
+    COMPUTES = 6
+
+    @classmethod
+    def _up(cls, computes):
+        settings = cls.state.get('settings') or {}
+        env = dict(os.environ, MINICLOUD_COMPUTES=str(computes))
+        args = []
+        if settings.get('host_size'):
+            env['MINICLOUD_HOST_SIZE'] = ','.join(
+                str(n) for n in settings['host_size'])
+        if settings.get('token_ttl'):
+            args = ['--token-ttl', str(settings['token_ttl'])]
+        res = subprocess.run([MINICLOUD, 'up'] + args, capture_output=True,
+                             text=True, env=env, timeout=1200)
+        if res.returncode != 0:
+            raise RuntimeError('MINICLOUD_COMPUTES=%d minicloud up failed '
+                               '(exit %d):\n%s' % (computes, res.returncode,
+                                                   res.stderr[-3000:]))
+        with open(os.path.join(STATE_DIR, 'minicloud.json')) as f:
+            cls.state = json.load(f)
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            cls._before_state = cls.state
+            cls._before = cls.rig_view()
+            cls._before_computes = len(cls.state['compute_hosts'])
+            cls._up(cls.COMPUTES)
+        except BaseException:
+            try:
+                cls._restore()
+            finally:
+                cls._release_lock()
+            raise
+
+    @classmethod
+    def _restore(cls):
+        cls.state = cls._before_state
+        cls._up(cls._before_computes)
+        after = cls.rig_view()
+        if after != cls._before:
+            raise AssertionError('the rig was not restored:\nbefore %s\n'
+                                 'after  %s' % (cls._before, after))
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls._restore()
+        finally:
+            super().tearDownClass()

@@ -13,6 +13,7 @@ object of the IDs it found or made on stdout.
 """
 
 import json
+import re
 import sys
 import time
 
@@ -117,6 +118,7 @@ def cloud(st):
     wait('placement resource providers with inventory', providers)
 
     out['availability_zones'] = aggregates(conn, st['availability_zones'])
+    out['forgotten'] = forget_hosts(conn, hosts)
 
     fl = conn.compute.find_flavor(st['flavor'], ignore_missing=True)
     if fl is None:
@@ -184,7 +186,11 @@ def aggregates(conn, azs):
         keep = wanted.get(name, (None, []))[1]
         for h in agg.hosts or []:
             if h not in keep:
-                conn.compute.remove_host_from_aggregate(agg, h)
+                try:
+                    conn.compute.remove_host_from_aggregate(agg, h)
+                except Exception as e:   # a server on it: its AZ stays
+                    print('cannot remove %s from %s: %s' % (h, name, e),
+                          file=sys.stderr)
     for name, (az, hosts) in wanted.items():
         agg = have.get(name)
         if agg is None:
@@ -198,7 +204,45 @@ def aggregates(conn, azs):
                 except Exception as e:   # e.g. instances in another AZ
                     print('cannot add %s to %s: %s' % (h, name, e),
                           file=sys.stderr)
-    return azs
+    # What the zones hold now (a host with servers keeps its zone).
+    return {name[len('minicloud-'):]: sorted(a.hosts or [])
+            for name, a in ((a.name, a) for a in conn.compute.aggregates())
+            if name in wanted}
+
+
+def forget_hosts(conn, hosts):
+    """Delete what nova and neutron keep of the rig's compute hosts beyond
+    ``hosts`` (an `up` with a lower MINICLOUD_COMPUTES stopped them): the
+    nova-compute service (nova then drops its compute node, host mapping,
+    aggregate membership and resource provider), a provider left behind,
+    and the fake OVS agent.  Returns the hosts whose service is gone."""
+    gone = []
+    for svc in list(conn.compute.services(binary='nova-compute')):
+        if svc.host in hosts or not re.match(r'^c\d\d$', svc.host or ''):
+            continue
+        for attempt in range(10):
+            try:
+                conn.compute.delete_service(svc)
+                gone.append(svc.host)
+                break
+            except Exception as e:  # e.g. "still in use" for a moment
+                if attempt == 9:
+                    print('cannot delete nova-compute of %s: %s' % (
+                        svc.host, e), file=sys.stderr)
+                time.sleep(2)
+    for rp in list(conn.placement.resource_providers()):
+        if rp.name in gone:
+            try:
+                conn.placement.delete_resource_provider(rp)
+            except Exception as e:
+                print('cannot delete provider %s: %s' % (rp.name, e),
+                      file=sys.stderr)
+    for agent in list(conn.network.agents()):
+        if agent.host in gone or (
+                re.match(r'^c\d\d$', agent.host or '')
+                and agent.host not in hosts and not agent.is_alive):
+            conn.network.delete_agent(agent)
+    return sorted(gone)
 
 
 def main():
