@@ -7,8 +7,9 @@ live migration takes seconds), each variant cycles every host --
 disable, empty, the step (``minicloud restart-compute HOST``: a reboot of
 the fake hypervisor), wait until nova-compute is up again, re-enable:
 
-``maintain-k1``  ``openstack compute node maintain H... --max-hosts 1
-                 --exec 'minicloud restart-compute {host}'`` (one process);
+``maintain-k1``  ``openstack compute node maintain --aggregate AGG
+                 --max-hosts 1 --exec 'minicloud restart-compute {host}'``
+                 (one process; AGG: an aggregate of the benchmark's hosts);
 ``maintain-k2``  the same with ``--max-hosts 2``;
 ``hand``         the loop operators write today, per host: ``openstack
                  compute service set --disable``, the seed's per-server
@@ -19,7 +20,11 @@ the fake hypervisor), wait until nova-compute is up again, re-enable:
 Before each variant the servers are booted fresh (not timed) and deleted
 after it.  Printed per variant: wall time, ratio to the hand loop, and the
 most hosts ever disabled at once (the service list sampled every 0.5 s).
-Holds the functional-test lock of the rig; restores timing at the end.
+Holds the functional-test lock of the rig.  Uses hosts that hold no
+server; when fewer than ``--hosts`` are free, grows the rig by what is
+missing (``MINICLOUD_COMPUTES=N minicloud up``) and shrinks it back
+afterwards (the extra hosts' services and providers deleted); restores
+timing at the end.
 
     .venv/bin/python benchmarks/maintain.py [--hosts 4] [--servers 10]
 """
@@ -68,8 +73,10 @@ class Sampler(threading.Thread):
                 pass
 
 
-def run_maintain(hosts, k):
-    osc('compute', 'node', 'maintain', *hosts, '--max-hosts', k,
+def run_maintain(agg, k):
+    # An aggregate of the benchmark's hosts is the scope: a host of the
+    # rig that some test left disabled does not take a place in the budget.
+    osc('compute', 'node', 'maintain', '--aggregate', agg, '--max-hosts', k,
         '--exec', '%s restart-compute {host}' % MINICLOUD,
         '--max-parallel', 8, '--poll-interval', 1, '-f', 'json')
 
@@ -93,6 +100,43 @@ def run_hand(conn, hosts, ids):
         osc('compute', 'service', 'set', '--enable', host, 'nova-compute')
 
 
+def rig_state():
+    with open(os.path.join(bench.STATE, 'minicloud.json')) as f:
+        return json.load(f)
+
+
+def rig_up(state, computes):
+    """``MINICLOUD_COMPUTES=N minicloud up`` keeping the other settings;
+    a lower N also deletes the extra hosts' services and providers."""
+    settings = state.get('settings') or {}
+    env = dict(os.environ, MINICLOUD_COMPUTES=str(computes))
+    if settings.get('host_size'):
+        env['MINICLOUD_HOST_SIZE'] = ','.join(map(str,
+                                                  settings['host_size']))
+    argv = [MINICLOUD, 'up']
+    if settings.get('token_ttl'):
+        argv += ['--token-ttl', str(settings['token_ttl'])]
+    t0 = time.time()
+    subprocess.run(argv, check=True, capture_output=True, env=env,
+                   timeout=1200)
+    bench.log('minicloud up with %d computes: %.0f s' % (
+        computes, time.time() - t0))
+    return rig_state()
+
+
+def restore(state, computes):
+    state = rig_up(state, computes)
+    conn = bench.connect()
+    try:
+        left = sorted(s.host for s in conn.compute.services(
+            binary='nova-compute'))
+    finally:
+        conn.close()
+    if left != sorted(state['compute_hosts']):
+        raise RuntimeError('rig not restored: nova-compute on %s' % left)
+    bench.log('rig back to %s' % ' '.join(left))
+
+
 def delete(conn, ids):
     for sid in ids:
         conn.compute.delete_server(sid, ignore_missing=True)
@@ -109,18 +153,36 @@ def main():
     args = p.parse_args()
     # SIGTERM (timeout(1)) still runs the clean-up below.
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
-    with open(os.path.join(bench.STATE, 'minicloud.json')) as f:
-        state = json.load(f)
-    hosts = state['compute_hosts'][:args.hosts]
-    if len(hosts) < args.hosts:
-        bench.log('the rig has %d compute hosts (MINICLOUD_COMPUTES); '
-                  'using %s' % (len(hosts), ' '.join(hosts)))
     lock = open(os.path.join(bench.STATE, 'functional.lock'), 'a+')
     bench.log('waiting for the rig lock')
     fcntl.flock(lock, fcntl.LOCK_EX)
+    state = rig_state()
+    before = len(state['compute_hosts'])
     conn = bench.connect()
+    # Hosts that hold no server (a server some test left behind would be
+    # drained too, or block the drain); the rig grows by what is missing.
+    busy = {s.compute_host for s in conn.compute.servers(all_projects=True)}
+    free = [h for h in state['compute_hosts'] if h not in busy]
+    grow = max(0, args.hosts - len(free))
+    if grow:
+        bench.log('%s hold servers; growing the rig from %d to %d compute '
+                  'hosts' % (' '.join(sorted(busy - {None})) or 'no host',
+                             before, before + grow))
+        try:
+            state = rig_up(state, before + grow)
+        except BaseException:
+            restore(state, before)
+            raise
+        free += state['compute_hosts'][before:]
+    hosts = free[:args.hosts]
+    bench.log('hosts: %s' % ' '.join(hosts))
     results = {}
+    agg = None
     try:
+        agg = conn.compute.create_aggregate(name='bench-maintain-%d'
+                                            % os.getpid())
+        for h in hosts:
+            conn.compute.add_host_to_aggregate(agg, h)
         subprocess.run([MINICLOUD, 'timing', 'on'], check=True,
                        capture_output=True)
         for variant in args.variants:
@@ -136,7 +198,7 @@ def main():
                 if variant == 'hand':
                     run_hand(conn, hosts, ids)
                 else:
-                    run_maintain(hosts, int(variant[-1]))
+                    run_maintain(agg.name, int(variant[-1]))
                 results[variant] = (time.time() - start, None)
                 sampler.stop.set()
                 sampler.join(5)
@@ -148,7 +210,18 @@ def main():
                 delete(conn, ids)
     finally:
         subprocess.run([MINICLOUD, 'timing', 'off'], capture_output=True)
-        fcntl.flock(lock, fcntl.LOCK_UN)
+        if agg is not None:
+            for h in hosts:
+                try:
+                    conn.compute.remove_host_from_aggregate(agg, h)
+                except Exception:
+                    pass
+            conn.compute.delete_aggregate(agg, ignore_missing=True)
+        try:
+            if grow:
+                restore(state, before)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
     hand = results.get('hand', (None,))[0]
     print('%-12s %9s %9s %s' % ('variant', 'seconds', 'hand/x',
                                 'most disabled'))
