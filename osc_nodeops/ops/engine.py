@@ -143,6 +143,75 @@ def bound_api_timeout(conn, seconds=None):
     return session.timeout
 
 
+# Services whose proxy every command builds first (see ``discover``).
+DISCOVERED_SERVICES = ('compute', 'network')
+
+
+def _discovered(proxy):
+    """True when PROXY was built on a version document: its endpoint is
+    the versioned URL discovery found (and, for nova, the microversion
+    range is known)."""
+    data = proxy.get_endpoint_data()
+    if data is None or not data.api_version:
+        return False
+    if proxy.service_type == 'compute' and not data.max_microversion:
+        return False
+    endpoint = proxy.get_endpoint() or ''
+    return endpoint.rstrip('/') == (data.url or '').rstrip('/')
+
+
+def discover(conn, services=DISCOVERED_SERVICES, attempts=5, sleep=None):
+    """Build each service's proxy on a real version document.
+
+    openstacksdk builds a service's proxy once per connection, after
+    version discovery, and keystoneauth takes a discovery that met a 5xx
+    or a reset for "no version document" and falls back to the bare
+    catalog (or override) URL: neutron requests then miss ``/v2.0`` and
+    get 404, and nova's microversions are unknown (2.1 is assumed) for the
+    whole run.  So a transient fault in the first second of a command
+    would change what the command does.  Here each proxy is built and
+    checked; one built on a failed discovery is forgotten (openstacksdk's
+    per-connection cache ``Connection._proxies``: a private attribute,
+    used deliberately, since openstacksdk offers no way to rebuild a
+    proxy) and built again, with the backoff of ``call_with_retry``.
+    Gives up after ATTEMPTS with the last fault, a transient one.
+    """
+    sleep = sleep or time.sleep
+    cache = getattr(conn, '_proxies', None)
+    if not isinstance(cache, dict):
+        return      # not an openstacksdk Connection: nothing is cached
+    for name in services:
+        for n in range(attempts):
+            try:
+                proxy = getattr(conn, name)
+                if _discovered(proxy):
+                    break
+                last = ConnectionError(
+                    'no version document from the %s API' % name)
+            except Exception as exc:
+                if not is_transient(exc) and not _discovery_fault(exc):
+                    raise
+                last = exc
+            LOG.debug('discovery of %s failed (%s); again', name, last)
+            cache.pop(getattr(getattr(type(conn), name, None),
+                              'service_type', name), None)
+            if n == attempts - 1:
+                from osc_nodeops import errors
+                raise errors.Refused(
+                    'cannot read the version document of the %s API '
+                    '(%d attempts, last: %s); nothing changed' % (
+                        name, attempts, describe(last)))
+            sleep(min(15.0, 2.0 ** n))
+
+
+def _discovery_fault(exc):
+    """The errors openstacksdk raises when a version document could not be
+    read (``NotSupported``, ``ServiceDiscoveryException``)."""
+    from openstack import exceptions as sdk_exc
+    return isinstance(exc, (sdk_exc.NotSupported,
+                            sdk_exc.ServiceDiscoveryException))
+
+
 class Abandoned(BaseException):
     """A second interrupt while the main thread waited for an API call.
 

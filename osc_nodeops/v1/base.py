@@ -118,6 +118,9 @@ class _NodeOpsCommand(ExitStatusMixin):
         from osc_nodeops.ops import engine
         conn = self.app.client_manager.sdk_connection
         engine.bound_api_timeout(conn, getattr(self, 'api_timeout', None))
+        if not getattr(self, '_discovered', False):
+            engine.discover(conn)
+            self._discovered = True
         return conn
 
     _sink = None

@@ -604,3 +604,105 @@ class TestDocumentedExample(testtools.TestCase):
         self.assertEqual(['started'], [i.result for i in items])
         self.assertTrue(items[0].ok)
         nova.compute.start_server.assert_called_once_with(items[0].id)
+
+
+class _Data(object):
+    def __init__(self, url, api_version=(2, 0), max_microversion=None):
+        self.url = url
+        self.api_version = api_version
+        self.max_microversion = max_microversion
+
+
+class _Proxy(object):
+    """A proxy as openstacksdk builds it: ENDPOINT is fixed when it is
+    built; DATA is what discovery says now."""
+
+    def __init__(self, service_type, endpoint, data):
+        self.service_type = service_type
+        self._endpoint = endpoint
+        self._data = data
+
+    def get_endpoint(self):
+        return self._endpoint
+
+    def get_endpoint_data(self):
+        return self._data
+
+
+class _Service(object):
+    """Connection.network / .compute: a proxy built on first access and
+    cached in ``_proxies``, as openstacksdk's ServiceDescription does."""
+
+    def __init__(self, service_type):
+        self.service_type = service_type
+
+    def __get__(self, conn, owner):
+        if conn is None:
+            return self
+        if self.service_type not in conn._proxies:
+            conn.built.append(self.service_type)
+            conn._proxies[self.service_type] = conn.make(self.service_type)
+        return conn._proxies[self.service_type]
+
+
+class _Conn(object):
+    network = _Service('network')
+    compute = _Service('compute')
+
+    def __init__(self, make):
+        self._proxies = {}
+        self.built = []
+        self.make = make
+
+
+class TestDiscover(testtools.TestCase):
+
+    GOOD = {'network': ('http://n/v2.0/', _Data('http://n/v2.0/')),
+            'compute': ('http://c/v2.1', _Data('http://c/v2.1/', (2, 1),
+                                               (2, 95)))}
+    # what a discovery that met a 503 leaves: the bare URL, no version
+    BAD = {'network': ('http://n', _Data('http://n', None)),
+           'compute': ('http://c/v2.1', None)}
+
+    def conn(self, bad_builds):
+        """A connection whose first BAD_BUILDS[service] proxies are built
+        on a failed discovery."""
+        left = dict(bad_builds)
+
+        def make(st):
+            if left.get(st):
+                left[st] -= 1
+                endpoint, _ = self.BAD[st]
+                # later looks at discovery succeed, the endpoint stays
+                return _Proxy(st, endpoint, self.GOOD[st][1])
+            return _Proxy(st, *self.GOOD[st])
+        return _Conn(make)
+
+    def test_a_proxy_built_on_a_failed_discovery_is_built_again(self):
+        conn = self.conn({'network': 2, 'compute': 1})
+        sleeps = []
+        engine.discover(conn, sleep=sleeps.append)
+        self.assertEqual('http://n/v2.0/', conn.network.get_endpoint())
+        # nova's proxy reads discovery per request: once discovery works
+        # the one built stays; neutron's keeps its bare URL: built again
+        self.assertEqual(['compute', 'network', 'network', 'network'],
+                         conn.built)
+        self.assertEqual([1.0, 2.0], sleeps)
+
+    def test_nova_without_microversions_is_not_discovered(self):
+        conn = _Conn(lambda st: _Proxy(st, *self.BAD[st])
+                     if st == 'compute' else _Proxy(st, *self.GOOD[st]))
+        from osc_nodeops import errors
+        exc = self.assertRaises(errors.Refused, engine.discover, conn,
+                                attempts=3, sleep=lambda s: None)
+        self.assertIn('version document of the compute API (3 attempts',
+                      str(exc))
+        self.assertEqual(['compute', 'compute', 'compute'], conn.built)
+
+    def test_a_good_connection_costs_one_build_per_service(self):
+        conn = self.conn({})
+        engine.discover(conn, sleep=self.fail)
+        self.assertEqual(['compute', 'network'], sorted(conn.built))
+
+    def test_not_a_connection_is_left_alone(self):
+        engine.discover(mock.Mock(), sleep=self.fail)
