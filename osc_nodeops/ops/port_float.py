@@ -108,13 +108,57 @@ def describe(port, server=None):
     }
 
 
+# -- calls that may meet a transient fault -----------------------------------
+
+# How often a call that met a 5xx, a dropped connection or a timeout is
+# tried; the waits between grow 1, 2, 4, 8 s.
+CALL_ATTEMPTS = 5
+
+
+def _read(fn, sleep=None):
+    """A look (GET) that meets a transient fault is simply made again."""
+    from osc_nodeops.ops import engine
+    return engine.call_with_retry(fn, attempts=CALL_ATTEMPTS, sleep=sleep)
+
+
+def _change(call, what, took_effect, events, sleep=None):
+    """A change (POST/DELETE) whose answer may be lost on the way back.
+
+    After a transient fault, ``took_effect()`` looks whether the call went
+    through anyway before it is made again, so a change that took effect
+    is never asked for twice; a refusal of a repeated call (409, 404) is
+    taken as the change already under way when ``took_effect(True)`` (the
+    patient look) sees it done.  Otherwise the refusal stands.
+    """
+    from osc_nodeops.ops import engine
+    sleep = sleep or time.sleep
+    last = None
+    for n in range(CALL_ATTEMPTS):
+        try:
+            return call()
+        except Exception as exc:
+            if not engine.is_transient(exc):
+                if last is not None and took_effect(True):
+                    return None
+                raise
+            last = exc
+        events('%s: %s; looking whether it went through'
+               % (what, errors.one_line(last, limit=200)))
+        if took_effect(False):
+            return None
+        if n < CALL_ATTEMPTS - 1:
+            sleep(min(8.0, 2.0 ** n))
+    raise errors.Incomplete('%s: failed %d times, last: %s' % (
+        what, CALL_ATTEMPTS, errors.one_line(last, limit=500)))
+
+
 # -- look-ups ----------------------------------------------------------------
 
 def _find_one(find, kind, name_or_id, not_found=' not found'):
     """``find(name_or_id, ignore_missing=True)`` with one-line errors for
     an ambiguous name and a missing resource."""
     try:
-        found = find(name_or_id, ignore_missing=True)
+        found = _read(lambda: find(name_or_id, ignore_missing=True))
     except sdk_exc.DuplicateResource:
         raise errors.Refused('more than one %s is named %r; use its ID'
                              % (kind, name_or_id))
@@ -298,8 +342,15 @@ def server_requests(conn, server_id):
     ``end`` is the action's ``updated_at`` (last event start/finish, compute
     API 2.58), None when unknown.
     """
-    resp = conn.compute.get('/servers/%s/os-instance-actions' % server_id,
-                            microversion=ACTIONS_MICROVERSION)
+    def get():
+        resp = conn.compute.get('/servers/%s/os-instance-actions'
+                                % server_id,
+                                microversion=ACTIONS_MICROVERSION)
+        if resp.status_code >= 500:
+            sdk_exc.raise_from_response(resp)
+        return resp
+
+    resp = _read(get)
     if resp.status_code >= 400:
         raise errors.Refused('cannot read the actions of server %s: HTTP %d'
                              % (server_id, resp.status_code))
@@ -377,8 +428,17 @@ def _server_shows(server, addresses):
 
 def _attach(conn, port, server, timeout, events, interval):
     events('attaching port %s to server %s' % (port.id, _label(server)))
+
+    def on_server(patient):
+        def look():
+            return _read(lambda: conn.network.get_port(
+                port.id)).device_id == server.id
+        return _wait(look, timeout, interval) if patient else look()
+
     try:
-        conn.compute.create_server_interface(server, port_id=port.id)
+        _change(lambda: conn.compute.create_server_interface(
+            server, port_id=port.id), 'attach of port %s' % port.id,
+            on_server, events)
     except sdk_exc.HttpException as exc:
         raise errors.Refused('nova refused to attach port %s to server %s: '
                              '%s' % (port.id, _label(server),
@@ -437,8 +497,8 @@ def _holder(conn, port):
     """What PORT is attached to, for people: a server by name and ID."""
     owner = port.device_owner or ''
     if owner.startswith('compute:'):
-        server = conn.compute.find_server(port.device_id,
-                                          ignore_missing=True)
+        server = _read(lambda: conn.compute.find_server(
+            port.device_id, ignore_missing=True))
         return 'server %s' % (_label(server) if server is not None
                               else port.device_id)
     return '%s %s' % (owner or 'device', port.device_id)
@@ -451,7 +511,8 @@ def _check_detachable(conn, port):
         raise errors.Refused('port %s is used by %s %s, not by a server; '
                              'nothing changed' % (port.id, owner or '?',
                                                   port.device_id))
-    server = conn.compute.find_server(port.device_id, ignore_missing=True)
+    server = _read(lambda: conn.compute.find_server(port.device_id,
+                                                    ignore_missing=True))
     if server is None:
         raise errors.Refused('port %s is attached to server %s, which this '
                              'project cannot see; nothing changed'
@@ -471,9 +532,18 @@ def _detach(conn, port, server, timeout, events, interval):
     addresses = port_addresses(port)
     events('detaching port %s from server %s through nova'
            % (port.id, _label(server)))
+
+    def off_server(patient):
+        def look():
+            p = _read(lambda: conn.network.find_port(port.id,
+                                                     ignore_missing=True))
+            return p is None or p.device_id != server.id
+        return _wait(look, timeout, interval) if patient else look()
+
     try:
-        conn.compute.delete_server_interface(port.id, server=server.id,
-                                             ignore_missing=False)
+        _change(lambda: conn.compute.delete_server_interface(
+            port.id, server=server.id, ignore_missing=False),
+            'detach of port %s' % port.id, off_server, events)
     except sdk_exc.HttpException as exc:
         raise errors.Refused('nova refused to detach port %s from server '
                              '%s: %s' % (port.id, _label(server),

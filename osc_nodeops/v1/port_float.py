@@ -70,6 +70,7 @@ class CreatePortFloat(base.NodeOpsShowOne):
                  'default: neutron picks one address per IP version')
         parser.add_argument('--description', metavar='<description>',
                             help='Port description')
+        base.add_api_timeout_argument(parser)
         return parser
 
     def take_action(self, parsed_args):
@@ -87,6 +88,7 @@ class ListPortFloat(base.NodeOpsLister):
         parser = super(ListPortFloat, self).get_parser(prog_name)
         parser.add_argument('--network', metavar='<network>',
                             help='Only ports of this network (name or ID)')
+        base.add_api_timeout_argument(parser)
         return parser
 
     def take_action(self, parsed_args):
@@ -117,6 +119,7 @@ class AttachPortFloat(base.NodeOpsShowOne):
         parser.add_argument('server', metavar='<server>',
                             help='Server (name or ID)')
         _add_timeout(parser, 120.0)
+        base.add_api_timeout_argument(parser)
         return parser
 
     def take_action(self, parsed_args):
@@ -140,6 +143,7 @@ class DetachPortFloat(base.NodeOpsShowOne):
         parser.add_argument('port', metavar='<port>',
                             help='Float port (name or ID)')
         _add_timeout(parser, 120.0)
+        base.add_api_timeout_argument(parser)
         return parser
 
     def take_action(self, parsed_args):
@@ -165,6 +169,7 @@ class MovePortFloat(base.NodeOpsShowOne):
         parser.add_argument('server', metavar='<server>',
                             help='Target server (name or ID)')
         _add_timeout(parser, 120.0)
+        base.add_api_timeout_argument(parser)
         return parser
 
     def take_action(self, parsed_args):
@@ -198,6 +203,7 @@ class RecoverPortFloat(base.NodeOpsShowOne):
                                  'recovered-<ip-address>)')
         parser.add_argument('--description', metavar='<description>',
                             help='Description of the kept port')
+        base.add_api_timeout_argument(parser)
         return parser
 
     def take_action(self, parsed_args):
@@ -229,6 +235,7 @@ class CheckPortFloat(base.NodeOpsLister):
         parser.add_argument('--timeout', metavar='<seconds>',
                             type=base.positive_float, default=2.0,
                             help='Connect timeout per address (default 2)')
+        base.add_api_timeout_argument(parser)
         return parser
 
     def take_action(self, parsed_args):

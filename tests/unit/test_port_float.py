@@ -4,6 +4,7 @@ import socket
 import threading
 import time
 
+import fixtures
 import testtools
 
 from openstack import exceptions as sdk_exc
@@ -640,3 +641,130 @@ class TestCheck(Base):
         self.assertRaises(errors.UsageError, pf.check, self.conn, port.id,
                           timeout=0)
         self.assertRaises(errors.Refused, pf.check, self.conn, 'nope')
+
+
+class TestTransientFaults(Base):
+    """A 503, a reset or a timeout on the way: looks are made again; a
+    change is made again only after a look says it did not go through."""
+
+    def setUp(self):
+        super(TestTransientFaults, self).setUp()
+        self.a = self.nova.add_server('a')
+        self.useFixture(fixtures.MockPatchObject(time, 'sleep'))
+
+    @staticmethod
+    def unavailable():
+        return sdk_exc.HttpException('Service Unavailable',
+                                     http_status=503)
+
+    def fail_first(self, mock_fn, *excs):
+        """Make MOCK_FN raise EXCS first, then behave as before;
+        ``after_effect`` names an exception raised after the real call
+        (the change took effect, the answer was lost)."""
+        real = mock_fn.side_effect
+        queue = list(excs)
+
+        def effect(*args, **kwargs):
+            if queue:
+                exc = queue.pop(0)
+                if getattr(exc, 'after_effect', False):
+                    real(*args, **kwargs)
+                raise exc
+            return real(*args, **kwargs)
+        mock_fn.side_effect = effect
+
+    def test_looks_are_retried(self):
+        port = self.float_port()
+        self.fail_first(self.neutron.proxy.find_port, self.unavailable(),
+                        ConnectionResetError())
+        self.fail_first(self.nova.proxy.find_server, self.unavailable())
+        row = pf.attach(self.conn, port.id, 'a', timeout=5, interval=0)
+        self.assertEqual(self.a.id, row['server_id'])
+        self.nova.proxy.create_server_interface.assert_called_once()
+
+    def test_attach_refused_by_a_5xx_before_nova_is_made_again(self):
+        port = self.float_port()
+        self.fail_first(self.nova.proxy.create_server_interface,
+                        self.unavailable(), ConnectionResetError())
+        row = pf.attach(self.conn, port.id, 'a', timeout=5,
+                        events=self.emit, interval=0)
+        self.assertEqual(('ACTIVE', self.a.id),
+                         (row['status'], row['server_id']))
+        self.assertEqual(
+            3, self.nova.proxy.create_server_interface.call_count)
+        self.assertIn('attach of port %s: 503: Service Unavailable; looking '
+                      'whether it went through' % port.id, self.events)
+
+    def test_attach_whose_answer_was_lost_is_not_made_again(self):
+        port = self.float_port()
+        lost = ConnectionResetError('reset after the request')
+        lost.after_effect = True
+        self.fail_first(self.nova.proxy.create_server_interface, lost)
+        row = pf.attach(self.conn, port.id, 'a', timeout=5, interval=0)
+        self.assertEqual(self.a.id, row['server_id'])
+        self.nova.proxy.create_server_interface.assert_called_once()
+
+    def test_a_conflict_after_a_lost_answer_is_the_attach_under_way(self):
+        # the first call went through slowly (the look saw nothing yet);
+        # nova refuses the second one; the patient look then sees it done
+        port = self.float_port()
+        first = ConnectionResetError('timed out')
+        self.fail_first(self.nova.proxy.create_server_interface, first,
+                        sdk_exc.ConflictException('port in use'))
+        real_find = self.neutron.proxy.get_port.side_effect
+        looks = []
+
+        def slow_get(p):
+            looks.append(p)
+            if len(looks) == 3:      # nova finishes the first attach now
+                self.nova.plug(self.a, port)
+            return real_find(p)
+        self.neutron.proxy.get_port.side_effect = slow_get
+        row = pf.attach(self.conn, port.id, 'a', timeout=5, interval=0)
+        self.assertEqual(self.a.id, row['server_id'])
+        self.assertEqual(
+            2, self.nova.proxy.create_server_interface.call_count)
+
+    def test_a_conflict_on_the_first_call_is_a_refusal(self):
+        port = self.float_port()
+        self.nova.refuse_attach = sdk_exc.ConflictException('port in use')
+        exc = self.assertRaises(errors.Refused, pf.attach, self.conn,
+                                port.id, 'a', timeout=1, interval=0)
+        self.assertIn('nova refused to attach', str(exc))
+        self.nova.proxy.create_server_interface.assert_called_once()
+
+    def test_attach_that_keeps_failing_is_incomplete(self):
+        port = self.float_port()
+        self.nova.refuse_attach = self.unavailable()
+        exc = self.assertRaises(errors.Incomplete, pf.attach, self.conn,
+                                port.id, 'a', timeout=1, interval=0)
+        self.assertIn('failed %d times' % pf.CALL_ATTEMPTS, str(exc))
+        self.assertEqual(pf.CALL_ATTEMPTS,
+                         self.nova.proxy.create_server_interface.call_count)
+        self.assertEqual('', port.device_id)
+
+    def _attached(self):
+        port = self.float_port(created_at='2026-01-01T00:00:05Z')
+        self.nova.plug(self.a, port)
+        return port
+
+    def test_detach_whose_answer_was_lost_is_not_made_again(self):
+        port = self._attached()
+        lost = ConnectionResetError('reset after the request')
+        lost.after_effect = True
+        self.fail_first(self.nova.proxy.delete_server_interface, lost)
+        row = pf.detach(self.conn, port.id, timeout=5, interval=0)
+        self.assertEqual(self.a.id, row['detached_from'])
+        self.nova.proxy.delete_server_interface.assert_called_once()
+        self.assertIn(port.id, self.neutron.ports)
+
+    def test_detach_refused_by_a_5xx_is_made_again(self):
+        port = self._attached()
+        self.fail_first(self.nova.proxy.delete_server_interface,
+                        self.unavailable())
+        self.fail_first(self.nova.proxy.get, self.unavailable())
+        row = pf.detach(self.conn, port.id, timeout=5, interval=0)
+        self.assertEqual(self.a.id, row['detached_from'])
+        self.assertEqual(
+            2, self.nova.proxy.delete_server_interface.call_count)
+        self.assertEqual('', port.device_id)
