@@ -1,0 +1,205 @@
+"""``openstack compute node maintain`` across many hosts: the rig grown to
+six computes for this class (``base.GrownRigTestCase``), an aggregate of
+the three new ones.  Waves of one and two hosts with the operator's step
+``minicloud restart-compute {host}`` (a reboot of the fake hypervisor) and
+``--migrate-back``, the disruption budget sampled from the service list in
+a thread, a failing step on the second host, SIGKILL in the middle and a
+rerun."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import fixtures
+
+from tests.functional import base
+
+RESTART = '%s restart-compute {host}' % base.MINICLOUD
+
+
+class ServiceSampler(object):
+    """Samples ``compute service list`` during a run: the most hosts of
+    ``hosts`` ever disabled at once."""
+
+    def __init__(self, conn, hosts):
+        self.conn = conn
+        self.hosts = set(hosts)
+        self.most = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                down = [s.host for s in self.conn.compute.services(
+                    binary='nova-compute') if s.host in self.hosts
+                    and s.status == 'disabled']
+                self.most = max(self.most, len(down))
+                self.samples += 1
+            except Exception:
+                pass
+            self._stop.wait(0.5)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(10)
+
+
+class TestMaintainManyHosts(base.GrownRigTestCase):
+
+    COMPUTES = 6
+
+    def setUp(self):
+        super(TestMaintainManyHosts, self).setUp()
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+        self.hosts = list(self.state['compute_hosts'])
+        self.assertEqual(self.COMPUTES, len(self.hosts))
+        for host in self.hosts:
+            self.addCleanup(self.enable_computes, host)
+        # The aggregate: the grown hosts (c04..c06), which hold nothing but
+        # this class's servers (a server another test leaked on c01..c03
+        # cannot stop these runs); c01..c03 take servers like any other
+        # host in service.
+        self.members = self.hosts[self._before_computes:]
+        self.assertGreaterEqual(len(self.members), 3)
+        self.agg = self._aggregate('nodeops-maint-%d' % os.getpid(),
+                                   self.members)
+
+    def _aggregate(self, name, hosts):
+        compute = self.admin_conn.compute
+        agg = compute.create_aggregate(name=name)
+        self.addCleanup(compute.delete_aggregate, agg)
+        for h in hosts:
+            compute.add_host_to_aggregate(agg, h)
+            self.addCleanup(compute.remove_host_from_aggregate, agg, h)
+        return name
+
+    def _status(self, host):
+        [svc] = list(self.admin_conn.compute.services(
+            host=host, binary='nova-compute'))
+        return svc
+
+    def _host_of(self, server_id):
+        return self.admin_conn.compute.get_server(server_id).compute_host
+
+    def _events(self, path):
+        with open(path) as f:
+            lines = [json.loads(line) for line in f]  # one object a line
+        for rec in lines:
+            for key in ('time', 'host', 'server', 'step', 'state',
+                        'message'):
+                self.assertIn(key, rec)
+        return lines
+
+    def _maintain(self, *args, check=False, timeout=900):
+        return self.openstack('compute', 'node', 'maintain', *args,
+                              check=check, timeout=timeout)
+
+    def test_aggregate_waves_exec_migrate_back(self):
+        servers = {h: self.create_server(host=h).id for h in self.members}
+        for k in (1, 2):
+            events = os.path.join(self.tmp, 'events-%d.jsonl' % k)
+            t0 = time.time()
+            with ServiceSampler(self.admin_conn, self.members) as sample:
+                res = self._maintain(
+                    '--aggregate', self.agg, '--max-hosts', k, '--exec',
+                    RESTART, '--migrate-back', '--events', events,
+                    '--state', os.path.join(self.tmp, 'state-%d' % k),
+                    '-f', 'json')
+            took = time.time() - t0
+            self.assertEqual(0, res.returncode, res.stderr)
+            rows = json.loads(res.stdout)
+            self.assertEqual(sorted(self.members),
+                             sorted(r['Host'] for r in rows))
+            self.assertTrue(all(r['Result'] == 'done' for r in rows), rows)
+            self.assertEqual(list(range(1, -(-len(self.members) // k) + 1)),
+                             sorted({r['Wave'] for r in rows}))
+            self.assertEqual([1] * len(self.members),
+                             [r['Moved Back'] for r in rows])
+            self.assertGreater(sample.samples, 3)
+            # Never more than K out at once; with K=2 two were out.
+            self.assertEqual(k, sample.most, 'K=%d, %.0f s' % (k, took))
+            for host, sid in servers.items():
+                self.assertEqual(host, self._host_of(sid))
+                self.assertEqual('enabled', self._status(host).status)
+            recs = self._events(events)
+            execs = [r['host'] for r in recs
+                     if r['step'] == 'exec' and r['state'] == 'done']
+            self.assertEqual(sorted(self.members), sorted(execs))
+            moved = {r['server'] for r in recs if r['server']}
+            self.assertLessEqual(set(servers.values()), moved)
+            # Every host was really rebooted: its guests were forgotten
+            # and came back with the migration home, its service is up.
+            for host in self.members:
+                self.assertEqual('up', self._status(host).state)
+
+    def test_failing_exec_stops_at_second_host(self):
+        first, second, third = sorted(self.members)[:3]
+        later = {third: self.create_server(host=third).id}
+        exec_cmd = 'test {host} != %s' % second
+        res = self._maintain('--aggregate', self.agg, '--order', 'name',
+                             '--exec', exec_cmd, '-f', 'json')
+        self.assertEqual(1, res.returncode, res.stderr)
+        rows = {r['Host']: r for r in json.loads(res.stdout)}
+        self.assertEqual('done', rows[first]['Result'])
+        self.assertEqual('failed', rows[second]['Result'])
+        svc = self._status(second)
+        self.assertEqual('disabled', svc.status)
+        self.assertIn('exec failed', svc.disabled_reason)
+        self.assertEqual('enabled', self._status(first).status)
+        for h in later:  # untouched
+            self.assertEqual('not-started', rows[h]['Result'])
+            svc = self._status(h)
+            self.assertEqual('enabled', svc.status)
+            self.assertFalse(svc.disabled_reason)
+            self.assertEqual(h, self._host_of(later[h]))
+
+    def test_sigkill_and_resume(self):
+        members = sorted(self.members)
+        log = os.path.join(self.tmp, 'exec.log')
+        state = os.path.join(self.tmp, 'state.json')
+        exec_cmd = 'echo {host} >> %s; sleep 3' % log
+        args = ['compute', 'node', 'maintain', '--aggregate', self.agg,
+                '--max-hosts', '2', '--order', 'name', '--exec', exec_cmd,
+                '--state', state]
+        argv = [os.path.join(os.path.dirname(sys.executable), 'openstack'),
+                '--os-cloud', 'minicloud'] + args
+        env = dict(os.environ, OS_CLIENT_CONFIG_FILE=base.CLOUDS_YAML)
+        run = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: run.poll() is None and run.kill())
+        deadline = time.time() + 300
+        while time.time() < deadline:  # kill during the second host's step
+            if os.path.exists(log) and members[1] in open(log).read():
+                break
+            time.sleep(0.2)
+        else:
+            self.fail('the second host\'s step never started')
+        run.send_signal(signal.SIGKILL)
+        run.wait(30)
+        self.assertEqual('disabled', self._status(members[1]).status)
+        self.assertIn('maintain:', self._status(members[1]).disabled_reason)
+        with ServiceSampler(self.admin_conn, self.members) as sample:
+            res = self.openstack(*(args + ['-f', 'json']), check=False,
+                                 timeout=900)
+        self.assertEqual(0, res.returncode, res.stderr)
+        rows = {r['Host']: r for r in json.loads(res.stdout)}
+        self.assertTrue(all(r['Result'] == 'done' for r in rows.values()),
+                        rows)
+        with open(log) as f:
+            ran = f.read().split()
+        # The first host's step finished before the kill: not run again;
+        # the second's was cut: run again; then the next wave.
+        self.assertEqual([members[0], members[1]] + members[1:], ran)
+        self.assertLessEqual(sample.most, 2)
+        for h in members:
+            self.assertEqual('enabled', self._status(h).status)
