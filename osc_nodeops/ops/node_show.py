@@ -20,6 +20,7 @@ class Request(object):
     host: str
     local: bool = False
     compute_log: str = '/var/log/nova/nova-compute.log'
+    audit: bool = False
 
 
 def _hypervisor_for(compute, host):
@@ -85,10 +86,18 @@ def gather(compute, host, now=None):
 
 def show(conn, request):
     """``compute node show``: what the API says (and, with ``local``, what
-    the node itself says) about ``request.host``; an ordered dict."""
+    the node itself says; with ``audit``, what the post-drain audit finds)
+    about ``request.host``; an ordered dict."""
     if not (request.host or '').strip():
         raise errors.UsageError('the host name is empty')
     info = gather(conn.compute, request.host)
+    if request.audit:
+        # The post-drain audit (ops/audit.py), on its own: is it drained?
+        from osc_nodeops.ops import audit
+        result = audit.audit_host(conn, request.host)
+        info['Audit Clean'] = result.clean
+        info['Audit Findings'] = [f.as_dict() for f in result.findings]
+        info['Audit Sources'] = dict(result.sources)
     if request.local:
         from osc_nodeops.ops import local_service
         fields, ok = local_service.local_report(

@@ -255,7 +255,7 @@ class ShowNode(base.NodeOpsShowOne):
     Service status and state, disabled reason, forced_down, last heartbeat
     and its age, hypervisor state, instance counts by status, the servers
     (name, ID, status, project) and the migrations in progress to or from
-    the host.
+    the host; with --audit, what the post-drain audit finds left on it.
     """
 
     def get_parser(self, prog_name):
@@ -272,13 +272,21 @@ class ShowNode(base.NodeOpsShowOne):
             metavar='FILE',
             help='nova-compute log for --local (default '
                  '/var/log/nova/nova-compute.log)')
+        parser.add_argument(
+            '--audit', action='store_true',
+            help='Add the post-drain audit: is anything left on the host in '
+                 'nova (servers, unconfirmed resizes, migrations not over) '
+                 'or placement (allocations on its resource provider), each '
+                 'with the command that clears it; exit 1 unless clean')
         return parser
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import node_show
         info = node_show.show(self.conn, node_show.Request(
             host=parsed_args.host, local=parsed_args.local,
-            compute_log=parsed_args.compute_log))
+            compute_log=parsed_args.compute_log, audit=parsed_args.audit))
+        if info.get('Audit Clean') is False:
+            self.exit_status = base.EXIT_INCOMPLETE
         return self.format(info)
 
     def format(self, info):

@@ -177,6 +177,14 @@ class TestDrainAudit(base.FunctionalTestCase):
         self.assertIn('allocation unset --provider %s %s' % (c01, other.id),
                       f['command'])
         self.assertIn('2 leftover(s)', err)
+        # compute node show --audit says the same, on its own
+        res = self.openstack('compute', 'node', 'show', 'c01', '--audit',
+                             '-f', 'json', check=False)
+        self.assertEqual(1, res.returncode, res.stderr)
+        shown = json.loads(res.stdout)
+        self.assertIs(False, shown['Audit Clean'])
+        self.assertEqual({'orphan-allocation', 'stale-allocation'},
+                         {f['code'] for f in shown['Audit Findings']})
 
         # what the commands do (osc-placement is not in this venv: the
         # same placement calls), then the drain is clean
@@ -188,5 +196,8 @@ class TestDrainAudit(base.FunctionalTestCase):
                             user=mine['user_id'])
         rows, err = self.drain()
         self.assertIn('audit: c01: clean', err)
+        shown = self.openstack('compute', 'node', 'show', 'c01', '--audit',
+                               parse_json=True)
+        self.assertIs(True, shown['Audit Clean'])
         self.assertEqual(['c02'], [self.admin_conn.compute.get_server(
             other.id).compute_host])

@@ -111,3 +111,46 @@ class TestGather(testtools.TestCase):
         self.assertEqual("no nova-compute service on host 'nope'\n",
                          app.stderr.getvalue())
         self.assertEqual('', app.stdout.getvalue())
+
+
+class TestShowAudit(testtools.TestCase):
+    """``--audit``: the post-drain audit on its own (issue 12 item 5)."""
+
+    def run_show(self, nova, extra=None, *argv):
+        from unittest import mock
+        app = FakeApp(nova)
+        cloud = app.client_manager.sdk_connection
+        cloud.extra = extra or {}
+        cmd = node.ShowNode(app, None)
+        args = cmd.get_parser('show').parse_args(list(argv) + ['-f', 'json'])
+        with mock.patch('time.sleep'):
+            rc = cmd.run(args)
+        return rc, json.loads(app.stdout.getvalue())
+
+    def test_clean_host(self):
+        nova = fakes.FakeNova()
+        nova.add('elsewhere', host='c02')
+        rc, out = self.run_show(nova, None, 'c01', '--audit')
+        self.assertEqual(0, rc)
+        self.assertIs(True, out['Audit Clean'])
+        self.assertEqual([], out['Audit Findings'])
+        self.assertIn('placement', out['Audit Sources'])
+
+    def test_leftovers_exit_1_with_their_commands(self):
+        nova = fakes.FakeNova()
+        srv = nova.add('a')
+        ghost = '0b2c4f7e-0000-4000-8000-000000000001'
+        rc, out = self.run_show(nova, {'c01': {ghost: {'MEMORY_MB': 1}}},
+                                   'c01', '--audit')
+        self.assertEqual(1, rc)
+        self.assertIs(False, out['Audit Clean'])
+        found = {f['code']: f for f in out['Audit Findings']}
+        self.assertEqual(srv.id, found['server-on-host']['server_id'])
+        self.assertEqual('openstack resource provider allocation delete %s'
+                         % ghost, found['orphan-allocation']['command'])
+
+    def test_without_audit_no_audit_fields(self):
+        nova = fakes.FakeNova()
+        rc, out = self.run_show(nova, None, 'c01')
+        self.assertEqual(0, rc)
+        self.assertNotIn('Audit Clean', out)
