@@ -183,6 +183,21 @@ def loop(hosts):
     return run
 
 
+def ours(conn):
+    """The benchmark's servers, listed in pages: the rig's neutron
+    refuses a request line over 4094 bytes, and nova asks it for the ports
+    of every server of a listing at once (about 100 servers at most)."""
+    import openstack.exceptions
+    for attempt in range(5):
+        try:
+            return [s for s in conn.compute.servers(
+                all_projects=True, name='^bench-plan-', limit=40)]
+        except openstack.exceptions.HttpException as exc:
+            log('server list failed (%s); again' % exc)
+            time.sleep(3)
+    raise RuntimeError('cannot list the servers')
+
+
 def boot_to(conn, state, hosts, want, created):
     """Boot servers (round-robin over ``hosts``, one multi-create request
     per host) until ``created`` holds ``want``; wait until all are
@@ -193,19 +208,19 @@ def boot_to(conn, state, hosts, want, created):
     per = {h: need // len(hosts) + (1 if i < need % len(hosts) else 0)
            for i, h in enumerate(hosts)}
     for host, count in per.items():
-        if not count:
-            continue
-        srv = conn.compute.create_server(
-            name='bench-plan-%s' % host, flavor_id=state['flavor']['id'],
-            image_id=state['image']['id'], networks='none',
-            availability_zone='nova:%s' % host, min_count=count,
-            max_count=count)
-        rid = getattr(srv, 'reservation_id', None)
-        log('booting %d on %s (reservation %s)' % (count, host, rid))
+        while count > 0:  # one request per 20 servers
+            n = min(count, 20)
+            srv = conn.compute.create_server(
+                name='bench-plan-%s' % host, flavor_id=state['flavor']['id'],
+                image_id=state['image']['id'], networks='none',
+                availability_zone='nova:%s' % host, min_count=n,
+                max_count=n)
+            created.append(srv.id)
+            count -= n
+        log('booting %d on %s' % (per[host], host))
     deadline = time.time() + 900
     while True:
-        mine = [s for s in conn.compute.servers(all_projects=True)
-                if (s.name or '').startswith('bench-plan-')]
+        mine = ours(conn)
         for s in mine:
             if s.id not in created:
                 created.append(s.id)
@@ -231,14 +246,16 @@ def cleanup(conn, created):
         except Exception as exc:
             log('delete %s: %s' % (sid, exc))
     deadline = time.time() + 600
-    ids = set(created)
-    while ids and time.time() < deadline:
-        left = [s for s in conn.compute.servers(all_projects=True)
-                if s.id in ids]
+    while time.time() < deadline:
+        left = ours(conn)
+        for s in left:
+            if s.id not in created:  # booted, not listed yet when stopped
+                conn.compute.delete_server(s.id, ignore_missing=True)
+                created.append(s.id)
         if not left:
             return
         time.sleep(2)
-    log('servers still there after 600 s: %s' % sorted(ids))
+    log('servers still there after 600 s: %d' % len(ours(conn)))
 
 
 def quota_room(conn, project, want):
@@ -362,11 +379,12 @@ def main():
         raise SystemExit(130)
     finally:
         try:
-            cleanup(conn, created)
-            house.enable(conn, hosts)
-            if quota is not None:
-                conn.compute.update_quota_set(project, **quota)
-                log('quota restored: %s' % quota)
+            try:
+                cleanup(conn, created)
+            finally:
+                if quota is not None:
+                    conn.compute.update_quota_set(project, **quota)
+                    log('quota restored: %s' % quota)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     report(results, startup())
