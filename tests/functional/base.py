@@ -483,3 +483,37 @@ class GrownRigTestCase(FunctionalTestCase):
             cls._restore()
         finally:
             super().tearDownClass()
+
+
+class FaultsMixin(object):
+    """The fault proxy behind cloud ``minicloud-faulty``: set faults for a
+    test (cleared at its end) and count what the proxy injected."""
+
+    def set_faults(self, service, **fractions):
+        """``minicloud faults set SERVICE KEY=VALUE...``; ``reset_after``
+        stands for the key ``reset-after``."""
+        self.addCleanup(self.minicloud, 'faults', 'clear')
+        self.minicloud('faults', 'set', service, *(
+            '%s=%s' % (k.replace('_', '-').lstrip('-'), v)
+            for k, v in fractions.items()))
+
+    def fault_mark(self):
+        """Where the proxy's log ends now (for :meth:`injected_since`)."""
+        log = self.state['faults_log']
+        return os.path.getsize(log) if os.path.exists(log) else 0
+
+    def injected_since(self, mark, service=None):
+        """The kinds of fault injected since MARK (``503``, ``reset``,
+        ``hang``...), for SERVICE or for every service."""
+        try:
+            with open(self.state['faults_log']) as f:
+                f.seek(mark)
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            return []
+        kinds = []
+        for ln in lines:
+            parts = ln.split()
+            if len(parts) >= 3 and service in (None, parts[1]):
+                kinds.append(parts[2])
+        return kinds

@@ -22,10 +22,12 @@ V4_POOL = ('198.51.100.2', '198.51.100.14')   # 13 addresses
 V6_CIDR = '2001:db8:5f::/64'
 
 
-class TestPortFloat(base.FunctionalTestCase):
+class PortFloatTestCase(base.FunctionalTestCase):
+    """A fresh shared network with a small IPv4 pool and an IPv6 subnet,
+    deleted with every port on it at the end of the test."""
 
     def setUp(self):
-        super(TestPortFloat, self).setUp()
+        super(PortFloatTestCase, self).setUp()
         suffix = uuid.uuid4().hex[:8]
         net = self.admin_conn.network
         self.net = net.create_network(name='ft-float-%s' % suffix,
@@ -82,7 +84,9 @@ class TestPortFloat(base.FunctionalTestCase):
             time.sleep(1)
         return False
 
-    # -- tests --------------------------------------------------------------
+
+
+class TestPortFloat(PortFloatTestCase):
 
     def test_create_attach_detach_delete_reuse_move(self):
         # The server exists before the port, as on a running cloud.

@@ -52,10 +52,10 @@ class _Base(base.FunctionalTestCase):
         self.addCleanup(self._restore, host)
         self.minicloud('kill-compute', host)
 
-    def recover(self, *args, check=False):
+    def recover(self, *args, check=False, cloud='minicloud'):
         res = self.openstack('server', 'recover-all', *args,
                              '--poll-interval', '1', '-f', 'json',
-                             check=check)
+                             check=check, cloud=cloud)
         import json
         rows = json.loads(res.stdout) if res.stdout.strip() else []
         return res, rows
