@@ -9,6 +9,11 @@ nova refuses to force-complete it, which is how the ladder's second step is
 reached for real.  Small timeouts keep every drain short.
 """
 
+import json
+import time
+
+from testtools import content
+
 from tests.functional import test_drain_inflight
 
 POLICY = 'nodeops:maintenance'
@@ -32,54 +37,67 @@ class TestDrainLadder(test_drain_inflight.DrainRigTestCase):
     # -- item 3: the ladder ------------------------------------------------
 
     def test_ladder_force_complete_then_abort_then_another_host(self):
-        a, b = self.servers(2, 'never-converge')
-        for s in (a, b):
+        blocker, srv = self.servers(2, 'never-converge')
+        for s in (blocker, srv):
             self.addCleanup(self.abort_if_running, s.id)
         args = ('--timeout', '5', '--step-timeout', '10', '--on-timeout',
                 'force-complete,abort', '--retries', '1',
-                '--max-parallel', '2')
+                '--exclude', blocker.id, '--allow-skipped')
         plan, _, _ = self.drain('--dry-run', *args)
         self.assertEqual(['live', 'force-complete after 5s',
                           'abort after 10s more',
                           'left running after 10s more',
                           'retry 1 time(s) on another host'],
-                         plan[a.id]['Ladder'])
-        rows, err, took = self.drain(*args)
-        # One ran and was force-completed at its first step; the other
-        # waited queued (nova runs one live migration per source), so
-        # nova could not force-complete it: abort came next, at once, and
-        # its retry went to another host, where force-complete finished it.
-        by_steps = sorted((rows[s.id] for s in (a, b)),
-                          key=lambda r: len(r['Steps']))
-        first, second = by_steps
-        self.assertEqual('moved', first['Result'], first)
-        self.assertEqual(1, len(first['Steps']), first)
-        self.assertRegex(first['Steps'][0],
-                         r'^force-complete after [5-9]s \(migration \d+ '
-                         r'running\)$')
-        self.assertEqual('moved', second['Result'], second)
-        steps = second['Steps']
+                         plan[srv.id]['Ladder'])
+        # The blocker's live migration holds c01's only slot (nova's
+        # max_concurrent_live_migrations is 1 on the rig), so the drain's
+        # migration waits queued and nova cannot force-complete it: the
+        # ladder's abort comes next, at once.  Once it has, the slot is
+        # freed, so the retry on another host runs and force-complete
+        # finishes it.  (Two drained servers racing for the slot made the
+        # order depend on which timeout fired first: flaky.)
+        self.admin_conn.compute.live_migrate_server(
+            blocker.id, host=None, block_migration='auto')
+        self.wait_migration(blocker.id, ('running',))
+        proc = self.popen_drain(*args)
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if any(m.status == 'cancelled'
+                   for m in self.live_migrations(srv.id)):
+                break
+            time.sleep(0.3)
+        self.abort_if_running(blocker.id)
+        out, err = proc.communicate(timeout=300)
+        self.addDetail('drain-stderr', content.text_content(err))
+        self.assertEqual(0, proc.returncode, err)
+        rows = {r['ID']: r for r in json.loads(out)}
+        row = rows[srv.id]
+        self.assertEqual('moved', row['Result'], row)
+        steps = row['Steps']
         self.assertRegex(steps[0], r'^force-complete after [5-9]s not '
                          r'possible \(migration \d+ queued\)$')
         # at once, not --step-timeout later
         self.assertRegex(steps[1], r'^abort after [5-9]s ')
         self.assertIn('cancelled', steps[2])
         self.assertIn('retry 1 of 1 (on c0', steps[2])
-        self.assertRegex(steps[3], r'^force-complete after [5-9]s ')
+        self.assertRegex(steps[3], r'^force-complete after [5-9]s '
+                         r'\(migration \d+ running\)')
         for step in steps:
-            self.assertIn(step, second['Message'])
-        migs = sorted(self.live_migrations(second['ID']), key=lambda m: m.id)
+            self.assertIn(step, row['Message'])
+        migs = sorted(self.live_migrations(srv.id), key=lambda m: m.id)
         self.assertEqual(['cancelled', 'completed'],
                          [m.status for m in migs])
         # the retry named another host than the aborted one
         self.assertNotEqual(migs[0].dest_compute, migs[1].dest_compute)
         self.assertIn('on %s)' % migs[1].dest_compute, steps[2])
-        for s in (a, b):
-            now = self.get(s.id)
-            self.assertEqual('ACTIVE', now.status)
-            self.assertNotEqual(self.source, now.compute_host)
+        now = self.get(srv.id)
+        self.assertEqual('ACTIVE', now.status)
+        self.assertNotEqual(self.source, now.compute_host)
         self.assertIn('timeout', err)
-        self.assertEqual('none', first['Blame'])
+        # the excluded blocker stayed, ACTIVE on the source once aborted
+        self.assertNotEqual('moved', rows[blocker.id]['Result'])
+        self.wait_migration(blocker.id, ('cancelled',))
+        self.assertEqual(self.source, self.get(blocker.id).compute_host)
 
     def test_fail_retried_elsewhere_then_cold_only_when_allowed(self):
         self.timing('on')
