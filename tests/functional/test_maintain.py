@@ -15,14 +15,10 @@ import time
 from tests.functional import base
 
 
-class TestMaintain(base.FunctionalTestCase):
-
-    def setUp(self):
-        super(TestMaintain, self).setUp()
-        self.tmp = self.useFixture(__import__('fixtures').TempDir()).path
-        self.hosts = list(self.state['compute_hosts'])
-        for host in self.hosts:
-            self.addCleanup(self.enable_computes, host)
+class MaintainHelpers(object):
+    """What the maintain test classes (here and in test_maintain_many)
+    share: a host's service, a server's host, the events file read line by
+    line, the command."""
 
     def _status(self, host):
         [svc] = list(self.admin_conn.compute.services(
@@ -44,6 +40,16 @@ class TestMaintain(base.FunctionalTestCase):
     def _maintain(self, *args, check=False, timeout=900):
         return self.openstack('compute', 'node', 'maintain', *args,
                               check=check, timeout=timeout)
+
+
+class TestMaintain(MaintainHelpers, base.FunctionalTestCase):
+
+    def setUp(self):
+        super(TestMaintain, self).setUp()
+        self.tmp = self.useFixture(__import__('fixtures').TempDir()).path
+        self.hosts = list(self.state['compute_hosts'])
+        for host in self.hosts:
+            self.addCleanup(self.enable_computes, host)
 
     def test_wave_that_does_not_fit_is_refused_untouched(self):
         # Each wave's servers must fit the hosts still in service: c03 is

@@ -17,6 +17,7 @@ import time
 import fixtures
 
 from tests.functional import base
+from tests.functional import test_maintain
 
 RESTART = '%s restart-compute {host}' % base.MINICLOUD
 
@@ -54,7 +55,8 @@ class ServiceSampler(object):
         self._thread.join(10)
 
 
-class TestMaintainManyHosts(base.GrownRigTestCase):
+class TestMaintainManyHosts(test_maintain.MaintainHelpers,
+                            base.GrownRigTestCase):
 
     COMPUTES = 6
 
@@ -82,27 +84,6 @@ class TestMaintainManyHosts(base.GrownRigTestCase):
             compute.add_host_to_aggregate(agg, h)
             self.addCleanup(compute.remove_host_from_aggregate, agg, h)
         return name
-
-    def _status(self, host):
-        [svc] = list(self.admin_conn.compute.services(
-            host=host, binary='nova-compute'))
-        return svc
-
-    def _host_of(self, server_id):
-        return self.admin_conn.compute.get_server(server_id).compute_host
-
-    def _events(self, path):
-        with open(path) as f:
-            lines = [json.loads(line) for line in f]  # one object a line
-        for rec in lines:
-            for key in ('time', 'host', 'server', 'step', 'state',
-                        'message'):
-                self.assertIn(key, rec)
-        return lines
-
-    def _maintain(self, *args, check=False, timeout=900):
-        return self.openstack('compute', 'node', 'maintain', *args,
-                              check=check, timeout=timeout)
 
     def test_aggregate_waves_exec_migrate_back(self):
         servers = {h: self.create_server(host=h).id for h in self.members}
