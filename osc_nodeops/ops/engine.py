@@ -173,35 +173,40 @@ def discover(conn, services=DISCOVERED_SERVICES, attempts=5, sleep=None):
     checked; one built on a failed discovery is forgotten (openstacksdk's
     per-connection cache ``Connection._proxies``: a private attribute,
     used deliberately, since openstacksdk offers no way to rebuild a
-    proxy) and built again, with the backoff of ``call_with_retry``.
-    Gives up after ATTEMPTS with the last fault, a transient one.
+    proxy) and built again by ``call_with_retry``.  After ATTEMPTS,
+    ``errors.Refused`` (nothing was changed yet).
     """
-    sleep = sleep or time.sleep
     cache = getattr(conn, '_proxies', None)
     if not isinstance(cache, dict):
         return      # not an openstacksdk Connection: nothing is cached
     for name in services:
-        for n in range(attempts):
+        def build():
             try:
                 proxy = getattr(conn, name)
-                if _discovered(proxy):
-                    break
-                last = ConnectionError(
-                    'no version document from the %s API' % name)
             except Exception as exc:
-                if not is_transient(exc) and not _discovery_fault(exc):
-                    raise
-                last = exc
-            LOG.debug('discovery of %s failed (%s); again', name, last)
+                if _discovery_fault(exc):   # a fault: try again
+                    raise ConnectionError(describe(exc)) from exc
+                raise
+            if not _discovered(proxy):
+                raise ConnectionError(
+                    'no version document from the %s API' % name)
+
+        def forget(exc, n):
+            LOG.debug('discovery of %s failed (%s); again', name, exc)
             cache.pop(getattr(getattr(type(conn), name, None),
                               'service_type', name), None)
-            if n == attempts - 1:
-                from osc_nodeops import errors
-                raise errors.Refused(
-                    'cannot read the version document of the %s API '
-                    '(%d attempts, last: %s); nothing changed' % (
-                        name, attempts, describe(last)))
-            sleep(min(15.0, 2.0 ** n))
+
+        try:
+            call_with_retry(build, attempts=attempts, sleep=sleep,
+                            on_retry=forget)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            from osc_nodeops import errors
+            raise errors.Refused(
+                'cannot read the version document of the %s API '
+                '(%d attempts, last: %s); nothing changed' % (
+                    name, attempts, describe(exc)))
 
 
 def _discovery_fault(exc):
