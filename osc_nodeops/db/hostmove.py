@@ -454,9 +454,9 @@ def _compensate(nova_url, neutron_url, journal_path, doc, connector, cause):
 
 class UndoResult(object):
     def __init__(self):
-        self.restored = collections.Counter()
-        self.already = collections.Counter()
-        self.gone = collections.Counter()
+        self.restored: collections.Counter[str] = collections.Counter()
+        self.already: collections.Counter[str] = collections.Counter()
+        self.gone: collections.Counter[str] = collections.Counter()
 
 
 def _undo_instances(sess, t, doc, result):

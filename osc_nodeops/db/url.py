@@ -8,6 +8,7 @@ The password is kept out of every string this module makes: ``str()`` and
 
 import configparser
 import dataclasses
+import importlib
 import re
 import urllib.parse
 
@@ -174,8 +175,8 @@ class DBURL(object):
         Errors are re-raised as :class:`errors.DBError` with the password
         scrubbed from the message.
         """
-        if pymysql is None:
-            import pymysql
+        if pymysql is None:  # imported here: only the DB path needs it
+            pymysql = importlib.import_module('pymysql')
         kwargs = dict(host=self.host, port=self.port, user=self.user,
                       password=self._password or '', database=self.database,
                       charset=self.charset, autocommit=False,
@@ -261,8 +262,8 @@ class SecretURL(str):
 class Source(object):
     """Where a database URL comes from: given, or read from a config file."""
 
-    url: str = None
-    conf: str = None
+    url: str | None = None
+    conf: str | None = None
     what: str = 'database'
 
     def resolve(self):

@@ -83,7 +83,7 @@ class Finding(object):
     subject: str
     message: str
     command: str = ''
-    server_id: str = None
+    server_id: str | None = None
     allowed: bool = False
     settling: bool = False
 
@@ -395,7 +395,7 @@ def _look(conn, host, features, read, servers=None, allowed=()):
         findings.extend(migration_findings(host, migrations))
         return findings, sources
     rps = _providers(conn, hypervisors, read)
-    held = {}   # consumer -> (rp, resources)
+    held: dict = {}   # consumer -> (rp, resources)
     for rp in rps:
         for consumer, res in _allocations(conn, rp, read).items():
             held.setdefault(consumer, (rp, res))

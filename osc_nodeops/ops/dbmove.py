@@ -73,7 +73,7 @@ def _placement_plan(conn, plan):
     target = client.provider(plan.target_node)
     names = {target: plan.target_node}
     moves = []
-    by_node = {}
+    by_node: dict[str, list[str]] = {}
     for inst in plan.instances:
         by_node.setdefault(inst['before']['node'], []).append(inst['uuid'])
     for node, uuids in sorted(by_node.items()):
@@ -161,10 +161,10 @@ def describe_statements(plan):
 
 def _move_items(plan, servers, result, journal=None):
     items = []
-    ports = {}
+    ports: dict[str, list[str]] = {}
     for b in plan.bindings:
         ports.setdefault(b['device_id'], []).append(b['port_id'])
-    levels = {}
+    levels: dict[str, int] = {}
     for lv in plan.levels:
         levels[lv['port_id']] = levels.get(lv['port_id'], 0) + 1
     for inst in plan.instances:
@@ -351,9 +351,9 @@ class UndoRequest(object):
     ``dead`` and ``execute`` are there to be refused."""
 
     journal: str
-    nova_db: DBSource = None
-    neutron_db: DBSource = None
-    host: str = None
+    nova_db: DBSource | None = None
+    neutron_db: DBSource | None = None
+    host: str | None = None
     dead: bool = False
     execute: bool = False
 

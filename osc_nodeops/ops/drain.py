@@ -71,13 +71,14 @@ class Options(object):
     """The request of ``drain`` / ``undrain``: what the command line says."""
 
     hosts: tuple = ()
-    target_host: str = None
+    target_host: str | None = None
     block_migration: str = 'auto'
     max_parallel: int = 4
     timeout: float = 600.0
     on_timeout: str = 'abort'
-    step_timeout: float = None  # each further --on-timeout step
-    fallback: str = None  # 'cold': a live move that failed is cold-migrated
+    step_timeout: float | None = None  # each further --on-timeout step
+    # 'cold': a live move that failed is cold-migrated
+    fallback: str | None = None
     honour_skip: bool = False  # owners' nodeops:maintenance=skip is obeyed
     retries: int = 1
     retry_delay: float = 5.0
@@ -87,7 +88,7 @@ class Options(object):
     dry_run: bool = False
     allow_skipped: bool = False
     allow_partial: bool = False
-    reason: str = None
+    reason: str | None = None
     keep_disabled: bool = False
     migrate_back: bool = False
     break_lease: bool = False
@@ -103,7 +104,7 @@ class HostReport(object):
     ok: bool = True
     api_calls: int = 0
     abandoned: bool = False  # second Ctrl-C: left at once
-    error: str = None
+    error: str | None = None
     refused: bool = False  # the pre-flight stopped it: nothing changed
     preflight_notes: list = dataclasses.field(default_factory=list)
     audit: object = None  # ops/audit.py Audit, after the moves
@@ -118,7 +119,7 @@ class Report(object):
     """
 
     hosts: list = dataclasses.field(default_factory=list)
-    error: str = None
+    error: str | None = None
 
     def __post_init__(self):
         self.error = self.error or next(
@@ -447,6 +448,7 @@ def record_missing_origins(ctx, snap, host, since):
 # ------------------------------------------------------------ actions
 
 class _OriginMixin(object):
+    name: str   # the Action's name, from the class it is mixed into
 
     def __init__(self, record_origin_host=None, clear_origin_after=False):
         self.record_origin_host = record_origin_host
@@ -929,7 +931,7 @@ class UndrainPoller(engine.HostPoller):
     def __init__(self, compute, host, features=None, since=None):
         super(UndrainPoller, self).__init__(compute, host, features,
                                             since=since)
-        self.items = ()
+        self.items: tuple = ()
 
     def other_hosts(self, migrations):
         return {i.source for i in self.items
@@ -1177,7 +1179,7 @@ def drain(conn, request, events=None, executor_kwargs=None):
     # For -v / --debug only (OSC's console shows INFO from -v on).
     LOG.info('compute API microversion %s (server max %s)',
              features.effective, features.server_max)
-    reports = []
+    reports: list = []
     try:
         drain_hosts(compute, hosts, services, request, features=features,
                     events=events, reason_default=default_reason(conn),
@@ -1451,8 +1453,8 @@ def refuse_if_misfits(compute, hosts, services, opts, features, events,
     packing all of them onto one pool.  Returns the reports (refused,
     nothing changed) when something would not fit, else None."""
     plan_opts = dataclasses.replace(opts, dry_run=True)
-    pool = []
-    reports = []
+    pool: list = []
+    reports: list = []
     misfit = 0
     for host in hosts:
         ctx = _context(compute, host, features, plan_opts, events,

@@ -15,6 +15,7 @@ import logging
 import signal
 import threading
 import time
+import typing
 from concurrent import futures
 
 from openstack import utils as sdk_utils
@@ -238,7 +239,7 @@ class Calls(object):
         self.wake = wake
 
     def submit(self, fn):
-        fut = futures.Future()
+        fut: futures.Future = futures.Future()
 
         def run():
             if not fut.set_running_or_notify_cancel():
@@ -316,7 +317,8 @@ class Features(object):
                                  pinned)
         try:
             eff = sdk_utils.maximum_supported_microversion(
-                self._view, pinned or self._view.max_microversion)
+                typing.cast(typing.Any, self._view),
+                pinned or self._view.max_microversion)
         except Exception:  # an unreadable version: the base API
             eff = None
         self.effective = eff or '2.1'
@@ -342,7 +344,8 @@ class Features(object):
 
     def supports(self, version):
         try:
-            return sdk_utils.supports_microversion(self._view, version)
+            return sdk_utils.supports_microversion(
+                typing.cast(typing.Any, self._view), version)
         except Exception:
             return False
 
@@ -386,9 +389,9 @@ class Features(object):
 class Event(object):
     kind: str
     message: str
-    item: object = None
-    host: str = None  # the host the run works on (for --events)
-    step: str = None  # a step of compute node maintain
+    item: 'PlanItem | None' = None
+    host: str | None = None  # the host the run works on (for --events)
+    step: str | None = None  # a step of compute node maintain
 
     def __str__(self):
         if self.item is not None:
@@ -545,7 +548,7 @@ class Check(object):
     state: str
     message: str = ''
     call: object = None
-    destination: str = None
+    destination: str | None = None
 
 
 class PlanItem(object):
@@ -725,8 +728,8 @@ class MigrationAction(Action):
     ``ctx.target_host`` when one was asked).
     """
 
-    migration_types = ()
-    done_statuses = ('completed',)
+    migration_types: tuple[str, ...] = ()
+    done_statuses: tuple[str, ...] = ('completed',)
     # Statuses at which progress() returns a follow-up call.
     no_record_grace = 90.0
     success = 'moved'
@@ -1330,7 +1333,7 @@ class Executor(object):
     # -- main loop
     def _admit(self, items):
         """The queue of items to issue and the in-flight ones to resume."""
-        queue = collections.deque()
+        queue: collections.deque = collections.deque()
         inflight = []
         for item in items:
             if item.action is None:

@@ -16,6 +16,7 @@ import os
 import re
 import threading
 import time
+import typing
 
 from osc_nodeops import errors
 from osc_nodeops import timeutil
@@ -67,7 +68,8 @@ class EventLog(object):
         except OSError as exc:
             raise errors.UsageError('--events %s: %s' % (
                 path, exc.strerror or exc))
-        self._file = os.fdopen(fd, 'a', encoding='utf-8')
+        self._file: typing.TextIO | None = os.fdopen(
+            fd, 'a', encoding='utf-8')
 
     def write(self, event, step=None):
         line = json.dumps(record(event, step or self.step), sort_keys=True,

@@ -376,7 +376,7 @@ def local_report(service=DEFAULT_SERVICE, log_file=DEFAULT_LOG_FILE,
     if prefer and len(procs) > 1:
         preferred = [p for p in procs if prefer in p[2]]
         procs = preferred or procs
-    fields = []
+    fields: list[tuple[str, str | None]] = []
     ok = False
     if not procs:
         fields.append(('Local Process', '%s not running' % service))

@@ -41,31 +41,31 @@ COLUMNS = ('Host', 'Wave', 'Drained', 'Exec', 'Up', 'Check', 'Undrained',
 @dataclasses.dataclass
 class Request(object):
     hosts: tuple = ()
-    aggregate: str = None
-    zone: str = None
+    aggregate: str | None = None
+    zone: str | None = None
     max_hosts: int = 1
-    exec_cmd: str = None
+    exec_cmd: str | None = None
     exec_timeout: float = 3600.0
-    check_cmd: str = None
+    check_cmd: str | None = None
     check_timeout: float = 600.0
     up_timeout: float = 900.0
     migrate_back: bool = False
     keep_going: bool = False
     order: str = 'fewest'
-    state_file: str = None
+    state_file: str | None = None
     rerun_exec: bool = False
-    drain_options: drain.Options = None
+    drain_options: drain.Options | None = None
     poll_interval: float = 3.0
 
 
 @dataclasses.dataclass
 class HostResult(object):
     host: str
-    wave: int = None
+    wave: int | None = None
     steps: dict = dataclasses.field(default_factory=dict)
     result: str = 'not-started'
     message: str = ''
-    moved_back: int = None
+    moved_back: int | None = None
 
     def row(self):
         s = self.steps
@@ -231,7 +231,7 @@ def run(conn, req, events=None, sleep=time.sleep):
     emit('plan', '%d host(s), %d to maintain, at most %d out of service '
          'at once' % (len(hosts), len(todo), req.max_hosts), step='plan')
     wave_no = 0
-    failed_hosts = []
+    failed_hosts: list[str] = []
     while todo:
         live = {s.host: s for s in node_list.compute_services(
             compute, req.aggregate, req.zone)}
@@ -455,7 +455,7 @@ def wait_up(compute, host, since, req, sleep=time.sleep):
                 wait=req.poll_interval):
             try:
                 svc = drain.compute_service(compute, host)
-            except (drain.UnknownHost, LookupError):
+            except errors.NotFound:
                 continue
             if service_up(svc, since):
                 return svc

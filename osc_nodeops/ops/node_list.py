@@ -24,14 +24,14 @@ COLUMNS = ('Host', 'Zone', 'Status', 'State', 'Updated At',
 @dataclasses.dataclass
 class NodeRow(object):
     host: str
-    zone: str = None
-    status: str = None
-    state: str = None
-    updated_at: str = None
-    disabled_reason: str = None
+    zone: str | None = None
+    status: str | None = None
+    state: str | None = None
+    updated_at: str | None = None
+    disabled_reason: str | None = None
     forced_down: bool = False
-    lease_owner: str = None
-    lease_since: str = None
+    lease_owner: str | None = None
+    lease_since: str | None = None
     instances: int = 0
     running: int = 0
     migrations_out: int = 0
@@ -89,13 +89,14 @@ def gather(compute, aggregate=None, zone=None):
     servers = engine.call_with_retry(lambda: list(compute.servers(
         details=True, all_projects=True)))
     migrations = engine.call_with_retry(lambda: list(compute.migrations()))
-    instances = collections.Counter()
-    running = collections.Counter()
+    instances: collections.Counter[str] = collections.Counter()
+    running: collections.Counter[str] = collections.Counter()
     for srv in servers:
         instances[srv.compute_host] += 1
         if srv.power_state == engine.POWER_RUNNING:
             running[srv.compute_host] += 1
-    out_, in_ = collections.Counter(), collections.Counter()
+    out_: collections.Counter[str] = collections.Counter()
+    in_: collections.Counter[str] = collections.Counter()
     for m in migrations:
         if in_flight(m):
             out_[m.source_compute] += 1

@@ -31,12 +31,13 @@ class Move(object):
     """The allocation of one consumer (a server) and what it becomes."""
 
     consumer: str
-    before: dict = None       # provider UUID -> {resource class: amount}
-    after: dict = None
-    project_id: str = None
-    user_id: str = None
-    problem: str = None       # why it cannot move (nothing is written)
-    note: str = None          # why nothing needs to move
+    # provider UUID -> {resource class: amount}
+    before: dict | None = None
+    after: dict | None = None
+    project_id: str | None = None
+    user_id: str | None = None
+    problem: str | None = None       # why it cannot move (nothing is written)
+    note: str | None = None          # why nothing needs to move
 
     @property
     def movable(self):
@@ -137,7 +138,9 @@ def plan(client, consumers, source_rp, target_rp):
             move.problem = ('allocation on both hosts\' providers (a move '
                             'in progress?): not moved')
         elif source_rp in allocs:
-            move.after[target_rp] = move.after.pop(source_rp)
+            after = dict(move.after or {})
+            after[target_rp] = after.pop(source_rp)
+            move.after = after
         elif not allocs:
             move.note = 'no allocation in placement: nothing to move'
         elif target_rp in allocs:

@@ -720,15 +720,17 @@ def recover(conn, ip, network, max_attempts=DEFAULT_MAX_ATTEMPTS, name=None,
     try:
         if not _ask_directly(conn, run, events):
             _recovery_loop(conn, run, max_attempts, events)
+        kept = run.kept
+        assert kept is not None, 'the loop returns only with a kept port'
         try:
-            run.kept = _tag_and_name(conn, run.kept, name, description)
+            run.kept = _tag_and_name(conn, kept, name, description)
         except sdk_exc.HttpException as exc:
             # The kept port holds the address: keep it, say so.
             raise errors.Incomplete(
                 'port %s holds %s but could not be renamed/tagged: %s; '
                 'tag it with: openstack port set --name %s --tag %s %s'
-                % (run.kept.id, address, _http_message(exc), name, TAG,
-                   run.kept.id))
+                % (kept.id, address, _http_message(exc), name, TAG,
+                   kept.id))
     except BaseException:
         if run.kept is not None:
             events('port %s holds %s and was kept' % (run.kept.id, address))
@@ -884,7 +886,8 @@ def probe(address, tcp_port, timeout, clock=time.monotonic):
         result, detail = 'refused', 'connection refused'
     except OSError as exc:
         result = 'unreachable'
-        detail = exc.strerror or errno.errorcode.get(exc.errno, str(exc))
+        detail = exc.strerror or errno.errorcode.get(exc.errno or 0,
+                                                     str(exc))
     finally:
         sock.close()
     return result, detail, round(clock() - start, 3)

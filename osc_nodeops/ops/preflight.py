@@ -74,7 +74,7 @@ class Reason(object):
 class Facts(object):
     """What the rules need to know about the cloud (from ``gather``)."""
 
-    features: object = None
+    features: engine.Features | None = None
     ports: dict = dataclasses.field(default_factory=dict)  # server id -> []
     groups: dict = dataclasses.field(default_factory=dict)  # server id -> grp
     hosts_of: dict = dataclasses.field(default_factory=dict)  # srv id -> host
@@ -352,7 +352,7 @@ class Host(object):
     name: str
     free: dict            # resource class -> units left
     max_unit: dict        # resource class -> largest single allocation
-    zone: str = None
+    zone: str | None = None
     members: set = dataclasses.field(default_factory=set)  # group ids
 
     def fits(self, want):
@@ -386,9 +386,9 @@ class Demand(object):
 
     id: str
     want: dict
-    zone: str = None           # must stay in this AZ (None: any)
-    target: str = None         # --target-host
-    anti_group: str = None     # anti-affinity group id
+    zone: str | None = None           # must stay in this AZ (None: any)
+    target: str | None = None         # --target-host
+    anti_group: str | None = None     # anti-affinity group id
     avoid: set = dataclasses.field(default_factory=set)  # hosts with members
 
 
@@ -459,7 +459,8 @@ class Cloud(object):
     """What ``gather`` read: the rules' facts and the candidate hosts."""
 
     facts: Facts
-    hosts: list           # Host, free room as placement says now
+    hosts: list | None    # Host, free room as placement says now (None:
+    #                       capacity not checked)
     zones: dict           # host name -> availability zone
     calls: int = 0
     notes: list = dataclasses.field(default_factory=list)
@@ -566,7 +567,7 @@ def gather(conn, host, servers, features=None, draining=(),
                                                    all_projects=True))):
             if s.id in elsewhere:
                 facts.hosts_of[s.id] = s.compute_host
-    hosts = []
+    hosts: list | None = []
     zones = {}
     if capacity:
         zones = _zones(compute, read)

@@ -81,16 +81,16 @@ class Options(object):
     ``journal`` is where a ``--via-db --execute`` move writes its journal.
     """
 
-    host: str = None
+    host: str | None = None
     dead: bool = False
     via_db: bool = False
     execute: bool = False
     dry_run: bool = False
     all: bool = False
     hard: bool = False
-    target_host: str = None
+    target_host: str | None = None
     force_down: bool = False
-    confirm_fenced: str = None
+    confirm_fenced: str | None = None
     reattach_volumes: bool = False
     max_parallel: int = 4
     timeout: float = 300.0
@@ -100,7 +100,7 @@ class Options(object):
     exclude: tuple = ()
     nova_db: object = None
     neutron_db: object = None
-    journal: str = None
+    journal: str | None = None
 
 
 @dataclasses.dataclass
@@ -110,7 +110,7 @@ class Report(object):
     notes: list = dataclasses.field(default_factory=list)
     ok: bool = True
     interrupted: bool = False
-    journal: str = None
+    journal: str | None = None
 
 
 # --------------------------------------------------------------- services
@@ -744,13 +744,15 @@ def recover_host(conn, host, opts, features=None, events=None,
     ctx.emit('service', note)
     since = timeutil.utcnow() - datetime.timedelta(hours=1)
     if opts.dead:
-        poller = RecoverPoller(compute, host, features, since=since,
-                               extra_hosts=[opts.target_host])
+        poller: engine.HostPoller = RecoverPoller(
+            compute, host, features, since=since,
+            extra_hosts=[opts.target_host])
     else:
         poller = engine.HostPoller(compute, host, features, since=since)
     snap = engine.call_with_retry(lambda: poller.snapshot(full=True))
     items = (plan_dead if opts.dead else plan_reboot)(ctx, snap, opts)
-    if opts.dead:  # keep watching where earlier evacuations went
+    if isinstance(poller, RecoverPoller):
+        # --dead: keep watching where earlier evacuations went
         poller.extra_hosts += sorted({
             i.last_migration.dest_compute for i in items
             if i.adopt and i.last_migration is not None

@@ -97,6 +97,15 @@ def list_pairs(conn, host):
 
 # ------------------------------------------------------------- re-attach
 
+class VolumeSnapshot(engine.Snapshot):
+    """A poll of the host's servers' volumes: ``volumes`` maps a volume
+    ID to cinder's record."""
+
+    def __init__(self, host, volumes):
+        super().__init__(host, [], [])
+        self.volumes = volumes
+
+
 class VolumePoller(object):
     """One volume list (all projects) per snapshot, for every server."""
 
@@ -111,9 +120,7 @@ class VolumePoller(object):
         vols = [v for v in self.block_storage.volumes(details=True,
                                                       all_projects=True)
                 if v.id in self.volume_ids]
-        snap = engine.Snapshot(self.host, [], [])
-        snap.volumes = {v.id: v for v in vols}
-        return snap
+        return VolumeSnapshot(self.host, {v.id: v for v in vols})
 
 
 def _attached_to(volume, server_id):
@@ -146,7 +153,8 @@ class Reattach(engine.Action):
         item.data.pop('not_up', None)
         item.data['phase'] = 'detach'
         item.data['attach_calls'] = 0
-        detached = item.data['detached'] = []
+        detached: list = []
+        item.data['detached'] = detached
         for volume_id, _device in item.data['volumes']:
             try:
                 ctx.compute.delete_volume_attachment(item.id, volume_id,

@@ -70,8 +70,8 @@ class Report(object):
     (``columns`` None: the action wrote its own output); ``incomplete``
     says the command must exit 1."""
     action: str
-    columns: tuple = None
-    rows: list = None
+    columns: tuple | None = None
+    rows: list | None = None
     steps: list = dataclasses.field(default_factory=list)
     incomplete: bool = False
 

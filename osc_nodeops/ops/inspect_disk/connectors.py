@@ -36,7 +36,7 @@ def _one_line(exc):
 class Connector(object):
     """Connect a disk file as a block device; disconnect it again."""
 
-    kind = None
+    kind: str | None = None
 
     def __init__(self, record=None, sys_root='/sys'):
         self.record = dict(record or {})
@@ -238,7 +238,7 @@ CONNECTORS = {c.kind: c for c in (FuseConnector, NbdConnector)}
 
 def from_record(record, sys_root='/sys'):
     """The connector a journal's ``connect`` record describes (or None)."""
-    cls = CONNECTORS.get((record or {}).get('connector'))
+    cls = CONNECTORS.get((record or {}).get('connector') or '')
     return cls(record, sys_root=sys_root) if cls else None
 
 

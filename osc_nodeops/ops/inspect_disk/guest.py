@@ -38,7 +38,7 @@ def guest_path(root, path, max_links=40, follow_last=False):
     """
     root = os.path.realpath(root)
     parts = [p for p in path.split('/') if p not in ('', '.')]
-    resolved = []
+    resolved: list[str] = []
     links = 0
     while parts:
         part = parts.pop(0)
@@ -142,7 +142,7 @@ def copy_out(root, path, dest):
                             'root')
     if os.path.lexists(dest):
         raise InspectError('%s exists; not overwriting it' % dest)
-    rows = []
+    rows: list = []
     try:
         _copy_entry(src, dest, '/' + '/'.join(p for p in path.split('/')
                                               if p), invoking_user(), rows)

@@ -30,7 +30,7 @@ def partitions(table, disk_size=None):
     if table is None:
         return [Partition(0, 0, disk_size or 0, '')]
     sector = int(table.get('sectorsize', 512))
-    out = []
+    out: list[Partition] = []
     for p in table.get('partitions', []):
         node = p.get('node', '')
         m = re.search(r'(\d+)$', node)

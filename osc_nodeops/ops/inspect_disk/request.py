@@ -46,11 +46,11 @@ class Target(object):
 class Request(object):
     """One inspect-disk run.  ``target`` is the resolved server; the CLI
     gives ``server`` (name or ID) and :func:`resolve` fills ``target``."""
-    target: Target = None
+    target: Target | None = None
     approved_by: str = ''
     reason: str = ''
     disk: str = 'disk'
-    partition: int = None
+    partition: int | None = None
     read_write: bool = False
     connector: str = 'auto'
     libvirt_uri: str = DEFAULT_LIBVIRT_URI
@@ -60,8 +60,8 @@ class Request(object):
     action: str = 'list'
     action_args: tuple = ()
     step_timeout: float = 30.0
-    server: str = None
-    host: str = None
+    server: str | None = None
+    host: str | None = None
     nova_config: str = DEFAULT_NOVA_CONF
     out: object = None  # binary stream --cat writes to
 
@@ -197,8 +197,8 @@ def domain_disks(xml_text):
         target = d.find('target')
         driver = d.find('driver')
         disks.append(Disk(name=os.path.basename(path), path=path,
-                          target=target.get('dev') if target is not None
-                          else '',
+                          target=(target.get('dev') or ''
+                                  if target is not None else ''),
                           fmt=(driver.get('type') if driver is not None
                                else None) or 'raw'))
     return disks

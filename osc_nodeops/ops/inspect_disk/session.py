@@ -145,18 +145,18 @@ class Session(object):
 
     def _take_journal(self):
         req = self.req
-        if not self.journal.acquire():
+        if not self._journal().acquire():
             raise InspectError('another inspect-disk session is working on '
                                'server %s' % req.target.server_id)
-        if self.journal.exists():
-            self.journal.release()
+        if self._journal().exists():
+            self._journal().release()
             raise InspectError('an earlier session of server %s could not '
                                'be cleaned up; see inspect-disk --cleanup'
                                % req.target.server_id)
         try:
             audit(req.audit_log, self._audit_record('started'))
         except OSError as exc:
-            self.journal.release()
+            self._journal().release()
             raise InspectError('cannot write the audit log %s: %s' % (
                 req.audit_log, exc.strerror or exc))
 
@@ -219,17 +219,30 @@ class Session(object):
                 teardown=[s.row() for s in torn]))
         if failed:
             # The journal stays: --cleanup retries.
-            self.journal.release()
+            self._journal().release()
             raise InspectError(
                 'teardown incomplete: %s; run openstack instance '
                 'inspect-disk --cleanup' % '; '.join(
                     '%s: %s' % (s.step, s.detail) for s in failed))
-        self.journal.remove()
-        self.journal.release()
+        self._journal().remove()
+        self._journal().release()
+
+    def _journal(self):
+        """The session's journal (made by ``preflight``, before any step
+        that uses it)."""
+        if self.journal is None:
+            raise InspectError('no journal: preflight() did not run')
+        return self.journal
+
+    def _disk(self):
+        """The disk ``preflight`` chose."""
+        if self.disk is None:
+            raise InspectError('no disk: preflight() did not run')
+        return self.disk
 
     @property
     def mountpoint(self):
-        return os.path.join(self.journal.workdir, 'mnt')
+        return os.path.join(self._journal().workdir, 'mnt')
 
     def _step(self, name, result, detail=''):
         self.steps.append(Step(name, result, detail))
@@ -238,13 +251,13 @@ class Session(object):
 
     def _setup(self):
         req = self.req
-        workdir = self.journal.workdir
+        workdir = self._journal().workdir
         os.makedirs(workdir, mode=0o700, exist_ok=True)
-        self.journal.record(
+        self._journal().record(
             version=1, server_id=req.target.server_id,
             server_name=req.target.name,
             instance_name=req.target.instance_name,
-            libvirt_uri=req.libvirt_uri, disk=self.disk.path,
+            libvirt_uri=req.libvirt_uri, disk=self._disk().path,
             workdir=workdir, started=journal_mod.now(),
             read_write=req.read_write)
         if self.connector == 'nbd':
@@ -267,14 +280,14 @@ class Session(object):
     def _suspend(self):
         st = libvirt_domain.state(self.domain)[0]
         prior = libvirt_domain.STATE_NAMES.get(st, str(st))
-        self.journal.record(suspend={'prior_state': prior, 'done': False})
+        self._journal().record(suspend={'prior_state': prior, 'done': False})
         _hook('before', 'suspend')
         if st == libvirt_domain.RUNNING:
             try:
                 libvirt_domain.suspend(self.domain)
             except Exception as exc:
                 raise InspectError('suspend failed: %s' % _one_line(exc))
-            self.journal.record(suspend={'done': True})
+            self._journal().record(suspend={'done': True})
             self._step('suspend', 'done', 'domain %s paused' %
                        self.req.target.instance_name)
         else:
@@ -283,17 +296,17 @@ class Session(object):
 
     def _connect(self):
         read_only = not self.req.read_write
-        conn = connectors.for_session(self.connector, self.journal.workdir,
+        conn = connectors.for_session(self.connector, self._journal().workdir,
                                       self.disk, self.sys_root,
                                       lock=self.nbd_lock)
-        self.journal.record(connect=conn.names())
+        self._journal().record(connect=conn.names())
         _hook('before', 'connect')
         device = conn.connect(
             self.disk, read_only, self.req.step_timeout,
-            lambda dev: self.journal.record(connect={'device': dev}))
-        self.journal.record(connect=dict(conn.names(), device=device))
+            lambda dev: self._journal().record(connect={'device': dev}))
+        self._journal().record(connect=dict(conn.names(), device=device))
         self._step('connect', 'done', '%s via %s%s' % (
-            self.disk.name, self.connector,
+            self._disk().name, self.connector,
             ' read-only' if read_only else ' READ-WRITE'))
         _hook('after', 'connect')
         return device
@@ -303,10 +316,10 @@ class Session(object):
         part = self.partition = partition.find(device, req.partition)
         source = partition.source_device(
             device, part, self.connector, not req.read_write,
-            lambda **loop: self.journal.record(loop=loop))
+            lambda **loop: self._journal().record(loop=loop))
         self.fstype = partition.file_system(source, part.number)
         os.makedirs(self.mountpoint, mode=0o700, exist_ok=True)
-        self.journal.record(mount={'mountpoint': self.mountpoint})
+        self._journal().record(mount={'mountpoint': self.mountpoint})
         _hook('before', 'mount')
         opts = partition.mount_options(self.fstype, req.read_write)
         blockdev.mount(source, self.mountpoint, self.fstype, opts,
