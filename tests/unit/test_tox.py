@@ -11,7 +11,8 @@ import testtools
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-CHECKS = ('pep8', 'unit', 'functional', 'cover', 'docs', 'releasenotes')
+CHECKS = ('pep8', 'typecheck', 'unit', 'functional', 'cover', 'docs',
+          'releasenotes')
 
 
 def tox_commands():
@@ -32,9 +33,10 @@ class TestToxAndTestAll(testtools.TestCase):
     def test_every_tox_env_runs_one_check(self):
         parser, commands = tox_commands()
         envlist = [e.strip() for e in parser.get('tox', 'envlist').split(',')]
-        self.assertEqual(['py3', 'pep8'], envlist)
+        self.assertEqual(['py3', 'pep8', 'typecheck'], envlist)
         expected = {'py3': 'unit'}
-        for env in ('functional', 'pep8', 'cover', 'docs', 'releasenotes'):
+        for env in ('functional', 'pep8', 'typecheck', 'cover', 'docs',
+                    'releasenotes'):
             expected[env] = env
         self.assertEqual(set(expected), set(commands))
         for env, check in expected.items():
