@@ -54,6 +54,7 @@ class Request(object):
     order: str = 'fewest'
     state_file: str | None = None
     rerun_exec: bool = False
+    exec_env: tuple = ()  # names of variables the steps get (--exec-env)
     drain_options: drain.Options | None = None
     poll_interval: float = 3.0
 
@@ -66,6 +67,7 @@ class HostResult(object):
     result: str = 'not-started'
     message: str = ''
     moved_back: int | None = None
+    current: str | None = None  # the step under way (errors charged to it)
 
     def row(self):
         s = self.steps
@@ -83,11 +85,13 @@ class Report(object):
 
 
 class _Failed(Exception):
-    """One host's cycle failed at a step (the message says why)."""
+    """One host's cycle failed at a step (the message says why; a step's
+    ``output`` goes to the row and the events, never the service reason)."""
 
-    def __init__(self, step, message):
+    def __init__(self, step, message, output=None):
         super(_Failed, self).__init__(message)
         self.step = step
+        self.output = output
 
 
 # ------------------------------------------------------------- state file
@@ -202,6 +206,12 @@ def run(conn, req, events=None, sleep=time.sleep):
             ORDERS))
     if req.migrate_back and req.drain_options.keep_disabled:
         raise errors.UsageError('--migrate-back needs the host enabled')
+    from osc_nodeops.privileged import operator_step
+    for name in req.exec_env:
+        try:
+            operator_step.check_env_name(name)
+        except operator_step.StepError as exc:
+            raise errors.UsageError(str(exc))
     state = State(req.state_file)
     services = _scope(compute, req)
     scope = [s.host for s in services]
@@ -330,7 +340,14 @@ def _wave(conn, req, state, wave, results, owner, emit, sleep):
         try:
             _cycle(conn, req, state, h, results[h], owner, emit, sleep)
         except _Failed as exc:
-            _fail(conn, results[h], exc.step, str(exc), owner, emit, state)
+            _fail(conn, results[h], exc.step, str(exc), owner, emit, state,
+                  output=exc.output)
+            ok = False
+        except Exception as exc:
+            # Any other error is this host's row (the table is kept), not
+            # a traceback that loses every row.
+            _fail(conn, results[h], results[h].current or 'exec',
+                  errors.one_line(exc), owner, emit, state)
             ok = False
         except KeyboardInterrupt:
             results[h].result = 'interrupted'
@@ -357,10 +374,13 @@ def _hold(compute, host, owner, why, state=None):
                        drain.with_lease(reason, owner))
 
 
-def _fail(conn, result, step, why, owner, emit, state=None):
+def _fail(conn, result, step, why, owner, emit, state=None, output=None):
+    """The row (with the step's ``output``) and the reason (without it:
+    nova keeps it for every admin to read, after the run)."""
     result.result = 'failed'
     result.steps[step] = 'failed'
-    result.message = '%s failed: %s' % (step, why)
+    result.message = '%s failed: %s%s' % (step, why, ': ' + output
+                                          if output else '')
     emit('failed', result.message, host=result.host, step=step)
     if step == 'undrain':
         return  # the host is healthy and enabled; the rows say what is left
@@ -377,19 +397,9 @@ def _cycle(conn, req, state, host, result, owner, emit, sleep):
     compute = conn.compute
     step_ended = timeutil.utcnow()
     if req.exec_cmd and (req.rerun_exec or not state.done(host, 'exec')):
+        result.current = 'exec'
         emit('start', req.exec_cmd, host=host, step='exec')
-        from osc_nodeops.privileged import operator_step
-        try:
-            rc, out = operator_step.run(req.exec_cmd, host,
-                                        req.exec_timeout)
-        except operator_step.StepError as exc:
-            raise _Failed('exec', str(exc))
-        if rc is None:
-            raise _Failed('exec', 'did not finish within %ds' %
-                          req.exec_timeout)
-        if rc != 0:
-            raise _Failed('exec', 'exit %d%s' % (rc, ': ' + out if out
-                                                  else ''))
+        _step(req, host, 'exec', req.exec_cmd, req.exec_timeout, emit)
         step_ended = timeutil.utcnow()
         state.mark(host, 'exec')
         result.steps['exec'] = 'done'
@@ -401,6 +411,7 @@ def _cycle(conn, req, state, host, result, owner, emit, sleep):
         emit('skip', 'finished by an earlier run (--state)', host=host,
              step='exec')
     if not state.done(host, 'wait'):
+        result.current = 'wait'
         emit('start', 'waiting for nova-compute up with a fresh heartbeat',
              host=host, step='wait')
         wait_up(compute, host, step_ended, req, sleep)
@@ -408,15 +419,12 @@ def _cycle(conn, req, state, host, result, owner, emit, sleep):
         result.steps['wait'] = 'done'
         emit('done', 'nova-compute up', host=host, step='wait')
     if req.check_cmd and not state.done(host, 'check'):
+        result.current = 'check'
         emit('start', req.check_cmd, host=host, step='check')
-        from osc_nodeops.privileged import operator_step
-        rc, out = operator_step.run(req.check_cmd, host, req.check_timeout)
-        if rc != 0:
-            raise _Failed('check', 'did not finish within %ds' %
-                          req.check_timeout if rc is None else
-                          'exit %d%s' % (rc, ': ' + out if out else ''))
+        _step(req, host, 'check', req.check_cmd, req.check_timeout, emit)
         state.mark(host, 'check')
         result.steps['check'] = 'done'
+    result.current = 'undrain'
     emit('start', 'undraining', host=host, step='undrain')
     opts = dataclasses.replace(req.drain_options,
                                migrate_back=req.migrate_back,
@@ -440,6 +448,25 @@ def _cycle(conn, req, state, host, result, owner, emit, sleep):
     emit('host-done', 'maintained', host=host, step='undrain')
 
 
+def _step(req, host, step, cmd, timeout, emit):
+    """Run the operator's ``cmd`` for ``host``; ``_Failed`` unless it
+    exits 0.  Its output is an event (stderr, ``--events``)."""
+    from osc_nodeops.privileged import operator_step
+    started = timeutil.utcnow()
+    try:
+        rc, out = operator_step.run(cmd, host, timeout,
+                                    forward=req.exec_env)
+    except (operator_step.StepError, OSError) as exc:
+        raise _Failed(step, errors.one_line(exc))
+    if out:
+        emit('output', out, host=host, step=step)
+    if rc is None:
+        raise _Failed(step, 'did not finish within %ds (started %s)' % (
+            timeout, timeutil.api_time(started)), output=out)
+    if rc != 0:
+        raise _Failed(step, 'exit %d' % rc, output=out)
+
+
 def service_up(svc, since):
     """nova-compute up, not forced down, with a heartbeat newer than
     ``since`` (what ``compute node show`` reports as state and age)."""
@@ -456,7 +483,11 @@ def wait_up(compute, host, since, req, sleep=time.sleep):
             try:
                 svc = drain.compute_service(compute, host)
             except errors.NotFound:
-                continue
+                continue  # not listed while it restarts: look again
+            except Exception as exc:
+                if not engine.is_transient(exc):
+                    raise _Failed('wait', errors.one_line(exc))
+                continue  # the API's own trouble, retried already
             if service_up(svc, since):
                 return svc
     except sdk_exc.ResourceTimeout:

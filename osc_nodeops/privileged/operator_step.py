@@ -6,6 +6,10 @@ The command line is the operator's (a shell is what they asked for:
 nova, so it is checked against what a host name may hold and substituted
 shell-quoted: it can never add a command.  The step runs in its own session
 and process group, so a timeout ends it and everything it started.
+
+Its environment is explicit: ``PATH``, ``HOME``, ``LANG``, ``TERM`` and the
+variables the operator names (``--exec-env NAME``), never the cloud's
+credentials (``OS_*``) or anything else of ours by accident.
 """
 
 import os
@@ -14,8 +18,11 @@ import shlex
 import signal
 import subprocess
 
-HOST_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$')
+HOST_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,254}')
+NAME_RE = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 PLACEHOLDER = '{host}'
+BASE_ENV = ('PATH', 'HOME', 'LANG', 'TERM')
+DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
 
 class StepError(Exception):
@@ -24,19 +31,40 @@ class StepError(Exception):
 
 def command_line(template, host):
     """``template`` with every ``{host}`` replaced by the quoted host."""
-    if not HOST_RE.match(host or ''):
+    if not HOST_RE.fullmatch(host or ''):
         raise StepError('refusing to run a step for host %r: not a host '
                         'name' % (host,))
     return template.replace(PLACEHOLDER, shlex.quote(host))
 
 
-def run(template, host, timeout, env=None, grace=5.0):
+def check_env_name(name):
+    """``name`` if it may be forwarded to a step, else ``StepError``."""
+    if not NAME_RE.fullmatch(name or ''):
+        raise StepError('--exec-env %r: not an environment variable name'
+                        % (name,))
+    return name
+
+
+def environment(forward=(), source=None):
+    """The step's environment: ``BASE_ENV`` and ``forward`` from
+    ``source`` (``os.environ``), those that are set."""
+    source = os.environ if source is None else source
+    env = {'PATH': DEFAULT_PATH}
+    for name in BASE_ENV + tuple(check_env_name(n) for n in forward):
+        if name in source:
+            env[name] = source[name]
+    return env
+
+
+def run(template, host, timeout, forward=(), grace=5.0):
     """Run the step; return ``(exit status, last lines of its output)``.
 
     Exit status ``None`` means it did not finish within ``timeout`` seconds
-    (its process group got SIGTERM, then SIGKILL after ``grace``).
+    (its process group got SIGTERM, then SIGKILL after ``grace``).  Its
+    environment is ``environment(forward)``.
     """
     argv = ['/bin/sh', '-c', command_line(template, host)]
+    env = environment(forward)
     child = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              start_new_session=True, close_fds=True,

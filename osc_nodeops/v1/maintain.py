@@ -70,6 +70,12 @@ class MaintainNode(base.NodeOpsLister):
             help='The maintenance step, run by /bin/sh for each host once '
                  'drained; {host} is replaced by the host name (quoted)')
         parser.add_argument(
+            '--exec-env', dest='exec_env', metavar='<name>',
+            action='append', default=[],
+            help='Pass this environment variable to --exec and --check '
+                 '(repeatable; e.g. SSH_AUTH_SOCK).  Steps get only PATH, '
+                 'HOME, LANG, TERM and these: never OS_* unless named')
+        parser.add_argument(
             '--exec-timeout', type=base.positive_float, default=3600.0,
             metavar='SECONDS', help='How long --exec may run (default 3600)')
         parser.add_argument(
@@ -130,7 +136,8 @@ class MaintainNode(base.NodeOpsLister):
             check_cmd=a.check_cmd, check_timeout=a.check_timeout,
             up_timeout=a.up_timeout, migrate_back=a.migrate_back,
             keep_going=a.keep_going, order=a.order, state_file=a.state_file,
-            rerun_exec=a.rerun_exec, drain_options=drain.Options(
+            rerun_exec=a.rerun_exec, exec_env=tuple(a.exec_env),
+            drain_options=drain.Options(
                 max_parallel=a.max_parallel, timeout=a.timeout,
                 poll_interval=a.poll_interval, break_lease=a.break_lease))
         report = maintain.run(self.conn, req, events=self.events)

@@ -234,6 +234,88 @@ class TestMaintain(testtools.TestCase):
         self.assertIn('wait failed', report.hosts[0].message)
         self.assertEqual('disabled', self.nova.services['c03'].status)
 
+    def test_wait_goes_on_when_the_host_is_not_listed(self):
+        # Issue 20 item 3: while a host reboots its service may be missing
+        # from the list for a while; the wait goes on (it caught a
+        # drain.UnknownHost that no longer exists: AttributeError).
+        real = self.nova.compute.services.side_effect
+        gaps = {'n': 0}
+
+        def waiting():
+            return 'waiting for nova-compute' in (
+                self.nova.services['c03'].disabled_reason or '')
+
+        def services(host=None, binary=None, **kw):
+            if host == 'c03' and waiting() and gaps['n'] < 2:
+                gaps['n'] += 1
+                return iter([])
+            return real(host=host, binary=binary, **kw)
+        self.nova.compute.services.side_effect = services
+        report = self.run_it(hosts=('c03',), exec_cmd='true')
+        self.assertTrue(report.ok, [h.row() for h in report.hosts])
+        self.assertEqual(2, gaps['n'])
+        self.assertEqual('enabled', self.nova.services['c03'].status)
+
+    def test_an_unexpected_error_keeps_the_rows(self):
+        # Any other error of a host's cycle is that host's row (failed,
+        # the host held disabled with the step named), not a traceback.
+        real = self.nova.compute.services.side_effect
+        calls = {'n': 0}
+
+        def waiting():
+            return 'waiting for nova-compute' in (
+                self.nova.services['c03'].disabled_reason or '')
+
+        def services(host=None, binary=None, **kw):
+            if host == 'c03' and waiting() and calls['n'] == 0:
+                calls['n'] += 1
+                raise fakes.http_error(403, 'policy does not allow')
+            return real(host=host, binary=binary, **kw)
+        self.nova.compute.services.side_effect = services
+        report = self.run_it(hosts=('c03',), exec_cmd='true')
+        self.assertFalse(report.ok)
+        [row] = report.hosts
+        self.assertEqual('failed', row.result)
+        self.assertIn('wait failed', row.message)
+        self.assertIn('policy does not allow', row.message)
+        self.assertEqual('disabled', self.nova.services['c03'].status)
+
+    def test_a_check_that_cannot_start_is_a_row(self):
+        # Issue 21 item 8: a --check step's error escaped run() and lost
+        # the table.
+        def run(template, host, timeout, **kw):
+            if template == 'CHECK':
+                raise operator_step.StepError('cannot start the step')
+            return 0, ''
+        with mock.patch.object(operator_step, 'run', side_effect=run):
+            report = self.run_it(hosts=('c03',), exec_cmd='true',
+                                 check_cmd='CHECK')
+        self.assertFalse(report.ok)
+        [row] = report.hosts
+        self.assertEqual('failed', row.result)
+        self.assertEqual('failed', row.steps['check'])
+        self.assertIn('check failed: cannot start the step', row.message)
+        self.assertEqual('disabled', self.nova.services['c03'].status)
+
+    def test_step_output_stays_out_of_the_service_reason(self):
+        # Issue 21 item 4: the step inherited the whole environment and a
+        # failing step's output was published in nova's disabled_reason.
+        self.useFixture(fixtures.EnvironmentVariable('OS_PASSWORD',
+                                                     'hunter2'))
+        report = self.run_it(hosts=('c03',),
+                             exec_cmd='echo "pw=[$OS_PASSWORD]"; exit 3')
+        self.assertFalse(report.ok)
+        [row] = report.hosts
+        self.assertIn('exec failed: exit 3', row.message)
+        self.assertIn('pw=[]', row.message)  # the row keeps the output
+        self.assertNotIn('hunter2', row.message)
+        reason = self.nova.services['c03'].disabled_reason
+        self.assertIn('exec failed', reason)
+        self.assertIn('exit 3', reason)
+        self.assertNotIn('pw=', reason)
+        failed = [e.message for e in self.seen if e.kind == 'failed']
+        self.assertTrue(any('pw=[]' in m for m in failed), failed)
+
     def test_another_live_run_is_refused(self):
         svc = self.nova.services['c01']
         svc.status = 'disabled'
@@ -265,6 +347,33 @@ class TestOperatorStep(testtools.TestCase):
                           'c01; rm -rf /')
         self.assertRaises(operator_step.StepError,
                           operator_step.command_line, 'echo {host}', '-rf')
+
+    def test_host_name_with_a_newline_is_refused(self):
+        # Issue 21 item 8: ``$`` matches before a trailing newline.
+        self.assertRaises(operator_step.StepError,
+                          operator_step.command_line, 'echo {host}',
+                          'c01\n')
+
+    def test_explicit_environment(self):
+        # Issue 21 item 4: PATH, HOME, LANG, TERM and what --exec-env
+        # names; never OS_* unless named.
+        self.useFixture(fixtures.EnvironmentVariable('OS_PASSWORD', 'pw'))
+        self.useFixture(fixtures.EnvironmentVariable('OS_CLOUD', 'mine'))
+        self.useFixture(fixtures.EnvironmentVariable('SSH_AUTH_SOCK', '/s'))
+        self.useFixture(fixtures.EnvironmentVariable('HOME', '/home/op'))
+        rc, out = operator_step.run(
+            'env | cut -d= -f1 | sort | tr "\\n" " "; echo; '
+            'echo "$SSH_AUTH_SOCK $HOME"', 'c01', 5,
+            forward=('SSH_AUTH_SOCK',))
+        self.assertEqual(0, rc)
+        names, values = out.split(' | ')
+        names = set(names.split())
+        self.assertNotIn('OS_PASSWORD', names)
+        self.assertNotIn('OS_CLOUD', names)
+        self.assertEqual('/s /home/op', values)
+        self.assertIn('PATH', names)
+        self.assertLessEqual(names, {'PATH', 'HOME', 'LANG', 'TERM',
+                                     'SSH_AUTH_SOCK', 'PWD', 'SHLVL', '_'})
 
     def test_timeout_ends_the_group(self):
         rc, out = operator_step.run('sleep 30 & sleep 30', 'c01', 0.3,
