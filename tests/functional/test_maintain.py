@@ -96,6 +96,40 @@ class TestMaintain(MaintainHelpers, base.FunctionalTestCase):
         self.assertIn((first, 'drain', 'failed'),
                       {(r['host'], r['step'], r['state']) for r in recs})
 
+    def test_step_environment_and_reason(self):
+        # Issue 21 item 4: credentials given as OS_* (an openrc) reached
+        # the step, and a failing step's output was published in nova's
+        # disabled reason.  Now the step sees no OS_*, the row has its
+        # output, the reason only the step, its exit status and the time.
+        import yaml
+        with open(base.CLOUDS_YAML) as f:
+            auth = yaml.safe_load(f)['clouds']['minicloud']['auth']
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith('OS_')}
+        env.update({'OS_%s' % k.upper(): str(v) for k, v in auth.items()})
+        env.update(OS_IDENTITY_API_VERSION='3', OS_REGION_NAME='RegionOne',
+                   NODEOPS_FORWARDED='yes')
+        host = self.hosts[-1]
+        exe = os.path.join(os.path.dirname(sys.executable), 'openstack')
+        res = subprocess.run(
+            [exe, 'compute', 'node', 'maintain', host, '--exec',
+             'echo "pw=[$OS_PASSWORD] url=[$OS_AUTH_URL] '
+             'fw=[$NODEOPS_FORWARDED]"; exit 3', '--exec-env',
+             'NODEOPS_FORWARDED', '-f', 'json'],
+            env=env, capture_output=True, text=True, timeout=600)
+        self.assertEqual(1, res.returncode, res.stderr)
+        [row] = json.loads(res.stdout)
+        self.assertEqual('failed', row['Result'])
+        self.assertIn('exec failed: exit 3', row['Message'])
+        self.assertIn('pw=[] url=[] fw=[yes]', row['Message'])
+        self.assertNotIn(auth['password'], res.stdout + res.stderr)
+        self.assertIn('pw=[]', res.stderr)  # the output on stderr too
+        svc = self._status(host)
+        self.assertEqual('disabled', svc.status)
+        self.assertIn('exec failed', svc.disabled_reason)
+        self.assertIn('exit 3', svc.disabled_reason)
+        self.assertNotIn('pw=', svc.disabled_reason)
+
     def test_tty_status_block(self):
         host = self.hosts[0]
         self.create_servers(2, host=host)
