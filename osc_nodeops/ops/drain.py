@@ -1432,10 +1432,8 @@ def run_preflight(ctx, host, items, opts, features, pool=None):
         cloud.hosts = pool
     misfits = preflight.apply(items, cloud, target_host=opts.target_host,
                               shared=pool is not None)
-    others = tuple(cloud.facts.candidates)
     for item in items:
-        item.candidates = tuple(dict.fromkeys(
-            ((item.landing,) if item.landing else ()) + others))
+        item.candidates = preflight.candidates_for(item, cloud)
     for text in cloud.notes:
         ctx.emit('preflight', '%s: %s' % (host, text))
     for item in items:

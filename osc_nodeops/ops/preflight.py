@@ -40,8 +40,10 @@ PASSTHROUGH_VNIC = ('direct', 'direct-physical', 'macvtap', 'vdpa',
 # huge-page guests (NUMA-aware live migration) and SR-IOV direct / macvtap
 # ports (unplug before, plug after).  Older clouds refuse or break them.
 TRAIN = '2.79'
-# nova 29.0.0 (2024.1, compute API 2.96): live migration of vGPU (mdev).
+# nova 29.0.0 (2024.1, compute API 2.96): live migration of vGPU (mdev);
+# the server record shows ``pinned_availability_zone``.
 CARACAL = '2.96'
+PINNED_AZ = CARACAL
 
 STANDARD_CLASSES = ('VCPU', 'PCPU', 'MEMORY_MB', 'DISK_GB')
 
@@ -433,7 +435,8 @@ def _no_fit(d, pool):
         if d.target:
             where.append('--target-host %s' % d.target)
         if d.zone:
-            where.append('availability zone %s' % d.zone)
+            where.append('availability zone %s, where the server is '
+                         'pinned' % d.zone)
         if d.anti_group:
             where.append('a host without a member of its anti-affinity '
                          'group')
@@ -445,7 +448,9 @@ def _no_fit(d, pool):
                    for rc, n in sorted(d.want.items())
                    if n > h.free.get(rc, 0) or n > h.max_unit.get(rc, 0)]
         short.append('%s: %s' % (h.name, ', '.join(lacking)))
-    return 'does not fit (needs %s; %s)' % (want, '; '.join(short))
+    return '%sdoes not fit (needs %s; %s)' % (
+        ('pinned to availability zone %s: ' % d.zone) if d.zone else '',
+        want, '; '.join(short))
 
 
 # ------------------------------------------------------------ the cloud
@@ -568,9 +573,15 @@ def gather(conn, host, servers, features=None, draining=(),
             if s.id in elsewhere:
                 facts.hosts_of[s.id] = s.compute_host
     hosts: list | None = []
-    zones = {}
+    zones = _zones(compute, read)
+    if not facts.supports(PINNED_AZ):
+        notes.append('availability-zone pins not visible (compute API %s '
+                     'shows pinned_availability_zone, this cloud offers %s): '
+                     'Landing may name a host outside the zone a server is '
+                     'pinned to; nova keeps such a server in its zone' % (
+                         PINNED_AZ, getattr(features, 'effective', None)
+                         or 'unknown'))
     if capacity:
-        zones = _zones(compute, read)
         hyps = {}
         for h in read(lambda: list(compute.hypervisors(details=True))):
             svc = getattr(h, 'service_details', None) or {}
@@ -597,6 +608,31 @@ def _source_allocations(conn, uuid, read):
 
 
 # ------------------------------------------------------------- the plan
+
+def pinned_zone(server, facts):
+    """The availability zone nova keeps ``server`` in, or None.
+
+    nova constrains a move to a zone only when the request spec has one
+    (the zone asked for at boot, ``[DEFAULT]default_schedule_zone``, or a
+    volume's zone with ``[cinder]cross_az_attach = False``); compute API
+    2.96 shows it as ``pinned_availability_zone``.  The server's
+    ``availability_zone`` is where it runs now, not a constraint: an
+    unpinned server may land in any zone.  Below 2.96 the pin is not
+    visible (None; ``gather`` says so)."""
+    if not facts.supports(PINNED_AZ):
+        return None
+    return getattr(server, 'pinned_availability_zone', None) or None
+
+
+def candidates_for(item, cloud):
+    """Hosts a retry of ``item`` may be sent to, its ``landing`` first:
+    the pre-flight's candidates, within the server's pinned zone."""
+    zone = pinned_zone(item.server, cloud.facts)
+    others = tuple(h for h in cloud.facts.candidates if zone is None
+                   or cloud.zones.get(h, DEFAULT_ZONE) == zone)
+    return tuple(dict.fromkeys(
+        ((item.landing,) if item.landing else ()) + others))
+
 
 def method_kind(item):
     name = item.action.name if item.action is not None else None
@@ -634,11 +670,7 @@ def apply(items, cloud, target_host=None, shared=False):
         if anti:
             avoid = {facts.hosts_of.get(m) for m in group.member_ids
                      if m != item.id} - {None}
-        # nova keeps a server in its zone only when one was requested at
-        # boot (the request spec, which the API does not show): no zone
-        # limit here, or a rolling drain of a zone's last hosts would be
-        # refused while nova would move them.
-        zone = None
+        zone = pinned_zone(item.server, facts)
         want = cloud.allocations.get(item.id) or _fallback_pcpu(
             demand(item.server), cloud.hosts)
         demands.append(Demand(item.id, want, zone=zone,

@@ -211,3 +211,43 @@ class TestDrainPlan(base.FunctionalTestCase):
         self.assertIs(True, rows[srv.id]['Fits'])
         self.assertIn(rows[srv.id]['Landing'], ('c02', 'c03'))
         self.assertEqual('enabled', self.service('c01').status)
+
+    def test_pinned_zone_keeps_the_plan_in_the_zone(self):
+        # Issue 20 item 10: a server pinned to az1 (asked for at boot;
+        # compute API 2.96 shows pinned_availability_zone) is planned only
+        # onto az1's hosts; an unpinned one goes where the room is.
+        azs = self.state['availability_zones']
+        self.assertEqual((['c01', 'c02'], ['c03']),
+                         (sorted(azs['az1']), sorted(azs['az2'])))
+        srv = self.admin_conn.compute.create_server(
+            name='ft-plan-%s' % uuid.uuid4().hex[:8],
+            flavor_id=self._flavor_id(), image_id=self._image_id(),
+            networks='none', availability_zone='az1:c01')
+        self.addCleanup(self._delete_server, srv.id)
+        [free] = self.boot()
+        pinned = self.wait_for_server(srv.id, 'ACTIVE')
+        self.assertEqual(('c01', 'az1'), (pinned.compute_host,
+                                          pinned.pinned_availability_zone))
+        self.assertIsNone(free.pinned_availability_zone)
+        # c03 (az2) has far more free RAM than c02: without the zone rule
+        # both would land there.
+        self.fill('c02', 1024)
+        rows, err = self.drain('c01', '--dry-run', expect=0)
+        self.assertEqual((True, 'c02'), (rows[pinned.id]['Fits'],
+                                         rows[pinned.id]['Landing']), err)
+        self.assertEqual((True, 'c03'), (rows[free.id]['Fits'],
+                                         rows[free.id]['Landing']), err)
+
+        rows, err = self.drain('c01', expect=0)
+        self.assertEqual('moved', rows[pinned.id]['Result'], err)
+        self.assertEqual('c02', self.admin_conn.compute.get_server(
+            pinned.id).compute_host)
+
+        # c01 is disabled now: az1 has no other host for it.
+        rows, err = self.drain('c02', '--dry-run', expect=1)
+        row = rows[pinned.id]
+        self.assertEqual((False, None), (row['Fits'], row['Landing']), err)
+        [cap] = [r for r in row['Blockers'] if r['code'] == 'capacity']
+        self.assertIn('no candidate host (availability zone az1, where '
+                      'the server is pinned)', cap['message'])
+        self.assertEqual('enabled', self.service('c02').status)

@@ -359,3 +359,72 @@ class TestDrainKeepsThePlan(testtools.TestCase):
             ram=512, **{'hw:cpu_policy': 'dedicated'}))
         [report] = run_drain(cloud, dry_run=True)
         self.assertTrue(report.items[0].fits)
+
+
+class TestPinnedZones(testtools.TestCase):
+    """Issue 20 item 10: a server pinned to an availability zone
+    (``pinned_availability_zone``, compute API 2.96) is planned only onto
+    hosts of that zone; an unpinned one anywhere, as nova's scheduler."""
+
+    ZONES = {'az1': ['c01', 'c02'], 'az2': ['c03']}
+
+    def cloud(self, version='2.96', **kw):
+        nova = fakes.FakeNova(max_version=version)
+        return nova, fakes.FakeCloud(
+            nova, size={'VCPU': 8, 'MEMORY_MB': 4096, 'DISK_GB': 100},
+            zones=self.ZONES, **kw)
+
+    def test_pinned_server_lands_in_its_zone(self):
+        # c03 (az2) has the most free RAM: the unpinned server goes there,
+        # the pinned one stays in az1.
+        nova, cloud = self.cloud(used={'c02': {'MEMORY_MB': 1024}})
+        pinned = nova.add('pinned', flavor=flavor(ram=512),
+                          pinned_availability_zone='az1')
+        free = nova.add('free', flavor=flavor(ram=512))
+        [report] = run_drain(cloud, dry_run=True)
+        by = {i.id: i for i in report.items}
+        self.assertEqual((True, 'c02'), (by[pinned.id].fits,
+                                         by[pinned.id].landing))
+        self.assertEqual((True, 'c03'), (by[free.id].fits,
+                                         by[free.id].landing))
+        # a retry goes to another host of the zone only
+        self.assertEqual(('c02',), by[pinned.id].candidates)
+        self.assertEqual(('c03', 'c02'), by[free.id].candidates)
+        self.assertTrue(report.ok)
+
+    def test_no_room_in_the_zone_does_not_fit(self):
+        nova, cloud = self.cloud(used={'c02': {'MEMORY_MB': 4000}})
+        pinned = nova.add('pinned', flavor=flavor(ram=512),
+                          pinned_availability_zone='az1')
+        [report] = run_drain(cloud, dry_run=True)
+        [item] = report.items
+        self.assertEqual((False, None), (item.fits, item.landing))
+        why = str(item.capacity)
+        self.assertIn('pinned to availability zone az1', why)
+        self.assertIn('c02', why)
+        self.assertNotIn('c03', why)
+        self.assertFalse(report.ok)
+        # the real drain refuses, nothing changed
+        [report] = run_drain(cloud)
+        self.assertTrue(report.refused)
+        self.assertIn('pinned to availability zone az1',
+                      report.items[0].message)
+        nova.compute.live_migrate_server.assert_not_called()
+        self.assertEqual('c01', nova.servers[pinned.id].compute_host)
+
+    def test_zone_with_no_candidate_left(self):
+        nova, cloud = self.cloud()
+        nova.add('pinned', host='c03', flavor=flavor(ram=512),
+                 pinned_availability_zone='az2')
+        [report] = run_drain(cloud, hosts=('c03',), dry_run=True)
+        [item] = report.items
+        self.assertFalse(item.fits)
+        self.assertIn('no candidate host (availability zone az2',
+                      str(item.capacity))
+
+    def test_pins_unseen_below_2_96_are_said(self):
+        nova, cloud = self.cloud(version='2.95')
+        nova.add('a', flavor=flavor(ram=512))
+        [report] = run_drain(cloud, dry_run=True)
+        self.assertTrue(report.ok)
+        self.assertIn('2.96', ' '.join(report.preflight_notes))
