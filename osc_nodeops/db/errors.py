@@ -21,3 +21,8 @@ class DBConflict(DBError, errors.Refused):
 
 class CompensationFailed(DBError):
     """The second commit failed and undoing the first failed too."""
+
+
+class UnsafeJournal(DBConfigError, errors.UsageError):
+    """A journal root must not trust or write: a link, a file of another
+    user, group/world-writable (``osc_nodeops.safefile``); exit 2."""

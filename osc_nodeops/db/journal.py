@@ -12,6 +12,7 @@ import os
 
 from osc_nodeops.db import errors
 from osc_nodeops import durable
+from osc_nodeops import safefile
 
 FORMAT = 'osc-nodeops/db-move/1'
 
@@ -47,8 +48,10 @@ def create(path, data):
     directory = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.close(fd)
+        os.close(safefile.open_file(path, os.O_WRONLY | os.O_CREAT |
+                                    os.O_EXCL, label='journal %s' % path))
+    except safefile.Unsafe as exc:
+        raise errors.UnsafeJournal(str(exc))
     except FileExistsError:
         raise errors.DBConfigError('journal %s already exists; refusing to '
                                    'overwrite it' % path)
@@ -62,16 +65,22 @@ def write(path, data):
     """Replace the journal's content atomically and durably."""
     try:
         durable.write_json(path, dict(data, format=FORMAT))
+    except safefile.Unsafe as exc:
+        raise errors.UnsafeJournal('journal %s' % exc)
     except OSError as exc:
         raise errors.DBError('cannot write journal %s: %s' % (
             path, exc.strerror or exc))
 
 
 def read(path):
-    """Load and check a journal; a bad one raises DBConfigError."""
+    """Load and check a journal; a bad one raises DBConfigError.  It is
+    read through ``safefile``: a link, or a file another user owns or can
+    write, is not trusted (an --undo acts on what it says)."""
     try:
-        with open(path) as f:
-            data = json.load(f)
+        data = json.loads(safefile.read_text(path,
+                                             label='journal %s' % path))
+    except safefile.Unsafe as exc:
+        raise errors.UnsafeJournal(str(exc))
     except OSError as exc:
         raise errors.DBConfigError('cannot read journal %s: %s' % (
             path, exc.strerror or exc))

@@ -19,6 +19,7 @@ import time
 import typing
 
 from osc_nodeops import errors
+from osc_nodeops import safefile
 from osc_nodeops import timeutil
 
 # Engine event kinds that end a server's move, and how.
@@ -63,8 +64,9 @@ class EventLog(object):
         self.step = step
         self._lock = threading.Lock()
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT |
-                         getattr(os, 'O_CLOEXEC', 0), 0o600)
+            # Root may run this: no link, no file of someone else
+            # (issue 21.2): safefile refuses them, exit 2.
+            fd = safefile.open_append(path, label='--events %s' % path)
         except OSError as exc:
             raise errors.UsageError('--events %s: %s' % (
                 path, exc.strerror or exc))

@@ -17,7 +17,7 @@ first unfinished step and never re-runs a finished ``--exec`` unless
 """
 
 import dataclasses
-import os
+import json
 import re
 import time
 
@@ -26,6 +26,7 @@ from openstack import utils as sdk_utils
 
 from osc_nodeops import durable
 from osc_nodeops import errors
+from osc_nodeops import safefile
 from osc_nodeops import timeutil
 from osc_nodeops.ops import drain
 from osc_nodeops.ops import engine
@@ -97,21 +98,35 @@ class _Failed(Exception):
 # ------------------------------------------------------------- state file
 
 class State(object):
-    """``{"hosts": {HOST: {STEP: TIME}}}``, written durably per step."""
+    """``{"format": FORMAT, "hosts": {HOST: {STEP: TIME}}}``, written
+    durably per step.  Read through ``safefile`` (ours: owner, mode, no
+    link) and only with our format marker: a file that is not ours is
+    refused, never trusted nor replaced."""
+
+    FORMAT = 'osc-nodeops/maintain-state/1'
 
     def __init__(self, path):
         self.path = path
         self.hosts = {}
-        if path and os.path.exists(path):
-            import json
-            try:
-                with open(path) as f:
-                    data = json.load(f)
-                self.hosts = {str(h): dict(v) for h, v in
-                              (data.get('hosts') or {}).items()}
-            except (OSError, ValueError, AttributeError, TypeError) as exc:
-                raise errors.UsageError('--state %s: not a state file of '
-                                        'this command (%s)' % (path, exc))
+        if not path:
+            return
+        try:
+            text = safefile.read_text(path, label='--state %s' % path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise errors.UsageError('--state %s: %s' % (
+                path, exc.strerror or exc))
+        try:
+            data = json.loads(text)
+            if data.get('format') != self.FORMAT:
+                raise ValueError('no %r marker' % self.FORMAT)
+            self.hosts = {str(h): dict(v) for h, v in
+                          (data.get('hosts') or {}).items()}
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise errors.UsageError('--state %s: not a state file of '
+                                    'this command (%s); it was left as it '
+                                    'is' % (path, exc))
 
     def done(self, host, step):
         return step in self.hosts.get(host, {})
@@ -126,7 +141,8 @@ class State(object):
 
     def save(self):
         if self.path:
-            durable.write_json(self.path, {'hosts': self.hosts})
+            durable.write_json(self.path, {'format': self.FORMAT,
+                                          'hosts': self.hosts})
 
 
 # ----------------------------------------------------------------- events

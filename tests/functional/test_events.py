@@ -40,3 +40,39 @@ class TestEventsFile(base.FunctionalTestCase):
         self.assertEqual([('drain', host), ('undrain', host)], moved)
         self.assertEqual(host, self.admin_conn.compute.get_server(
             server.id).compute_host)
+
+
+class TestEventsFilePlantedLink(base.FunctionalTestCase):
+    """Issue 21.2 on the rig: a local user's link in a shared sticky
+    directory (theirs, as /tmp/x) does not make root's drain append to
+    root's file."""
+
+    def test_root_drain_refuses_a_planted_link(self):
+        if os.geteuid() != 0:
+            self.skipTest('needs root (the attack is on root)')
+        host = self.state['compute_hosts'][0]
+        self.addCleanup(self.enable_computes, host)
+        tmp = self.useFixture(fixtures.TempDir()).path
+        os.chmod(tmp, 0o755)
+        victim = os.path.join(tmp, 'bashrc')  # root's start-up file
+        with open(victim, 'w') as f:
+            f.write('# root\n')
+        shared = os.path.join(tmp, 'x')
+        os.mkdir(shared)
+        os.chmod(shared, 0o1777)
+        os.chown(shared, 65534, 65534)  # nobody's /tmp/x
+        link = os.path.join(shared, 'events.jsonl')
+        os.symlink(victim, link)
+        os.chown(link, 65534, 65534, follow_symlinks=False)
+        res = self.openstack('compute', 'node', 'drain', host, '--events',
+                             link, '-f', 'json', check=False)
+        self.assertEqual(2, res.returncode, res.stderr)
+        self.assertEqual('', res.stdout)
+        lines = res.stderr.strip().splitlines()
+        self.assertEqual(1, len(lines), res.stderr)
+        self.assertIn('symbolic link', lines[0])
+        with open(victim) as f:
+            self.assertEqual('# root\n', f.read())
+        svc = [s for s in self.admin_conn.compute.services(
+            binary='nova-compute') if s.host == host]
+        self.assertEqual('enabled', svc[0].status)  # nothing done
