@@ -26,6 +26,7 @@ import re
 import stat
 
 from osc_nodeops import errors
+from osc_nodeops import safefile
 from osc_nodeops.privileged import files as priv
 from osc_nodeops.privileged import proc
 
@@ -130,6 +131,13 @@ def copy_instances(src_root, dst_root, dry_run=True, only=None,
     ``only``: names of entries to copy (default: every ``instance-*``,
     UUID-named directory and ``_base``).  Other entries are reported as
     skipped.
+
+    The destination is walked by directory descriptor (``--to`` through
+    ``safefile.open_dir``, every directory below with
+    ``O_DIRECTORY|O_NOFOLLOW`` and every ``mkdir``, ``open``, ``link``,
+    ``chown`` with ``dir_fd=``): the owner of ``--to`` who swaps a fresh
+    instance directory for a link makes that entry fail, never root write
+    through the link.
     """
     events = events or (lambda msg: None)
     _validate(src_root, dst_root)
@@ -142,6 +150,18 @@ def copy_instances(src_root, dst_root, dry_run=True, only=None,
         missing = [n for n in only if n not in names]
         if missing:
             raise CopyError('not in %s: %s' % (src_root, ', '.join(missing)))
+    try:
+        dst_fd = safefile.open_dir(dst_root, '--to %s' % dst_root)
+    except OSError as exc:
+        raise CopyError('cannot open --to %s: %s' % (
+            dst_root, exc.strerror or exc))
+    try:
+        return _copy_entries(src_root, dst_fd, names, only, dry_run, events)
+    finally:
+        os.close(dst_fd)
+
+
+def _copy_entries(src_root, dst_fd, names, only, dry_run, events):
     results = []
     for name in names:
         src = os.path.join(src_root, name)
@@ -154,7 +174,7 @@ def copy_instances(src_root, dst_root, dry_run=True, only=None,
                                                  'or _base']))
             continue
         res = EntryResult(name)
-        _copy_tree(src, os.path.join(dst_root, name), name, res, dry_run)
+        _copy_tree(src, dst_fd, name, name, res, dry_run)
         _conclude(res, dry_run)
         events('%s: %s (%d files, %d bytes)' % (name, res.result, res.files,
                                                 res.bytes))
@@ -175,22 +195,26 @@ def _conclude(res, dry_run):
         res.result = COPIED
 
 
-def _copy_tree(src, dst, rel, res, dry_run):
-    """Copy one name; every OSError (EIO from a failing disk) becomes a
-    failure row of this entry, never the end of the run."""
+def _copy_tree(src, dfd, name, rel, res, dry_run):
+    """Copy ``src`` to the entry ``name`` of the directory ``dfd`` (None:
+    a directory that does not exist yet, in a dry run).  Every OSError (EIO
+    from a failing disk, ELOOP from a swapped-in link) becomes a failure row
+    of this entry, never the end of the run."""
     try:
         st = os.lstat(src)
         if stat.S_ISDIR(st.st_mode):
-            _copy_dir(src, dst, rel, st, res, dry_run)
+            _copy_dir(src, dfd, name, rel, st, res, dry_run)
         else:
-            _copy_file(src, dst, rel, st, res, dry_run)
+            _copy_file(src, dfd, name, rel, st, res, dry_run)
     except OSError as exc:
         res.failures.append('%s: %s' % (rel, exc.strerror or exc))
 
 
-def _lstat(path):
+def _lstat(dfd, name):
+    if dfd is None:
+        return None
     try:
-        return os.lstat(path)
+        return os.stat(name, dir_fd=dfd, follow_symlinks=False)
     except FileNotFoundError:
         return None
 
@@ -203,33 +227,57 @@ def _left_by_a_crash(dst_st, st):
         (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) != (0, 0, 0o700)
 
 
-def _copy_dir(src, dst, rel, st, res, dry_run):
-    dst_st = _lstat(dst)
+def _open_child(dfd, name, fresh):
+    """The directory ``name`` of ``dfd``, never through a link; one we just
+    made must still be ours (owner, 0700): a directory swapped in for it
+    is refused."""
+    fd = priv.open_dir_at(dfd, name)
+    if fresh:
+        got = os.fstat(fd)
+        if got.st_uid != os.geteuid() or stat.S_IMODE(got.st_mode) != 0o700:
+            os.close(fd)
+            raise CopyError('the directory made was replaced meanwhile')
+    return fd
+
+
+def _copy_dir(src, dfd, name, rel, st, res, dry_run):
+    dst_st = _lstat(dfd, name)
     if dst_st is not None and not stat.S_ISDIR(dst_st.st_mode):
         # A file, or a symbolic link (to a directory, too): not followed.
         res.conflicts.append(rel)
         return
     fix = dst_st is None or _left_by_a_crash(dst_st, st)
-    if dst_st is None and not dry_run:
-        priv.make_dir(dst)
+    child = None
+    try:
+        if dst_st is None and not dry_run:
+            priv.make_dir(name, dir_fd=dfd)
+        if not (dst_st is None and dry_run):
+            child = _open_child(dfd, name, fresh=dst_st is None)
+    except CopyError as exc:
+        res.failures.append('%s: %s' % (rel, exc))
+        return
     try:
         for n in sorted(os.listdir(src)):
-            _copy_tree(os.path.join(src, n), os.path.join(dst, n),
-                       rel + '/' + n, res, dry_run)
+            _copy_tree(os.path.join(src, n), child, n, rel + '/' + n, res,
+                       dry_run)
     finally:
         # Also when a child failed or we are interrupted: a directory
         # left root:0700 locks nova out.
-        if fix and not dry_run:
-            priv.set_dir_owner_mode(dst, st.st_uid, st.st_gid,
-                                    stat.S_IMODE(st.st_mode),
-                                    (st.st_atime_ns, st.st_mtime_ns))
-            if dst_st is not None:
-                res.repaired.append(rel)
+        if child is not None:
+            try:
+                if fix and not dry_run:
+                    priv.set_fd_owner_mode(child, st.st_uid, st.st_gid,
+                                           stat.S_IMODE(st.st_mode),
+                                           (st.st_atime_ns, st.st_mtime_ns))
+                    if dst_st is not None:
+                        res.repaired.append(rel)
+            finally:
+                os.close(child)
 
 
-def _copy_file(src, dst, rel, st, res, dry_run):
-    if _lstat(dst) is not None:
-        if _same(src, dst, st):
+def _copy_file(src, dfd, name, rel, st, res, dry_run):
+    if _lstat(dfd, name) is not None:
+        if _same(src, dfd, name, st):
             res.present += 1
         else:
             res.conflicts.append(rel)
@@ -242,7 +290,7 @@ def _copy_file(src, dst, rel, st, res, dry_run):
     if dry_run:
         return
     try:
-        _copy_one(src, dst, st)
+        _copy_one(src, dfd, name, st)
     except CopyError as exc:
         res.failures.append('%s: %s' % (rel, exc))
     except FileExistsError:
@@ -251,30 +299,33 @@ def _copy_file(src, dst, rel, st, res, dry_run):
         res.conflicts.append(rel)
 
 
-def _same(src, dst, st):
-    dst_st = os.lstat(dst)
+def _same(src, dfd, name, st):
+    dst_st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
     if stat.S_ISLNK(st.st_mode) or stat.S_ISLNK(dst_st.st_mode):
         return stat.S_ISLNK(st.st_mode) and stat.S_ISLNK(dst_st.st_mode) \
-            and os.readlink(src) == os.readlink(dst)
+            and os.readlink(src) == os.readlink(name, dir_fd=dfd)
     if not stat.S_ISREG(dst_st.st_mode) or dst_st.st_size != st.st_size:
         return False
-    return sha256_file(src) == sha256_file(dst)
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK |
+                 os.O_CLOEXEC, dir_fd=dfd)
+    try:
+        return sha256_file(src) == priv.sha256_fd(fd)
+    finally:
+        os.close(fd)
 
 
-def _copy_one(src, dst, st):
-    directory = os.path.dirname(dst)
-    tmp = os.path.join(directory, '.%s.nodeops-partial.%d' % (
-        os.path.basename(dst), os.getpid()))
+def _copy_one(src, dfd, name, st):
+    tmp = '.%s.nodeops-partial.%d' % (name, os.getpid())
     if stat.S_ISLNK(st.st_mode):
-        os.symlink(os.readlink(src), tmp)
+        os.symlink(os.readlink(src), tmp, dir_fd=dfd)
         try:
-            priv.chown(tmp, st.st_uid, st.st_gid)
-            priv.link_no_replace(tmp, dst)
+            priv.chown(tmp, st.st_uid, st.st_gid, dir_fd=dfd)
+            priv.link_no_replace(tmp, name, dir_fd=dfd)
         finally:
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=dfd)
         return
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                 0o600)
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
+                 os.O_CLOEXEC, 0o600, dir_fd=dfd)
     try:
         try:
             digest = priv.copy_sparse(src, fd)
@@ -288,9 +339,9 @@ def _copy_one(src, dst, st):
                                    (st.st_atime_ns, st.st_mtime_ns))
         finally:
             os.close(fd)
-        priv.link_no_replace(tmp, dst)
+        priv.link_no_replace(tmp, name, dir_fd=dfd)
     finally:
         try:
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=dfd)
         except FileNotFoundError:
             pass

@@ -8,17 +8,19 @@ import stat
 _CHUNK = 1 << 20
 
 
-def chown(path, uid, gid, follow_symlinks=False):
-    os.chown(path, uid, gid, follow_symlinks=follow_symlinks)
+def chown(path, uid, gid, follow_symlinks=False, dir_fd=None):
+    os.chown(path, uid, gid, follow_symlinks=follow_symlinks, dir_fd=dir_fd)
 
 
-def link_no_replace(src, dst):
-    """Give ``src`` the name ``dst``; fail (EEXIST) if ``dst`` exists.
+def link_no_replace(src, dst, dir_fd=None):
+    """Give ``src`` the name ``dst`` (both in ``dir_fd`` when given); fail
+    (EEXIST) if ``dst`` exists.
 
     ``link`` never replaces an existing name, unlike ``rename``: the
     atomic "never overwrite" the runbook asks for.
     """
-    os.link(src, dst, follow_symlinks=False)
+    os.link(src, dst, src_dir_fd=dir_fd, dst_dir_fd=dir_fd,
+            follow_symlinks=False)
 
 
 def rmdir(path):
@@ -60,9 +62,16 @@ def copy_data(src, dst, uid, gid, mode):
     return total
 
 
-def make_dir(path):
+def make_dir(path, dir_fd=None):
     """A new directory, 0700 (``mkdir`` never follows a link)."""
-    os.mkdir(path, 0o700)
+    os.mkdir(path, 0o700, dir_fd=dir_fd)
+
+
+def open_dir_at(dir_fd, name):
+    """The directory ``name`` of ``dir_fd``, opened with
+    ``O_DIRECTORY|O_NOFOLLOW`` (a link swapped in fails: ELOOP/ENOTDIR)."""
+    return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW |
+                   os.O_CLOEXEC, dir_fd=dir_fd)
 
 
 def set_fd_owner_mode(fd, uid, gid, mode, times_ns=None):

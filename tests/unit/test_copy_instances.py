@@ -169,3 +169,40 @@ class TestFaults(_Tree):
         res = self.rows(ops.run(self.src, self.dst)[0])
         self.assertEqual('planned', res['_base'].result)
         self.assertEqual([], os.listdir(self.dst))
+
+
+class TestParentSwap(_Tree):
+    """Issue 21.3: the owner of --to swaps the instance directory root just
+    made for a link to a directory of their choice, before root writes the
+    files into it (made deterministic: the swap runs right after root's
+    mkdir).  Root must not write through the link."""
+
+    def setUp(self):
+        super().setUp()
+        self.victim = self.useFixture(fixtures.TempDir()).path
+        real = ops.priv.make_dir
+
+        def make_dir_then_swap(*args, **kwargs):
+            real(*args, **kwargs)
+            fresh = os.path.join(self.dst, UUID)
+            if os.path.isdir(fresh) and not os.path.islink(fresh):
+                os.rename(fresh, fresh + '.moved-away')
+                os.symlink(self.victim, fresh)
+
+        self.useFixture(fixtures.MockPatchObject(
+            ops.priv, 'make_dir', side_effect=make_dir_then_swap))
+
+    def test_no_write_through_a_swapped_in_link(self):
+        res = self.rows(ops.copy_instances(self.src, self.dst,
+                                           dry_run=False, only=[UUID]))
+        self.assertEqual([], os.listdir(self.victim))
+        self.assertEqual('failed', res[UUID].result)
+        # The victim directory's owner and mode are not changed either.
+        self.assertEqual(0o700, os.stat(self.victim).st_mode & 0o777)
+
+    def test_other_entries_still_copied(self):
+        res = self.rows(ops.copy_instances(self.src, self.dst,
+                                           dry_run=False))
+        self.assertEqual([], os.listdir(self.victim))
+        self.assertEqual('copied', res['_base'].result)
+        self.assertEqual('copied', res['instance-0000002a'].result)
