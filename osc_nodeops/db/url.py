@@ -18,7 +18,7 @@ from osc_nodeops.db import errors
 STATEMENT_TIMEOUT = 60
 
 _SCHEMES = ('mysql', 'mysql+pymysql', 'mariadb', 'mariadb+pymysql')
-_SCHEMA_RE = re.compile(r'^[A-Za-z0-9_$-]{1,64}$')
+_SCHEMA_RE = re.compile(r'[A-Za-z0-9_$-]{1,64}')
 
 
 # Query parameters honoured (as oslo.db/SQLAlchemy and PyMySQL take them);
@@ -116,7 +116,7 @@ class DBURL(object):
         database = urllib.parse.unquote(parts.path.lstrip('/'))
         if not database:
             raise errors.DBConfigError('%s names no database' % what)
-        if not _SCHEMA_RE.match(database):
+        if not _SCHEMA_RE.fullmatch(database):
             raise errors.DBConfigError(
                 '%s: the database name has characters this tool does not '
                 'accept (A-Z, a-z, 0-9, _, $, -)' % what)
@@ -286,6 +286,6 @@ def quote_schema(name):
     Identifiers cannot be query parameters; the name comes from a URL we
     already validated, and is checked again here.
     """
-    if not _SCHEMA_RE.match(name or ''):
+    if not _SCHEMA_RE.fullmatch(name or ''):
         raise errors.DBConfigError('bad schema name %r' % name)
     return '`%s`' % name

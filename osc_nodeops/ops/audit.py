@@ -55,7 +55,7 @@ MIGRATION_OVER = engine.MIGRATION_FINAL
 MIGRATION_OK = engine.MIGRATION_DONE
 UNCONFIRMED = 'finished'
 
-_UUID = re.compile(r'^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$')
+_UUID = re.compile(r'[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}')
 
 # Finding codes
 SERVER_ON_HOST = 'server-on-host'
@@ -186,7 +186,7 @@ def _providers(conn, hypervisors, read):
     roots = []
     for hv in hypervisors:
         hid = str(hv.id)
-        if _UUID.match(hid):
+        if _UUID.fullmatch(hid):
             roots.append(hid)
             continue
         body = _json(read(lambda: placement.get(

@@ -39,13 +39,18 @@ CONFLICT = 'conflict'
 FAILED = 'failed'
 SKIPPED = 'skipped'
 
-_UUID = re.compile(r'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-'
-                   r'[0-9a-f]{12}$')
+_UUID = re.compile(r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-'
+                   r'[0-9a-f]{12}')
 _CHUNK = 1 << 20
 
 
 class CopyError(errors.Refused):
     """Bad input; one line, nothing changed."""
+
+
+class CopyUsageError(errors.UsageError, CopyError):
+    """``--from``/``--to`` that do not go together: exit 2, judged before
+    anything is read or written."""
 
 
 @dataclasses.dataclass
@@ -84,7 +89,7 @@ class EntryResult(object):
 
 def is_instance_entry(name):
     return name == '_base' or name.startswith('instance-') or \
-        bool(_UUID.match(name))
+        bool(_UUID.fullmatch(name))
 
 
 def sha256_file(path):
@@ -101,10 +106,12 @@ def sha256_file(path):
 def _validate(src_root, dst_root):
     for label, path in (('--from', src_root), ('--to', dst_root)):
         if not os.path.isdir(path):
-            raise CopyError('%s %s is not a directory' % (label, path))
+            raise CopyUsageError('%s %s is not a directory' % (label,
+                                                               path))
     a, b = os.path.realpath(src_root), os.path.realpath(dst_root)
     if a == b or os.path.commonpath([a, b]) in (a, b):
-        raise CopyError('--from and --to must be separate directory trees '
+        raise CopyUsageError('--from and --to must be separate directory '
+                             'trees '
                         '(%s, %s)' % (src_root, dst_root))
 
 
@@ -113,6 +120,7 @@ def run(src_root, dst_root, dry_run=True, only=None, events=None):
 
     Returns the rows and whether something was not done (a conflict or a
     failure)."""
+    _validate(src_root, dst_root)  # usage first: exit 2
     if not dry_run and not proc.is_root():
         raise CopyError('copy-instances must run as root (it keeps file '
                         'ownership)')

@@ -44,6 +44,14 @@ class ServiceError(errors.Refused):
     """Refusal; one line, nothing changed."""
 
 
+class NotAServiceName(errors.UsageError, ServiceError):
+    """``--service`` is no unit or init script name: a usage error (exit
+    2), judged before anything is looked at or changed."""
+
+
+_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9@_.-]*')
+
+
 @dataclasses.dataclass
 class Report(object):
     kind: str
@@ -59,6 +67,7 @@ def run(direction, service=DEFAULT_SERVICE, dry_run=False, events=None,
     """``compute node stop-service|start-service``: plan, then (unless
     ``dry_run``, and only as root) execute; returns a :class:`Report`."""
     events = events or (lambda msg: None)
+    _check_name(service)
     kind, rows = plan(direction, service, layout)
     events('%s is managed by %s' % (service, kind))
     if not dry_run:
@@ -105,9 +114,8 @@ class Layout(object):
 
 def _check_name(service):
     """A unit or init script name: no path ('..', '/'), no option ('-h')."""
-    if not re.match(r'^[A-Za-z0-9][A-Za-z0-9@_.-]*$', service or '') or \
-            '..' in service:
-        raise ServiceError('not a service name: %r' % service)
+    if not _NAME.fullmatch(service or '') or '..' in service:
+        raise NotAServiceName('not a service name: %r' % service)
 
 
 def detect(service, layout):

@@ -137,7 +137,7 @@ def free_nbd_devices(sys_root='/sys'):
         names = os.listdir(block)
     except FileNotFoundError:
         return []
-    devs = sorted((n for n in names if re.match(r'^nbd\d+$', n)),
+    devs = sorted((n for n in names if re.fullmatch(r'nbd\d+', n)),
                   key=lambda n: int(n[3:]))
     return [d for d in devs
             if not os.path.exists(os.path.join(block, d, 'pid'))]

@@ -121,7 +121,7 @@ def list_journals(state_dir):
     check_state_dir(state_dir)
     out = []
     for entry in sorted(os.listdir(state_dir)):
-        m = re.match(r'^inspect-(.+)\.json$', entry)
+        m = re.fullmatch(r'inspect-(.+)\.json', entry)
         if m:
             out.append(m.group(1))
     return out

@@ -27,7 +27,7 @@ ACTIONS = ('list', 'cat', 'copy-out', 'exec', 'shell', 'cleanup')
 
 # nova: instance_name_template 'instance-%08x'; anything usable as a file
 # name component and nothing else.
-_INSTANCE_NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$')
+_INSTANCE_NAME_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]{0,254}')
 
 
 class InspectError(errors.NodeOpsError):
@@ -167,7 +167,7 @@ def check_target(target, this_host):
             'on %s (or pass --host if this node is named differently)' % (
                 target.server_id, target.name, target.host, this_host,
                 target.host))
-    if not _INSTANCE_NAME_RE.match(target.instance_name or '') or \
+    if not _INSTANCE_NAME_RE.fullmatch(target.instance_name or '') or \
             '..' in target.instance_name:
         raise InspectError('refusing instance name %r: not a plain file '
                            'name' % target.instance_name)
