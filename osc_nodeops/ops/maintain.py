@@ -307,6 +307,9 @@ def _wave(conn, req, state, wave, results, owner, emit, sleep):
         opts = dataclasses.replace(req.drain_options, reason=None,
                                    break_lease=True)
         services = {h: drain.compute_service(compute, h) for h in to_drain}
+        if not opts.allow_skipped and _refuse_skips(
+                conn, to_drain, services, opts, results, emit):
+            return False
         for h in to_drain:
             emit('start', 'draining', host=h, step='drain')
         # With ``conn`` the drain's pre-flight checks this wave's servers
@@ -370,6 +373,35 @@ def _wave(conn, req, state, wave, results, owner, emit, sleep):
             results[h].message = 'interrupted; a rerun goes on from here'
             return False
     return ok
+
+
+def _refuse_skips(conn, hosts, services, opts, results, emit):
+    """A wave whose drain would leave a server behind (ERROR, SUSPENDED
+    without --move-suspended, locked, busy...) cannot be finished: refuse
+    it before anything changes (a dry-run plan of the wave, with the
+    pre-flight's blockers).  True when refused."""
+    plan = drain.drain_hosts(conn.compute, hosts, dict(services),
+                             dataclasses.replace(opts, dry_run=True),
+                             conn=conn)
+    stays = {r.host: [i for i in r.items if i.action is None]
+             for r in plan}
+    if not any(stays.values()):
+        return False
+    for h in hosts:
+        items = stays.get(h) or []
+        results[h].result = 'failed'
+        results[h].steps['drain'] = 'refused'
+        results[h].message = (
+            'refused, nothing changed: %s would stay on the host (%s); '
+            '--allow-skipped drains the rest and runs the step with it '
+            'there' % (items[0].label, items[0].reason) if items else
+            'refused, nothing changed: another host of the wave holds a '
+            'server the drain would leave behind')
+        if len(items) > 1:
+            results[h].message += ' (and %d more server(s))' % (
+                len(items) - 1)
+        emit('failed', results[h].message, host=h, step='drain')
+    return True
 
 
 def _forward(emit):

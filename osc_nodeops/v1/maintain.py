@@ -92,6 +92,15 @@ class MaintainNode(base.NodeOpsLister):
                  'heartbeat after --exec (default 900)')
         parser.add_argument('--migrate-back', action='store_true',
                             help='Bring each host\'s servers home')
+        parser.add_argument(
+            '--move-suspended', action='store_true',
+            help='Move SUSPENDED servers: resume, live-migrate, suspend '
+                 'again (default: a host holding one is refused)')
+        parser.add_argument(
+            '--allow-skipped', action='store_true',
+            help='Maintain a host even if the drain leaves servers on it '
+                 '(ERROR, SUSPENDED, locked...); default: its wave is '
+                 'refused before anything changes')
         parser.add_argument('--keep-going', action='store_true',
                             help='Go on with the other hosts after a '
                                  'failure')
@@ -139,7 +148,9 @@ class MaintainNode(base.NodeOpsLister):
             rerun_exec=a.rerun_exec, exec_env=tuple(a.exec_env),
             drain_options=drain.Options(
                 max_parallel=a.max_parallel, timeout=a.timeout,
-                poll_interval=a.poll_interval, break_lease=a.break_lease))
+                poll_interval=a.poll_interval, break_lease=a.break_lease,
+                move_suspended=a.move_suspended,
+                allow_skipped=a.allow_skipped))
         report = maintain.run(self.conn, req, events=self.events)
         if not report.ok:
             self.exit_status = (errors.EXIT_INTERRUPTED if report.interrupted

@@ -130,6 +130,39 @@ class TestMaintain(MaintainHelpers, base.FunctionalTestCase):
         self.assertIn('exit 3', svc.disabled_reason)
         self.assertNotIn('pw=', svc.disabled_reason)
 
+    def test_host_with_a_server_it_would_skip_is_refused_untouched(self):
+        # Issue 20 item 5: a SUSPENDED server would stay behind: the host
+        # was drained of the rest, left disabled and the step never ran.
+        host = self.hosts[-1]
+        stays = self.create_server(host=host)
+        moves = self.create_server(host=host)
+        self.admin_conn.compute.suspend_server(stays.id)
+        self.wait_for_server(stays.id, 'SUSPENDED')
+        marker = os.path.join(self.tmp, 'exec-ran')
+        res = self._maintain(host, '--exec', 'touch %s' % marker,
+                             '-f', 'json')
+        self.assertEqual(1, res.returncode, res.stderr)
+        [row] = json.loads(res.stdout)
+        self.assertEqual('refused', row['Drained'])
+        self.assertIn(stays.id, row['Message'])
+        self.assertIn('--move-suspended', row['Message'])
+        self.assertIn('--allow-skipped', row['Message'])
+        svc = self._status(host)
+        self.assertEqual('enabled', svc.status)
+        self.assertFalse(svc.disabled_reason)
+        self.assertEqual(host, self._host_of(moves.id))
+        self.assertEqual([], list(self.admin_conn.compute.migrations(
+            instance_uuid=moves.id)))
+        self.assertFalse(os.path.exists(marker))
+        # Allowed: the rest moves, the step runs, the suspended one stays.
+        res = self._maintain(host, '--exec', 'touch %s' % marker,
+                             '--allow-skipped', '-f', 'json')
+        self.assertEqual(0, res.returncode, res.stderr)
+        self.assertTrue(os.path.exists(marker))
+        self.assertEqual(host, self._host_of(stays.id))
+        self.assertNotEqual(host, self._host_of(moves.id))
+        self.assertEqual('enabled', self._status(host).status)
+
     def test_tty_status_block(self):
         host = self.hosts[0]
         self.create_servers(2, host=host)

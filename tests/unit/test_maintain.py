@@ -316,6 +316,43 @@ class TestMaintain(testtools.TestCase):
         failed = [e.message for e in self.seen if e.kind == 'failed']
         self.assertTrue(any('pw=[]' in m for m in failed), failed)
 
+    def test_wave_with_a_server_it_would_skip_is_refused_untouched(self):
+        # Issue 20 item 5: a SUSPENDED server (no --move-suspended) and an
+        # ERROR one would stay on their hosts: the wave was drained of the
+        # rest and left disabled.  Now it is refused before anything
+        # changes, the row naming the server and what would allow it.
+        log = self.marker('exec.log')
+        self.nova.add('sleepy', host='c03', status='SUSPENDED')
+        self.nova.add('broken', host='c02', status='ERROR')
+        report = self.run_it(hosts=('c02', 'c03'), max_hosts=2,
+                             exec_cmd='echo {host} >> %s' % log)
+        self.assertFalse(report.ok)
+        rows = {h.host: h for h in report.hosts}
+        self.assertEqual('refused', rows['c03'].steps['drain'])
+        self.assertIn('sleepy', rows['c03'].message)
+        self.assertIn('--move-suspended', rows['c03'].message)
+        self.assertIn('broken', rows['c02'].message)
+        self.assertIn('--allow-skipped', rows['c02'].message)
+        self.nova.compute.disable_service.assert_not_called()
+        self.nova.compute.live_migrate_server.assert_not_called()
+        self.assertFalse(os.path.exists(log))
+        self.assertEqual('enabled', self.nova.services['c02'].status)
+        self.assertEqual('enabled', self.nova.services['c03'].status)
+
+    def test_move_suspended_and_allow_skipped(self):
+        self.nova.add('sleepy', host='c03', status='SUSPENDED')
+        report = self.run_it(hosts=('c03',), drain_options=drain.Options(
+            poll_interval=0.01, retry_delay=0.01, timeout=30,
+            move_suspended=True))
+        self.assertTrue(report.ok, [h.row() for h in report.hosts])
+        self.nova.add('broken', host='c02', status='ERROR')
+        report = self.run_it(hosts=('c02',), drain_options=drain.Options(
+            poll_interval=0.01, retry_delay=0.01, timeout=30,
+            allow_skipped=True))
+        self.assertTrue(report.ok, [h.row() for h in report.hosts])
+        self.assertEqual(['broken'], [s.name for s in self.nova.on('c02')])
+        self.assertEqual('enabled', self.nova.services['c02'].status)
+
     def test_another_live_run_is_refused(self):
         svc = self.nova.services['c01']
         svc.status = 'disabled'
