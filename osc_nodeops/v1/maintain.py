@@ -48,9 +48,13 @@ class MaintainNode(base.NodeOpsLister):
     its servers home).  The first host that fails stops the run
     (--keep-going goes on with the others) and stays disabled with a reason
     that says why.  Never more than --max-hosts hosts of the scope are out
-    of service at once, hosts disabled by someone else included.  Resume:
-    rerun the same command (with the same --state file): finished steps are
-    not run again, a finished --exec only with --rerun-exec.
+    of service at once, every disabled or down host included; hosts that
+    someone else disabled are left alone (--include-disabled for named
+    ones).  The progress is kept in the cloud (host aggregate
+    nodeops-maintain-<campaign>, no hosts): rerun the same command from
+    any machine and it goes on where a run stopped; a finished or
+    interrupted --exec runs again only with --rerun-exec HOST.  SIGTERM and
+    SIGHUP act like Ctrl-C.
     """
 
     def get_parser(self, prog_name):
@@ -109,15 +113,29 @@ class MaintainNode(base.NodeOpsLister):
             help='Host order: fewest instances first (default), as given, '
                  'or by name')
         parser.add_argument(
+            '--campaign', metavar='<name>',
+            help='The name of this campaign\'s progress record in the '
+                 'cloud (host aggregate nodeops-maintain-<name>, no hosts, '
+                 'admin-only); default: from the hosts, aggregate or zone. '
+                 'A rerun from any machine goes on where a run stopped')
+        parser.add_argument(
             '--state', dest='state_file', metavar='<file>',
-            help='Record each host\'s finished steps here; a rerun with the '
-                 'same file goes on where this run stopped')
-        parser.add_argument('--rerun-exec', action='store_true',
-                            help='Run --exec again on hosts where it has '
-                                 'finished (per --state)')
+            help='A local cache of the progress (the record in the cloud '
+                 'is what counts)')
+        parser.add_argument(
+            '--rerun-exec', metavar='<host>', action='append', default=[],
+            help='Run --exec again on this host although an earlier run '
+                 'finished it or started it and was stopped (repeatable)')
+        parser.add_argument(
+            '--include-disabled', action='store_true',
+            help='Maintain the named hosts that someone else disabled (by '
+                 'default they are left alone); each is left disabled with '
+                 'its own reason at the end')
         parser.add_argument('--break-lease', action='store_true',
                             help='Take over hosts another osc-nodeops run '
-                                 'holds (only when that run is gone)')
+                                 'held when this run started (only when '
+                                 'that run is gone); never one leased '
+                                 'after')
         parser.add_argument(
             '--max-parallel', type=base.positive_int, default=4,
             metavar='N', help='Servers in flight at once per host (4)')
@@ -145,7 +163,8 @@ class MaintainNode(base.NodeOpsLister):
             check_cmd=a.check_cmd, check_timeout=a.check_timeout,
             up_timeout=a.up_timeout, migrate_back=a.migrate_back,
             keep_going=a.keep_going, order=a.order, state_file=a.state_file,
-            rerun_exec=a.rerun_exec, exec_env=tuple(a.exec_env),
+            rerun_exec=tuple(a.rerun_exec), exec_env=tuple(a.exec_env),
+            campaign=a.campaign, include_disabled=a.include_disabled,
             drain_options=drain.Options(
                 max_parallel=a.max_parallel, timeout=a.timeout,
                 poll_interval=a.poll_interval, break_lease=a.break_lease,

@@ -31,6 +31,7 @@ from unittest import mock
 
 from openstack import exceptions
 from openstack.compute.v2 import _proxy
+from openstack.compute.v2 import aggregate as _aggregate
 from openstack.compute.v2 import hypervisor as _hypervisor
 from openstack.compute.v2 import migration as _migration
 from openstack.compute.v2 import server as _server
@@ -134,6 +135,13 @@ class FakeNova(object):
         c.suspend_server.side_effect = self._suspend
         c.hypervisors.side_effect = lambda **kw: iter(
             hypervisor(h) for h in self.services)
+        # Host aggregates (maintain's campaign record): name -> Aggregate.
+        self.aggregates = {}
+        c.aggregates.side_effect = lambda **kw: iter(
+            list(self.aggregates.values()))
+        c.create_aggregate.side_effect = self._create_aggregate
+        c.set_aggregate_metadata.side_effect = self._aggregate_metadata
+        c.delete_aggregate.side_effect = self._delete_aggregate
 
     # -- building
     def add(self, name, status='ACTIVE', host='c01', script=None, **kw):
@@ -320,6 +328,28 @@ class FakeNova(object):
         svc.disabled_reason = None
         return svc
 
+    def _create_aggregate(self, **attrs):
+        if attrs['name'] in self.aggregates:
+            raise http_error(409, 'aggregate exists')
+        agg = _aggregate.Aggregate(id=next(self._ids), hosts=[],
+                                   metadata={}, **attrs)
+        self.aggregates[agg.name] = agg
+        return agg
+
+    def _aggregate_metadata(self, aggregate, metadata=None, **kw):
+        agg = self.aggregates[aggregate.name]
+        md = dict(agg.metadata or {})
+        for key, value in (metadata or {}).items():
+            if value is None:
+                md.pop(key, None)
+            else:
+                md[key] = value
+        agg.metadata = md
+        return agg
+
+    def _delete_aggregate(self, aggregate, ignore_missing=True):
+        self.aggregates.pop(aggregate.name, None)
+
     def _abort(self, migration_id, server, ignore_missing=True):
         m = self.migrations[migration_id]
         m._outcome = 'aborted'
@@ -389,9 +419,10 @@ class FakeCloud(object):
                 status='enabled', service={'host': h, 'id': 'svc'})
             for h in nova.services)
         self.compute.server_groups.side_effect = lambda **kw: iter(groups)
-        self.compute.aggregates.side_effect = lambda **kw: iter(
+        self.compute.aggregates.side_effect = lambda **kw: iter([
             mock.Mock(availability_zone=z, hosts=hs, metadata={})
-            for z, hs in self.zones.items())
+            for z, hs in self.zones.items()] + list(
+                nova.aggregates.values()))
         self.network = mock.create_autospec(net_proxy.Proxy, instance=True)
         self.network.ports.side_effect = lambda **kw: iter(
             p for p in ports

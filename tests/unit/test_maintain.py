@@ -353,6 +353,159 @@ class TestMaintain(testtools.TestCase):
         self.assertEqual(['broken'], [s.name for s in self.nova.on('c02')])
         self.assertEqual('enabled', self.nova.services['c02'].status)
 
+    # -- issue 20 item 4: leases, hosts disabled by others, the budget
+
+    def test_no_break_lease_note_without_the_flag(self):
+        self.run_it(hosts=('c03',), exec_cmd='true')
+        notes = [str(e) for e in self.seen if 'lease' in str(e)]
+        self.assertFalse([n for n in notes if '--break-lease' in n], notes)
+
+    def test_named_host_disabled_by_someone_else_is_left_alone(self):
+        log = self.marker('exec.log')
+        rma = 'RMA: bad DIMM, do not enable'
+        self.nova.services['c02'].status = 'disabled'
+        self.nova.services['c02'].disabled_reason = rma
+        report = self.run_it(hosts=('c01', 'c02'), max_hosts=2,
+                             exec_cmd='echo {host} >> %s' % log)
+        self.assertFalse(report.ok)
+        rows = {h.host: h for h in report.hosts}
+        self.assertEqual('failed', rows['c02'].result)
+        self.assertIn('disabled by someone else', rows['c02'].message)
+        self.assertIn('--include-disabled', rows['c02'].message)
+        self.assertEqual('done', rows['c01'].result)
+        self.assertEqual(('disabled', rma), (
+            self.nova.services['c02'].status,
+            self.nova.services['c02'].disabled_reason))
+        with open(log) as f:
+            self.assertEqual(['c01'], f.read().split())
+        self.assertEqual(2, self.disabled_max)
+        self.assertEqual(self.disabled_max, report.max_out_of_service)
+
+    def test_included_disabled_host_counts_and_keeps_its_reason(self):
+        # The issue's case: with --max-hosts 1 a named host already
+        # disabled was not counted (two out at once, the report said 1)
+        # and was enabled at the end.
+        log = self.marker('exec.log')
+        rma = 'RMA: bad DIMM, do not enable'
+        self.nova.services['c02'].status = 'disabled'
+        self.nova.services['c02'].disabled_reason = rma
+        report = self.run_it(hosts=('c01', 'c02'), include_disabled=True,
+                             exec_cmd='echo {host} >> %s' % log)
+        rows = {h.host: h for h in report.hosts}
+        self.assertEqual('done', rows['c02'].result, rows['c02'].message)
+        self.assertEqual(('disabled', rma), (
+            self.nova.services['c02'].status,
+            self.nova.services['c02'].disabled_reason))
+        # c02 stays out: no room for c01 within one host out at once.
+        self.assertEqual('not-started', rows['c01'].result)
+        self.assertIn('out of service already (c02)', rows['c01'].message)
+        self.assertFalse(report.ok)
+        with open(log) as f:
+            self.assertEqual(['c02'], f.read().split())
+        self.assertEqual(1, self.disabled_max)
+        self.assertEqual(1, report.max_out_of_service)
+
+    def test_scope_host_disabled_by_someone_else_is_skipped(self):
+        log = self.marker('exec.log')
+        self.nova.services['c04'].status = 'disabled'
+        self.nova.services['c04'].disabled_reason = 'RMA'
+        self.nova.default_dest = 'c03'
+        report = self.run_it(max_hosts=2, exec_cmd='echo {host} >> %s' % log)
+        self.assertTrue(report.ok, [h.row() for h in report.hosts])
+        rows = {h.host: h for h in report.hosts}
+        self.assertEqual('skipped', rows['c04'].result)
+        self.assertEqual(('disabled', 'RMA'), (
+            self.nova.services['c04'].status,
+            self.nova.services['c04'].disabled_reason))
+        with open(log) as f:
+            self.assertNotIn('c04', f.read().split())
+
+    def test_a_lease_taken_after_the_start_is_left_alone(self):
+        log = self.marker('exec.log')
+        theirs = drain.with_lease('theirs', 'other@far:7')
+        real = operator_step.run
+
+        def run(template, host, timeout, **kw):
+            if host == 'c03':  # meanwhile another admin takes c02
+                svc = self.nova.services['c02']
+                svc.status = 'disabled'
+                svc.disabled_reason = theirs
+            return real(template, host, timeout, **kw)
+        with mock.patch.object(operator_step, 'run', side_effect=run):
+            report = self.run_it(hosts=('c03', 'c02'), order='given',
+                                 exec_cmd='echo {host} >> %s' % log)
+        self.assertFalse(report.ok)
+        rows = {h.host: h for h in report.hosts}
+        self.assertEqual('done', rows['c03'].result)
+        self.assertEqual('failed', rows['c02'].result)
+        self.assertIn('other@far:7', rows['c02'].message)
+        self.assertEqual(theirs, self.nova.services['c02'].disabled_reason)
+        with open(log) as f:
+            self.assertEqual(['c03'], f.read().split())
+
+    # -- issue 20 item 6, 21 item 5: progress in the cloud, interruptions
+
+    def test_progress_in_the_cloud_resumes_without_a_state_file(self):
+        log = self.marker('exec.log')
+        cmd = 'echo {host} >> %s; test {host} != c02 -o -e %s' % (
+            log, self.marker('fixed'))
+        first = self.run_it(hosts=('c03', 'c02'), order='given',
+                            exec_cmd=cmd, state_file=None)
+        self.assertFalse(first.ok)
+        [agg] = self.nova.aggregates.values()
+        self.assertTrue(agg.name.startswith('nodeops-maintain-hosts-'))
+        self.assertEqual([], agg.hosts)
+        self.assertIn('undrain=', agg.metadata['host:c03'])
+        open(self.marker('fixed'), 'w').close()
+        # c03 is enabled, its reason gone: only the cloud's record says
+        # that it is done.
+        self.assertIsNone(self.nova.services['c03'].disabled_reason)
+        second = self.run_it(hosts=('c03', 'c02'), order='given',
+                             exec_cmd=cmd, state_file=None)
+        self.assertTrue(second.ok, [h.row() for h in second.hosts])
+        with open(log) as f:
+            self.assertEqual(['c03', 'c02', 'c02'], f.read().split())
+        self.assertEqual({}, self.nova.aggregates)  # finished: removed
+
+    def test_interrupted_exec_needs_rerun_exec(self):
+        calls = []
+
+        def run(template, host, timeout, **kw):
+            calls.append(host)
+            if len(calls) == 1:
+                raise KeyboardInterrupt()
+            return 0, ''
+        with mock.patch.object(operator_step, 'run', side_effect=run):
+            first = self.run_it(hosts=('c03',), exec_cmd='flash',
+                                state_file=None)
+            self.assertTrue(first.interrupted)
+            [agg] = self.nova.aggregates.values()
+            self.assertIn('exec-start=', agg.metadata['host:c03'])
+            self.assertIn('exec-interrupted=', agg.metadata['host:c03'])
+            second = self.run_it(hosts=('c03',), exec_cmd='flash',
+                                 state_file=None)
+            self.assertFalse(second.ok)
+            self.assertIn('--rerun-exec c03', second.hosts[0].message)
+            self.assertIn('interrupted', second.hosts[0].message)
+            self.assertEqual(['c03'], calls)
+            self.assertEqual('disabled', self.nova.services['c03'].status)
+            third = self.run_it(hosts=('c03',), exec_cmd='flash',
+                                state_file=None, rerun_exec=('c03',))
+        self.assertTrue(third.ok, [h.row() for h in third.hosts])
+        self.assertEqual(['c03', 'c03'], calls)
+
+    def test_sigterm_and_sighup_act_like_sigint(self):
+        import signal
+        old = maintain._install_signals()
+        self.addCleanup(maintain._restore_signals, old)
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            self.assertRaises(KeyboardInterrupt, os.kill, os.getpid(), sig)
+        seen = []
+        prev = signal.signal(signal.SIGINT, lambda s, f: seen.append(s))
+        self.addCleanup(signal.signal, signal.SIGINT, prev)
+        os.kill(os.getpid(), signal.SIGTERM)
+        self.assertEqual([signal.SIGINT], seen)
+
     def test_another_live_run_is_refused(self):
         svc = self.nova.services['c01']
         svc.status = 'disabled'
