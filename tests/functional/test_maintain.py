@@ -37,6 +37,20 @@ class MaintainHelpers(object):
                 self.assertIn(key, rec)
         return lines
 
+    def _campaigns(self):
+        return [a for a in self.admin_conn.compute.aggregates()
+                if a.name.startswith('nodeops-maintain-')]
+
+    def _forget_campaigns(self):
+        """maintain keeps a campaign's progress in an aggregate of its own
+        (deleted when the campaign is done): none from an earlier test
+        before, none left after."""
+        def forget():
+            for agg in self._campaigns():
+                self.admin_conn.compute.delete_aggregate(agg)
+        forget()
+        self.addCleanup(forget)
+
     def _maintain(self, *args, check=False, timeout=900):
         return self.openstack('compute', 'node', 'maintain', *args,
                               check=check, timeout=timeout)
@@ -50,6 +64,7 @@ class TestMaintain(MaintainHelpers, base.FunctionalTestCase):
         self.hosts = list(self.state['compute_hosts'])
         for host in self.hosts:
             self.addCleanup(self.enable_computes, host)
+        self._forget_campaigns()
 
     def test_wave_that_does_not_fit_is_refused_untouched(self):
         # Each wave's servers must fit the hosts still in service: c03 is

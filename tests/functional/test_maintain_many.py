@@ -67,6 +67,7 @@ class TestMaintainManyHosts(test_maintain.MaintainHelpers,
         self.assertEqual(self.COMPUTES, len(self.hosts))
         for host in self.hosts:
             self.addCleanup(self.enable_computes, host)
+        self._forget_campaigns()
         # The aggregate: the grown hosts (c04..c06), which hold nothing but
         # this class's servers (a server another test leaked on c01..c03
         # cannot stop these runs); c01..c03 take servers like any other
@@ -144,43 +145,105 @@ class TestMaintainManyHosts(test_maintain.MaintainHelpers,
             self.assertFalse(svc.disabled_reason)
             self.assertEqual(h, self._host_of(later[h]))
 
-    def test_sigkill_and_resume(self):
-        members = sorted(self.members)
-        log = os.path.join(self.tmp, 'exec.log')
-        state = os.path.join(self.tmp, 'state.json')
-        exec_cmd = 'echo {host} >> %s; sleep 3' % log
-        args = ['compute', 'node', 'maintain', '--aggregate', self.agg,
-                '--max-hosts', '2', '--order', 'name', '--exec', exec_cmd,
-                '--state', state]
+    def _start(self, args, cwd):
         argv = [os.path.join(os.path.dirname(sys.executable), 'openstack'),
                 '--os-cloud', 'minicloud'] + args
         env = dict(os.environ, OS_CLIENT_CONFIG_FILE=base.CLOUDS_YAML)
-        run = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+        run = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=cwd)
         self.addCleanup(lambda: run.poll() is None and run.kill())
-        deadline = time.time() + 300
-        while time.time() < deadline:  # kill during the second host's step
-            if os.path.exists(log) and members[1] in open(log).read():
-                break
+        return run
+
+    def _wait_for_line(self, path, word, timeout=300):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if os.path.exists(path) and word in open(path).read().split():
+                return
             time.sleep(0.2)
-        else:
-            self.fail('the second host\'s step never started')
+        self.fail('%s never appeared in %s' % (word, path))
+
+    def test_sigkill_and_resume(self):
+        # Issue 20 item 6: the progress is in the cloud.  The run is
+        # killed during the second host's step; the rerun, from another
+        # directory and without --state, does not repeat the first host's
+        # step, and refuses to start the cut one again without
+        # --rerun-exec (issue 21 item 5).
+        members = sorted(self.members)
+        log = os.path.join(self.tmp, 'exec.log')
+        exec_cmd = 'echo {host} >> %s; sleep 3' % log
+        args = ['compute', 'node', 'maintain', '--aggregate', self.agg,
+                '--max-hosts', '2', '--order', 'name', '--exec', exec_cmd]
+        here = os.path.join(self.tmp, 'first')
+        there = os.path.join(self.tmp, 'clone')
+        os.mkdir(here)
+        os.mkdir(there)
+        run = self._start(args, here)
+        self._wait_for_line(log, members[1])
         run.send_signal(signal.SIGKILL)
         run.wait(30)
         self.assertEqual('disabled', self._status(members[1]).status)
-        self.assertIn('maintain:', self._status(members[1]).disabled_reason)
+        self.assertIn('osc-nodeops lease',
+                      self._status(members[1]).disabled_reason)
+        [agg] = self._campaigns()
+        self.assertEqual([], agg.hosts)
+        self.assertIn('exec-start=', agg.metadata['host:' + members[1]])
+        self.assertIn(' exec=', ' ' + agg.metadata['host:' + members[0]])
+        refused = self._start(args + ['-f', 'json'], there)
+        out, err = refused.communicate(timeout=900)
+        self.assertEqual(1, refused.returncode, err)
+        rows = {r['Host']: r for r in json.loads(out)}
+        self.assertIn('--rerun-exec %s' % members[1],
+                      rows[members[1]]['Message'])
         with ServiceSampler(self.admin_conn, self.members) as sample:
-            res = self.openstack(*(args + ['-f', 'json']), check=False,
-                                 timeout=900)
-        self.assertEqual(0, res.returncode, res.stderr)
-        rows = {r['Host']: r for r in json.loads(res.stdout)}
+            done = self._start(args + ['--rerun-exec', members[1],
+                                       '-f', 'json'], there)
+            out, err = done.communicate(timeout=900)
+        self.assertEqual(0, done.returncode, err)
+        rows = {r['Host']: r for r in json.loads(out)}
         self.assertTrue(all(r['Result'] == 'done' for r in rows.values()),
                         rows)
         with open(log) as f:
             ran = f.read().split()
         # The first host's step finished before the kill: not run again;
-        # the second's was cut: run again; then the next wave.
+        # the second's was cut: run again only with --rerun-exec.
         self.assertEqual([members[0], members[1]] + members[1:], ran)
         self.assertLessEqual(sample.most, 2)
         for h in members:
             self.assertEqual('enabled', self._status(h).status)
+        self.assertEqual([], self._campaigns())  # finished: removed
+        self.assertEqual([], os.listdir(there))  # no local state file
+
+    def test_sigterm_ends_the_step_and_is_recorded(self):
+        # Issue 21 item 5: SIGTERM (a CI cancel) left the step running in
+        # its own session.  Now the maintain ends the step's process
+        # group, records "exec interrupted", exits 130; a rerun refuses
+        # to start it again without --rerun-exec.
+        host = sorted(self.members)[0]
+        marker = os.path.join(self.tmp, 'step-pid')
+        done = os.path.join(self.tmp, 'step-finished')
+        exec_cmd = 'echo $$ > %s; sleep 30; touch %s' % (marker, done)
+        args = ['compute', 'node', 'maintain', host, '--exec', exec_cmd,
+                '-f', 'json']
+        run = self._start(args, self.tmp)
+        deadline = time.time() + 300
+        while time.time() < deadline and not (
+                os.path.exists(marker) and open(marker).read().strip()):
+            time.sleep(0.2)
+        pgid = int(open(marker).read())
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=120)
+        self.assertEqual(130, run.returncode, err)
+        [row] = json.loads(out)
+        self.assertEqual('interrupted', row['Result'])
+        self.assertRaises(ProcessLookupError, os.killpg, pgid, 0)
+        time.sleep(1)
+        self.assertFalse(os.path.exists(done))
+        [agg] = self._campaigns()
+        self.assertIn('exec-interrupted=', agg.metadata['host:' + host])
+        again = self._start(args, self.tmp)
+        out, err = again.communicate(timeout=600)
+        self.assertEqual(1, again.returncode, err)
+        [row] = json.loads(out)
+        self.assertIn('--rerun-exec %s' % host, row['Message'])
+        self.assertIn('interrupted', row['Message'])
+        self.assertFalse(os.path.exists(done))
