@@ -19,6 +19,8 @@ import fixtures
 from tests.functional import base
 from tests.functional import test_maintain
 
+# The step gets an explicit environment: the rig's MINICLOUD_DIR is
+# forwarded by name (--exec-env MINICLOUD_DIR).
 RESTART = '%s restart-compute {host}' % base.MINICLOUD
 
 
@@ -94,7 +96,8 @@ class TestMaintainManyHosts(test_maintain.MaintainHelpers,
             with ServiceSampler(self.admin_conn, self.members) as sample:
                 res = self._maintain(
                     '--aggregate', self.agg, '--max-hosts', k, '--exec',
-                    RESTART, '--migrate-back', '--events', events,
+                    RESTART, '--exec-env', 'MINICLOUD_DIR',
+                    '--migrate-back', '--events', events,
                     '--state', os.path.join(self.tmp, 'state-%d' % k),
                     '-f', 'json')
             took = time.time() - t0
