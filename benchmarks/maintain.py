@@ -78,7 +78,8 @@ def run_maintain(agg, k):
     # rig that some test left disabled does not take a place in the budget.
     osc('compute', 'node', 'maintain', '--aggregate', agg, '--max-hosts', k,
         '--exec', '%s restart-compute {host}' % MINICLOUD,
-        '--exec-env', 'MINICLOUD_DIR', '--max-parallel', 8, '--poll-interval', 1, '-f', 'json')
+        '--exec-env', 'MINICLOUD_DIR', '--max-parallel', 8,
+        '--poll-interval', 1, '-f', 'json')
 
 
 def run_hand(conn, hosts, ids):
