@@ -158,6 +158,7 @@ class MovePlan(object):
         self.old_host = old_host
         self.new_host = new_host
         self.instances = []       # dicts uuid/before/after (+ vm_state ...)
+        self.excluded = []        # dicts uuid/name: left alone (--exclude)
         self.bindings = []        # dicts port_id/device_id/before/after
         self.levels = []          # dicts port_id/level/before/after
         self.conflicts = []       # strings: why this move cannot happen
@@ -169,6 +170,9 @@ class MovePlan(object):
 
     def instance_uuids(self):
         return [i['uuid'] for i in self.instances]
+
+    def excluded_uuids(self):
+        return [i['uuid'] for i in self.excluded]
 
     def port_ids(self):
         return sorted({b['port_id'] for b in self.bindings})
@@ -186,8 +190,11 @@ def _check_hosts(old_host, new_host):
         raise errors.DBConfigError('source and target host are the same')
 
 
-def _collect(sess, t, old_host, new_host, lock):
-    """SELECT what the move touches (``FOR UPDATE`` when ``lock``)."""
+def _collect(sess, t, old_host, new_host, lock, exclude=()):
+    """SELECT what the move touches (``FOR UPDATE`` when ``lock``).
+
+    An instance whose uuid or display name is in ``exclude`` goes to
+    ``plan.excluded``: no UPDATE names it, its ports are not read."""
     plan = MovePlan(old_host, new_host)
     plan.single_transaction = sess.single
     suffix = ' FOR UPDATE' if lock else ''
@@ -218,7 +225,11 @@ def _collect(sess, t, old_host, new_host, lock):
                                                           len(nodes)))
     else:
         plan.target_compute_id, plan.target_node = nodes[0][0], nodes[0][1]
+    exclude = set(exclude or ())
     for uuid, host, node, compute_id, vm_state, power_state, name in rows:
+        if uuid in exclude or name in exclude:
+            plan.excluded.append({'uuid': uuid, 'name': name})
+            continue
         plan.instances.append({
             'uuid': uuid, 'name': name, 'vm_state': vm_state,
             'power_state': power_state,
@@ -317,14 +328,16 @@ def _expected_rowcounts(plan):
 
 
 def plan(nova_url, neutron_url, old_host, new_host, mode='auto',
-         connector=None):
-    """Dry run: read the rows a move would change; change nothing."""
+         connector=None, exclude=()):
+    """Dry run: read the rows a move would change; change nothing.
+    ``exclude``: uuids and display names of instances to leave alone."""
     _check_hosts(old_host, new_host)
     sess = _Session(nova_url, neutron_url, mode, connector)
     try:
         sess.begin()
         t = _Tables(nova_url.database, neutron_url.database)
-        result = _collect(sess, t, old_host, new_host, lock=False)
+        result = _collect(sess, t, old_host, new_host, lock=False,
+                          exclude=exclude)
         result.statements = _updates(t, result)
         return result
     finally:
@@ -356,8 +369,10 @@ def _journal_doc(plan, sess, state):
 
 def execute(nova_url, neutron_url, old_host, new_host, journal_path,
             mode='auto', connector=None, before_commit=None,
-            journal_extra=None):
+            journal_extra=None, exclude=()):
     """Move the rows; return the :class:`MovePlan` that was applied.
+
+    ``exclude``: uuids and display names of instances to leave alone.
 
     ``journal_extra`` (a dict) goes into the journal with the rows, written
     before anything changes (the placement allocations the caller moves
@@ -376,7 +391,8 @@ def execute(nova_url, neutron_url, old_host, new_host, journal_path,
     committed = []
     try:
         sess.begin()
-        result = _collect(sess, t, old_host, new_host, lock=True)
+        result = _collect(sess, t, old_host, new_host, lock=True,
+                          exclude=exclude)
         if result.conflicts:
             raise errors.DBConflict('; '.join(result.conflicts))
         result.statements = _updates(t, result)
@@ -453,13 +469,19 @@ def _compensate(nova_url, neutron_url, journal_path, doc, connector, cause):
 # -- undo -------------------------------------------------------------------
 
 class UndoResult(object):
+    """Counts per kind (instances, bindings, levels); ``todo``: what is
+    (or, in a dry run, would be) put back, as ``(kind, id, now, back)``."""
+
     def __init__(self):
         self.restored: collections.Counter[str] = collections.Counter()
         self.already: collections.Counter[str] = collections.Counter()
         self.gone: collections.Counter[str] = collections.Counter()
+        self.todo: list[tuple[str, str, str, str]] = []
 
 
-def _undo_instances(sess, t, doc, result):
+def _undo_instances(sess, t, doc, result, apply=True):
+    """Put the instance rows back (``apply``) or only read what would
+    be (no lock, no write)."""
     rows = doc['nova']['instances']
     if not rows:
         return
@@ -467,8 +489,8 @@ def _undo_instances(sess, t, doc, result):
     cid = 'compute_id' if has_cid else 'NULL'
     uuids = [r['uuid'] for r in rows]
     _, current = sess.run(
-        'nova', 'SELECT uuid, host, node, %s FROM %s WHERE uuid IN (%s) '
-        'FOR UPDATE' % (cid, t.instances, _in(uuids)), uuids)
+        'nova', 'SELECT uuid, host, node, %s FROM %s WHERE uuid IN (%s)%s'
+        % (cid, t.instances, _in(uuids), _lock(apply)), uuids)
     now = {u: {'host': h, 'node': n, 'compute_id': c}
            for u, h, n, c in current}
     todo = []
@@ -488,6 +510,10 @@ def _undo_instances(sess, t, doc, result):
         raise errors.DBConflict('; '.join(conflicts))
     for r in todo:
         b, a = r['before'], r['after']
+        result.todo.append(('instances', r['uuid'], a['host'], b['host']))
+        if not apply:
+            result.restored['instances'] += 1
+            continue
         sets = 'host = %s, node = %s'
         params = [b['host'], b['node']]
         if has_cid:
@@ -502,7 +528,13 @@ def _undo_instances(sess, t, doc, result):
         result.restored['instances'] += 1
 
 
-def _undo_rows(sess, t, doc, result, kind):
+def _lock(apply):
+    return ' FOR UPDATE' if apply else ''
+
+
+def _undo_rows(sess, t, doc, result, kind, apply=True):
+    """Put the neutron rows of ``kind`` back (``apply``) or only read
+    what would be (no lock, no write)."""
     rows = doc['neutron'][kind]
     if not rows:
         return
@@ -511,11 +543,11 @@ def _undo_rows(sess, t, doc, result, kind):
     if kind == 'bindings':
         _, current = sess.run(
             'neutron', 'SELECT port_id, host, NULL FROM %s WHERE port_id IN '
-            '(%s) FOR UPDATE' % (table, _in(ports)), ports)
+            '(%s)%s' % (table, _in(ports), _lock(apply)), ports)
     else:
         _, current = sess.run(
             'neutron', 'SELECT port_id, host, level FROM %s WHERE port_id IN '
-            '(%s) FOR UPDATE' % (table, _in(ports)), ports)
+            '(%s)%s' % (table, _in(ports), _lock(apply)), ports)
     have = {(p, h, lv) for p, h, lv in current}
     present = {p for p, _, _ in current}
     todo = []
@@ -540,6 +572,10 @@ def _undo_rows(sess, t, doc, result, kind):
     if conflicts:
         raise errors.DBConflict('; '.join(conflicts))
     for r in todo:
+        result.todo.append((kind, r['port_id'], r['after'], r['before']))
+        if not apply:
+            result.restored[kind] += 1
+            continue
         if kind == 'bindings':
             count, _ = sess.run(
                 'neutron', 'UPDATE %s SET host = %%s WHERE port_id = %%s AND '
@@ -609,12 +645,16 @@ def _check_journal_servers(doc, sess):
 
 
 def undo(journal_path, nova_url, neutron_url, mode='auto', connector=None,
-         before_commit=None):
+         before_commit=None, dry_run=False):
     """Put back the previous values recorded in a journal.
 
     Rows still holding what the move wrote are restored; rows already back
     are left; rows changed since by someone else make the whole undo refuse
     (:class:`errors.DBConflict`, nothing changed).  Safe to run again.
+
+    ``dry_run``: the same checks and counts (``result.todo`` lists each row
+    that would go back), read without locks, nothing written: no UPDATE, no
+    commit, the journal as it was.
     """
     doc = journal_mod.read(journal_path)
     _check_journal_targets(doc, nova_url, neutron_url)
@@ -628,9 +668,11 @@ def undo(journal_path, nova_url, neutron_url, mode='auto', connector=None,
     try:
         _check_journal_servers(doc, sess)
         sess.begin()
-        _undo_instances(sess, t, doc, result)
-        _undo_rows(sess, t, doc, result, 'bindings')
-        _undo_rows(sess, t, doc, result, 'levels')
+        _undo_instances(sess, t, doc, result, apply=not dry_run)
+        _undo_rows(sess, t, doc, result, 'bindings', apply=not dry_run)
+        _undo_rows(sess, t, doc, result, 'levels', apply=not dry_run)
+        if dry_run:
+            return result  # the finally rolls back and closes
         if before_commit is not None:
             before_commit(sess)
         if sess.single:
@@ -646,6 +688,8 @@ def undo(journal_path, nova_url, neutron_url, mode='auto', connector=None,
             sess.rollback()
         raise
     finally:
+        if dry_run:
+            sess.rollback()
         sess.close()
     doc['state'] = 'undone'
     doc['undone_at'] = journal_mod.now()

@@ -184,6 +184,19 @@ def _move_items(plan, servers, result, journal=None):
     return items
 
 
+def _excluded_items(plan, servers):
+    """Rows of the instances ``--exclude`` kept out of the move."""
+    items = []
+    for inst in plan.excluded:
+        item = DBPlanItem(servers.get(inst['uuid']), source=plan.old_host,
+                          reason='excluded (--exclude): its rows, ports and '
+                          'allocation left as they are',
+                          success_if_skipped=True)
+        item.result = engine.SKIPPED
+        items.append(item)
+    return items
+
+
 def _resolve(source, what):
     return (source or DBSource(what=what)).resolve()
 
@@ -246,7 +259,7 @@ def _plan(host, opts, db):
     from osc_nodeops.db import hostmove
     return hostmove.plan(db['nova_url'], db['neutron_url'], host,
                          opts.target_host, mode=db['mode'],
-                         connector=db['connector'])
+                         connector=db['connector'], exclude=opts.exclude)
 
 
 def _dry_run(conn, ctx, report, host, opts, db):
@@ -256,12 +269,14 @@ def _dry_run(conn, ctx, report, host, opts, db):
         ctx.emit('sql', line)
     for why in plan.conflicts:
         ctx.emit('conflict', why)
-    servers = _server_rows(ctx.compute, host, plan.instance_uuids())
+    servers = _server_rows(ctx.compute, host, plan.instance_uuids()
+                           + plan.excluded_uuids())
     report.items = _move_items(plan, servers, engine.PLANNED)
     for item in report.items:
         if plan.conflicts:
             item.result = 'refused'
             item.message += '; ' + '; '.join(plan.conflicts)
+    report.items += _excluded_items(plan, servers)
     _, moves, names = _placement_plan(conn, plan)
     allocations = _allocation_items(moves, names, servers, host,
                                     engine.PLANNED)
@@ -282,12 +297,13 @@ def _execute(conn, ctx, report, host, opts, db, journal_path,
     from osc_nodeops.ops import placement
     compute = ctx.compute
     preview = _plan(host, opts, db)
-    servers_before = _server_rows(compute, host, preview.instance_uuids())
+    servers_before = _server_rows(compute, host, preview.instance_uuids()
+                                  + preview.excluded_uuids())
     client, moves, names = _placement_plan(conn, preview)
     ctx.emit('db', 'journal: %s' % journal_path)
     plan = hostmove.execute(db['nova_url'], db['neutron_url'], host,
                             opts.target_host, journal_path, mode=db['mode'],
-                            connector=db['connector'],
+                            connector=db['connector'], exclude=opts.exclude,
                             before_commit=before_commit,
                             journal_extra={'placement': {
                                 'microversion': placement.MICROVERSION,
@@ -307,7 +323,8 @@ def _execute(conn, ctx, report, host, opts, db, journal_path,
                                     'moving')
     _move_allocations(ctx, client, moves, allocations,
                       set(plan.instance_uuids()))
-    report.items = list(moved) + allocations
+    report.items = list(moved) + _excluded_items(plan, servers_before) + \
+        allocations
     return moved
 
 
@@ -348,7 +365,8 @@ def _reboot_moved(ctx, report, moved, host, opts, features,
 @dataclasses.dataclass
 class UndoRequest(object):
     """``recover-all --undo JOURNAL`` and the DB sources; ``host``,
-    ``dead`` and ``execute`` are there to be refused."""
+    ``dead`` and ``execute`` are there to be refused.  ``dry_run``: say
+    what would be put back, change nothing."""
 
     journal: str
     nova_db: DBSource | None = None
@@ -356,6 +374,7 @@ class UndoRequest(object):
     host: str | None = None
     dead: bool = False
     execute: bool = False
+    dry_run: bool = False
 
 
 @dataclasses.dataclass
@@ -371,6 +390,7 @@ class UndoReport(object):
     journal: str
     rows: list
     ok: bool = True
+    dry_run: bool = False
 
 
 def _undo_placement_check(conn, doc, journal_path):
@@ -403,44 +423,75 @@ def _undo_placement_check(conn, doc, journal_path):
     return client, todo, counts
 
 
+UNDO_KINDS = (('instances', 'instances', 'instance'),
+              ('bindings', 'ml2_port_bindings', 'port binding'),
+              ('levels', 'ml2_port_binding_levels', 'port binding level'))
+
+
 def undo(request, db_mode='auto', connector=None, events=None, conn=None):
     """``--undo JOURNAL``: put the DB rows back, then the placement
-    allocations the move took along (``conn``); an :class:`UndoReport`."""
+    allocations the move took along (``conn``); an :class:`UndoReport`.
+    With ``request.dry_run`` the same checks run, each row and allocation
+    that would go back is said (``events``), and nothing is written: no
+    SQL write, no placement write, the journal as it was."""
     from osc_nodeops.db import hostmove
     from osc_nodeops.db import journal as journal_mod
     from osc_nodeops.ops import placement
 
     if request.host or request.dead or request.execute:
         raise errors.UsageError(
-            '--undo takes only the journal and the DB options')
+            '--undo takes only the journal and the DB options (and '
+            '--dry-run)')
     nova_url = _resolve(request.nova_db, 'nova')
     neutron_url = _resolve(request.neutron_db, 'neutron')
     doc = journal_mod.read(request.journal)
     client, todo, counts = _undo_placement_check(conn, doc, request.journal)
+    dry = request.dry_run
     if doc['state'] == 'undone' and client is not None:
         # the rows went back, the allocations did not (interrupted): only
         # the allocations are left to do
         result = hostmove.UndoResult()
     else:
         result = hostmove.undo(request.journal, nova_url, neutron_url,
-                               mode=db_mode, connector=connector)
-    for record in todo:
-        outcome = placement.restore(client, record)
-        counts[{'done': 'restored'}.get(outcome, outcome)] += 1
-    if client is not None:
-        doc = journal_mod.read(request.journal)
-        doc['placement']['state'] = 'undone'
-        journal_mod.write(request.journal, doc)
-    rows = []
-    for kind, label in (('instances', 'instances'),
-                        ('bindings', 'ml2_port_bindings'),
-                        ('levels', 'ml2_port_binding_levels')):
-        rows.append(UndoRow(label, result.restored[kind],
-                            result.already[kind], result.gone[kind]))
+                               mode=db_mode, connector=connector,
+                               dry_run=dry)
+    say = events or (lambda event: None)
+    if dry:
+        _say_undo_plan(say, doc, result, todo)
+        counts['restored'] += len(todo)
+    else:
+        for record in todo:
+            outcome = placement.restore(client, record)
+            counts[{'done': 'restored'}.get(outcome, outcome)] += 1
+        if client is not None:
+            doc = journal_mod.read(request.journal)
+            doc['placement']['state'] = 'undone'
+            journal_mod.write(request.journal, doc)
+    rows = [UndoRow(label, result.restored[kind], result.already[kind],
+                    result.gone[kind]) for kind, label, _ in UNDO_KINDS]
     if (doc.get('placement') or {}).get('consumers'):
         rows.append(UndoRow('placement allocations', counts['restored'],
                             counts['already'], counts['gone']))
-    if events:
-        events(engine.Event('undo', '%s: %s -> %s put back' % (
-            request.journal, doc['new_host'], doc['old_host'])))
-    return UndoReport(request.journal, rows)
+    say(engine.Event('undo', '%s: %s -> %s %s' % (
+        request.journal, doc['new_host'], doc['old_host'],
+        'dry run, nothing changed' if dry else 'put back')))
+    return UndoReport(request.journal, rows, dry_run=dry)
+
+
+def _say_undo_plan(say, doc, result, todo):
+    """A dry run of ``--undo``: one line per row and allocation that would
+    go back."""
+    from osc_nodeops.ops import placement
+    what = {kind: text for kind, _, text in UNDO_KINDS}
+    for kind, ident, now, back in result.todo:
+        say(engine.Event('undo', 'would put back %s %s: host %s -> %s' % (
+            what[kind], ident, now, back) if kind == 'instances' else
+            'would put back %s %s: %s -> %s' % (what[kind], ident, now,
+                                                 back)))
+    names = (doc.get('placement') or {}).get('names') or {}
+    for record in todo:
+        move = placement.Move(record['consumer'], record['after'],
+                              record['before'])
+        say(engine.Event('undo', 'would put back the placement allocation '
+                         'of %s: %s' % (record['consumer'],
+                                        move.describe(names))))

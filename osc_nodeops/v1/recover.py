@@ -12,6 +12,7 @@ DEFAULT_NEUTRON_CONF = '/etc/neutron/neutron.conf'
 DEFAULT_CINDER_CONF = '/etc/cinder/cinder.conf'
 DB_SCHEMAS = ('nova', 'neutron', 'cinder')
 UNDO_COLUMNS = ('Table', 'Restored', 'Already Back', 'Gone')
+UNDO_DRY_RUN_COLUMNS = ('Table', 'Would Restore', 'Already Back', 'Gone')
 
 
 def _env_var(name):
@@ -158,7 +159,9 @@ class RecoverAll(_DBCommand):
         parser.add_argument(
             '--undo', metavar='<journal>',
             help='Put back the DB rows a --via-db move changed, from its '
-                 'journal (rows changed since by others make it refuse)')
+                 'journal (rows changed since by others make it refuse); '
+                 'with --dry-run: say what would be put back, change '
+                 'nothing')
         _add_db_arguments(parser, ('nova', 'neutron'))
         base.add_executor_arguments(
             parser, timeout=300.0,
@@ -181,10 +184,12 @@ class RecoverAll(_DBCommand):
             report = dbmove.undo(dbmove.UndoRequest(
                 parsed_args.undo, self.db_source(parsed_args, 'nova'),
                 self.db_source(parsed_args, 'neutron'), host=parsed_args.host,
-                dead=parsed_args.dead, execute=parsed_args.execute),
+                dead=parsed_args.dead, execute=parsed_args.execute,
+                dry_run=parsed_args.dry_run),
                 events=self.events, conn=self.conn)
-            return UNDO_COLUMNS, [(r.table, r.restored, r.already, r.gone)
-                                  for r in report.rows]
+            return (UNDO_DRY_RUN_COLUMNS if report.dry_run else
+                    UNDO_COLUMNS), [(r.table, r.restored, r.already, r.gone)
+                                    for r in report.rows]
         return self.report_rows(recover.run(
             self.conn, self._request(parsed_args), events=self.events))
 

@@ -25,7 +25,9 @@ NOVA = 'mysql+pymysql://nova:s3cret@db/nova_cell1'
 NEUTRON = 'mysql+pymysql://nova:s3cret@db/neutron'
 
 
-class TestViaDBFlow(testtools.TestCase):
+class ViaDBFixture(testtools.TestCase):
+    """A dead c03 with servers a (running) and b (stopped), their rows
+    in a fake DB and allocations in a fake placement."""
 
     def setUp(self):
         super().setUp()
@@ -67,8 +69,9 @@ class TestViaDBFlow(testtools.TestCase):
 
         def moved(sess):
             # what nova sees once the rows are committed
-            for s in (self.a, self.b):
-                self.nova.servers[s.id].compute_host = 'c02'
+            for row in sess.nova.tx['instances']:
+                if row['host'] == 'c02':
+                    self.nova.servers[row['uuid']].compute_host = 'c02'
         clock = FakeClock()
         self.events = []
         return dbmove.recover_via_db(
@@ -78,6 +81,18 @@ class TestViaDBFlow(testtools.TestCase):
             events=self.events.append,
             executor_kwargs={'clock': clock, 'wait': clock.wait,
                              'handle_sigint': False})
+
+    def undo(self):
+        """``--undo`` of the journal: the rows as tuples."""
+        report = dbmove.undo(dbmove.UndoRequest(
+            self.journal, dbmove.DBSource(url=NOVA),
+            dbmove.DBSource(url=NEUTRON)), connector=self.db.connect,
+            conn=self.conn)
+        return [(r.table, r.restored, r.already, r.gone)
+                for r in report.rows]
+
+
+class TestViaDBFlow(ViaDBFixture):
 
     def test_dry_run_default_changes_nothing(self):
         report = self.run_flow()
@@ -141,15 +156,6 @@ class TestViaDBFlow(testtools.TestCase):
         self.assertIn('nova rows were committed, the neutron rows not',
                       said[0])
         self.assertIn('--undo %s' % left, said[0])
-
-    def undo(self):
-        """``--undo`` of the journal: the rows as tuples."""
-        report = dbmove.undo(dbmove.UndoRequest(
-            self.journal, dbmove.DBSource(url=NOVA),
-            dbmove.DBSource(url=NEUTRON)), connector=self.db.connect,
-            conn=self.conn)
-        return [(r.table, r.restored, r.already, r.gone)
-                for r in report.rows]
 
     def test_journal_records_allocations_and_undo_restores_them(self):
         self.run_flow(execute=True)
@@ -338,3 +344,104 @@ class TestDebugLogRedaction(testtools.TestCase):
         # the value itself still works
         self.assertEqual('TopS3cret',
                          url_mod.DBURL.parse(args.nova_db).password)
+
+
+class TestViaDBUndoDryRunAndExclude(ViaDBFixture):
+    """Issue 20 items 1 and 2: ``--undo JOURNAL --dry-run`` changes nothing
+    (no SQL write, no placement write, the journal as it was) and says what
+    it would put back; ``--exclude`` is honoured by the SQL move."""
+
+    def _command(self, argv):
+        app = mock.Mock()
+        app.stderr = io.StringIO()
+        app.stdout = io.StringIO()
+        app.client_manager.sdk_connection = self.conn
+        cmd = v1_recover.RecoverAll(app, None)
+        args = cmd.get_parser('recover-all').parse_args(argv)
+        with mock.patch.object(url_mod.DBURL, 'connect',
+                               lambda url: self.db.connect()):
+            rc = cmd.run(args)
+        return rc, app
+
+    def test_undo_dry_run_changes_nothing_and_says_what_it_would(self):
+        import copy
+        self.run_flow(execute=True)
+        rows = copy.deepcopy(self.db.data)
+        with open(self.journal) as f:
+            journal_text = f.read()
+        allocations = {s.id: self.placement.allocations_of(s.id)
+                       for s in (self.a, self.b)}
+        n_sql, n_placement = (len(self.db.statements),
+                              len(self.placement.calls))
+        rc, app = self._command(['--undo', self.journal, '--dry-run',
+                                 '--nova-db', NOVA, '--neutron-db', NEUTRON,
+                                 '-f', 'json'])
+        self.assertEqual(0, rc, app.stderr.getvalue())
+        # nothing changed: rows, allocations, the journal
+        self.assertEqual(rows, self.db.data)
+        self.assertEqual(allocations, {s.id: self.placement.allocations_of(
+            s.id) for s in (self.a, self.b)})
+        with open(self.journal) as f:
+            self.assertEqual(journal_text, f.read())
+        sent = [s for s, _ in self.db.statements[n_sql:]]
+        self.assertEqual([], [s for s in sent if 'UPDATE' in s
+                              or 'FOR UPDATE' in s])
+        self.assertEqual({'GET'}, {c[0] for c in
+                                   self.placement.calls[n_placement:]})
+        # what it would put back, row by row, on stderr; the counts as rows
+        err = app.stderr.getvalue()
+        for s in (self.a, self.b):
+            self.assertIn('would put back instance %s: host c02 -> c03'
+                          % s.id, err)
+            self.assertIn('would put back the placement allocation of %s: '
+                          'c02 DISK_GB=1, MEMORY_MB=64, VCPU=1 -> c03'
+                          % s.id, err)
+        self.assertIn('would put back port binding port-a: c02 -> c03', err)
+        out = json.loads(app.stdout.getvalue())
+        self.assertIn({'Table': 'instances', 'Would Restore': 2,
+                       'Already Back': 0, 'Gone': 0}, out)
+        self.assertIn({'Table': 'placement allocations', 'Would Restore': 2,
+                       'Already Back': 0, 'Gone': 0}, out)
+        # and the real undo still works afterwards
+        self.assertIn(('instances', 2, 0, 0), self.undo())
+        self.assertEqual({'c03'}, {r['host'] for r in
+                                   self.db.data['instances']})
+
+    def test_exclude_is_honoured_by_the_sql_move(self):
+        report = self.run_flow(execute=True, exclude=('b',))
+        hosts = {r['uuid']: r['host'] for r in self.db.data['instances']}
+        self.assertEqual({self.a.id: 'c02', self.b.id: 'c03'}, hosts)
+        self.assertEqual({'port-a': 'c02', 'port-b': 'c03'},
+                         {r['port_id']: r['host']
+                          for r in self.db.data['bindings']})
+        self.assertEqual({'rp-c03': self.res},
+                         self.placement.allocations_of(self.b.id))
+        self.assertEqual({'rp-c02': self.res},
+                         self.placement.allocations_of(self.a.id))
+        # no statement carried the excluded server
+        for sql, params in self.db.statements:
+            if sql.lstrip().startswith('UPDATE'):
+                self.assertNotIn(self.b.id, params)
+        rows = {(i.server.name, i.method, i.result) for i in report.items
+                if i.server is not None}
+        self.assertIn(('b', 'db-move', 'skipped'), rows)
+        [excluded] = [i for i in report.items if i.server is not None
+                      and i.server.name == 'b']
+        self.assertIn('excluded (--exclude)', excluded.full_message())
+        self.assertTrue(report.ok)
+        doc = json.load(open(self.journal))
+        self.assertEqual([self.a.id], [i['uuid'] for i in
+                                       doc['nova']['instances']])
+
+    def test_exclude_by_id_in_the_dry_run(self):
+        report = self.run_flow(exclude=(self.a.id,))
+        sql = [e.message for e in self.events if e.kind == 'sql']
+        self.assertTrue(sql)
+        self.assertNotIn(self.a.id, ' '.join(sql))
+        self.assertIn(self.b.id, ' '.join(sql))
+        self.assertEqual({('a', 'db-move', 'skipped'),
+                          ('b', 'db-move', 'planned'),
+                          ('b', 'move-allocation', 'planned')},
+                         {(i.server.name, i.method, i.result)
+                          for i in report.items
+                          if i.method != 'disable-host'})
