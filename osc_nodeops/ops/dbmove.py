@@ -27,6 +27,7 @@ from osc_nodeops.db import url as db_url
 from osc_nodeops import errors
 from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
+from osc_nodeops.ops import fencing
 from osc_nodeops.ops import recover
 
 #: Where a database URL comes from (``--nova-db URL`` / ``--nova-conf``).
@@ -218,8 +219,8 @@ def recover_via_db(conn, host, opts, nova_url=None, neutron_url=None,
                     or journal_mod.default_path(host))
     features = features or engine.Features.from_proxy(compute)
     dry = not opts.execute
-    service, note = recover.check_host(compute, host, opts,
-                                       force_down=not dry)
+    service, note, fenced = recover.check_host(compute, host, opts,
+                                               force_down=not dry)
     ctx = recover.make_context(
         compute, opts.target_host, features, opts, events,
         block_storage=getattr(conn, 'block_storage', None))
@@ -229,9 +230,14 @@ def recover_via_db(conn, host, opts, nova_url=None, neutron_url=None,
     db = dict(nova_url=nova_url, neutron_url=neutron_url, mode=db_mode,
               connector=connector)
     if dry:
-        return _dry_run(conn, ctx, report, host, opts, db)
+        _dry_run(conn, ctx, report, host, opts, db)
+        report.items[:0] = [fencing.disable_dead_host(ctx, host, fenced,
+                                                      True)]
+        return report
+    disabled = fencing.disable_dead_host(ctx, host, fenced, False)
     moved = _execute(conn, ctx, report, host, opts, db, journal_path,
                      before_commit)
+    report.items.insert(0, disabled)
     reboot = _reboot_moved(ctx, report, moved, host, opts, features,
                            executor_kwargs)
     if opts.reattach_volumes and not report.interrupted:

@@ -40,6 +40,7 @@ import logging
 from osc_nodeops import errors
 from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
+from osc_nodeops.ops import fencing
 
 LOG = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ class Options(object):
     target_host: str | None = None
     force_down: bool = False
     confirm_fenced: str | None = None
+    fence_check: str | None = None
+    fence_timeout: float = fencing.FENCE_TIMEOUT
     reattach_volumes: bool = False
     max_parallel: int = 4
     timeout: float = 300.0
@@ -149,23 +152,17 @@ def validate(opts, host=None):
                           or opts.target_host):
         raise usage('--force-down, --confirm-fenced and --target-host '
                     'belong to --dead')
-    if opts.confirm_fenced and not opts.force_down:
-        raise usage('--confirm-fenced only goes with --force-down')
-    if opts.force_down and not opts.confirm_fenced:
-        raise usage('--force-down needs --confirm-fenced %s: confirm the '
-                    'host is powered off (fenced)' % (host or 'HOST'))
-    if opts.force_down and host and opts.confirm_fenced != host:
-        raise usage('--confirm-fenced names %r, not the host being '
-                    'recovered (%r): nothing was changed' % (
-                        opts.confirm_fenced, host))
+    fencing.validate(opts, host)
 
 
 def check_host(compute, host, opts, force_down=True):
     """Refuse when the host's service is not in the state the mode needs.
 
-    Returns ``(service, note)``.  In dead mode with ``--force-down`` and a
-    matching ``--confirm-fenced HOST`` the service is forced down (unless
-    ``force_down`` is False: the dry run only says it would).
+    Returns ``(service, note, fenced)``.  In dead mode the host must be
+    fenced (``ops/fencing.py``: ``fenced`` is a ``fencing.Fenced``, None in
+    reboot mode); with ``--force-down`` and that evidence the service is
+    forced down (unless ``force_down`` is False: the dry run only says it
+    would).
     """
     service = compute_service(compute, host)
     if not opts.dead:
@@ -175,7 +172,7 @@ def check_host(compute, host, opts, force_down=True):
                 'use --dead to evacuate it' % (
                     host, 'forced down' if service.is_forced_down
                     else 'down'))
-        return service, 'nova-compute on %s is up' % host
+        return service, 'nova-compute on %s is up' % host, None
     if opts.target_host:
         if opts.target_host == host:
             raise errors.UsageError('--target-host is the dead host itself')
@@ -184,27 +181,26 @@ def check_host(compute, host, opts, force_down=True):
             raise errors.Refused('target host %s: nova-compute is down' %
                                  opts.target_host)
     if is_down(service):
-        return service, 'nova-compute on %s is %s' % (
-            host, 'forced down' if service.is_forced_down else 'down')
+        fenced = fencing.Fenced(fencing.evidence(service, host, opts))
+        return service, 'nova-compute on %s is %s; %s' % (
+            host, 'forced down' if service.is_forced_down else 'down',
+            fenced.note), fenced
     if not opts.force_down:
         raise errors.Refused(
             'nova-compute on %s is still up (or not yet reported down): '
             'evacuating a host that still runs its servers runs each disk '
             'twice. Wait until it is reported down, or fence (power off) '
-            'the host and pass --force-down --confirm-fenced %s' % (
-                host, host))
-    if opts.confirm_fenced != host:
-        raise errors.Refused(
-            '--force-down needs --confirm-fenced %s: confirm the host is '
-            'powered off (fenced); forcing down a running host can corrupt '
-            'its servers\' disks' % host)
+            'the host and pass --force-down --confirm-fenced %s (or '
+            '--fence-check CMD)' % (host, host))
+    fenced = fencing.Fenced(fencing.evidence(service, host, opts),
+                            forced_by_us=True)
     if not force_down:
         return service, ('dry run: nova-compute on %s is up and would be '
-                         'forced down' % host)
+                         'forced down (%s)' % (host, fenced.note)), fenced
     engine.call_with_retry(lambda: compute.update_service_forced_down(
         service, host=host, binary=COMPUTE_BINARY, forced=True))
-    return service, ('nova-compute on %s forced down (fenced, confirmed '
-                     'by the operator)' % host)
+    return service, ('nova-compute on %s forced down (%s)' % (
+        host, fenced.note)), fenced
 
 
 # ------------------------------------------------------ stopped on purpose
@@ -736,8 +732,8 @@ def recover_host(conn, host, opts, features=None, events=None,
     compute = conn.compute
     validate(opts, host)
     features = features or engine.Features.from_proxy(compute)
-    service, note = check_host(compute, host, opts,
-                               force_down=not opts.dry_run)
+    service, note, fenced = check_host(compute, host, opts,
+                                       force_down=not opts.dry_run)
     ctx = make_context(compute, host, features, opts, events,
                        target=opts.target_host,
                        block_storage=getattr(conn, 'block_storage', None))
@@ -762,6 +758,9 @@ def recover_host(conn, host, opts, features=None, events=None,
         host, len(items), acting, 'evacuate' if opts.dead else 'bring back',
         len(items) - acting))
     report = Report(host, items, notes=[note])
+    if fenced is not None:  # the dead host, disabled before any evacuation
+        report.items = [fencing.disable_dead_host(
+            ctx, host, fenced, opts.dry_run)] + items
     if opts.dry_run:
         engine.settle(items, True)
         report.ok = all(i.action or i.success_if_skipped for i in items)
@@ -772,7 +771,7 @@ def recover_host(conn, host, opts, features=None, events=None,
     engine.settle(items, False)
     report.interrupted = executor.interrupted
     if opts.reattach_volumes and not report.interrupted:
-        report.items = items + reattach(
+        report.items += reattach(
             ctx, [i for i in items if i.ok], opts, features,
             executor_kwargs=executor_kwargs)
     explain_failures(ctx, report.items, started)

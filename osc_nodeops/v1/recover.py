@@ -90,9 +90,17 @@ class RecoverAll(_DBCommand):
     started again).  The dead host's nova-compute must be reported down.
     If it is still up (or not yet reported down) this is refused: a host
     that still runs its servers would run each disk twice and corrupt it.
-    Only when the host is fenced (powered off) may you pass --force-down
-    together with --confirm-fenced HOST (the host name again) to force the
-    service down first.
+
+    Fencing: down is not powered off (a crashed nova-compute or a network
+    partition leaves the servers running), so --dead (and --via-db) also
+    needs evidence that the host is fenced, else it is refused and nothing
+    changes: its nova-compute forced down by someone else (an external
+    fencer such as Masakari with Pacemaker), or --confirm-fenced HOST (you
+    say it is powered off, naming it again), or --fence-check CMD exiting
+    0.  With that evidence --force-down forces a host not yet reported
+    down.  Before the first evacuation the dead host's nova-compute is
+    disabled with a reason naming the evacuation (a host someone else
+    disabled is left as it is); its row says how to bring it back.
 
     Legacy path (--dead --via-db --target-host HOST): the guide's SQL in the
     nova cell DB (instances) and the neutron DB (ml2_port_bindings,
@@ -132,13 +140,26 @@ class RecoverAll(_DBCommand):
             '--force-down', action='store_true',
             help='--dead: force the host\'s nova-compute service down '
                  'first.  Only for a fenced (powered off) host; needs '
-                 '--confirm-fenced')
+                 '--confirm-fenced or --fence-check')
         parser.add_argument(
             '--confirm-fenced', metavar='<host>',
-            help='With --force-down: the host name again (exactly the host '
-                 'being recovered), to confirm it is powered off.  Forcing '
-                 'down a host that still runs can start the same disk twice '
-                 'and corrupt it')
+            help='--dead: the host name again (exactly the host being '
+                 'recovered): you confirm it is powered off (fenced).  '
+                 'Evacuating a host that still runs starts the same disk '
+                 'twice and corrupts it')
+        parser.add_argument(
+            '--fence-check', metavar='<command>',
+            help='--dead: a command that exits 0 when the host is powered '
+                 'off, e.g. "ipmi-power-status-off {host}" ({host} is '
+                 'replaced by the host name, always one argument; split '
+                 'like a shell would, never run by one).  It runs with a '
+                 'minimal environment (no OS_* variables), no input, its '
+                 'output discarded.  Any other exit, or no answer within '
+                 '--fence-timeout, refuses; nothing is changed')
+        parser.add_argument(
+            '--fence-timeout', type=base.positive_float,
+            default=60.0, metavar='SECONDS',
+            help='How long --fence-check may take (default 60)')
         parser.add_argument(
             '--reattach-volumes', action='store_true',
             help='Once a server is up, detach and re-attach each of its '
@@ -202,6 +223,8 @@ class RecoverAll(_DBCommand):
             target_host=parsed_args.target_host,
             force_down=parsed_args.force_down,
             confirm_fenced=parsed_args.confirm_fenced,
+            fence_check=parsed_args.fence_check,
+            fence_timeout=parsed_args.fence_timeout,
             reattach_volumes=parsed_args.reattach_volumes,
             nova_db=self.db_source(parsed_args, 'nova'),
             neutron_db=self.db_source(parsed_args, 'neutron'),

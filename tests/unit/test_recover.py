@@ -168,7 +168,8 @@ def run(nova, host='c01', **opts):
 
 
 def by_name(report):
-    return {i.server.name: i for i in report.items}
+    """The server rows by server name (not the dead host's own row)."""
+    return {i.server.name: i for i in report.items if i.server is not None}
 
 
 class TestStoppedOnPurpose(testtools.TestCase):
@@ -392,8 +393,11 @@ class TestDeadMode(testtools.TestCase):
                 dead=True, force_down=True, confirm_fenced=confirm)
             self.assertIn('fenced', str(exc))
         self.assertFalse(self.nova.compute.update_service_forced_down.called)
-        self.assertRaises(errors.UsageError, run, self.nova, 'c03',
-                          dead=True, confirm_fenced='c03')
+        # the confirmation alone does not force an up host down
+        exc = self.assertRaises(errors.Refused, run, self.nova, 'c03',
+                                dead=True, confirm_fenced='c03')
+        self.assertIn('still up', str(exc))
+        self.assertFalse(self.nova.compute.update_service_forced_down.called)
 
     def test_confirmation_must_name_the_host_even_when_down(self):
         # c03 is already down: a confirmation naming another host, or none,
@@ -424,7 +428,8 @@ class TestDeadMode(testtools.TestCase):
 
     def test_evacuate_restores_power_state(self):
         self.nova.services['c03'].state = 'down'
-        report, _ = run(self.nova, 'c03', dead=True, max_parallel=2)
+        report, _ = run(self.nova, 'c03', dead=True, confirm_fenced='c03',
+                        max_parallel=2)
         self.assertTrue(report.ok, [i.row() for i in report.items])
         items = by_name(report)
         srv = self.nova.servers
@@ -453,7 +458,8 @@ class TestDeadMode(testtools.TestCase):
                 raise fakes.http_error(409, 'task_state rebuild_spawning')
             return real(server)
         self.nova.compute.start_server.side_effect = start
-        report, _ = run(self.nova, 'c03', dead=True, max_parallel=1)
+        report, _ = run(self.nova, 'c03', dead=True, confirm_fenced='c03',
+                        max_parallel=1)
         self.assertTrue(report.ok, [i.row() for i in report.items])
         self.assertEqual(1, len(refused))
         for s in (self.a, self.c):
@@ -477,7 +483,7 @@ class TestDeadMode(testtools.TestCase):
             srv.compute_host, srv.status, srv.power_state = 'c02', \
                 'SHUTOFF', 4
         del self.nova.servers[self.c.id]
-        report, _ = run(self.nova, 'c03', dead=True)
+        report, _ = run(self.nova, 'c03', dead=True, confirm_fenced='c03')
         items = by_name(report)
         self.assertTrue(report.ok, [i.row() for i in report.items])
         self.assertEqual(('evacuate', 'evacuated', 'c02'),
@@ -502,14 +508,15 @@ class TestDeadMode(testtools.TestCase):
                                 migration_type='evacuation', source='c03',
                                 dest='c02')
         self.nova.servers[self.a.id].compute_host = 'c02'
-        report, _ = run(self.nova, 'c03', dead=True, dry_run=True)
+        report, _ = run(self.nova, 'c03', dead=True, confirm_fenced='c03',
+                        dry_run=True)
         self.assertNotIn('a', by_name(report))
         self.assertEqual([], self.nova.compute.server_actions.call_args_list)
 
     def test_failed_evacuation_row_carries_nova_fault_and_event(self):
         self.nova.services['c03'].state = 'down'
         self.nova.scripts[self.a.id] = ['fail', 'fail']
-        report, _ = run(self.nova, 'c03', dead=True)
+        report, _ = run(self.nova, 'c03', dead=True, confirm_fenced='c03')
         item = by_name(report)['a']
         self.assertEqual('failed', item.result)
         self.assertIn('migration', item.message)
@@ -528,7 +535,8 @@ class TestDeadMode(testtools.TestCase):
 
     def test_dry_run_changes_nothing(self):
         self.nova.services['c03'].state = 'down'
-        report, _ = run(self.nova, 'c03', dead=True, dry_run=True)
+        report, _ = run(self.nova, 'c03', dead=True, confirm_fenced='c03',
+                        dry_run=True)
         self.assertEqual({'planned'}, {i.result for i in report.items})
         self.assertEqual([], self.nova.calls)
 

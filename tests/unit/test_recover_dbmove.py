@@ -64,6 +64,7 @@ class ViaDBFixture(testtools.TestCase):
         opts.setdefault('dead', True)
         opts.setdefault('via_db', True)
         opts.setdefault('target_host', 'c02')
+        opts.setdefault('confirm_fenced', 'c03')
         opts.setdefault('poll_interval', 1.0)
         opts.setdefault('timeout', 30.0)
 
@@ -101,8 +102,10 @@ class TestViaDBFlow(ViaDBFixture):
         self.assertIn('UPDATE `nova_cell1`.`instances`', sql[0])
         self.assertIn("parameters: 'c02'", sql[0])
         self.assertEqual({('db-move', 'planned'),
-                          ('move-allocation', 'planned')},
+                          ('move-allocation', 'planned'),
+                          ('disable-host', 'planned')},
                          {(i.method, i.result) for i in report.items})
+        self.assertEqual('enabled', self.nova.services['c03'].status)
         self.assertEqual({'c03'}, {r['host'] for r in
                                    self.db.data['instances']})
         self.assertFalse(os.path.exists(self.journal))
@@ -118,8 +121,14 @@ class TestViaDBFlow(ViaDBFixture):
 
     def test_execute_moves_and_hard_reboots_running_ones(self):
         report = self.run_flow(execute=True)
+        # the dead host is disabled first, with the way back in its row
+        host = report.items[0]
+        self.assertEqual(('c03', 'disable-host', 'disabled'),
+                         (host.id, host.method, host.result))
+        self.assertIn('--enable c03', host.message)
+        self.assertEqual('disabled', self.nova.services['c03'].status)
         rows = sorted((i.server.name, i.method, i.result)
-                      for i in report.items)
+                      for i in report.items[1:])
         self.assertEqual([('a', 'db-move', 'moved'),
                           ('a', 'hard-reboot', 'running'),
                           ('a', 'move-allocation', 'moved'),
@@ -139,7 +148,7 @@ class TestViaDBFlow(ViaDBFixture):
                                    self.db.data['instances']})
         self.assertEqual([('reboot-hard', 'a')], self.nova.calls)
         self.assertEqual(self.journal, report.journal)
-        self.assertIn(self.journal, report.items[0].message)
+        self.assertIn(self.journal, report.items[1].message)
 
     def test_an_unfinished_journal_is_reported_on_start(self):
         from osc_nodeops.db import journal
