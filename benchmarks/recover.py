@@ -184,6 +184,10 @@ class Bench(object):
         if svc.is_forced_down:
             self.c.update_service_forced_down(svc, host, 'nova-compute',
                                               False)
+        # recover-all --dead disables the dead host (the reason names it)
+        if svc.status == 'disabled' and (svc.disabled_reason or '').startswith(
+                'osc-nodeops recover-all --dead'):
+            self.c.enable_service(svc, host=host, binary='nova-compute')
         self.wait_service(host, 'up')
 
     def evacuate_ours(self, host, ids):

@@ -44,7 +44,7 @@ def argv(template, host):
         raise FenceCheckError('--fence-check must name the host as {host} '
                               '(e.g. "ipmi-power-off-check {host}"): a '
                               'check of no particular host proves nothing')
-    if not operator_step.HOST_RE.match(host or ''):
+    if not operator_step.HOST_RE.fullmatch(host or ''):
         raise FenceCheckError('refusing to run --fence-check for host %r: '
                               'not a host name' % (host,))
     return [w.replace(PLACEHOLDER, host) for w in words]

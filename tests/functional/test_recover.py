@@ -40,13 +40,29 @@ class _Base(base.FunctionalTestCase):
             time.sleep(1)
 
     def _restore(self, host):
-        """Cleanup: the host's nova-compute running, not forced down."""
+        """Cleanup: the host's nova-compute running, not forced down,
+        enabled (a dead-host recovery disables it)."""
         self.minicloud('start-compute', host)
         svc = self._service(host)
         if svc.is_forced_down:
             self.admin_conn.compute.update_service_forced_down(
                 svc, host, 'nova-compute', False)
         self._wait_service(host, 'up')
+        self.enable_computes(host)
+
+    def assert_disabled_by_recovery(self, host, rows, forced=False):
+        """Issue 20 item 8: after the evacuation the dead host is disabled
+        with a reason naming it; its row says how to bring it back."""
+        svc = self._service(host)
+        self.assertEqual('disabled', svc.status)
+        self.assertIn('osc-nodeops recover-all --dead', svc.disabled_reason)
+        self.assertIn('evacuated', svc.disabled_reason)
+        [row] = [r for r in rows if r['Method'] == 'disable-host']
+        self.assertEqual((host, 'disabled'), (row['ID'], row['Result']))
+        self.assertIn('openstack compute service set --enable %s '
+                      'nova-compute' % host, row['Message'])
+        self.assertEqual(forced, 'openstack compute service set --up %s '
+                         'nova-compute' % host in row['Message'])
 
     def _kill(self, host):
         self.addCleanup(self._restore, host)
@@ -193,9 +209,18 @@ class TestRecoverDeadHost(_Base):
         res, _ = self.recover('c03')
         self.assertEqual(1, res.returncode)
         self.assertIn('use --dead', res.stderr)
+        # down is not fenced (issue 20 item 7): refused, nothing changed
+        res, rows = self.recover('c03', '--dead', '--target-host', 'c02')
+        self.assertEqual(1, res.returncode, res.stderr)
+        self.assertEqual(1, len(res.stderr.strip().splitlines()), res.stderr)
+        self.assertIn('no fencing evidence', res.stderr)
+        self.assertEqual([], rows)
+        self.assert_untouched('c03', running, stopped)
 
         res, rows = self.recover('c03', '--dead', '--target-host', 'c02',
+                                 '--confirm-fenced', 'c03',
                                  '--reattach-volumes', '--timeout', '120')
+        self.assert_disabled_by_recovery('c03', rows)
         mine = self.rows_for(rows, running, stopped)
         got = sorted((r['ID'] == running.id, r['Method'], r['Result'],
                       r['Dest Compute'] or '') for r in mine)
@@ -243,6 +268,69 @@ class TestRecoverDeadHost(_Base):
                for r in rows):
             self.assertEqual(0, res.returncode, res.stderr)
 
+    def assert_untouched(self, host, *servers):
+        """Nothing of a refused recovery happened: the servers on the
+        host, no evacuation, nova-compute enabled and not forced down."""
+        for s in servers:
+            srv = self.admin_conn.compute.get_server(s.id)
+            self.assertEqual((host, None), (srv.compute_host, srv.task_state))
+            self.assertEqual([], list(self.admin_conn.compute.migrations(
+                instance_uuid=s.id, migration_type='evacuation')))
+        svc = self._service(host)
+        self.assertEqual(('enabled', False),
+                         (svc.status, bool(svc.is_forced_down)))
+
+    def _fence_check(self, rc):
+        """A --fence-check command: a script exiting ``rc`` for c03 (any
+        other host: 9), recording its argv and environment."""
+        import os
+        import tempfile
+        d = tempfile.mkdtemp()
+        self.addCleanup(__import__('shutil').rmtree, d, True)
+        script = os.path.join(d, 'power-off?')
+        with open(script, 'w') as f:
+            f.write('#!/bin/sh\nprintf "%%s\\n" "$@" > "$0.argv"\n'
+                    'env > "$0.env"\n'
+                    'echo "power is whatever; password=hunter2"\n'
+                    'case "$1" in c03) exit %d;; esac\nexit 9\n' % rc)
+        os.chmod(script, 0o755)
+        return script
+
+    def test_down_host_needs_fencing_evidence_fence_check(self):
+        import shlex
+        server = self.create_server(host='c03')
+        self._kill('c03')
+        self._wait_service('c03', 'down')
+        # --fence-check says "not powered off" (exit 1): refused, unchanged
+        check = self._fence_check(1)
+        res, rows = self.recover('c03', '--dead', '--fence-check',
+                                 '%s {host}' % shlex.quote(check))
+        self.assertEqual(1, res.returncode, res.stderr)
+        self.assertEqual(1, len(res.stderr.strip().splitlines()), res.stderr)
+        self.assertIn('--fence-check for c03 exited 1', res.stderr)
+        self.assertEqual([], rows)
+        self.assert_untouched('c03', server)
+        with open(check + '.argv') as f:
+            self.assertEqual('c03\n', f.read())
+        with open(check + '.env') as f:
+            env = f.read()
+        self.assertNotIn('OS_', env)
+        self.assertNotIn('hunter2', res.stdout + res.stderr)
+        # exit 0: powered off, evacuated; the dead host disabled
+        check = self._fence_check(0)
+        res, rows = self.recover('c03', '--dead', '--fence-check',
+                                 '%s {host}' % shlex.quote(check),
+                                 '--timeout', '120')
+        self.assertEqual(0, res.returncode, res.stderr)
+        self.assertIn('--fence-check exited 0', res.stderr)
+        self.assertEqual([('evacuate', 'evacuated')],
+                         [(r['Method'], r['Result'])
+                          for r in self.rows_for(rows, server)], res.stderr)
+        self.assertNotEqual('c03', self.admin_conn.compute.get_server(
+            server.id).compute_host)
+        self.assert_disabled_by_recovery('c03', rows)
+        self.assertNotIn('hunter2', res.stdout + res.stderr)
+
     def test_confirm_fenced_must_name_the_host_even_when_down(self):
         server = self.create_server(host='c03')
         self._kill('c03')
@@ -263,13 +351,31 @@ class TestRecoverDeadHost(_Base):
 
     def test_force_down_with_fenced_confirmation(self):
         server = self.create_server(host='c03')
-        self._kill('c03')
-        # not yet reported down: only the fenced confirmation lets it go
+        # another admin disabled c03 before: that stays as they left it
+        svc = self._service('c03')
+        self.admin_conn.compute.disable_service(
+            svc, host='c03', binary='nova-compute',
+            disabled_reason='RMA: bad DIMM, do not enable')
+        self.addCleanup(self._restore, 'c03')
+        # nova reports c03 up (its nova-compute is left running: killing it
+        # would race nova's 12 s service_down_time against this command's
+        # start-up); the operator says it is fenced, and only that
+        # confirmation lets --force-down force it down
+        self.assertEqual('up', self._service('c03').state)
         res, rows = self.recover('c03', '--dead', '--force-down',
                                  '--confirm-fenced', 'c03', '--timeout',
                                  '120')
         self.assertIn('forced down', res.stderr)
-        self.assertTrue(self._service('c03').is_forced_down)
+        svc = self._service('c03')
+        self.assertTrue(svc.is_forced_down)
+        self.assertEqual(('disabled', 'RMA: bad DIMM, do not enable'),
+                         (svc.status, svc.disabled_reason))
+        [row] = [r for r in rows if r['Method'] == 'disable-host']
+        self.assertEqual('skipped', row['Result'])
+        self.assertIn('already disabled by someone else', row['Message'])
+        self.assertNotIn('--enable', row['Message'])
+        self.assertIn('openstack compute service set --up c03 nova-compute',
+                      row['Message'])
         mine = self.rows_for(rows, server)
         self.assertEqual([('evacuate', 'evacuated')],
                          [(r['Method'], r['Result']) for r in mine],
@@ -296,7 +402,14 @@ class TestRecoverDeadHost(_Base):
                        'evacuation of %s done' % s.id)
             srv = self.wait_for_server(s.id, 'SHUTOFF')
             self.assertEqual('c02', srv.compute_host)
+        # c03 forced down by someone else (what an external fencer such
+        # as Masakari does): that is the fencing evidence
+        svc = self._service('c03')
+        self.admin_conn.compute.update_service_forced_down(
+            svc, 'c03', 'nova-compute', True)
         res, rows = self.recover('c03', '--dead', '--timeout', '120')
+        self.assertIn('forced down by someone else', res.stderr)
+        self.assert_disabled_by_recovery('c03', rows)
         mine = {r['ID']: r for r in self.rows_for(rows, running, stopped)}
         self.assertEqual(('evacuate', 'evacuated', 'c02'),
                          (mine.get(running.id, {}).get('Method'),
@@ -339,13 +452,15 @@ class TestRecoverDeadHost(_Base):
                 '--neutron-conf', self.state['neutron_conf'])
         res, _ = self.recover('c03', '--dead', '--via-db', '--target-host',
                               'c02', '--execute', '--journal', journal,
-                              '--timeout', '120', *conf)
+                              '--confirm-fenced', 'c03', '--timeout', '120',
+                              *conf)
         self.assertEqual(0, res.returncode, res.stderr)
         self.openstack('server', 'recover-all', '--undo', journal, *conf)
         self.assertEqual('c03', self.admin_conn.compute.get_server(
             server.id).compute_host)
         res, rows = self.recover('c03', '--dead', '--target-host', 'c02',
-                                 '--retries', '0', '--timeout', '120')
+                                 '--confirm-fenced', 'c03', '--retries', '0',
+                                 '--timeout', '120')
         self.assertEqual(1, res.returncode, res.stderr)
         mine = self.rows_for(rows, server)
         self.assertEqual([('evacuate', 'failed')],
@@ -369,6 +484,14 @@ class TestRecoverDeadHost(_Base):
         self._wait_service('c03', 'down')
         conf = ('--nova-conf', self.state['nova_conf'],
                 '--neutron-conf', self.state['neutron_conf'])
+        # no fencing evidence: refused, nothing changed
+        res, rows = self.recover('c03', '--dead', '--via-db',
+                                 '--target-host', 'c02', *conf)
+        self.assertEqual(1, res.returncode, res.stderr)
+        self.assertIn('no fencing evidence', res.stderr)
+        self.assertNotIn('UPDATE', res.stderr)
+        self.assert_untouched('c03', running, stopped)
+        conf += ('--confirm-fenced', 'c03')
         # dry run (the default): rows planned, nothing moved
         res, rows = self.recover('c03', '--dead', '--via-db',
                                  '--target-host', 'c02', *conf)
@@ -377,6 +500,9 @@ class TestRecoverDeadHost(_Base):
         self.assertEqual({('db-move', 'planned'),
                           ('move-allocation', 'planned')},
                          {(r['Method'], r['Result']) for r in mine})
+        self.assertIn(('c03', 'disable-host', 'planned'),
+                      [(r['ID'], r['Method'], r['Result']) for r in rows])
+        self.assertEqual('enabled', self._service('c03').status)
         self.assertIn('UPDATE `nova_cell1`.`instances`', res.stderr)
         self.assertEqual('c03', self.admin_conn.compute.get_server(
             running.id).compute_host)
@@ -399,6 +525,7 @@ class TestRecoverDeadHost(_Base):
                                  (False, 'skip', 'skipped')]), got,
                          res.stderr)
         self.assertTrue(os.path.exists(journal))
+        self.assert_disabled_by_recovery('c03', rows)
         srv = self.admin_conn.compute.get_server(running.id)
         self.assertEqual(('ACTIVE', 1, 'c02'),
                          (srv.status, srv.power_state, srv.compute_host))

@@ -293,9 +293,11 @@ class TestViaDBPlacement(test_recover._Base):
         usage2, usage3 = self._usages(c02), self._usages(c03)
         conf = ('--nova-conf', self.state['nova_conf'],
                 '--neutron-conf', self.state['neutron_conf'])
+        fenced = ('--confirm-fenced', 'c03')
         # dry run: nothing moves in placement either
         res_dry, dry_rows = self.recover('c03', '--dead', '--via-db',
-                                         '--target-host', 'c02', *conf)
+                                         '--target-host', 'c02', *conf,
+                                         *fenced)
         self.assertEqual(0, res_dry.returncode, res_dry.stderr)
         self.assertEqual((usage2, usage3),
                          (self._usages(c02), self._usages(c03)))
@@ -305,7 +307,7 @@ class TestViaDBPlacement(test_recover._Base):
         out, rows = self.recover('c03', '--dead', '--via-db',
                                  '--target-host', 'c02', '--execute',
                                  '--journal', journal_path, '--timeout',
-                                 '120', *conf)
+                                 '120', *conf, *fenced)
         # each server's allocation is on c02 now, nothing left on c03
         for s in (running, stopped):
             self.assertEqual({c02: res[s.id]}, self._allocations(s.id),
@@ -332,6 +334,24 @@ class TestViaDBPlacement(test_recover._Base):
         self.assertEqual(
             sorted([running.id, stopped.id]),
             sorted(c['consumer'] for c in doc['placement']['consumers']))
+        # --undo --dry-run (issue 20 item 1) says what it would put back
+        # and changes nothing: the nova and neutron rows (whole tables,
+        # and MariaDB's checksum of them), the allocations and usages, the
+        # journal
+        state = self._everything(journal_path, running, stopped)
+        dry = self.openstack('server', 'recover-all', '--undo',
+                             journal_path, '--dry-run', *conf, '-f', 'json')
+        self.assertEqual(state, self._everything(journal_path, running,
+                                                 stopped))
+        self.assertIn({'Table': 'placement allocations', 'Would Restore': 2,
+                       'Already Back': 0, 'Gone': 0}, json.loads(dry.stdout))
+        self.assertIn({'Table': 'instances', 'Would Restore': 2,
+                       'Already Back': 0, 'Gone': 0}, json.loads(dry.stdout))
+        for s in (running, stopped):
+            self.assertIn('would put back instance %s: host c02 -> c03'
+                          % s.id, dry.stderr)
+            self.assertIn('would put back the placement allocation of %s: '
+                          'c02 ' % s.id, dry.stderr)
         # --undo puts the allocations back on c03 with the rows
         undo = self.openstack('server', 'recover-all', '--undo',
                               journal_path, *conf, parse_json=True)
@@ -343,3 +363,81 @@ class TestViaDBPlacement(test_recover._Base):
                 s.id).compute_host)
         self.assertEqual((usage2, usage3),
                          (self._usages(c02), self._usages(c03)))
+
+    def _db(self, which):
+        conn = _connect(self.state['databases'][which])
+        self.addCleanup(conn.close)
+        return conn
+
+    def _everything(self, journal_path, *servers):
+        """The state an undo could change: the nova and neutron rows (and
+        the server's checksums of those tables), each server's allocations,
+        both providers' usages, the journal's bytes."""
+        out = {}
+        nova, neutron = self._db('nova'), self._db('neutron')
+        for conn, tables in ((nova, ('instances',)),
+                             (neutron, ('ml2_port_bindings',
+                                        'ml2_port_binding_levels'))):
+            with conn.cursor() as cur:
+                for table in tables:
+                    cur.execute('CHECKSUM TABLE `%s` EXTENDED' % table)
+                    out['checksum ' + table] = cur.fetchall()[0][1]
+                    cur.execute('SELECT * FROM `%s`' % table)
+                    out[table] = sorted(map(repr, cur.fetchall()))
+        for s in servers:
+            out['allocations ' + s.id] = self._allocations(s.id)
+        for host in ('c02', 'c03'):
+            out['usages ' + host] = self._usages(self._rp(host))
+        with open(journal_path, 'rb') as f:
+            out['journal'] = f.read()
+        return out
+
+    def test_exclude_is_honoured_by_the_sql_move(self):
+        # issue 20 item 2: --exclude S keeps S's rows, ports and allocation
+        net = self.state['networks']['public']['id']
+        moved = self.create_server(host='c03', network=net)
+        kept = self.create_server(host='c03', network=net)
+        c02, c03 = self._rp('c02'), self._rp('c03')
+        kept_alloc = self._allocations(kept.id)
+        self._kill('c03')
+        self._wait_service('c03', 'down')
+        conf = ('--nova-conf', self.state['nova_conf'],
+                '--neutron-conf', self.state['neutron_conf'],
+                '--confirm-fenced', 'c03')
+        jdir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, jdir, True)
+        journal_path = os.path.join(jdir, 'move.json')
+        res, rows = self.recover('c03', '--dead', '--via-db',
+                                 '--target-host', 'c02', '--exclude',
+                                 kept.name, *conf)
+        self.assertEqual(0, res.returncode, res.stderr)
+        sql = [line for line in res.stderr.splitlines() if 'UPDATE' in line]
+        self.assertTrue(sql, res.stderr)
+        self.assertNotIn(kept.id, '\n'.join(sql))
+        self.assertIn(moved.id, '\n'.join(sql))
+        res, rows = self.recover('c03', '--dead', '--via-db',
+                                 '--target-host', 'c02', '--execute',
+                                 '--exclude', kept.name, '--journal',
+                                 journal_path, '--timeout', '120', *conf)
+        self.assertEqual(0, res.returncode, res.stderr)
+        got = {(r['ID'], r['Method'], r['Result'])
+               for r in self.rows_for(rows, moved, kept)}
+        self.assertIn((kept.id, 'db-move', 'skipped'), got)
+        self.assertEqual(set(), {g for g in got if g[0] == kept.id
+                                 and g[1] != 'db-move'})
+        self.assertIn((moved.id, 'db-move', 'moved'), got)
+        [row] = [r for r in rows if r['ID'] == kept.id]
+        self.assertIn('excluded (--exclude)', row['Message'])
+        self.assertEqual('c03', self.admin_conn.compute.get_server(
+            kept.id).compute_host)
+        self.assertEqual('c02', self.admin_conn.compute.get_server(
+            moved.id).compute_host)
+        self.assertEqual(['c03'], [p.binding_host_id for p in
+                                   self.admin_conn.network.ports(
+                                       device_id=kept.id)])
+        self.assertEqual(kept_alloc, self._allocations(kept.id))
+        self.assertEqual([c02], list(self._allocations(moved.id)))
+        self.assertEqual([c03], list(kept_alloc))
+        doc = journal.read(journal_path)
+        self.assertEqual([moved.id], [i['uuid'] for i in
+                                      doc['nova']['instances']])
