@@ -6,9 +6,10 @@ Not a root step: it runs with our own rights.  Never through a shell: the
 template is split with :func:`shlex.split` and ``{host}`` replaced inside
 each word, so the host name is always part of exactly one argv element and
 can never add a word or a command.  It gets an explicit minimal environment
-(no ``OS_*`` variable, no token, none of ours), no stdin, its output goes
-nowhere (never into nova, a row or a log), and it runs in its own session
-so that a timeout ends it and everything it started.
+(``operator_step.environment()``, as maintain's steps: ``PATH``,
+``HOME``, ``LANG``, ``TERM``; no ``OS_*`` variable, no token), no stdin,
+its output goes nowhere (never into nova, a row or a log), and it runs in
+its own session so that a timeout ends it and everything it started.
 """
 
 import shlex
@@ -17,10 +18,6 @@ import subprocess
 from osc_nodeops.privileged import operator_step
 
 PLACEHOLDER = operator_step.PLACEHOLDER
-#: The whole environment the check gets.
-ENV = {'PATH': '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:'
-               '/bin',
-       'LC_ALL': 'C.UTF-8'}
 
 
 class FenceCheckError(Exception):
@@ -58,7 +55,7 @@ def run(template, host, timeout, grace=2.0):
         child = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True,
-            close_fds=True, cwd='/', env=dict(ENV))
+            close_fds=True, cwd='/', env=operator_step.environment())
     except OSError as exc:
         raise FenceCheckError('--fence-check could not start %s: %s' % (
             args[0], exc.strerror or type(exc).__name__))
