@@ -357,6 +357,10 @@ class TestRecoverDeadHost(_Base):
             svc, host='c03', binary='nova-compute',
             disabled_reason='RMA: bad DIMM, do not enable')
         self.addCleanup(self._restore, 'c03')
+        # (cleanups run last first: c03's nova-compute is stopped, then
+        # started again, whose start-up completes the evacuation records;
+        # nova refuses to force a host up while they remain)
+        self.addCleanup(self.minicloud, 'kill-compute', 'c03')
         # nova reports c03 up (its nova-compute is left running: killing it
         # would race nova's 12 s service_down_time against this command's
         # start-up); the operator says it is fenced, and only that
