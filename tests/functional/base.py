@@ -25,6 +25,51 @@ import testtools
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
+
+
+def _claim_worker_rig():
+    """With NODEOPS_FUNCTIONAL_RIGS (rig state directories, os.pathsep
+    between them; ``tools/checks functional`` sets it), this test process
+    takes the first rig no other process holds (a non-blocking flock on
+    ``<rig>/worker.lock``, kept until the process ends), enters the rig's
+    network namespace (named in ``<rig>/netns``; setns(2) on this, the only
+    thread: every later thread and child process is inside too) and sets
+    MINICLOUD_DIR, which ``minicloud`` and every child follow.  See
+    doc/source/contributor/functional-tests.rst.  Returns the lock file,
+    or None without the variable (one rig, as a developer runs it)."""
+    rigs = os.environ.get('NODEOPS_FUNCTIONAL_RIGS')
+    if not rigs:
+        return None
+    import ctypes
+    if threading.active_count() != 1:
+        raise RuntimeError('a worker enters its rig\'s namespace before any'
+                           ' thread exists; %d threads run'
+                           % threading.active_count())
+    for rig in rigs.split(os.pathsep):
+        lock = open(os.path.join(rig, 'worker.lock'), 'a')
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        with open(os.path.join(rig, 'netns')) as f:
+            netns = f.read().strip()
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(os.path.join('/run/netns', netns), os.O_RDONLY)
+        try:
+            if libc.setns(fd, 0x40000000) != 0:     # CLONE_NEWNET
+                err = ctypes.get_errno()
+                raise OSError(err, 'setns(%s): %s' % (netns,
+                                                      os.strerror(err)))
+        finally:
+            os.close(fd)
+        os.environ['MINICLOUD_DIR'] = rig
+        return lock
+    raise RuntimeError('NODEOPS_FUNCTIONAL_RIGS: every rig is held by '
+                       'another test process: %s' % rigs)
+
+
+_worker_rig_lock = _claim_worker_rig()
 MINICLOUD = os.path.join(REPO, 'tools', 'minicloud', 'minicloud')
 STATE_DIR = os.environ.get('MINICLOUD_DIR') or os.path.join(
     REPO, '.minicloud')
