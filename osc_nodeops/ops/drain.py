@@ -408,18 +408,23 @@ def trusted_origin(server, host, snap):
 LEASE_CLOCK_SLACK = datetime.timedelta(minutes=5)
 
 
-def record_missing_origins(ctx, snap, host, since):
-    """A drain killed between a verified move and its origin record: give
-    the servers it moved away since ``since`` (its lease) their record, from
-    their finished migration from ``host``.  One GET per such server, only
-    on a rerun that took a lease over."""
+def moved_by_stopped_run(ctx, snap, host, since):
+    """The servers the run that was stopped (its lease taken over; it
+    started at ``since``) moved away from ``host``: each has our intent
+    marker and its newest migration, a finished move from ``host`` since
+    then, to where it is now.  One GET per such server, only on a rerun
+    that took a lease over.
+
+    Each becomes a row (``engine.MOVED_EARLIER``: done, by that run); one
+    the run could not give its origin record (killed between the verified
+    move and the record) gets it now."""
     since = since - LEASE_CLOCK_SLACK
     on_host = set(snap.servers)
+    items = []
     for srv_id in snap.migrated_server_ids():
         if srv_id in on_host:
             continue
-        records = snap.migrations(srv_id)
-        m = records[-1]
+        m = snap.migrations(srv_id)[-1]
         if (m.source_compute != host or m.status not in engine.MIGRATION_DONE
                 or m.migration_type not in (None, 'live-migration',
                                             'migration')
@@ -427,22 +432,32 @@ def record_missing_origins(ctx, snap, host, since):
                 < since):
             continue
         srv = ctx.api(ctx.compute.get_server, srv_id)
-        md = srv.metadata or {}
-        if (ORIGIN_KEY in md or not drained_from(srv, host)
+        if (not drained_from(srv, host)
                 or srv.compute_host != m.dest_compute):
             continue
-        item = engine.PlanItem(srv, source=host)
+        method = parse_marker((srv.metadata or {}).get(MARKER_KEY)).get(
+            'method') or ('live' if m.migration_type == 'live-migration'
+                          else 'cold')
+        item = engine.PlanItem(srv, action_for(method), source=host)
         item.last_migration = m
-        method = parse_marker(md.get(MARKER_KEY)).get('method') or (
-            'live' if m.migration_type == 'live-migration' else 'cold')
+        item.destination = m.dest_compute
+        item.result = engine.MOVED_EARLIER
+        item.message = ('moved by the run that was stopped (migration %s)'
+                        % migration_ref(m))
+        items.append(item)
+        if ORIGIN_KEY in (srv.metadata or {}):
+            continue
         try:
             record_origin(ctx, item, host, method)
         except Exception as exc:
+            item.message += '; recording the origin failed: %s' % (
+                engine.describe(exc))
             ctx.emit('warning', 'recording the origin failed: %s' %
                      engine.describe(exc), item)
             continue
         ctx.emit('resume', 'origin recorded (moved by the run that was '
                  'stopped: migration %s)' % migration_ref(m), item)
+    return items
 
 
 # ------------------------------------------------------------ actions
@@ -1274,8 +1289,12 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
     poller = engine.HostPoller(compute, host, features, since=since)
     snap = engine.call_with_retry(lambda: poller.snapshot(full=True))
     items = plan_drain(ctx, snap, opts)
+    earlier = []
     if taken_over_since is not None and not opts.dry_run:
-        record_missing_origins(ctx, snap, host, taken_over_since)
+        planned = {i.id for i in items}
+        earlier = [i for i in moved_by_stopped_run(ctx, snap, host,
+                                                   taken_over_since)
+                   if i.id not in planned]
     misfits, notes = run_preflight(ctx, host, items, opts, features)
     if misfits and (opts.allow_partial or not opts.dry_run):
         # A real run after the pre-pass (drain_hosts) said it fits: the
@@ -1297,6 +1316,7 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
     executor = engine.Executor.from_options(ctx, poller, opts,
                                             **(executor_kwargs or {}))
     executor.run(items, initial_snapshot=snap)
+    items.extend(earlier)   # rows, not work: the stopped run did them
     engine.settle(items, False)
     report.interrupted = executor.interrupted
     if executor.abandon:

@@ -33,6 +33,9 @@ FAILED = 'failed'
 TIMEOUT = 'timeout'
 NOT_STARTED = 'not-started'
 INTERRUPTED = 'interrupted'
+# A move a rerun found done by the run that was stopped (its intent marker
+# and the finished migration say so): done, not by this run.
+MOVED_EARLIER = 'moved-earlier'
 
 # Check states
 PENDING = 'pending'
@@ -626,7 +629,7 @@ class PlanItem(object):
     def ok(self):
         if self.action is None:
             return self.success_if_skipped
-        return self.result == self.action.success
+        return self.result in (self.action.success, MOVED_EARLIER)
 
     def row(self):
         return (self.id, getattr(self.server, 'name', None),

@@ -444,7 +444,8 @@ class TestLease(testtools.TestCase):
         self.held(nova, owner='ops@%s:%d' % (socket.gethostname(),
                                              proc.pid))
         report, events = run_drain(nova)
-        self.assertEqual(['moved'], [i.result for i in report.items])
+        self.assertEqual({'stay': 'moved', 'gone': engine.MOVED_EARLIER},
+                         {i.server.name: i.result for i in report.items})
         md = nova.servers[gone.id].metadata
         self.assertEqual('c01', md[drain.ORIGIN_KEY])
         self.assertEqual(str(m.id), drain.parse_marker(
@@ -452,6 +453,72 @@ class TestLease(testtools.TestCase):
         # a move older than the run that left the lease is not ours
         self.assertNotIn(drain.ORIGIN_KEY, nova.servers[old.id].metadata)
         self.assertTrue(any('origin recorded' in e.message for e in events))
+
+    def test_rerun_rows_include_what_the_stopped_run_moved(self):
+        # Issue 19 item 2: a run SIGKILLed with moves in flight; some
+        # finished before the rerun listed the host.  The rerun's rows
+        # say every server the stopped run moved (found by its intent
+        # markers and the finished migration), and they count as done.
+        import socket
+        import subprocess
+        proc = subprocess.Popen(['true'])
+        proc.wait()
+        nova = fakes.FakeNova()
+        now = engine.timeutil.api_time(engine.utcnow())
+        # moved and origin recorded, then the run was killed
+        done = nova.add('done', host='c02')
+        md = nova.add_migration(done.id, status='completed', source='c01',
+                                dest='c02', created_at=now)
+        done.metadata = {drain.ORIGIN_KEY: 'c01', drain.MARKER_KEY:
+                         drain.marker_value('live', source='c01',
+                                            migration=md.id)}
+        # in flight at the kill, finished before the rerun: intent only
+        landed = nova.add('landed', host='c03', metadata={
+            drain.MARKER_KEY: drain.marker_value('live', source='c01')})
+        ml = nova.add_migration(landed.id, status='completed',
+                                source='c01', dest='c03', created_at=now)
+        # moved long before by another run: not the stopped run's
+        old = nova.add('old', host='c03', metadata={
+            drain.MARKER_KEY: drain.marker_value('live', source='c01')})
+        nova.add_migration(old.id, status='completed', source='c01',
+                           dest='c03', created_at='2020-01-01T00:00:00Z')
+        # moved by someone else (no marker of ours)
+        other = nova.add('other', host='c02')
+        nova.add_migration(other.id, status='completed', source='c01',
+                           dest='c02', created_at=now)
+        nova.add('stay')
+        self.held(nova, owner='ops@%s:%d' % (socket.gethostname(),
+                                             proc.pid))
+        report, events = run_drain(nova)
+        rows = by_name(report)
+        self.assertEqual({'done', 'landed', 'stay'}, set(rows))
+        self.assertEqual('moved', rows['stay'].result)
+        for name, mig, dest in (('done', md, 'c02'), ('landed', ml, 'c03')):
+            item = rows[name]
+            self.assertEqual(engine.MOVED_EARLIER, item.result)
+            self.assertEqual(('live', 'c01', dest),
+                             (item.method, item.source, item.destination))
+            self.assertIn('moved by the run that was stopped',
+                          item.full_message())
+            self.assertIn('migration %s' % mig.id, item.full_message())
+            self.assertTrue(item.ok)
+            self.assertEqual(drain.BLAME_NONE, item.blame)
+        self.assertTrue(report.ok)
+        # the stopped run's origin is recorded where it was missing
+        self.assertEqual('c01',
+                         nova.servers[landed.id].metadata[drain.ORIGIN_KEY])
+        # and nothing was moved twice
+        moved = [c.args[0] if c.args else c.kwargs.get('server')
+                 for c in nova.compute.live_migrate_server.call_args_list]
+        self.assertNotIn(done.id, moved)
+        self.assertNotIn(landed.id, moved)
+
+    def test_rerun_without_a_stopped_run_has_no_earlier_rows(self):
+        nova = fakes.FakeNova()
+        drained_away(nova, 'before')   # an earlier drain, not taken over
+        nova.add('a')
+        report, _ = run_drain(nova)
+        self.assertEqual(['a'], [i.server.name for i in report.items])
 
     def test_dry_run_ignores_the_lease(self):
         nova = fakes.FakeNova()
