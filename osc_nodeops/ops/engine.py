@@ -87,6 +87,9 @@ MIGRATION_FINAL = MIGRATION_FAILED + MIGRATION_DONE
 # Seconds one HTTP request may take (connect, and each read) unless the
 # operator says otherwise (--api-timeout); keystoneauth's Session.timeout.
 DEFAULT_API_TIMEOUT = 60.0
+# Seconds an API call may stay unanswered after a Ctrl-C (see
+# ``Executor.interrupt_grace``).
+INTERRUPT_GRACE = 5.0
 
 # nova's power_state RUNNING (nova/compute/power_state.py).
 POWER_RUNNING = 1
@@ -958,6 +961,11 @@ class Executor(object):
         self._wait = wait or self._wake.wait
         self._calls = Calls(self._wake)
         self.bounded_tick = 0.2
+        # Real seconds a call may stay unanswered after the first
+        # interrupt before the run leaves as after a second one: Ctrl-C
+        # waits for the moves in flight, never for a hung call.
+        self.interrupt_grace = INTERRUPT_GRACE
+        self._interrupted_at = None
         # Real seconds after which a call that has not returned is given up.
         self.hung_after = hung_after if hung_after is not None else timeout
         self._poll_failures = 0
@@ -969,6 +977,7 @@ class Executor(object):
         self.interrupted = True
         if not self.stopping:
             self.stopping = True
+            self._interrupted_at = time.monotonic()
             self.ctx.emit('interrupt', 'no new operations will start; '
                           'waiting for the ones in flight (interrupt again '
                           'to leave them running)')
@@ -997,12 +1006,28 @@ class Executor(object):
             return fn()
         fut = self._calls.submit(fn)
         while True:
-            if self.abandon:
+            if self.abandon or self._leave_hung_call():
                 raise Abandoned()
             try:
                 return fut.result(timeout=self.bounded_tick)
             except futures.TimeoutError:
                 continue
+
+    def _leave_hung_call(self):
+        """After the first interrupt, a call still unanswered
+        ``interrupt_grace`` seconds later: leave now, as after a second
+        interrupt (the moves in flight go on; a rerun picks them up).
+        True when the run leaves."""
+        if (self.abandon or self._interrupted_at is None
+                or time.monotonic() - self._interrupted_at
+                < self.interrupt_grace):
+            return self.abandon
+        self.abandon = True
+        self.ctx.emit('interrupt', 'an API call has not answered %gs after '
+                      'the interrupt: leaving in-flight operations running; '
+                      'rerun to pick them up' % self.interrupt_grace)
+        self._wake.set()
+        return True
 
     def _finish(self, item, result, message=''):
         now = self.clock()
@@ -1380,6 +1405,10 @@ class Executor(object):
         """Finished items leave, re-queued ones go back to the queue; on
         interrupt, the queue is dropped and (the second time) the items in
         flight are left running."""
+        if not self.abandon and any(
+                i.future is not None and not i.future.done()
+                for i in inflight):
+            self._leave_hung_call()
         if self.abandon:
             for item in inflight:
                 if item.state == _FINISHED:
@@ -1387,6 +1416,10 @@ class Executor(object):
                 m = item.last_migration
                 what = (' (migration %s %s)' % (m.id, m.status)
                         if m else '')
+                if item.future is not None and not item.future.done():
+                    what += ('; its %s call had not answered (it may or '
+                             'may not have taken effect)'
+                             % (item.future_kind or 'API'))
                 self._finish(item, INTERRUPTED, 'left in flight%s; '
                              'rerun to pick it up' % what)
             inflight.clear()
@@ -1428,6 +1461,8 @@ class Executor(object):
         """Until a call returns, the next poll or the next queued start."""
         now = self.clock()
         wait = self.poll_interval
+        if self.stopping:   # to see a call hang past interrupt_grace
+            wait = min(wait, self.bounded_tick)
         if any(i.future is None for i in inflight):
             wait = min(wait, self._next_poll - now)
         if queue:

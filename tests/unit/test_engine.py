@@ -517,6 +517,58 @@ class TestExecutor(testtools.TestCase):
         self.assertTrue(ex.interrupted)
         self.assertIn('rerun to pick it up', item.message)
 
+    def test_one_interrupt_during_a_hung_poll_leaves_within_seconds(self):
+        # Issue 19 items 3-4: the first Ctrl-C waits for the moves in
+        # flight, not for a call that does not answer: a call still
+        # pending a few seconds after it leaves as a second Ctrl-C would.
+        nova = fakes.FakeNova()
+        nova.add('a', script=['hang'])
+        release = threading.Event()
+        self.addCleanup(release.set)
+        ctx, poller, ex = make_executor(nova)
+        ex.interrupt_grace = 0.5
+        real = poller.list_migrations
+        polls = []
+
+        def list_migrations(since=None):
+            polls.append(1)
+            if len(polls) > 2:  # the API stops answering
+                threading.Timer(0.3, ex.interrupt).start()
+                release.wait(30)
+            return real(since)
+        poller.list_migrations = list_migrations
+        started = time.monotonic()
+        [item] = ex.run(live_items(nova))
+        self.assertLess(time.monotonic() - started, 10)
+        self.assertEqual('interrupted', item.result)
+        self.assertTrue(ex.interrupted)
+        self.assertIn('rerun to pick it up', item.message)
+        nova.compute.abort_server_migration.assert_not_called()
+
+    def test_one_interrupt_during_a_hung_issue_call_leaves_within_seconds(
+            self):
+        nova = fakes.FakeNova()
+        nova.add('a')
+        nova.add('b')
+        release = threading.Event()
+        self.addCleanup(release.set)
+        holder = {}
+
+        def hang(*args, **kwargs):
+            threading.Timer(0.3, holder['ex'].interrupt).start()
+            release.wait(30)   # the POST is never answered
+        nova.compute.live_migrate_server.side_effect = hang
+        ctx, poller, ex = make_executor(nova, max_parallel=1)
+        ex.interrupt_grace = 0.5
+        holder['ex'] = ex
+        started = time.monotonic()
+        items = ex.run(live_items(nova))
+        self.assertLess(time.monotonic() - started, 10)
+        self.assertEqual(['interrupted', 'not-started'],
+                         [i.result for i in items])
+        self.assertIn('may or may not have taken effect', items[0].message)
+        self.assertEqual(1, nova.compute.live_migrate_server.call_count)
+
     def test_run_leaves_no_call_thread_to_wait_for(self):
         # ThreadPoolExecutor would join a hung worker at exit; the
         # executor's calls run in daemon threads.
