@@ -7,6 +7,8 @@ inside ``run`` when an error has to be said.
 
 import argparse
 import logging
+import signal
+import threading
 import typing
 
 from osc_lib.command import command
@@ -24,6 +26,32 @@ EXIT_INCOMPLETE = errors.EXIT_INCOMPLETE
 EXIT_USAGE = errors.EXIT_USAGE
 
 UsageError = errors.UsageError
+
+
+def take_sigint():
+    """Make Ctrl-C raise ``KeyboardInterrupt`` in the main thread for the
+    whole command; return what to give back (``give_back_sigint``).
+
+    A process started with SIGINT ignored (``cmd &`` in a script, or a CI
+    runner that ignores it: children inherit an ignored signal) gets no
+    handler from Python, so every SIGINT was lost: a command whose API call
+    hung (version discovery included) went on until the call's timeout
+    (issue 19 items 3 and 4).  One SIGINT ends every command: cliff turns
+    the ``KeyboardInterrupt`` into exit 130, and the engine's own handler
+    (``Executor``) takes over while it runs.  A handler someone else
+    installed is left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    current = signal.getsignal(signal.SIGINT)
+    if current not in (signal.SIG_IGN, signal.SIG_DFL, None):
+        return None
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    return current
+
+
+def give_back_sigint(previous):
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
 
 
 class ExitStatusMixin(object):
@@ -47,6 +75,7 @@ class ExitStatusMixin(object):
         self.exit_status = EXIT_OK
         self.api_timeout = getattr(parsed_args, 'api_timeout', None)
         self.error_after_rows = None
+        previous = take_sigint()
         try:
             rc = super(ExitStatusMixin, self).run(parsed_args)
         except errors.NodeOpsError as exc:
@@ -56,6 +85,8 @@ class ExitStatusMixin(object):
             if not isinstance(exc, sdk_exc.SDKException):
                 raise
             return self._say_error(exc, errors.EXIT_REFUSED)
+        finally:
+            give_back_sigint(previous)
         if self.error_after_rows:
             self.say(self.error_after_rows)
         return rc or self.exit_status

@@ -32,11 +32,16 @@ def _cli_env():
 class _Interrupts(base.FaultsMixin):
 
     def popen(self, *args, cloud='minicloud-faulty'):
+        """The command started as a script's ``cmd &`` (or a CI runner)
+        starts it: with SIGINT ignored, which the child inherits and
+        Python then leaves ignored (issue 19 items 3-4: one SIGINT was
+        lost on a fresh machine's CI run, not in a terminal)."""
         exe = os.path.join(os.path.dirname(sys.executable), 'openstack')
-        proc = subprocess.Popen([exe, '--os-cloud', cloud] + list(args),
-                                stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True,
-                                env=_cli_env())
+        proc = subprocess.Popen(
+            ['sh', '-c', 'trap "" INT; exec "$@"', 'sh', exe,
+             '--os-cloud', cloud] + list(args),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=_cli_env())
         self.addCleanup(lambda: proc.poll() is None and proc.kill())
         return proc
 
@@ -220,3 +225,59 @@ class TestPortFloatThroughFaults(_Interrupts,
         self.assertLess(took, 15)
         self.assertEqual(130, rc, err)
         self.assertNotIn('Traceback', err)
+
+
+class TestCtrlCEveryCommand(_Interrupts, test_port_float.PortFloatTestCase):
+    """One SIGINT ends every command within seconds while its first nova
+    call hangs (version discovery: ``hang=1`` on nova, ``--api-timeout
+    600`` where there is one), started with SIGINT ignored; exit 130, no
+    traceback, nothing changed."""
+
+    def test_one_ctrl_c_ends_every_command(self):
+        server = self.create_server(host='c01')
+        port = self.float_create('ft-ctrl-c-%s' % uuid.uuid4().hex[:6])
+        name = 'ft-ctrl-c-new-%s' % uuid.uuid4().hex[:6]
+        t = ('--api-timeout', '600')
+        commands = [
+            ('compute', 'node', 'drain', 'c01') + t,
+            ('compute', 'node', 'undrain', 'c01') + t,
+            ('compute', 'node', 'show', 'c01'),
+            ('compute', 'node', 'list'),
+            ('compute', 'node', 'maintain', 'c01', '--exec', 'true') + t,
+            ('compute', 'node', 'volumes', 'c01'),
+            ('port', 'float', 'create', name, '--network', self.net.id) + t,
+            ('port', 'float', 'list') + t,
+            ('port', 'float', 'detach', port['ID']) + t,
+            ('port', 'float', 'move', port['ID'], server.id) + t,
+            ('port', 'float', 'recover', '198.51.100.77', '--network',
+             self.net.id) + t,
+        ]
+        self.set_faults('nova', hang=1)
+        failed = {}
+        for args in commands:
+            mark = self.fault_mark()
+            proc = self.popen(*args)
+            self.wait_hang(mark, 'nova', proc, timeout=120)
+            proc.send_signal(signal.SIGINT)
+            start = time.monotonic()
+            try:
+                out, err = proc.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+                err = 'still running 20 s after one SIGINT\n' + err
+            took = time.monotonic() - start
+            if proc.returncode != 130 or took > 10 or 'Traceback' in err:
+                failed[' '.join(args[:4])] = (proc.returncode,
+                                              round(took, 1), err[-300:])
+        self.assertEqual({}, failed)
+        self.minicloud('faults', 'clear')
+        # nothing changed
+        [svc] = self.admin_conn.compute.services(binary='nova-compute',
+                                                 host='c01')
+        self.assertEqual('enabled', svc.status)
+        self.assertEqual('', self.admin_conn.network.get_port(
+            port['ID']).device_id)
+        self.assertEqual([port['ID']], list(self.ports_on_net()))
+        self.assertEqual([], list(self.admin_conn.compute.server_migrations(
+            server.id)))

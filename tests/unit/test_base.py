@@ -81,6 +81,37 @@ class TestExitStatus(testtools.TestCase):
         self.assertRaises(ZeroDivisionError, self._raises,
                           ZeroDivisionError('x'))
 
+    def test_sigint_interrupts_even_when_started_ignored(self):
+        # Issue 19 items 3-4: a process started with SIGINT ignored (a
+        # script's `cmd &`, some CI runners) got no KeyboardInterrupt:
+        # one SIGINT must still end the command (cliff: exit 130).
+        import os
+        import signal
+        import time
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.addCleanup(signal.signal, signal.SIGINT, old)
+        seen = []
+
+        def hangs(cmd):
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(50):   # a call that does not answer
+                time.sleep(0.01)
+            seen.append('not interrupted')
+        self.assertRaises(KeyboardInterrupt, self._run, hangs)
+        self.assertEqual([], seen)
+        # given back afterwards
+        self.assertIs(signal.SIG_IGN, signal.getsignal(signal.SIGINT))
+
+    def test_someone_elses_sigint_handler_is_left_alone(self):
+        import signal
+        calls = []
+        old = signal.signal(signal.SIGINT, lambda *a: calls.append(a))
+        self.addCleanup(signal.signal, signal.SIGINT, old)
+        handler = signal.getsignal(signal.SIGINT)
+        seen = []
+        self._run(lambda c: seen.append(signal.getsignal(signal.SIGINT)))
+        self.assertEqual([handler], seen)
+
     def test_events_go_to_the_app_stderr(self):
         def progress(cmd):
             cmd.events('one event')

@@ -37,3 +37,10 @@ class TestHelpTexts(testtools.TestCase):
             text = cls(mock.Mock(), None).get_parser(name).format_help()
             self.assertIn('Exit status:', text, name)
             self.assertIn('130 interrupted by Ctrl-C', text, name)
+
+    def test_every_command_takes_sigint_in_the_one_base(self):
+        # Ctrl-C ends any command (v1/base.py take_sigint), also one
+        # started with SIGINT ignored: each runs through ExitStatusMixin.
+        from osc_nodeops.v1 import base
+        for name, cls in commands():
+            self.assertTrue(issubclass(cls, base.ExitStatusMixin), name)
