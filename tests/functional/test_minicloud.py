@@ -457,50 +457,59 @@ class TestComputeReadiness(RigTestCase):
     """A nova-compute that ``minicloud`` restarted or started is ready
     when the command returns (issue 19 item 1): a server booted onto it at
     once goes ACTIVE there.  Booted before the NEW process's ``init_host``,
-    nova would put it in ERROR (its start-up errors out every build that
-    has an allocation on the node but no host yet); before its RPC server
-    consumes, the build would wait or be lost.  Each change is made just
-    after the host's heartbeat, when the killed process's last report and
-    the command's start fall in the same second (the old check,
-    ``updated_at >= since`` at one-second resolution, then passed before
-    the new process had started)."""
+    nova puts it in ERROR (its start-up errors out every build that has an
+    allocation on the node but no host yet); before its RPC server
+    consumes, the build waits or is lost.
 
-    def _heartbeat(self, host):
-        [svc] = self.admin_conn.compute.services(binary='nova-compute',
-                                                 host=host)
-        return svc.updated_at
+    The old check (the service's ``updated_at`` not older than the start,
+    at one-second resolution) passed on anything that touched the service
+    row: the killed process's last heartbeat in the same second, or an
+    admin's change.  Here an admin keeps forcing the hosts' services down
+    and up again while the rig restarts them (no RPC to the compute, as a
+    disable or enable would make), so that check passes at once every
+    time; the rig must wait for the new process itself."""
 
-    def _right_after_a_heartbeat(self, host, timeout=15):
-        first = self._heartbeat(host)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self._heartbeat(host) != first:
-                return
-            time.sleep(0.05)
-        self.fail('no heartbeat of %s within %d s' % (host, timeout))
+    def _toggle(self, hosts, stop):
+        conn = base.connect('minicloud')
+        try:
+            svcs = [s for s in conn.compute.services(binary='nova-compute')
+                    if s.host in hosts]
+            while not stop.is_set():
+                for svc in svcs:
+                    for forced in (True, False):
+                        conn.compute.update_service_forced_down(
+                            svc, svc.host, svc.binary, forced)
+        finally:
+            conn.close()
 
-    def _boot_at_once(self, hosts):
+    def _change_then_boot(self, hosts, *args):
+        """``minicloud ARGS`` while HOSTS' services are toggled, then a
+        server booted onto each host at once."""
+        import threading
+        stop = threading.Event()
+        toggler = threading.Thread(target=self._toggle, args=(hosts, stop))
+        toggler.start()
+        try:
+            self.minicloud(*args)
+        finally:
+            stop.set()
+            toggler.join()
+        self.assertFalse(any(s.is_forced_down for s in
+                             self.admin_conn.compute.services(
+                                 binary='nova-compute')))
         return [(self.create_server(host=h, wait=False).id, h)
                 for h in hosts]
 
     def test_boot_right_after_restart_start_and_set(self):
+        self.addCleanup(self.enable_computes)
         self.addCleanup(self.minicloud, 'set',
                         'max-concurrent-live-migrations=default')
         self.addCleanup(self.minicloud, 'start-compute', 'c03')
-        booted = []
-        for n in range(3):
-            self._right_after_a_heartbeat('c02')
-            self.minicloud('restart-compute', 'c02')
-            booted += self._boot_at_once(['c02'])
-        self._right_after_a_heartbeat('c03')
+        booted = self._change_then_boot(['c02'], 'restart-compute', 'c02')
         self.minicloud('kill-compute', 'c03')
-        self.minicloud('start-compute', 'c03')
-        booted += self._boot_at_once(['c03'])
-        for value in ('3', 'default'):
-            self._right_after_a_heartbeat('c01')
-            self.minicloud('set', 'max-concurrent-live-migrations=%s'
-                           % value)
-            booted += self._boot_at_once(['c01', 'c02', 'c03'])
+        booted += self._change_then_boot(['c03'], 'start-compute', 'c03')
+        booted += self._change_then_boot(
+            ['c01', 'c02', 'c03'], 'set', 'max-concurrent-live-migrations=3')
         servers = self._wait_all([sid for sid, _ in booted], 'ACTIVE')
         self.assertEqual([h for _, h in booted],
                          [s.compute_host for s in servers])

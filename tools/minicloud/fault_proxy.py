@@ -57,9 +57,12 @@ HOP_HEADERS = {'connection', 'keep-alive', 'proxy-connection',
 def control():
     path = os.path.join(STATE, 'faults.json')
     try:
-        mtime = os.stat(path).st_mtime_ns
+        st = os.stat(path)
     except OSError:
         return {}
+    # ``minicloud faults`` renames a new file in place: a new inode even
+    # when two changes fall within one tick of the file system's clock.
+    mtime = (st.st_mtime_ns, st.st_ino, st.st_size)
     with _lock:
         if mtime != _control['mtime']:
             try:
