@@ -5,6 +5,9 @@ no openstacksdk, libvirt, PyMySQL or ops-layer imports here.
 """
 
 import logging
+import os
+import re
+import sys
 
 LOG = logging.getLogger(__name__)
 
@@ -24,32 +27,71 @@ def make_client(instance):
 
 
 # The loggers that write the command line (osc-lib's "START with options"
-# at -v, cliff's errors): their records pass through _HideDBPasswords.
+# at -v, cliff's errors): their records pass through _HideSecrets.
 _ARGV_LOGGERS = ('osc_lib.shell', 'openstackclient.shell', 'openstack')
 
+# An option that carries a secret: --os-password, --os-token,
+# --os-application-credential-secret, --os-client-secret, ...
+_SECRET_OPTION = re.compile(r'^--[\w-]*(password|token|secret|passcode)'
+                            r'[\w-]*(=.*)?$', re.I)
+# Environment variables whose values are secrets (OS_PASSWORD, OS_TOKEN,
+# OS_AUTH_TOKEN, OS_APPLICATION_CREDENTIAL_SECRET, OS_CLIENT_SECRET...).
+_SECRET_ENV = re.compile(r'^OS_\w*(PASSWORD|TOKEN|SECRET|PASSCODE)\w*$')
 
-class _HideDBPasswords(logging.Filter):
-    """Replace the password of any ``scheme://user:password@`` URL in a log
-    record by ``***``: osc-lib logs the whole command line at INFO (-v),
-    and its own masking knows ``--password`` options, not URLs such as
-    ``--nova-db mysql+pymysql://nova:PASSWORD@db/nova``."""
+
+def _secrets(argv=None, environ=None):
+    """The secret values of the command line and the environment, longest
+    first (so that a secret inside another is replaced after it)."""
+    argv = sys.argv[1:] if argv is None else argv
+    environ = os.environ if environ is None else environ
+    found = {v for k, v in environ.items() if _SECRET_ENV.match(k)}
+    for i, arg in enumerate(argv):
+        m = _SECRET_OPTION.match(arg)
+        if not m:
+            continue
+        if m.group(2):
+            found.add(m.group(2)[1:])
+        elif i + 1 < len(argv):
+            found.add(argv[i + 1])
+    return sorted((v for v in found if v), key=len, reverse=True)
+
+
+class _HideSecrets(logging.Filter):
+    """Hide secrets in a log record of the loggers that write the argv.
+
+    osc-lib logs the whole command line at INFO (-v); its masking
+    (``oslo_utils.strutils.mask_password``) knows ``--password X`` and
+    ``--os-password=X`` but not ``--os-password X``, ``--os-token X`` or
+    ``--os-application-credential-secret X``, and no URL such as
+    ``--nova-db mysql+pymysql://nova:PASSWORD@db/nova``.  So: the
+    password of any ``scheme://user:password@`` URL, and every value of
+    a password/token/secret option (``--os-password``, ``--os-token``...)
+    or environment variable (``OS_PASSWORD``, ``OS_TOKEN``...), become
+    ``***``."""
 
     def filter(self, record):
-        if '://' in str(record.msg) or any(
-                '://' in str(a) for a in (record.args or ())
-                if isinstance(a, str)):
+        text = record.getMessage()
+        new = text
+        if '://' in new:
             from osc_nodeops.db import url
-            record.msg = url.redact(record.getMessage())
+            new = url.redact(new)
+        for secret in _secrets():
+            new = new.replace(secret, '***')
+        if new != text:
+            record.msg = new
             record.args = None
         return True
+
+
+_HideDBPasswords = _HideSecrets  # its name before it hid more
 
 
 def hide_db_passwords():
     """Install the filter (once) on the loggers that write the argv."""
     for name in _ARGV_LOGGERS:
         logger = logging.getLogger(name)
-        if not any(isinstance(f, _HideDBPasswords) for f in logger.filters):
-            logger.addFilter(_HideDBPasswords())
+        if not any(isinstance(f, _HideSecrets) for f in logger.filters):
+            logger.addFilter(_HideSecrets())
 
 
 def build_option_parser(parser):
@@ -58,7 +100,6 @@ def build_option_parser(parser):
     OSC calls this before it parses and logs the command line, so this is
     also where the DB-password filter goes onto its loggers.
     """
-    import os
     hide_db_passwords()
     parser.add_argument(
         '--os-nodeops-api-version',

@@ -61,3 +61,26 @@ class TestLogRedaction(testtools.TestCase):
         [line] = logs.output
         self.assertNotIn('S3cret', line)
         self.assertIn('--nova-db mysql+pymysql://nova:***@db/nova', line)
+
+    def test_verbose_hides_the_cloud_password_and_tokens(self):
+        # Issue 21.10: osc-lib masks "--password X" and "--os-password=X"
+        # but logs "--os-password X" (and --os-token X) in clear at -v.
+        # The real CLI, on a command that needs no cloud.
+        import os
+        exe = os.path.join(os.path.dirname(sys.executable), 'openstack')
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith('OS_')}
+        env.update(OS_PASSWORD='EnvPw0rd', OS_TOKEN='EnvT0ken')
+        res = subprocess.run(
+            [exe, '-v', '--debug', '--os-password', 'S3cret pw',
+             '--os-token', 'Tok3nValue', '--os-client-secret=Tok3nTwo',
+             '--os-application-credential-secret', 'AppS3cret',
+             'compute', 'node', 'copy-instances', '--from', '/nonexistent',
+             '--to', '/nonexistent2'],
+            capture_output=True, text=True, env=env, timeout=120)
+        out = res.stdout + res.stderr
+        self.assertIn('START with options', out)
+        for secret in ('S3cret', 'Tok3nValue', 'Tok3nTwo', 'AppS3cret',
+                       'EnvPw0rd', 'EnvT0ken'):
+            self.assertNotIn(secret, out)
+        self.assertIn('--os-password ***', out)
