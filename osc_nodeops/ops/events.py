@@ -20,6 +20,7 @@ import typing
 
 from osc_nodeops import errors
 from osc_nodeops import safefile
+from osc_nodeops import terminal
 from osc_nodeops import timeutil
 
 # Engine event kinds that end a server's move, and how.
@@ -230,7 +231,8 @@ class LiveBlock(object):
                                    redirect_stderr=False)
 
     def __rich__(self):
-        return self._text('\n'.join(self.progress.lines()))
+        return self._text(terminal.printable('\n'.join(
+            self.progress.lines())))
 
     def _watch(self):
         """The percent of every live migration in flight, in a thread of
@@ -251,7 +253,7 @@ class LiveBlock(object):
                         self.progress.set_percent(sid, pct)
 
     def say(self, line):
-        self.console.print(self._text(str(line)))
+        self.console.print(self._text(terminal.printable(str(line))))
 
     def __call__(self, event):
         self.progress.feed(event)
@@ -297,7 +299,8 @@ class Sink(object):
         if self.block is not None:
             self.block(event)
         else:
-            self.stream.write(str(event).rstrip('\n') + '\n')
+            self.stream.write(terminal.printable(str(event).rstrip('\n')) +
+                              '\n')
             self.stream.flush()
 
     def __enter__(self):

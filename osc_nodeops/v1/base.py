@@ -14,6 +14,7 @@ import typing
 from osc_lib.command import command
 
 from osc_nodeops import errors
+from osc_nodeops import terminal
 
 if typing.TYPE_CHECKING:  # pragma: no cover
     from openstackclient import shell
@@ -107,7 +108,7 @@ class ExitStatusMixin(object):
         """One line for people on the app's stderr (stdout carries only
         the formatted result, so ``-f json | jq`` works)."""
         stream = getattr(getattr(self, 'app', None), 'stderr', None)
-        stream.write(str(message).rstrip('\n') + '\n')
+        stream.write(terminal.printable(str(message).rstrip('\n')) + '\n')
         stream.flush()
 
 
@@ -189,9 +190,17 @@ class _NodeOpsCommand(ExitStatusMixin):
         else:
             super(_NodeOpsCommand, self).say(message)
 
+    #: ShowOne: ``data`` is one row (a tuple of values), not rows.
+    _one_row = False
+
     def produce_output(self, parsed_args, column_names, data):
         if self._sink is not None:
             self._sink.close()  # the block ends before the rows
+        if getattr(parsed_args, 'formatter', None) not in _EXACT_FORMATS:
+            # Tenant and guest strings reach a terminal escaped (issue
+            # 21.6); JSON and YAML stay exact for scripts.
+            data = (_printable_row(data) if self._one_row else
+                    (_printable_row(row) for row in data))
         return super(_NodeOpsCommand, self).produce_output(
             parsed_args, column_names, data)
 
@@ -216,6 +225,10 @@ class NodeOpsLister(_NodeOpsCommand, command.Lister):
 class NodeOpsShowOne(_NodeOpsCommand, command.ShowOne):
     """A ShowOne whose exit status tells whether everything was done.
 
+    Like every command here, tenant strings reach a table, ``-f value``,
+    ``-f shell`` and ``-f csv`` through ``terminal.printable``; ``-f
+    json`` and ``-f yaml`` keep them exact.
+
     ``-f shell`` and ``-f value`` print dict and list fields as osc-lib
     shows them to people (``ACTIVE='2', SHUTOFF='1'``), not as Python
     reprs.  ``-f shell`` output is meant for ``eval``; cliff quotes each
@@ -231,6 +244,46 @@ class NodeOpsShowOne(_NodeOpsCommand, command.ShowOne):
                          for value in data)
         return super(NodeOpsShowOne, self).produce_output(
             parsed_args, column_names, data)
+
+    _one_row = True
+
+
+_EXACT_FORMATS = ('json', 'yaml')
+
+
+def _printable_row(row):
+    return tuple(_printable_value(v) for v in row)
+
+
+def _printable_value(value):
+    from cliff import columns
+    if isinstance(value, columns.FormattableColumn):
+        return _PrintableColumn(value)
+    return terminal.printable(value)
+
+
+def _printable_deep(value):
+    if isinstance(value, dict):
+        return {_printable_deep(k): _printable_deep(v)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_printable_deep(v) for v in value)
+    return terminal.printable(value)
+
+
+def _PrintableColumn(column):
+    """A cliff column whose shown forms are escaped (made lazily: cliff is
+    imported by then)."""
+    from cliff import columns
+
+    class Printable(columns.FormattableColumn):
+        def human_readable(self):
+            return terminal.printable(str(self._value.human_readable()))
+
+        def machine_readable(self):
+            return _printable_deep(self._value.machine_readable())
+
+    return Printable(column)
 
 
 def _plain(value, shell):

@@ -76,3 +76,35 @@ class TestEventsFilePlantedLink(base.FunctionalTestCase):
         svc = [s for s in self.admin_conn.compute.services(
             binary='nova-compute') if s.host == host]
         self.assertEqual('enabled', svc[0].status)  # nothing done
+
+
+class TestTenantStringsEscaped(base.FunctionalTestCase):
+    """Issue 21.6 on the rig: a project writes an escape sequence into the
+    drain marker of its own server (nova refuses control characters in
+    names, not in metadata); the admin's undrain quotes it in the row's
+    message.  The table and stderr carry no ESC byte, ``-f json`` the exact
+    text."""
+
+    EVIL = '\x1b]0;pwned\x07\x1b[2J'
+
+    def test_marker_escaped_on_the_terminal_exact_in_json(self):
+        srv = self.create_server(host='c02', conn=self.demo_conn)
+        self.demo_conn.compute.set_server_metadata(srv.id, **{
+            'nodeops:origin': 'c01',
+            'nodeops:drain': 'method=live from=c01 migration=%s' %
+                             self.EVIL})
+        res = self.openstack('compute', 'node', 'undrain', 'c01',
+                             '--migrate-back', '-f', 'table', check=False)
+        self.assertEqual(0, res.returncode, res.stderr)
+        self.assertIn(srv.id, res.stdout)
+        for stream in (res.stdout, res.stderr):
+            self.assertNotIn('\x1b', stream)
+            self.assertNotIn('\x07', stream)
+        self.assertIn('\\x1b]0;pwned\\x07\\x1b[2J', res.stdout)
+        rows = self.openstack('compute', 'node', 'undrain', 'c01',
+                              '--migrate-back', parse_json=True)
+        [row] = [r for r in rows if r['ID'] == srv.id]
+        self.assertIn('no migration %s of this server' % self.EVIL,
+                      row['Message'])
+        self.assertEqual('c02', self.admin_conn.compute.get_server(
+            srv.id).compute_host)
