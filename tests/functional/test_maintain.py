@@ -178,6 +178,29 @@ class TestMaintain(MaintainHelpers, base.FunctionalTestCase):
         self.assertNotEqual(host, self._host_of(moves.id))
         self.assertEqual('enabled', self._status(host).status)
 
+    def test_host_disabled_by_someone_else_is_left_alone(self):
+        # Issue 20 item 4: a named host another admin disabled ("RMA")
+        # was drained, its step run, and ENABLED at the end; with
+        # --max-hosts 1 it was not counted.  Now it is refused, its reason
+        # kept, and it takes the one place: the other host is not touched.
+        first, second = self.hosts[-2:]
+        rma = 'RMA: bad DIMM, do not enable'
+        self.admin_conn.compute.disable_service(
+            self._status(second), host=second, binary='nova-compute',
+            disabled_reason=rma)
+        marker = os.path.join(self.tmp, 'exec-ran')
+        res = self._maintain(first, second, '--max-hosts', 1, '--exec',
+                             'echo {host} >> %s' % marker, '-f', 'json')
+        self.assertEqual(1, res.returncode, res.stderr)
+        rows = {r['Host']: r for r in json.loads(res.stdout)}
+        self.assertEqual('failed', rows[second]['Result'])
+        self.assertIn('--include-disabled', rows[second]['Message'])
+        self.assertIn('out of service already (%s)' % second,
+                      rows[first]['Message'])
+        self.assertEqual(rma, self._status(second).disabled_reason)
+        self.assertEqual('enabled', self._status(first).status)
+        self.assertFalse(os.path.exists(marker))
+
     def test_tty_status_block(self):
         host = self.hosts[0]
         self.create_servers(2, host=host)
