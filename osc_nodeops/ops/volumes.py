@@ -10,9 +10,23 @@ same pairs from the databases (``--from-db``).
 wait until each is ``available``, attach each again at the device it had,
 wait until each is ``in-use`` on that server.  It never starts on a server
 that is not ACTIVE with power state running.
+
+The root volume of a boot-from-volume server (the attachment at the
+server's ``root_device_name``; nova refuses to detach it) is left attached
+and named in the row (issue 20 item 9).
+
+Before the first detach, what is about to be detached is recorded on the
+server itself, one metadata item per volume, ``nodeops:reattach:VOLUME`` =
+device (issue 21 item 7): written in one call and durable once nova has
+answered, read by whoever reruns from any machine, removed once the volume
+is in use by the server again.  A rerun attaches a recorded volume that is
+detached.  Server metadata is writable by the server's owner, so a record
+is only a hint: it never attaches a volume of another project or one in
+use elsewhere.
 """
 
 import dataclasses
+import re
 
 from osc_nodeops.db import volumes as db_volumes
 from osc_nodeops import errors
@@ -36,6 +50,56 @@ def server_volumes(compute, server_id):
         lambda: list(compute.volume_attachments(server_id)))
     return sorted(((a.volume_id, a.device, getattr(a, 'attachment_id', None))
                    for a in atts), key=lambda t: (t[1] or '', t[0]))
+
+
+# ----------------------------------------------------- root and record
+
+#: Metadata key prefix of the re-attach record; the volume ID follows.
+RECORD = 'nodeops:reattach:'
+_VOLUME_ID = re.compile(r'[0-9A-Za-z-]{1,64}')
+_DEVICE = re.compile(r'/dev/[0-9A-Za-z]{1,32}')
+#: Device value of a record when nova gave the attachment none.
+NO_DEVICE = 'auto'
+
+
+def recorded(server):
+    """{volume ID: device or None}: the server's re-attach record."""
+    out = {}
+    for key, value in (getattr(server, 'metadata', None) or {}).items():
+        vid = key[len(RECORD):] if key.startswith(RECORD) else ''
+        if _VOLUME_ID.fullmatch(vid):
+            out[vid] = value if isinstance(value, str) and \
+                _DEVICE.fullmatch(value) else None
+    return out
+
+
+def record_of(volumes):
+    """The metadata items recording ``volumes`` [(id, device)]."""
+    return {RECORD + v: (d if d and _DEVICE.fullmatch(d) else NO_DEVICE)
+            for v, d in volumes}
+
+
+def _dev(name):
+    return (name or '').rsplit('/', 1)[-1]
+
+
+#: ``root_volume`` of a volume-backed server whose root device is unknown.
+UNKNOWN = object()
+
+
+def root_volume(server, attached):
+    """(volume ID, device) of ``server``'s root volume among ``attached``
+    [(id, device)]; None for an image-backed server; ``UNKNOWN`` when it
+    is volume-backed but nova shows no root device name."""
+    root = getattr(server, 'root_device_name', None)
+    for vid, device in attached:
+        if root and device and _dev(device) == _dev(root):
+            return vid, device
+    image = getattr(server, 'image', None)
+    image_id = image.get('id') if isinstance(image, dict) else image
+    if not image_id and not root:
+        return UNKNOWN
+    return None
 
 
 def _attach_status(block_storage, volume, server_id, attachment_id):
@@ -130,14 +194,22 @@ def _attached_to(volume, server_id):
     return None
 
 
-class Reattach(engine.Action):
-    """S18 for one server; ``item.data['volumes']`` = [(id, device)].
+class NotRecorded(RuntimeError):
+    """The record could not be written: nothing was detached."""
 
-    Detach every volume, wait until each is available, attach each again at
-    its device.  A detach refused after others went through is undone
-    (issue 11 item 6): the volumes already detached are attached again and
-    the row says so; a server is never left with fewer volumes than it had.
-    An attach that fails is tried again (``attach_tries`` in all).
+
+class Reattach(engine.Action):
+    """S18 for one server; ``item.data['volumes']`` = [(id, device)] the
+    server has at the end, ``item.data['attached']`` the IDs to detach
+    first (the others are detached already: recorded by a run that
+    stopped), ``item.data['root']`` its root volume, never detached.
+
+    Record, detach every volume, wait until each is available, attach each
+    again at its device.  A detach refused after others went through is
+    undone (issue 11 item 6): the volumes already detached are attached
+    again and the row says so; a server is never left with fewer volumes
+    than it had.  An attach that fails is tried again (``attach_tries`` in
+    all).
     """
 
     name = 'reattach'
@@ -151,11 +223,20 @@ class Reattach(engine.Action):
                                                           srv.power_state)
             return
         item.data.pop('not_up', None)
+        # The durable record first (issue 21 item 7): a run stopped from
+        # here on leaves it for the rerun.
+        try:
+            ctx.api(ctx.compute.set_server_metadata, item.id,
+                    **record_of(item.data['volumes']))
+        except Exception as exc:
+            raise NotRecorded('could not record the volumes on the server '
+                              'before detaching them (%s): nothing '
+                              'detached' % engine.describe(exc))
         item.data['phase'] = 'detach'
         item.data['attach_calls'] = 0
         detached: list = []
         item.data['detached'] = detached
-        for volume_id, _device in item.data['volumes']:
+        for volume_id in item.data['attached']:
             try:
                 ctx.compute.delete_volume_attachment(item.id, volume_id,
                                                      ignore_missing=False)
@@ -241,32 +322,115 @@ class Reattach(engine.Action):
         msg = '%d volume(s) in-use again' % len(item.data['volumes'])
         if notes:
             msg += '; device changed: ' + ', '.join(notes)
-        return True, msg, None
+        return True, msg + ''.join(
+            '; ' + n for n in item.data.get('notes', ())), None
 
 
 REATTACH = Reattach()
+
+
+def _root_note(root):
+    return ('root volume %s (%s) left attached: nova cannot detach a '
+            'boot volume' % root)
+
+
+def _plan_one(ctx, srv):
+    """The re-attach row of one server, or None (no volume, no record)."""
+    attached = [(v, d) for v, d, _ in server_volumes(ctx.compute, srv.id)]
+    record = recorded(srv)
+    if not attached and not record:
+        return None
+    item = engine.PlanItem(srv, REATTACH, source=srv.compute_host)
+    notes = item.data['notes'] = []
+    root = root_volume(srv, attached)
+    if root is UNKNOWN:
+        item.action = None
+        item.reason = ('volume-backed, but nova shows no root device name: '
+                       'cannot tell its root volume from its data volumes; '
+                       'volumes not touched')
+        return item
+    if root is not None:
+        item.data['root'] = root
+        notes.append(_root_note(root))
+    data = [(v, d) for v, d in attached if root is None or v != root[0]]
+    ids = {v for v, _ in attached}
+    pending = []
+    for vid, device in sorted(record.items()):
+        if vid in ids:
+            continue
+        refusal, gone = _check_recorded(ctx, srv, vid)
+        if refusal:
+            item.action = None
+            item.reason = refusal
+            return item
+        if gone:
+            notes.append('recorded volume %s no longer exists: record '
+                         'dropped' % vid)
+            item.data.setdefault('gone', []).append(vid)
+            continue
+        pending.append((vid, device))
+    item.data['attached'] = [v for v, _ in data]
+    item.data['volumes'] = sorted(data + pending,
+                                  key=lambda t: (t[1] or '', t[0]))
+    if pending:
+        notes.insert(0, '%s detached by an interrupted run (%s*): attached '
+                     'again' % (', '.join(v for v, _ in pending), RECORD))
+    up = srv.status == 'ACTIVE' and srv.power_state == engine.POWER_RUNNING
+    if not up:
+        item.action = None
+        item.reason = 'not up (%s): volumes not touched' % srv.status
+        if pending:
+            item.reason += ('; %s still detached, recorded on the server '
+                            '(%s*): rerun when it is up' % (
+                                ', '.join(v for v, _ in pending), RECORD))
+    elif not item.data['volumes']:
+        item.action = None
+        item.success_if_skipped = True
+        item.reason = '; '.join(notes) or 'no volume'
+    else:
+        item.reason = '; '.join(notes)
+    return item
+
+
+def _check_recorded(ctx, srv, vid):
+    """``(refusal, gone)`` for the recorded volume ``vid`` of ``srv``:
+    a reason not to attach it, or ``gone`` when it no longer exists."""
+    block_storage = ctx.options.get('block_storage')
+    try:
+        vol = ctx.api(block_storage.get_volume, vid)
+    except Exception as exc:
+        if engine.http_status(exc) == 404:
+            return None, True
+        raise
+    if vol.project_id and vol.project_id != srv.project_id:
+        return ('the record %s%s names a volume of another project: not '
+                'attached (remove it: openstack server unset --property '
+                '%s%s %s)' % (RECORD, vid, RECORD, vid, srv.id)), False
+    others = [a.get('server_id') for a in vol.attachments or ()
+              if a.get('server_id') != srv.id]
+    if others:
+        return ('recorded volume %s is attached to server %s now: not '
+                'taken back (the record %s%s is left)' % (
+                    vid, others[0], RECORD, vid)), False
+    return None, False
 
 
 def reattach_items(ctx, items, opts, features, executor_kwargs=None):
     """Plan and run Reattach for the servers of ``items`` that are up.
 
     Returns the new items (method ``reattach``), one per server with
-    volumes.  Servers without volumes get no row.
+    volumes or a re-attach record.  Servers with neither get no row.
     """
     block_storage = ctx.options.get('block_storage')
     out = []
     for item in items:
-        srv = ctx.api(ctx.compute.get_server, item.id)
-        vols = [(v, d) for v, d, _ in server_volumes(ctx.compute, item.id)]
-        if not vols:
-            continue
-        new = engine.PlanItem(srv, REATTACH, source=srv.compute_host)
-        new.data['volumes'] = vols
-        if srv.status != 'ACTIVE' or srv.power_state != engine.POWER_RUNNING:
-            new.action = None
-            new.reason = ('not up (%s): volumes not touched' % srv.status)
-        out.append(new)
+        new = _plan_one(ctx, ctx.api(ctx.compute.get_server, item.id))
+        if new is not None:
+            out.append(new)
     todo = [i for i in out if i.action]
+    if not opts.dry_run:
+        for i in out:
+            _forget(ctx, i, i.data.get('gone', ()))
     if todo and not opts.dry_run:
         ids = [v for i in todo for v, _ in i.data['volumes']]
         poller = VolumePoller(block_storage, ctx.host, ids)
@@ -277,9 +441,42 @@ def reattach_items(ctx, items, opts, features, executor_kwargs=None):
             **(executor_kwargs or {}))
         ctx.emit('plan', 're-attaching the volumes of %d server(s)' %
                  len(todo))
-        executor.run(todo)
+        try:
+            executor.run(todo)
+        finally:
+            for i in todo:
+                _settle_record(ctx, i)
     for i in out:
         if i.result is None:
             i.result = engine.PLANNED if (opts.dry_run and i.action) \
                 else engine.SKIPPED
     return out
+
+
+def _forget(ctx, item, volume_ids):
+    """Remove the record of ``volume_ids`` from the item's server."""
+    if volume_ids:
+        ctx.api(ctx.compute.delete_server_metadata, item.id,
+                [RECORD + v for v in volume_ids])
+
+
+def _settle_record(ctx, item):
+    """After the run: the record of every volume in use by the server
+    again goes; what is still detached stays recorded, and the row says
+    how to get it back."""
+    if 'phase' not in item.data:
+        return  # never recorded nor detached (not up, refused record)
+    try:
+        back = {v for v, _, _ in server_volumes(ctx.compute, item.id)}
+        _forget(ctx, item, [v for v, _ in item.data['volumes']
+                            if v in back])
+    except Exception as exc:
+        item.message = '%s; the record %s* could not be updated (%s)' % (
+            item.message or '', RECORD, engine.describe(exc))
+        return
+    left = [v for v, _ in item.data['volumes'] if v not in back]
+    if left:
+        item.message = ('%s; %s still detached, recorded on the server as '
+                        '%s*: rerun recover-all --reattach-volumes to '
+                        'attach again' % (item.message or item.result,
+                                          ', '.join(left), RECORD))

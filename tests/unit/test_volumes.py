@@ -23,8 +23,7 @@ class FakeCinder(object):
         self.volumes = {}
         self.pending = {}
         self.bs = mock.create_autospec(bs_proxy.Proxy, instance=True)
-        self.bs.get_volume.side_effect = lambda v: self._copy(self.volumes[
-            getattr(v, 'id', v)])
+        self.bs.get_volume.side_effect = self._get
         self.bs.volumes.side_effect = self._list
         self.bs.get_attachment.side_effect = lambda a: _attachment.Attachment(
             id=a, status='attached')
@@ -34,12 +33,25 @@ class FakeCinder(object):
         c.create_volume_attachment.side_effect = self._attach
         self.calls = []
 
-    def add(self, vid, server, device):
+    def add(self, vid, server, device, detached=False, project=None):
+        """A volume of ``server``'s project attached to it at ``device``
+        (``detached``: available, as a detach leaves it)."""
         self.volumes[vid] = _volume.Volume(
             id=vid, name='vol-' + vid, status='in-use',
+            project_id=project or server.project_id,
             attachments=[{'server_id': server.id, 'device': device,
                           'attachment_id': 'att-' + vid,
                           'host_name': server.compute_host}])
+        if detached:
+            self.volumes[vid].status = 'available'
+            self.volumes[vid].attachments = []
+
+    def _get(self, v):
+        vid = getattr(v, 'id', v)
+        if vid not in self.volumes:
+            from tests.unit import fakes
+            raise fakes.http_error(404, 'Volume %s could not be found.' % vid)
+        return self._copy(self.volumes[vid])
 
     @staticmethod
     def _copy(v):
@@ -70,6 +82,16 @@ class FakeCinder(object):
         return iter(out)
 
     def _detach(self, server, volume, ignore_missing=True):
+        # nova refuses to detach a boot volume (the BDM with boot_index 0,
+        # at the server's root device name): 400.
+        srv = self.nova.servers[getattr(server, 'id', server)]
+        for a in self.volumes[volume].attachments:
+            if a['server_id'] == srv.id and srv.root_device_name and \
+                    a['device'] == srv.root_device_name:
+                from tests.unit import fakes
+                self.calls.append(('detach-refused', volume))
+                raise fakes.http_error(
+                    400, 'Cannot detach a root device volume')
         self.calls.append(('detach', volume))
         self.volumes[volume].status = 'detaching'
         self.pending[volume] = ('detach', server, None)
@@ -98,7 +120,7 @@ class TestPairs(testtools.TestCase):
             [volumes.pair_row(p) for p in pairs])
 
 
-class TestReattach(testtools.TestCase):
+class _ReattachCase(testtools.TestCase):
 
     def setUp(self):
         super().setUp()
@@ -116,6 +138,9 @@ class TestReattach(testtools.TestCase):
             self.ctx, items, self.opts, None,
             executor_kwargs={'clock': clock, 'wait': clock.wait,
                              'handle_sigint': False})
+
+
+class TestReattach(_ReattachCase):
 
     def test_detach_then_attach_same_device(self):
         a = self.nova.add('a')
@@ -193,3 +218,160 @@ class TestReattach(testtools.TestCase):
             self.cinder.calls)
         for vid in ('v1', 'v2'):
             self.assertEqual('in-use', self.cinder.volumes[vid].status)
+
+
+RECORD = 'nodeops:reattach:'
+
+
+class TestReattachBase(_ReattachCase):
+    """Issue 20 item 9 (boot from volume) and issue 21 item 7 (a durable
+    record of what the re-attach detached)."""
+
+    def records(self, server):
+        return {k: v for k, v in
+                (self.nova.servers[server.id].metadata or {}).items()
+                if k.startswith(RECORD)}
+
+    def bfv(self, name='a', **kw):
+        # nova shows image "" for a volume-backed server
+        return self.nova.add(name, image='', root_device_name='/dev/vda',
+                             **kw)
+
+
+class TestBootFromVolume(TestReattachBase):
+
+    def test_root_volume_left_attached_data_volumes_reattached(self):
+        a = self.bfv()
+        self.cinder.add('vroot', a, '/dev/vda')
+        self.cinder.add('v1', a, '/dev/vdb')
+        [item] = self.run_reattach([a])
+        self.assertEqual(('reattach', 'reattached'),
+                         (item.method, item.result), item.message)
+        self.assertIn('root volume vroot (/dev/vda) left attached',
+                      item.full_message())
+        self.assertEqual([('detach', 'v1'), ('attach', 'v1', '/dev/vdb')],
+                         self.cinder.calls)
+        for vid in ('vroot', 'v1'):
+            self.assertEqual('in-use', self.cinder.volumes[vid].status)
+
+    def test_only_a_root_volume_is_reported_and_untouched(self):
+        a = self.bfv()
+        self.cinder.add('vroot', a, '/dev/vda')
+        [item] = self.run_reattach([a])
+        self.assertEqual(('skip', 'skipped'), (item.method, item.result))
+        self.assertTrue(item.ok)
+        self.assertIn('root volume vroot (/dev/vda)', item.full_message())
+        self.assertEqual([], self.cinder.calls)
+
+    def test_volume_backed_without_a_root_device_name_is_not_touched(self):
+        a = self.nova.add('a', image='')
+        self.cinder.add('vroot', a, '/dev/vda')
+        self.cinder.add('v1', a, '/dev/vdb')
+        [item] = self.run_reattach([a])
+        self.assertEqual('skipped', item.result)
+        self.assertFalse(item.ok)
+        self.assertIn('cannot tell its root volume', item.full_message())
+        self.assertEqual([], self.cinder.calls)
+
+
+class TestDurableRecord(TestReattachBase):
+
+    def test_record_written_before_the_first_detach_removed_after(self):
+        a = self.nova.add('a')
+        self.cinder.add('v1', a, '/dev/vdb')
+        self.cinder.add('v2', a, '/dev/vdc')
+        seen = []
+        detach = self.nova.compute.delete_volume_attachment.side_effect
+
+        def watch(server, volume, ignore_missing=True):
+            seen.append(self.records(a))
+            return detach(server, volume, ignore_missing=ignore_missing)
+        self.nova.compute.delete_volume_attachment.side_effect = watch
+        [item] = self.run_reattach([a])
+        self.assertEqual('reattached', item.result, item.message)
+        self.assertEqual({RECORD + 'v1': '/dev/vdb',
+                          RECORD + 'v2': '/dev/vdc'}, seen[0])
+        self.assertEqual({}, self.records(a))
+
+    def test_rerun_attaches_what_a_stopped_run_left_detached(self):
+        # What a run killed between the detaches and the attaches leaves:
+        # the record, v1 detached (available), v2 still attached.
+        a = self.nova.add('a', metadata={RECORD + 'v1': '/dev/vdb',
+                                         RECORD + 'v2': '/dev/vdc',
+                                         'owner': 'kept'})
+        self.cinder.add('v1', a, '/dev/vdb', detached=True)
+        self.cinder.add('v2', a, '/dev/vdc')
+        [item] = self.run_reattach([a])
+        self.assertEqual('reattached', item.result, item.message)
+        self.assertEqual([('detach', 'v2'), ('attach', 'v1', '/dev/vdb'),
+                          ('attach', 'v2', '/dev/vdc')], self.cinder.calls)
+        for vid in ('v1', 'v2'):
+            vol = self.cinder.volumes[vid]
+            self.assertEqual(('in-use', a.id),
+                             (vol.status, vol.attachments[0]['server_id']))
+        self.assertEqual({'owner': 'kept'},
+                         self.nova.servers[a.id].metadata)
+
+    def test_record_alone_is_enough(self):
+        a = self.nova.add('a', metadata={RECORD + 'v1': '/dev/vdb'})
+        self.cinder.add('v1', a, '/dev/vdb', detached=True)
+        [item] = self.run_reattach([a])
+        self.assertEqual('reattached', item.result, item.message)
+        self.assertEqual([('attach', 'v1', '/dev/vdb')], self.cinder.calls)
+        self.assertEqual({}, self.records(a))
+
+    def test_dry_run_shows_the_recorded_volume(self):
+        a = self.nova.add('a', metadata={RECORD + 'v1': '/dev/vdb'})
+        self.cinder.add('v1', a, '/dev/vdb', detached=True)
+        self.opts.dry_run = True
+        [item] = self.run_reattach([a])
+        self.assertEqual(('reattach', 'planned'), (item.method, item.result))
+        self.assertIn('v1', item.full_message())
+        self.assertIn('interrupted', item.full_message())
+        self.assertEqual([], self.cinder.calls)
+        self.assertEqual({RECORD + 'v1': '/dev/vdb'}, self.records(a))
+
+    def test_record_naming_another_projects_volume_is_refused(self):
+        # server metadata is tenant-writable: a record never attaches a
+        # volume of another project.
+        a = self.nova.add('a', metadata={RECORD + 'vx': '/dev/vdb'})
+        b = self.nova.add('b', project_id='p2', host='c02')
+        self.cinder.add('vx', b, '/dev/vdb', detached=True)
+        [item] = self.run_reattach([a])
+        self.assertFalse(item.ok)
+        self.assertIn('vx', item.full_message())
+        self.assertIn('another project', item.full_message())
+        self.assertEqual([], self.cinder.calls)
+        self.assertEqual('available', self.cinder.volumes['vx'].status)
+
+    def test_record_of_a_deleted_volume_is_dropped(self):
+        a = self.nova.add('a', metadata={RECORD + 'gone': '/dev/vdb'})
+        self.cinder.add('v1', a, '/dev/vdc')
+        [item] = self.run_reattach([a])
+        self.assertEqual('reattached', item.result, item.message)
+        self.assertIn('gone', item.full_message())
+        self.assertEqual({}, self.records(a))
+
+    def test_not_up_keeps_the_record_and_says_so(self):
+        a = self.nova.add('a', status='SHUTOFF', power_state=4,
+                          metadata={RECORD + 'v1': '/dev/vdb'})
+        self.cinder.add('v1', a, '/dev/vdb', detached=True)
+        [item] = self.run_reattach([a])
+        self.assertFalse(item.ok)
+        self.assertIn('not up', item.full_message())
+        self.assertIn(RECORD, item.full_message())
+        self.assertEqual([], self.cinder.calls)
+        self.assertEqual({RECORD + 'v1': '/dev/vdb'}, self.records(a))
+
+    def test_attach_failing_for_good_keeps_the_record(self):
+        from tests.unit import fakes
+        a = self.nova.add('a')
+        self.cinder.add('v1', a, '/dev/vdb')
+
+        def refuse(server, volume=None, device=None, **kw):
+            raise fakes.http_error(500, 'attach failed')
+        self.nova.compute.create_volume_attachment.side_effect = refuse
+        [item] = self.run_reattach([a])
+        self.assertFalse(item.ok)
+        self.assertEqual({RECORD + 'v1': '/dev/vdb'}, self.records(a))
+        self.assertIn('rerun', item.full_message())
