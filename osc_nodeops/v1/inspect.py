@@ -121,7 +121,8 @@ class InspectDisk(base.NodeOpsLister):
                                '(cwd; also $1 and $INSPECT_MOUNTPOINT), '
                                'confined: it sees the guest and the host\'s '
                                'tools (/usr, /bin, /lib*) read-only, no '
-                               'other host file')
+                               'other host file, no network, no host '
+                               'privilege, no credential of yours')
         what.add_argument('--shell', action='store_true',
                           help='Interactive shell ($SHELL) in the mount '
                                'point, confined as --exec; teardown when '

@@ -36,6 +36,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
@@ -102,6 +103,7 @@ except OSError as exc:
 sys.stderr.write('PROBE %s\\n' % json.dumps(report))
 '''
 FILES['etc/.git/fsmonitor-hook'] = PROBE
+NAMESPACES = ('user', 'mnt', 'pid', 'net', 'ipc', 'uts')
 # What the operator's environment holds and the guest must never see.
 SECRETS = {'OS_PASSWORD': 'probe-secret-password',
            'OS_TOKEN': 'gAAAAAprobe-secret-token',
@@ -321,9 +323,13 @@ class InspectDiskLocalTest(_Rig, testtools.TestCase):
         self.assertIn('READ-WRITE', steps[1].detail)
         self.assertIn('-o rw,', steps[2].detail)
         out = io.BytesIO()
-        self.session().run(lambda mp: self.ops.cat_path(mp, 'fixed.txt',
-                                                        out))
+        rows, _ = self.session().run(lambda mp: (
+            self.ops.cat_path(mp, 'fixed.txt', out),
+            self.ops.list_path(mp, 'fixed.txt'))[1])
         self.assertEqual(b'fixed\n', out.getvalue())
+        # The command is the guest's root (uid 0 through the id-mapped
+        # mount), not the host's unprivileged uid it runs as.
+        self.assertEqual((0, 0), rows[0][4:6])
         self.assertNothingLeft()
         self.assertEqual(['read-write', 'read-write', 'read-only',
                           'read-only'],
@@ -422,6 +428,52 @@ class InspectDiskLocalTest(_Rig, testtools.TestCase):
         report = self.run_guest_hook()
         self.assertNotEqual('connected', report['connect'])
         self.assertEqual(['lo'], report['interfaces'])
+
+    def test_confined_command_has_no_host_privilege(self):
+        # Seen from the host while it runs: an unprivileged uid and gid
+        # (the user namespace's), no capability at all, no new privileges,
+        # and namespaces of its own (the network's has only lo, down).
+        from osc_nodeops.privileged import confine
+        seen = {}
+
+        def watch():
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not seen:
+                for pid in filter(str.isdigit, os.listdir('/proc')):
+                    try:
+                        with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                            if f.read() != b'sleep\x0031.5\x00':
+                                continue
+                        with open('/proc/%s/status' % pid) as f:
+                            seen.update(line.split(':\t', 1)
+                                        for line in f.read().splitlines())
+                        seen['ns'] = {n: os.readlink('/proc/%s/ns/%s'
+                                                     % (pid, n))
+                                      for n in NAMESPACES}
+                        os.kill(int(pid), signal.SIGKILL)
+                    except OSError:
+                        continue
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            rc, _ = self.session(read_write=True).run(
+                lambda mp: self.ops.exec_command(mp, 'exec sleep 31.5'))
+        finally:
+            watcher.join()
+        self.assertEqual(128 + signal.SIGKILL, rc)
+        self.assertNothingLeft()
+        ids = '%d\t%d\t%d\t%d' % ((confine.ID_BASE,) * 4)
+        self.assertEqual(ids, seen['Uid'])
+        self.assertEqual(ids, seen['Gid'])
+        self.assertEqual('', seen['Groups'].strip())
+        for caps in ('CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb'):
+            self.assertEqual(0, int(seen[caps], 16), caps)
+        self.assertEqual('1', seen['NoNewPrivs'])
+        for name in NAMESPACES:
+            self.assertNotEqual(os.readlink('/proc/self/ns/%s' % name),
+                                seen['ns'][name], name)
 
     def test_exception_in_inspect_tears_down(self):
         def inspect(mp):

@@ -144,9 +144,34 @@ class TestConfine(testtools.TestCase):
         from osc_nodeops.privileged import confine
         argv = confine.argv('/s/.confined-x', '/s/mnt', ['/bin/sh', '-c',
                                                         'ls'])
-        self.assertEqual(['unshare', '--mount', '--pid', '--fork',
-                          '--kill-child', '--propagation', 'private', '--',
+        # The helper makes the user, PID, network... namespaces itself.
+        self.assertEqual(['unshare', '--mount', '--propagation', 'private',
+                          '--',
                           sys.executable, '-m',
                           'osc_nodeops.privileged.confine', '/s/.confined-x',
                           '/s/mnt', 'ro', '--', '/bin/sh', '-c', 'ls'], argv)
         self.assertIn('rw', confine.argv('/r', '/m', ['x'], read_write=True))
+
+    def test_the_command_drops_every_capability(self):
+        from osc_nodeops.privileged import confine
+        self.assertEqual('setpriv', confine.DROP[0])
+        for option in ('--no-new-privs', '--bounding-set=-all',
+                       '--inh-caps=-all', '--ambient-caps=-all',
+                       '--clear-groups'):
+            self.assertIn(option, confine.DROP)
+
+
+class TestConfinedEnv(testtools.TestCase):
+
+    def test_only_path_home_term_lang_and_the_mount_point(self):
+        import fixtures
+        from osc_nodeops.ops.inspect_disk import guest
+        for name, value in (('OS_PASSWORD', 'pw'), ('OS_TOKEN', 'tok'),
+                            ('SSH_AUTH_SOCK', '/tmp/agent'),
+                            ('LD_PRELOAD', '/x.so'), ('TERM', 'xterm'),
+                            ('LANG', 'C.UTF-8'), ('HOME', '/root')):
+            self.useFixture(fixtures.EnvironmentVariable(name, value))
+        self.assertEqual(
+            {'PATH': guest.CONFINED_PATH, 'HOME': '/tmp', 'TERM': 'xterm',
+             'LANG': 'C.UTF-8', 'INSPECT_MOUNTPOINT': '/s/mnt'},
+            guest.confined_env('/s/mnt'))

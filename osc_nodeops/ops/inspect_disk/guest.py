@@ -173,18 +173,34 @@ def _copy_entry(s, d, rel, owner, rows):
         rows.append((rel, '', 'skipped (special file)', 0))
 
 
-def run_in(root, argv, env_extra=None, confine=True):
+# What a confined command may know of the operator's environment.
+PASSED_ENV = ('TERM', 'LANG')
+CONFINED_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+
+
+def confined_env(root):
+    """The whole environment of a confined command: ``PATH``, ``HOME``
+    (its ``/tmp``), ``INSPECT_MOUNTPOINT`` and the caller's ``TERM`` and
+    ``LANG``.  Never ``OS_*``, tokens, agent sockets or anything else the
+    operator's environment holds: the guest's files decide what the
+    command's tools run."""
+    env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+    env.update(PATH=CONFINED_PATH, HOME='/tmp', INSPECT_MOUNTPOINT=root)
+    return env
+
+
+def run_in(root, argv, confine=True):
     """Run ``argv`` in the guest tree at ``root``; SIGINT goes to it alone.
 
-    ``confine`` (always, for ``--exec`` and ``--shell``): in a mount and
-    PID namespace whose root holds only the host's tools, read-only, and
-    the guest at ``root`` (``privileged.confine``), so that the guest's
-    absolute symbolic links cannot reach the host's files.  Like
-    ``system(3)``, we ignore SIGINT while the command runs (the terminal's
-    Ctrl-C reaches it, and it decides), then restore it; teardown follows.
+    ``confine`` (always, for ``--exec`` and ``--shell``): as nobody of the
+    host's, without capability, network or credential, in namespaces whose
+    root holds only the host's tools, read-only, and the guest at ``root``
+    (``privileged.confine``, with :func:`confined_env`), so that what the
+    guest's files make the tools do stays inside.  Like ``system(3)``, we
+    ignore SIGINT while the command runs (the terminal's Ctrl-C reaches
+    it, and it decides), then restore it; teardown follows.
     """
-    env = dict(os.environ, INSPECT_MOUNTPOINT=root)
-    env.update(env_extra or {})
+    env = confined_env(root)
     try:
         old = signal.signal(signal.SIGINT, signal.SIG_IGN)
     except ValueError:
