@@ -25,16 +25,13 @@ home.
 
 import dataclasses
 import datetime
-import getpass
 import logging
-import os
-import re
-import socket
 
 from osc_nodeops import errors
 from osc_nodeops import timeutil
 from osc_nodeops.ops import audit
 from osc_nodeops.ops import engine
+from osc_nodeops.ops import lease
 from osc_nodeops.ops import preflight
 
 LOG = logging.getLogger(__name__)
@@ -145,19 +142,7 @@ def compute_service(compute, host):
     return engine.find_compute_service(compute, host, errors.NotFound)
 
 
-def operator_name(conn=None):
-    """The cloud user name of ``conn``, else the local user's."""
-    user = None
-    try:
-        user = conn.config.auth.get('username') if conn is not None else None
-    except Exception:
-        user = None
-    if not user:
-        try:
-            user = getpass.getuser()
-        except Exception:
-            user = 'unknown'
-    return user
+operator_name = lease.operator_name
 
 
 def default_reason(conn=None, now=None):
@@ -167,34 +152,17 @@ def default_reason(conn=None, now=None):
         user, timeutil.api_time(now))
 
 
-def disable_service(ctx, service, reason=None, default=None, lease=None):
-    """S1.  Returns a note for the operator.  ``lease``: the owner whose
-    lease the reason carries (see ``check_lease``)."""
-    def write(text):
-        set_disabled(ctx, service, with_lease(text, lease) if lease
-                     else text)
+def disable_service(ctx, service, reason=None, default=None):
+    """S1.  Returns a note for the operator.  ``service``: read after the
+    lease was taken (never a record from before it)."""
     if service.status == 'disabled':
         if reason:
-            write(reason)
+            set_disabled(ctx, service, reason)
             return 'was already disabled; reason set to %r' % reason
-        kept = without_lease(service.disabled_reason)
-        if lease:
-            write(kept)
         return 'was already disabled (reason kept: %r)' % (
-            kept if lease else service.disabled_reason,)
-    write(reason or default)
+            service.disabled_reason,)
+    set_disabled(ctx, service, reason or default)
     return 'disabled (reason: %r)' % (reason or default,)
-
-
-def release_lease(ctx, host, owner):
-    """End of a drain: drop our lease from the reason (the reason stays)."""
-    service = find_service_quietly(ctx, host)
-    if service is None or service.status != 'disabled':
-        return
-    held = parse_lease(service.disabled_reason)
-    if held is None or held[0] != owner:
-        return
-    set_disabled(ctx, service, without_lease(service.disabled_reason))
 
 
 def set_disabled(ctx, service, reason):
@@ -228,80 +196,25 @@ def enable_service(ctx, service):
 
 # -------------------------------------------------------------- lease
 #
-# A drain holds its hosts with a lease kept in the cloud, at the end of the
-# nova-compute service's disabled reason (admin-only):
-# ``... [osc-nodeops lease owner=USER@MACHINE:PID at=TIME]``.  A second
-# drain or an undrain of the host refuses while another run holds it, unless
-# that run is known to be gone (same machine, its process no longer exists)
-# or the operator breaks the lease (``--break-lease``).  The drain releases
-# it when it ends (the reason stays); a killed drain leaves it behind.
+# The host lease lives in ``ops/lease.py`` (one run at a time per host).
+# What follows reads an earlier version's lease in a disabled reason; kept
+# for ``ops/maintain.py`` until it holds a ``lease.Lease``.
 
-LEASE_RE = re.compile(r'\s*\[osc-nodeops lease owner=(\S+) at=(\S+)\]\s*$')
-REASON_MAX = 255  # nova's services.disabled_reason column
-
-
-def lease_owner(conn=None):
-    """``USER@MACHINE:PID``: who holds a lease (this process)."""
-    user = operator_name(conn)
-    return '%s@%s:%d' % (''.join(user.split()) or 'unknown',
-                         socket.gethostname() or 'localhost', os.getpid())
-
-
-def parse_lease(reason):
-    """``(owner, at)`` of the lease in a disabled reason, or None."""
-    m = LEASE_RE.search(reason or '')
-    return (m.group(1), m.group(2)) if m else None
-
-
-def without_lease(reason):
-    return LEASE_RE.sub('', reason or '')
-
-
-def with_lease(reason, owner, now=None):
-    tag = ' [osc-nodeops lease owner=%s at=%s]' % (
-        owner, timeutil.api_time(now or timeutil.utcnow()))
-    text = without_lease(reason)
-    return text[:max(0, REASON_MAX - len(tag))] + tag
-
-
-def _gone(owner):
-    """True when ``owner`` ran on this machine and its process is gone."""
-    who, _, pid = owner.rpartition(':')
-    machine = who.rpartition('@')[2]
-    if machine != (socket.gethostname() or 'localhost') or \
-            not pid.isdigit():
-        return False
-    return not os.path.exists('/proc/%s' % pid)
+REASON_MAX = lease.REASON_MAX
+lease_owner = lease.owner_name
+parse_lease = lease.parse_legacy
+without_lease = lease.without_legacy
+with_lease = lease.with_legacy
 
 
 def check_lease(service, me, break_lease=False, events=None):
-    """Refuse when another run holds ``service``'s host (nothing changed).
-
-    Returns a note when a lease was taken over."""
-    held = parse_lease(service.disabled_reason)
-    if held is None or service.status != 'disabled':
+    """Refuse when an earlier version's lease in ``service``'s reason is
+    another live run's (``lease.judge``); returns a note when taken over.
+    """
+    held = lease.legacy_holder(service)
+    if held is not None and held.owner == me:
         return None
-    owner, at = held
-    if owner == me:
-        return None
-    if _gone(owner):
-        return 'took over the lease of %s (at %s): that process is gone' % (
-            owner, at)
-    if break_lease:
-        return 'broke the lease of %s (at %s) (--break-lease)' % (owner, at)
-    raise errors.Refused(
-        '%s is held by another osc-nodeops drain (%s, since %s; lease in '
-        'the service\'s disabled reason). Wait for it to end; if that run '
-        'is gone, rerun with --break-lease' % (service.host, owner, at))
-
-
-def foreign_lease_at(service, owner):
-    """When another run took the lease ``service`` carries (aware), or
-    None: the start of the run whose moves a rerun finishes."""
-    held = parse_lease(service.disabled_reason)
-    if held is None or held[0] == owner or service.status != 'disabled':
-        return None
-    return timeutil.parse_time(held[1])
+    return lease.judge(service.host, held, break_lease)
 
 
 # ------------------------------------------------------------- origin
@@ -1246,11 +1159,14 @@ def _planned_destination(items, destination):
 
 def drain_host(compute, host, service, opts, features=None, events=None,
                reason_default=None, executor_kwargs=None,
-               taken_over_since=None, conn=None, draining=()):
+               taken_over_since=None, conn=None, draining=(), held=None):
     """S1-S4 for one host.  Returns a ``HostReport``.
 
-    ``taken_over_since``: when the run whose lease ``drain_hosts`` took over
-    started (else read from the service here).  ``conn`` (a Connection):
+    ``held``: a ``lease.Lease`` of ``host`` the caller holds (and releases);
+    else the drain takes one and releases it at its end (left to expire
+    when the run ends in an exception or a second Ctrl-C).
+    ``taken_over_since``: when the run whose lease was taken over started
+    (else from ``held``).  ``conn`` (a Connection):
     run the pre-flight (blockers, capacity) on the plan; ``draining``:
     every host of this run (not candidates)."""
     features = features or engine.Features.from_proxy(compute)
@@ -1260,27 +1176,45 @@ def drain_host(compute, host, service, opts, features=None, events=None,
         return _drain_host(ctx, compute, host, service, opts, features,
                            'dry run: service left %s' % service.status,
                            executor_kwargs)
-    owner = lease_owner()
-    taken_over_since = taken_over_since or foreign_lease_at(service, owner)
-    took = check_lease(service, owner, getattr(opts, 'break_lease', False))
-    if took:
-        ctx.emit('service', '%s: %s' % (host, took))
-    note = disable_service(ctx, service, opts.reason,
-                           reason_default or default_reason(), lease=owner)
-    ctx.emit('service', '%s nova-compute %s' % (host, note))
-    abandoned = True  # an exception: leave the lease to the next run
+    own = held is None
+    if own:
+        held = lease.Lease(compute, host, kind='drain',
+                           break_lease=getattr(opts, 'break_lease', False),
+                           events=events).acquire()
+    if taken_over_since is None and held.took is not None:
+        taken_over_since = timeutil.parse_time(held.took.since)
+    abandoned = True  # an exception: leave the lease to expire
     try:
+        held.check()
+        # Read after the lease is ours: what another run did before counts.
+        service = compute_service(compute, host)
+        note = disable_service(ctx, service, opts.reason,
+                               reason_default or default_reason())
+        ctx.emit('service', '%s nova-compute %s' % (host, note))
         report = _drain_host(ctx, compute, host, service, opts, features,
-                             note, executor_kwargs, taken_over_since)
+                             note, dict(executor_kwargs or {},
+                                        guard=held.check),
+                             taken_over_since)
         abandoned = report.abandoned
         return report
     finally:
-        try:
-            if not abandoned:
-                release_lease(ctx, host, owner)
-        except Exception as exc:
-            ctx.emit('warning', '%s: could not release the lease (%s); the '
-                     'next run takes it over' % (host, engine.describe(exc)))
+        if own:
+            end_lease(ctx, held, abandoned)
+
+
+def end_lease(ctx, held, abandoned=False):
+    """Release ``held`` (or, ``abandoned``, leave it to expire); a failed
+    release is a warning (the entry expires)."""
+    if abandoned:
+        held.abandon()
+        return
+    try:
+        held.release()
+    except Exception as exc:
+        LOG.debug('release failed', exc_info=True)
+        ctx.emit('warning', '%s: could not release the lease (%s); it '
+                 'expires at %s' % (held.host, engine.describe(exc),
+                                    held.expires_text()))
 
 
 def _drain_host(ctx, compute, host, service, opts, features, note,
@@ -1319,6 +1253,7 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
     items.extend(earlier)   # rows, not work: the stopped run did them
     engine.settle(items, False)
     report.interrupted = executor.interrupted
+    report.error = executor.stopped_by
     if executor.abandon:
         # A second Ctrl-C: leave now with what is known (no re-list).
         report.abandoned = True
@@ -1397,40 +1332,46 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
             if reports is not None:
                 reports.extend(refused)
             return refused
-    owner = lease_owner()
-    if not opts.dry_run:
+    reports = [] if reports is None else reports
+    if opts.dry_run:  # no lease, nothing changed
+        for host in hosts:
+            reports.append(drain_host(
+                compute, host, services[host], opts, features=features,
+                events=events, executor_kwargs=executor_kwargs, conn=conn,
+                draining=hosts))
+        return reports
+    held = {}
+    current = None  # the host whose drain raised: its lease is left
+    try:
         for host in hosts:  # every lease before anything changes
-            check_lease(services[host], owner,
-                        getattr(opts, 'break_lease', False))
-    previous = {host: foreign_lease_at(services[host], owner)
-                for host in hosts}
-    if not opts.dry_run and len(hosts) > 1:
+            held[host] = lease.Lease(
+                compute, host, kind='drain',
+                break_lease=getattr(opts, 'break_lease', False),
+                events=events).acquire()
         for host in hosts[1:]:
+            held[host].check()
             # The event carries its host (``--events`` readers filter by it)
             ctx = _context(compute, host, features, opts, events, None)
-            note = disable_service(ctx, services[host], opts.reason,
-                                   reason_default, lease=owner)
+            note = disable_service(ctx, compute_service(compute, host),
+                                   opts.reason, reason_default)
             ctx.emit('service', '%s nova-compute %s' % (host, note))
-            # drain_host will find it disabled and keep this reason
-            services[host] = compute_service(compute, host)
-    reports = [] if reports is None else reports
-    for host in hosts:
-        report = drain_host(compute, host, services[host], opts,
-                            features=features, events=events,
-                            reason_default=reason_default,
-                            executor_kwargs=executor_kwargs,
-                            taken_over_since=previous[host], conn=conn,
-                            draining=hosts)
-        reports.append(report)
-        if report.interrupted or report.error:
-            break
-    if not opts.dry_run:
-        for host in hosts[len(reports):]:  # not reached: not held either
-            ctx = _context(compute, host, features, opts, events, None)
-            try:
-                release_lease(ctx, host, owner)
-            except Exception as exc:
-                LOG.debug('release failed: %s', exc)
+        for host in hosts:
+            current = host
+            report = drain_host(compute, host, services[host], opts,
+                                features=features, events=events,
+                                reason_default=reason_default,
+                                executor_kwargs=executor_kwargs, conn=conn,
+                                draining=hosts, held=held[host])
+            current = None
+            reports.append(report)
+            end_lease(_context(compute, host, features, opts, events, None),
+                      held.pop(host), report.abandoned)
+            if report.interrupted or report.error:
+                break
+    finally:
+        for host, rest in held.items():  # not reached: released
+            end_lease(_context(compute, host, features, opts, events, None),
+                      rest, abandoned=host == current)
     return reports
 
 
@@ -1521,8 +1462,11 @@ def list_drained_from(compute, host):
 
 
 def undrain_host(compute, host, service, opts, features=None, events=None,
-                 executor_kwargs=None):
-    """S6 (and S7 with ``opts.migrate_back``) for one host."""
+                 executor_kwargs=None, held=None):
+    """S6 (and S7 with ``opts.migrate_back``) for one host.
+
+    The host's lease is taken before the enable and released after the
+    last move home (``held``: one the caller holds and releases)."""
     features = features or engine.Features.from_proxy(compute)
     ctx = _context(compute, host, features, opts, events, host)
     servers = []
@@ -1537,11 +1481,31 @@ def undrain_host(compute, host, service, opts, features=None, events=None,
     elif opts.exclude:
         raise errors.UsageError('--exclude only makes sense with '
                                 '--migrate-back')
-    if not opts.dry_run:
-        took = check_lease(service, lease_owner(),
-                           getattr(opts, 'break_lease', False))
-        if took:
-            ctx.emit('service', '%s: %s' % (host, took))
+    if opts.dry_run:
+        return _undrain_host(ctx, compute, host, service, opts, features,
+                             servers, executor_kwargs, None)
+    own = held is None
+    if own:
+        held = lease.Lease(compute, host, kind='undrain',
+                           break_lease=getattr(opts, 'break_lease', False),
+                           events=events).acquire()
+    abandoned = True
+    try:
+        report = _undrain_host(ctx, compute, host, service, opts, features,
+                               servers, executor_kwargs, held)
+        abandoned = report.abandoned
+        return report
+    finally:
+        if own:  # held through the moves home, released at the end
+            end_lease(ctx, held, abandoned)
+
+
+def _undrain_host(ctx, compute, host, service, opts, features, servers,
+                  executor_kwargs, held):
+    if held is not None:
+        held.check()
+        # Read after the lease is ours: what another run did before counts.
+        service = compute_service(compute, host)
     if opts.dry_run:
         note = 'dry run: service left %s' % service.status
     elif opts.keep_disabled:
@@ -1574,12 +1538,14 @@ def undrain_host(compute, host, service, opts, features=None, events=None,
             except Exception as exc:
                 item.message = ('already on %s; clearing the origin record '
                                 'failed: %s' % (host, engine.describe(exc)))
-    executor = engine.Executor.from_options(ctx, poller, opts,
-                                            **(executor_kwargs or {}))
+    executor = engine.Executor.from_options(
+        ctx, poller, opts, **dict(executor_kwargs or {}, guard=held.check))
     executor.run(items, initial_snapshot=snap)
     engine.settle(items, False)
     report.interrupted = executor.interrupted
+    report.error = executor.stopped_by
+    report.abandoned = executor.abandon
     report.api_calls = poller.calls
-    report.ok = not report.interrupted and all(
+    report.ok = not report.error and not report.interrupted and all(
         i.ok or (i.action is None and opts.allow_skipped) for i in items)
     return report

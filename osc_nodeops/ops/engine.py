@@ -20,6 +20,7 @@ from concurrent import futures
 
 from openstack import utils as sdk_utils
 
+from osc_nodeops import errors
 from osc_nodeops import timeutil
 from osc_nodeops.timeutil import parse_time  # noqa: F401 (re-exported)
 from osc_nodeops.timeutil import utcnow  # noqa: F401 (re-exported)
@@ -933,7 +934,7 @@ class Executor(object):
                  timeout=600.0, on_timeout='abort', retries=1,
                  retry_delay=5.0, transient_retries=6, grace=None,
                  clock=None, wait=None, handle_sigint=True, hung_after=None,
-                 step_timeout=None):
+                 step_timeout=None, guard=None):
         if max_parallel < 1:
             raise ValueError('max_parallel must be at least 1')
         self.ladder = parse_ladder(on_timeout)
@@ -970,6 +971,12 @@ class Executor(object):
         self.hung_after = hung_after if hung_after is not None else timeout
         self._poll_failures = 0
         self._next_poll = 0.0
+        # Called before each batch of starts (the host lease's ``check``):
+        # when it raises an ``errors.NodeOpsError``, nothing more starts,
+        # the moves in flight are still watched, and ``stopped_by`` says
+        # why (one line).
+        self.guard = guard
+        self.stopped_by = None
 
     # -- signals
     def interrupt(self):
@@ -1439,10 +1446,15 @@ class Executor(object):
         """Start queued items whose time has come, at most
         ``max_parallel`` in flight; return the (maybe newer) snapshot."""
         now = self.clock()
+        guarded = False
         while queue and len(inflight) < self.max_parallel:
             ready = [i for i in queue if i.not_before <= now]
             if not ready:
                 break
+            if self.guard is not None and not guarded:
+                guarded = True
+                if not self._guard_allows(queue):
+                    break
             item = ready[0]
             requeued = item.data.get('requeued_at')
             if requeued is not None and (
@@ -1456,6 +1468,22 @@ class Executor(object):
             inflight.append(item)
             self._start(pool, item, snap)
         return snap
+
+    def _guard_allows(self, queue):
+        """Run the guard once for a batch; on refusal, every queued item
+        is finished NOT_STARTED and the executor stops starting."""
+        try:
+            self.bounded(self.guard)
+            return True
+        except errors.NodeOpsError as exc:
+            self.stopped_by = errors.one_line(exc)
+        self.stopping = True
+        self.ctx.emit('lease', self.stopped_by)
+        for item in queue:
+            self._finish(item, NOT_STARTED, 'not started: %s' %
+                         self.stopped_by)
+        queue.clear()
+        return False
 
     def _wait_time(self, queue, inflight):
         """Until a call returns, the next poll or the next queued start."""

@@ -2,22 +2,23 @@
 
 ``gather(compute, aggregate=None, zone=None)`` returns ``NodeRow`` objects:
 the nova-compute service (OSC's ``compute service list`` fields), the lease
-an osc-nodeops drain or maintain keeps in the disabled reason, the running
-instances and the migrations in flight from and to the host.  API calls:
-the services, (with ``aggregate``) the aggregates, the servers of every
-project and the migrations -- never one GET per host.
+an osc-nodeops run holds on the host (``ops/lease.py``: owner, since,
+expiry), the running instances and the migrations in flight from and to the
+host.  API calls: the services, the aggregates (the leases' and, with
+``aggregate``, the one named), the servers of every project and the
+migrations -- never one GET per host.
 """
 
 import collections
 import dataclasses
 
 from osc_nodeops import errors
-from osc_nodeops.ops import drain
 from osc_nodeops.ops import engine
+from osc_nodeops.ops import lease
 
 COLUMNS = ('Host', 'Zone', 'Status', 'State', 'Updated At',
            'Disabled Reason', 'Forced Down', 'Lease Owner', 'Lease Since',
-           'Instances', 'Running Instances', 'Migrations Out',
+           'Lease Expires', 'Instances', 'Running Instances', 'Migrations Out',
            'Migrations In')
 
 
@@ -32,6 +33,7 @@ class NodeRow(object):
     forced_down: bool = False
     lease_owner: str | None = None
     lease_since: str | None = None
+    lease_expires: str | None = None
     instances: int = 0
     running: int = 0
     migrations_out: int = 0
@@ -40,7 +42,8 @@ class NodeRow(object):
     def row(self):
         return (self.host, self.zone, self.status, self.state,
                 self.updated_at, self.disabled_reason, self.forced_down,
-                self.lease_owner, self.lease_since, self.instances,
+                self.lease_owner, self.lease_since, self.lease_expires,
+                self.instances,
                 self.running, self.migrations_out, self.migrations_in)
 
 
@@ -101,17 +104,18 @@ def gather(compute, aggregate=None, zone=None):
         if in_flight(m):
             out_[m.source_compute] += 1
             in_[m.dest_compute] += 1
+    leases = lease.holders(compute, services)
     rows = []
     for svc in services:
-        lease = drain.parse_lease(svc.disabled_reason) \
-            if svc.status == 'disabled' else None
+        held = leases.get(svc.host)
         rows.append(NodeRow(
             host=svc.host, zone=svc.availability_zone, status=svc.status,
             state=svc.state, updated_at=svc.updated_at,
             disabled_reason=svc.disabled_reason,
             forced_down=bool(svc.is_forced_down),
-            lease_owner=lease[0] if lease else None,
-            lease_since=lease[1] if lease else None,
+            lease_owner=held.owner if held else None,
+            lease_since=held.since if held else None,
+            lease_expires=held.expires_text if held else None,
             instances=instances[svc.host], running=running[svc.host],
             migrations_out=out_[svc.host], migrations_in=in_[svc.host]))
     return rows

@@ -4,7 +4,8 @@
 bool, dict, list) so that ``ShowNode`` can print it with any cliff formatter
 and other sources (e.g. a ``--local`` look at the node itself) can add keys.
 Four list calls: services, hypervisors, servers on the host (listed, with
-their counts), migrations touching the host.
+their counts), migrations touching the host; and one GET of the leases
+aggregate (``ops/lease.py``): who holds the host, until when.
 """
 
 import collections
@@ -13,6 +14,7 @@ import dataclasses
 from osc_nodeops import errors
 from osc_nodeops.ops import drain
 from osc_nodeops.ops import engine
+from osc_nodeops.ops import lease
 
 
 @dataclasses.dataclass
@@ -54,6 +56,11 @@ def gather(compute, host, now=None):
     info['State'] = svc.state
     info['Disabled Reason'] = svc.disabled_reason
     info['Forced Down'] = bool(svc.is_forced_down)
+    held = lease.holder(compute, host, svc)
+    info['Lease Kind'] = held.kind if held else None
+    info['Lease Owner'] = held.owner if held else None
+    info['Lease Since'] = held.since if held else None
+    info['Lease Expires'] = held.expires_text if held else None
     beat = engine.parse_time(svc.updated_at)
     info['Last Heartbeat'] = beat.strftime('%Y-%m-%dT%H:%M:%SZ') if beat \
         else None

@@ -104,6 +104,7 @@ class Options(object):
     nova_db: object = None
     neutron_db: object = None
     journal: str | None = None
+    break_lease: bool = False
 
 
 @dataclasses.dataclass
@@ -717,13 +718,26 @@ def run(conn, request, events=None, executor_kwargs=None):
     if not request.host:
         raise errors.UsageError('a host is required (or --undo JOURNAL)')
     validate(request)
-    if request.via_db:
-        from osc_nodeops.ops import dbmove
-        return dbmove.recover_via_db(conn, request.host, request,
-                                     events=events,
-                                     executor_kwargs=executor_kwargs)
-    return recover_host(conn, request.host, request, events=events,
-                        executor_kwargs=executor_kwargs)
+    held = None
+    if not (request.dry_run or (request.via_db and not request.execute)):
+        # The host's lease (ops/lease.py): refused while another live run
+        # holds it; checked again before each server.
+        from osc_nodeops.ops import lease
+        held = lease.Lease(conn.compute, request.host, kind='recover-all',
+                           break_lease=request.break_lease,
+                           events=events).acquire()
+        executor_kwargs = dict(executor_kwargs or {}, guard=held.check)
+    try:
+        if request.via_db:
+            from osc_nodeops.ops import dbmove
+            return dbmove.recover_via_db(conn, request.host, request,
+                                         events=events,
+                                         executor_kwargs=executor_kwargs)
+        return recover_host(conn, request.host, request, events=events,
+                            executor_kwargs=executor_kwargs)
+    finally:
+        if held is not None:
+            held.release()
 
 
 def recover_host(conn, host, opts, features=None, events=None,

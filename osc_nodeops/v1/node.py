@@ -118,9 +118,10 @@ class _MoveCommand(base.NodeOpsLister):
             dry_run_help='Print the plan and change nothing')
         parser.add_argument(
             '--break-lease', action='store_true',
-            help='Take over the host from another osc-nodeops drain whose '
-                 'lease (in the service\'s disabled reason) is still there: '
-                 'only when that run is gone')
+            help='Take the host from another osc-nodeops run whose lease '
+                 'is still live (compute node list shows it): only when '
+                 'that run is gone.  An expired lease (not renewed for 120 '
+                 's) is taken without it')
 
     def _request(self, parsed_args, hosts, **extra):
         from osc_nodeops.ops import drain

@@ -183,6 +183,11 @@ class RecoverAll(_DBCommand):
                  'journal (rows changed since by others make it refuse); '
                  'with --dry-run: say what would be put back, change '
                  'nothing')
+        parser.add_argument(
+            '--break-lease', action='store_true',
+            help='Take the host from another osc-nodeops run whose lease '
+                 'is still live (compute node list shows it): only when '
+                 'that run is gone.  An expired lease is taken without it')
         _add_db_arguments(parser, ('nova', 'neutron'))
         base.add_executor_arguments(
             parser, timeout=300.0,
@@ -226,6 +231,7 @@ class RecoverAll(_DBCommand):
             fence_check=parsed_args.fence_check,
             fence_timeout=parsed_args.fence_timeout,
             reattach_volumes=parsed_args.reattach_volumes,
+            break_lease=parsed_args.break_lease,
             nova_db=self.db_source(parsed_args, 'nova'),
             neutron_db=self.db_source(parsed_args, 'neutron'),
             journal=parsed_args.journal,

@@ -142,6 +142,8 @@ class FakeNova(object):
         c.create_aggregate.side_effect = self._create_aggregate
         c.set_aggregate_metadata.side_effect = self._aggregate_metadata
         c.delete_aggregate.side_effect = self._delete_aggregate
+        # (also the host leases' store, ops/lease.py)
+        c.get_aggregate.side_effect = self._get_aggregate
 
     # -- building
     def add(self, name, status='ACTIVE', host='c01', script=None, **kw):
@@ -349,6 +351,13 @@ class FakeNova(object):
 
     def _delete_aggregate(self, aggregate, ignore_missing=True):
         self.aggregates.pop(aggregate.name, None)
+
+    def _get_aggregate(self, aggregate):
+        wanted = getattr(aggregate, 'id', aggregate)
+        for agg in self.aggregates.values():
+            if agg.id == wanted:
+                return agg
+        raise exceptions.NotFoundException('no aggregate %s' % wanted)
 
     def _abort(self, migration_id, server, ignore_missing=True):
         m = self.migrations[migration_id]
