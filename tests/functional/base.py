@@ -346,6 +346,22 @@ class FunctionalTestCase(testtools.TestCase):
             if (not hosts or svc.host in hosts) and svc.status == 'disabled':
                 compute.enable_service(svc, host=svc.host,
                                        binary=svc.binary)
+        self.clear_leases(*hosts)
+
+    def lease_of(self, host):
+        """Who holds ``host`` (an ``ops/lease.py`` Holder), or None."""
+        from osc_nodeops.ops import lease
+        return lease.Store(self.admin_conn.compute).get(host)
+
+    def clear_leases(self, *hosts):
+        """Drop the lease entries of these hosts (of every host when none
+        is named), as a cleanup: a lease a test left (a killed run's)
+        would keep the next test's run off the host until it expires."""
+        from osc_nodeops.ops import lease
+        store = lease.Store(self.admin_conn.compute)
+        for host in store.all():
+            if not hosts or host in hosts:
+                store.delete(host)
 
     def create_server(self, name=None, host='c01', conn=None, network=None,
                       port=None, stopped=False, wait=True):
