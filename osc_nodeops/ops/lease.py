@@ -116,9 +116,9 @@ class Holder(object):
     owner: str
     since: str                 # API time text (``at=``)
     kind: str = 'drain'
-    token: str = None
-    renewed: str = None
-    ttl: int = None            # None: an earlier version's (no expiry)
+    token: str | None = None
+    renewed: str | None = None
+    ttl: int | None = None     # None: an earlier version's (no expiry)
 
     @property
     def legacy(self):
@@ -127,7 +127,7 @@ class Holder(object):
     @property
     def expires(self):
         """Aware datetime, or None (no expiry: an earlier version's)."""
-        if self.legacy:
+        if self.ttl is None:
             return None
         renewed = timeutil.parse_time(self.renewed)
         return renewed + datetime.timedelta(seconds=self.ttl) \
@@ -153,7 +153,7 @@ class Holder(object):
         return not os.path.exists('/proc/%s' % pid)
 
     def entry(self):
-        return '%s owner=%s id=%s at=%s renewed=%s ttl=%d' % (
+        return '%s owner=%s id=%s at=%s renewed=%s ttl=%s' % (
             self.kind, self.owner, self.token, self.since, self.renewed,
             self.ttl)
 
