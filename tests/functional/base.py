@@ -348,6 +348,21 @@ class FunctionalTestCase(testtools.TestCase):
                                        binary=svc.binary)
         self.clear_leases(*hosts)
 
+    def popen_cli(self, *args):
+        """Start the real ``openstack`` CLI (the minicloud's admin) in the
+        background; killed at cleanup if still running."""
+        exe = os.path.join(os.path.dirname(sys.executable), 'openstack')
+        env = dict(os.environ, OS_CLIENT_CONFIG_FILE=CLOUDS_YAML)
+        for key in list(env):
+            if key.startswith('OS_') and key != 'OS_CLIENT_CONFIG_FILE':
+                del env[key]
+        proc = subprocess.Popen(
+            [exe, '--os-cloud', 'minicloud'] + [str(a) for a in args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        return proc
+
     def lease_of(self, host):
         """Who holds ``host`` (an ``ops/lease.py`` Holder), or None."""
         from osc_nodeops.ops import lease

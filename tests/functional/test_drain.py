@@ -256,18 +256,8 @@ class TestDrain(base.FunctionalTestCase):
             instance_uuid=srv.id)))
 
     def _popen_drain(self, *args):
-        exe = os.path.join(os.path.dirname(sys.executable), 'openstack')
-        env = dict(os.environ, OS_CLIENT_CONFIG_FILE=base.CLOUDS_YAML)
-        for key in list(env):
-            if key.startswith('OS_') and key != 'OS_CLIENT_CONFIG_FILE':
-                del env[key]
-        proc = subprocess.Popen(
-            [exe, '--os-cloud', 'minicloud', 'compute', 'node', 'drain',
-             'c01', '--poll-interval', '1', '-f', 'json'] + list(args),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=env)
-        self.addCleanup(lambda: proc.poll() is None and proc.kill())
-        return proc
+        return self.popen_cli('compute', 'node', 'drain', 'c01',
+                              '--poll-interval', '1', '-f', 'json', *args)
 
     def _wait_first_move(self, proc, ids):
         deadline = time.time() + 120

@@ -3,9 +3,6 @@ nova, real concurrent processes."""
 
 import datetime
 import json
-import os
-import subprocess
-import sys
 import time
 
 from osc_nodeops import timeutil
@@ -24,18 +21,7 @@ class TestLease(base.FunctionalTestCase):
         self.clear_leases('c01', 'c02', 'c03')
 
     def popen(self, *args):
-        exe = os.path.join(os.path.dirname(sys.executable), 'openstack')
-        env = dict(os.environ, OS_CLIENT_CONFIG_FILE=base.CLOUDS_YAML)
-        for key in list(env):
-            if key.startswith('OS_') and key != 'OS_CLIENT_CONFIG_FILE':
-                del env[key]
-        proc = subprocess.Popen(
-            [exe, '--os-cloud', 'minicloud'] + list(args) +
-            ['--poll-interval', '1', '-f', 'json'],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=env)
-        self.addCleanup(lambda: proc.poll() is None and proc.kill())
-        return proc
+        return self.popen_cli(*args, '--poll-interval', '1', '-f', 'json')
 
     def run_cli(self, *args, expect=0):
         res = self.openstack(*args, check=False)
