@@ -1178,7 +1178,7 @@ def drain_host(compute, host, service, opts, features=None, events=None,
                            executor_kwargs)
     own = held is None
     if own:
-        held = lease.Lease(compute, host, kind='drain',
+        held = lease.Lease(compute, host, kind='drain', owner=lease_owner(),
                            break_lease=getattr(opts, 'break_lease', False),
                            events=events).acquire()
     if taken_over_since is None and held.took is not None:
@@ -1345,7 +1345,7 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
     try:
         for host in hosts:  # every lease before anything changes
             held[host] = lease.Lease(
-                compute, host, kind='drain',
+                compute, host, kind='drain', owner=lease_owner(),
                 break_lease=getattr(opts, 'break_lease', False),
                 events=events).acquire()
         for host in hosts[1:]:
@@ -1486,7 +1486,7 @@ def undrain_host(compute, host, service, opts, features=None, events=None,
                              servers, executor_kwargs, None)
     own = held is None
     if own:
-        held = lease.Lease(compute, host, kind='undrain',
+        held = lease.Lease(compute, host, kind='undrain', owner=lease_owner(),
                            break_lease=getattr(opts, 'break_lease', False),
                            events=events).acquire()
     abandoned = True

@@ -351,6 +351,9 @@ class Lease(object):
         service = engine.find_compute_service(self.compute, self.host,
                                               errors.NotFound)
         held = self.store.get(self.host) or legacy_holder(service)
+        if held is not None and held.legacy and held.owner in (
+                self.owner, 'maintain:' + self.owner):
+            held = None  # this process's own earlier-format tag (maintain)
         self.note = judge(self.host, held, self.break_lease,
                           now=self.clock(), token=self.token)
         if self.note:
