@@ -12,10 +12,12 @@ later run) finds journals whose owner is gone and runs the same teardown.
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import signal
 
+from osc_nodeops import safefile
 from osc_nodeops.ops.inspect_disk import connectors
 from osc_nodeops.ops.inspect_disk import host
 from osc_nodeops.ops.inspect_disk import journal as journal_mod
@@ -63,9 +65,15 @@ def operator_name():
 
 
 def audit(path, record):
-    """Append one JSON line to the audit log (0600, created if missing)."""
+    """Append one JSON line to the audit log (0600, created if missing),
+    opened by :mod:`osc_nodeops.safefile` (never through a link another
+    user planted).  A refusal is an ``OSError`` (EPERM): the callers'
+    handling of a log they cannot write applies to it."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        fd = safefile.open_append(path, label='--audit-log %s' % path)
+    except safefile.Unsafe as exc:
+        raise OSError(errno.EPERM, str(exc))
     with os.fdopen(fd, 'a') as f:
         f.write(json.dumps(record, sort_keys=True) + '\n')
         f.flush()
