@@ -57,7 +57,8 @@ class ServiceStepsTest(testtools.TestCase):
         for name in ('../x', '..', '-h'):
             res = run('compute', 'node', 'stop-service', '--service=' + name,
                       '--dry-run')
-            self.assertEqual(1, res.returncode, name)
+            # a usage error (issue 21 item 9): exit 2, judged first
+            self.assertEqual(2, res.returncode, name)
             self.assertIn("not a service name: %r" % name, res.stderr)
             self.assertEqual('', res.stdout)
 
@@ -169,11 +170,12 @@ class CopyInstancesTest(testtools.TestCase):
     def test_bad_input(self):
         res = run('compute', 'node', 'copy-instances', '--from', self.src,
                   '--to', os.path.join(self.src, 'instance-0000002a'))
-        self.assertEqual(1, res.returncode)
+        # usage errors (issue 21 item 9): exit 2, judged first
+        self.assertEqual(2, res.returncode, res.stderr)
         self.assertIn('must be separate directory trees', res.stderr)
         res = run('compute', 'node', 'copy-instances', '--from',
                   os.path.join(self.root, 'nope'), '--to', self.dst)
-        self.assertEqual(1, res.returncode)
+        self.assertEqual(2, res.returncode, res.stderr)
         self.assertIn('is not a directory', res.stderr)
         self.assertEqual(['_base'], os.listdir(self.dst))
 
