@@ -119,7 +119,7 @@ def _attach_status(block_storage, volume, server_id, attachment_id):
 @dataclasses.dataclass
 class Request(object):
     """``compute node volumes``; ``nova_db`` / ``cinder_db`` are
-    ``dbmove.DBSource`` (``--from-db``)."""
+    ``recover.DBSource`` (``--from-db``)."""
 
     host: str
     from_db: bool = False

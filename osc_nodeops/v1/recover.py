@@ -1,8 +1,8 @@
 """``openstack server recover-all`` and ``openstack compute node volumes``.
 
-cliff classes only: parse arguments, call ``osc_nodeops.ops.recover`` /
-``ops.dbmove`` / ``ops.volumes`` (imported inside ``take_action``), turn
-the results into columns.
+cliff classes only: parse arguments, call ``osc_nodeops.ops.recover`` or
+``ops.volumes`` (imported inside ``take_action``), turn the results into
+columns.
 """
 
 from osc_nodeops.v1 import base
@@ -46,22 +46,22 @@ class _DBCommand(base.NodeOpsLister):
     before osc-lib logs the parsed arguments."""
 
     def run(self, parsed_args):
-        from osc_nodeops.ops import dbmove
+        from osc_nodeops.ops import recover
         for name in DB_SCHEMAS:
             value = getattr(parsed_args, '%s_db' % name, None)
             if value:
-                setattr(parsed_args, '%s_db' % name, dbmove.SecretURL(value))
+                setattr(parsed_args, '%s_db' % name, recover.SecretURL(value))
         return super(_DBCommand, self).run(parsed_args)
 
     @staticmethod
     def db_source(parsed_args, name):
         """--<name>-db, else $NODEOPS_<NAME>_DB, else --<name>-conf."""
         import os
-        from osc_nodeops.ops import dbmove
+        from osc_nodeops.ops import recover
         url = getattr(parsed_args, '%s_db' % name) or os.environ.get(
             _env_var(name))
-        return dbmove.DBSource(url, getattr(parsed_args, '%s_conf' % name),
-                               what=name)
+        return recover.DBSource(url, getattr(parsed_args, '%s_conf' % name),
+                                what=name)
 
 
 class RecoverAll(_DBCommand):
@@ -204,10 +204,9 @@ class RecoverAll(_DBCommand):
         return parser
 
     def take_action(self, parsed_args):
-        from osc_nodeops.ops import dbmove
         from osc_nodeops.ops import recover
         if parsed_args.undo:
-            report = dbmove.undo(dbmove.UndoRequest(
+            report = recover.undo(recover.UndoRequest(
                 parsed_args.undo, self.db_source(parsed_args, 'nova'),
                 self.db_source(parsed_args, 'neutron'), host=parsed_args.host,
                 dead=parsed_args.dead, execute=parsed_args.execute,

@@ -53,7 +53,7 @@ class TestV1Layer(testtools.TestCase):
                 'import osc_nodeops.db.url',
                 'from osc_nodeops import privileged',
                 'def f():\n    from osc_nodeops.db import journal\n',
-                'from osc_nodeops.ops import dbmove')):
+                'from osc_nodeops.ops import recover')):
             path = os.path.join(tmp, 'm%d.py' % n)
             with open(path, 'w') as f:
                 f.write(code)

@@ -12,8 +12,8 @@ import testtools
 
 from osc_nodeops.db import url as url_mod
 from osc_nodeops import errors
-from osc_nodeops.ops import dbmove
 from osc_nodeops.ops import recover
+from osc_nodeops.ops.recover import via_db
 from osc_nodeops.v1 import recover as v1_recover
 from tests.unit import fake_placement
 from tests.unit import fakedb
@@ -75,7 +75,7 @@ class ViaDBFixture(testtools.TestCase):
                     self.nova.servers[row['uuid']].compute_host = 'c02'
         clock = FakeClock()
         self.events = []
-        return dbmove.recover_via_db(
+        return via_db.recover_via_db(
             self.conn, 'c03', recover.Options(**opts),
             url_mod.DBURL.parse(NOVA), url_mod.DBURL.parse(NEUTRON),
             self.journal, connector=self.db.connect, before_commit=moved,
@@ -85,9 +85,9 @@ class ViaDBFixture(testtools.TestCase):
 
     def undo(self):
         """``--undo`` of the journal: the rows as tuples."""
-        report = dbmove.undo(dbmove.UndoRequest(
-            self.journal, dbmove.DBSource(url=NOVA),
-            dbmove.DBSource(url=NEUTRON)), connector=self.db.connect,
+        report = via_db.undo(via_db.UndoRequest(
+            self.journal, via_db.DBSource(url=NOVA),
+            via_db.DBSource(url=NEUTRON)), connector=self.db.connect,
             conn=self.conn)
         return [(r.table, r.restored, r.already, r.gone)
                 for r in report.rows]

@@ -23,12 +23,18 @@ import dataclasses
 import datetime
 import os
 
+from openstack.compute.v2 import server as _server
+
+from osc_nodeops.db import hostmove
+from osc_nodeops.db import journal as journal_mod
 from osc_nodeops.db import url as db_url
 from osc_nodeops import errors
 from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
 from osc_nodeops.ops import fencing
-from osc_nodeops.ops import recover
+from osc_nodeops.ops import placement
+from osc_nodeops.ops.recover import common
+from osc_nodeops.ops.recover.reboot import HARD_REBOOT
 
 #: Where a database URL comes from (``--nova-db URL`` / ``--nova-conf``).
 DBSource = db_url.Source
@@ -66,7 +72,6 @@ class AllocationItem(engine.PlanItem):
 def _placement_plan(conn, plan):
     """``(client, moves, names)`` for the instances of a DB move plan, or
     ``(None, [], {})`` when there is nothing to plan."""
-    from osc_nodeops.ops import placement
     if not plan.instances or plan.conflicts:
         return None, [], {}
     client = placement.Client(conn.placement)
@@ -104,7 +109,6 @@ def _allocation_items(moves, names, servers, source, result):
 
 def _move_allocations(ctx, client, moves, items, moved_uuids):
     """Right after the commit: move each planned allocation."""
-    from osc_nodeops.ops import placement
     for move, item in zip(moves, items):
         if item.result != 'moving':
             continue
@@ -145,7 +149,6 @@ def _server_rows(compute, host, uuids):
                     lambda: compute.get_server(uuid))
             except Exception:
                 # a row nova's API does not know (no instance mapping)
-                from openstack.compute.v2 import server as _server
                 srv = _server.Server(id=uuid, status='UNKNOWN')
         out[uuid] = srv
     return out
@@ -209,24 +212,22 @@ def recover_via_db(conn, host, opts, nova_url=None, neutron_url=None,
     """``recover-all --dead --via-db``; the URLs default to the request's
     ``nova_db`` / ``neutron_db`` sources, the journal to ``opts.journal``
     or a fresh path under ``$XDG_STATE_HOME``."""
-    from osc_nodeops.db import journal as journal_mod
-
     compute = conn.compute
-    recover.validate(opts, host)
+    common.validate(opts, host)
     nova_url = nova_url or _resolve(opts.nova_db, 'nova')
     neutron_url = neutron_url or _resolve(opts.neutron_db, 'neutron')
     journal_path = (journal_path or opts.journal
                     or journal_mod.default_path(host))
     features = features or engine.Features.from_proxy(compute)
     dry = not opts.execute
-    service, note, fenced = recover.check_host(compute, host, opts,
+    service, note, fenced = common.check_host(compute, host, opts,
                                                force_down=not dry)
-    ctx = recover.make_context(
+    ctx = common.make_context(
         compute, opts.target_host, features, opts, events,
         block_storage=getattr(conn, 'block_storage', None))
     _say_unfinished(ctx, os.path.dirname(os.path.abspath(journal_path)))
     ctx.emit('service', note)
-    report = recover.Report(host, [], notes=[note])
+    report = common.Report(host, [], notes=[note])
     db = dict(nova_url=nova_url, neutron_url=neutron_url, mode=db_mode,
               connector=connector)
     if dry:
@@ -241,7 +242,7 @@ def recover_via_db(conn, host, opts, nova_url=None, neutron_url=None,
     reboot = _reboot_moved(ctx, report, moved, host, opts, features,
                            executor_kwargs)
     if opts.reattach_volumes and not report.interrupted:
-        report.items += recover.reattach(
+        report.items += common.reattach(
             ctx, [i for i in reboot if i.ok and i.action], opts, features,
             executor_kwargs=executor_kwargs)
     report.ok = not report.interrupted and all(
@@ -252,7 +253,6 @@ def recover_via_db(conn, host, opts, nova_url=None, neutron_url=None,
 def _say_unfinished(ctx, directory):
     """On start: a move that stopped half-way (Ctrl-C or a kill between
     the two commits) left its journal; say so, with the way back."""
-    from osc_nodeops.db import journal as journal_mod
     for path, state, old, new in journal_mod.unfinished(directory):
         ctx.emit('journal', 'unfinished DB move %s -> %s: %s (%s: %s); '
                  'check the rows, then put them back with: openstack '
@@ -262,7 +262,6 @@ def _say_unfinished(ctx, directory):
 
 
 def _plan(host, opts, db):
-    from osc_nodeops.db import hostmove
     return hostmove.plan(db['nova_url'], db['neutron_url'], host,
                          opts.target_host, mode=db['mode'],
                          connector=db['connector'], exclude=opts.exclude)
@@ -299,8 +298,6 @@ def _execute(conn, ctx, report, host, opts, db, journal_path,
              before_commit):
     """S20/S21 in the databases, with the journal, then the placement
     allocations; the moved rows."""
-    from osc_nodeops.db import hostmove
-    from osc_nodeops.ops import placement
     compute = ctx.compute
     preview = _plan(host, opts, db)
     servers_before = _server_rows(compute, host, preview.instance_uuids()
@@ -343,7 +340,7 @@ def _reboot_moved(ctx, report, moved, host, opts, features,
         srv = item.server
         if srv.status in ('ACTIVE', 'ERROR') or (
                 opts.all and srv.status == 'SHUTOFF'):
-            reboot.append(engine.PlanItem(srv, recover.HARD_REBOOT,
+            reboot.append(engine.PlanItem(srv, HARD_REBOOT,
                                           source=host))
         elif srv.status == 'SHUTOFF':
             reboot.append(engine.PlanItem(
@@ -357,12 +354,12 @@ def _reboot_moved(ctx, report, moved, host, opts, features,
         since = engine.utcnow() - datetime.timedelta(hours=1)
         poller = engine.HostPoller(ctx.compute, opts.target_host, features,
                                    since=since)
-        executor = recover.make_executor(ctx, poller, opts,
+        executor = common.make_executor(ctx, poller, opts,
                                          **(executor_kwargs or {}))
         started = timeutil.utcnow()
         executor.run(reboot)
         engine.settle(reboot, False)
-        recover.explain_failures(ctx, reboot, started)
+        common.explain_failures(ctx, reboot, started)
         report.interrupted = executor.interrupted
         report.items += reboot
     return reboot
@@ -403,7 +400,6 @@ def _undo_placement_check(conn, doc, journal_path):
     """Read every recorded allocation before anything is put back:
     ``(client, todo records, counts)``; one changed by someone else since
     the move refuses the whole undo (``Refused``, nothing changed)."""
-    from osc_nodeops.ops import placement
     records = (doc.get('placement') or {}).get('consumers') or []
     counts = {'restored': 0, 'already': 0, 'gone': 0}
     if not records or (doc.get('placement') or {}).get('state') == 'undone':
@@ -440,10 +436,6 @@ def undo(request, db_mode='auto', connector=None, events=None, conn=None):
     With ``request.dry_run`` the same checks run, each row and allocation
     that would go back is said (``events``), and nothing is written: no
     SQL write, no placement write, the journal as it was."""
-    from osc_nodeops.db import hostmove
-    from osc_nodeops.db import journal as journal_mod
-    from osc_nodeops.ops import placement
-
     if request.host or request.dead or request.execute:
         raise errors.UsageError(
             '--undo takes only the journal and the DB options (and '
@@ -487,7 +479,6 @@ def undo(request, db_mode='auto', connector=None, events=None, conn=None):
 def _say_undo_plan(say, doc, result, todo):
     """A dry run of ``--undo``: one line per row and allocation that would
     go back."""
-    from osc_nodeops.ops import placement
     what = {kind: text for kind, _, text in UNDO_KINDS}
     for kind, ident, now, back in result.todo:
         say(engine.Event('undo', 'would put back %s %s: host %s -> %s' % (
