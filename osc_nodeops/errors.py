@@ -83,19 +83,41 @@ def http_status(exc):
     return status
 
 
-def one_line(exc, limit=300):
+#: How :func:`one_line` reads an exception (``style``).
+SDK = 'sdk'        # SDK/HTTP errors: details, status, 403 as ADMIN_NEEDED
+STATUS = 'status'  # as SDK, but a 403 only as its status ("403: ...")
+PLAIN = 'plain'    # ``str(exc)`` only (local errors: OSError, a step's)
+NAMED = 'named'    # "TypeName: str(exc)" (driver errors whose text is a tuple)
+
+
+def one_line(exc, limit=300, cut='...', style=SDK):
     """One line for any exception: SDK and HTTP errors included.
 
     A 403 becomes "not allowed (this command needs the admin role): ..." in
-    every command; other HTTP errors carry their status.
+    every command; other HTTP errors carry their status.  ``exc`` may also
+    be a text (a child's stderr; None is empty).  A text longer than
+    ``limit`` (None: no limit) is cut to ``limit`` characters, the last of
+    them ``cut``.  ``style``: :data:`SDK`, :data:`STATUS`, :data:`PLAIN` or
+    :data:`NAMED` (each as its comment says).
+
+    The only such helper: the call sites differ in ``limit``, ``cut`` and
+    ``style`` only (each keeps the message it always printed).
     """
-    text = getattr(exc, 'details', None) or str(exc) or type(exc).__name__
+    if exc is None or isinstance(exc, str):
+        text, status = exc or '', None
+    elif style in (PLAIN, NAMED):
+        text, status = str(exc), None
+    else:
+        text = getattr(exc, 'details', None) or str(exc) or \
+            type(exc).__name__
+        status = http_status(exc)
     text = ' '.join(str(text).split())
-    status = http_status(exc)
-    if status == 403:
+    if style == NAMED and not isinstance(exc, str):
+        text = '%s%s' % (type(exc).__name__, ': ' + text if text else '')
+    if status == 403 and style == SDK:
         text = '%s: %s' % (ADMIN_NEEDED, text)
     elif status and str(status) not in text:
         text = '%s: %s' % (status, text)
-    if len(text) > limit:
-        text = text[:limit - 3] + '...'
+    if limit is not None and len(text) > limit:
+        text = text[:limit - len(cut)] + cut
     return text

@@ -25,6 +25,7 @@ commit; :func:`undo` puts the values back from it.
 
 import collections
 
+from osc_nodeops import errors as base_errors
 from osc_nodeops.db import errors
 from osc_nodeops.db import journal as journal_mod
 from osc_nodeops.db import url as url_mod
@@ -93,7 +94,8 @@ class _Session(object):
             raise
         except Exception as exc:
             raise errors.DBError(url_mod.scrub(
-                '%s database: %s' % (which, _describe(exc)),
+                '%s database: %s' % (which, base_errors.one_line(
+                    exc, None, style=base_errors.NAMED)),
                 self.secrets)) from None
 
     def identity(self, which):
@@ -134,7 +136,9 @@ class _Session(object):
         except Exception as exc:
             raise errors.DBError(url_mod.scrub(
                 'commit on the %s database failed: %s' % (
-                    which, _describe(exc)), self.secrets)) from None
+                    which, base_errors.one_line(
+                        exc, None, style=base_errors.NAMED)),
+                self.secrets)) from None
 
     def ping(self, which):
         conn = self.nova if which == 'nova' else self.neutron
@@ -143,12 +147,9 @@ class _Session(object):
         except Exception as exc:
             raise errors.DBError(url_mod.scrub(
                 'the %s database connection was lost before commit: %s' % (
-                    which, _describe(exc)), self.secrets)) from None
-
-
-def _describe(exc):
-    text = ' '.join(str(exc).split())
-    return '%s%s' % (type(exc).__name__, ': ' + text if text else '')
+                    which, base_errors.one_line(
+                        exc, None, style=base_errors.NAMED)),
+                self.secrets)) from None
 
 
 class MovePlan(object):

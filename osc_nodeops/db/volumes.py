@@ -11,6 +11,7 @@ those instance UUIDs.  Read-only: every transaction is rolled back.
 
 import collections
 
+from osc_nodeops import errors as base_errors
 from osc_nodeops.db import errors
 from osc_nodeops.db import url as url_mod
 
@@ -26,8 +27,8 @@ def _query(conn, sql, params, secrets, which):
             return cur.fetchall()
     except Exception as exc:
         raise errors.DBError(url_mod.scrub(
-            '%s database: %s: %s' % (which, type(exc).__name__,
-                                     ' '.join(str(exc).split())),
+            '%s database: %s' % (which, base_errors.one_line(
+                exc, None, style=base_errors.NAMED)),
             secrets)) from None
 
 

@@ -237,7 +237,7 @@ def execute(rows, service=DEFAULT_SERVICE, layout=None, systemctl=None,
             r.result = DONE
         except (proc.PrivilegedError, OSError) as exc:
             r.result = FAILED
-            r.detail = ' '.join(str(exc).split())[:300]
+            r.detail = errors.one_line(exc, cut='', style=errors.PLAIN)
             break
     return rows
 

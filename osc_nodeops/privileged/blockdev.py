@@ -2,6 +2,7 @@
 
 import json
 
+from osc_nodeops import errors
 from osc_nodeops.privileged import proc
 
 
@@ -12,7 +13,7 @@ def read_partition_table(path, timeout=30):
         if 'partition table' in (res.stderr or ''):
             return None
         raise proc.PrivilegedError('sfdisk -J %s failed (exit %d): %s' % (
-            path, res.returncode, ' '.join(res.stderr.split())[:300]))
+            path, res.returncode, errors.one_line(res.stderr, cut='')))
     return json.loads(res.stdout)['partitiontable']
 
 

@@ -11,10 +11,6 @@ class PrivilegedError(errors.NodeOpsError):
     """A root-only step failed; the message is one line (exit 1)."""
 
 
-def _one_line(text):
-    return ' '.join((text or '').split())[:400]
-
-
 def is_root():
     return os.geteuid() == 0
 
@@ -39,7 +35,7 @@ def run(argv, timeout=60, check=True, input=None):
     if check and res.returncode != 0:
         raise PrivilegedError('%s failed (exit %d): %s' % (
             ' '.join(argv), res.returncode,
-            _one_line(res.stderr or res.stdout)))
+            errors.one_line(res.stderr or res.stdout, limit=400, cut='')))
     return res
 
 

@@ -22,15 +22,13 @@ import fcntl
 import os
 import stat
 
+from osc_nodeops import errors
+from osc_nodeops.ops.cloud import waiting
 from osc_nodeops.ops.inspect_disk import host
 from osc_nodeops.ops.inspect_disk.request import InspectError
 from osc_nodeops.privileged import blockdev
 from osc_nodeops.privileged import nbd
 from osc_nodeops.privileged import proc
-
-
-def _one_line(exc):
-    return ' '.join(str(exc).split())[:300]
 
 
 class Connector(object):
@@ -85,8 +83,9 @@ class FuseConnector(Connector):
         child = nbd.nbdfuse_start(r['fuse_dir'], 'disk', r['socket'],
                                   r['fuse_pid_file'], r['log'],
                                   read_only=read_only)
-        if not host.wait_for(lambda: os.path.exists(r['image']) and
-                             host.mounted(r['fuse_dir']), timeout):
+        if not waiting.wait_until(lambda: os.path.exists(r['image']) and
+                                  host.mounted(r['fuse_dir']), timeout,
+                                  host.INTERVAL, last_look=True):
             code = child.poll()
             raise InspectError('nbdfuse did not expose the disk within '
                                '%d s%s' % (timeout, '' if code is None else
@@ -102,18 +101,20 @@ class FuseConnector(Connector):
                 host.retry(lambda: blockdev.umount(fuse_dir))
                 done.append('nbdfuse %s' % fuse_dir)
             except proc.PrivilegedError as exc:
-                fail(_one_line(exc))
+                fail(errors.one_line(exc, cut='', style=errors.PLAIN))
                 return False, done
         fpid = host.read_pid(r.get('fuse_pid_file') or '')
         if fpid:
-            host.wait_for(lambda: not host.pid_alive(fpid, 'nbdfuse'), 5.0)
+            waiting.wait_until(lambda: not host.pid_alive(fpid, 'nbdfuse'),
+                               5.0, host.INTERVAL, last_look=True)
             if host.stop_pid(fpid, 'nbdfuse'):
                 done.append('nbdfuse pid %d' % fpid)
             proc.reap(fpid)
         qpid = host.read_pid(r.get('qemu_pid_file') or '')
         if qpid:
             # Without --persistent qemu-nbd leaves once nbdfuse is gone.
-            host.wait_for(lambda: not host.pid_alive(qpid, 'qemu-nbd'), 3.0)
+            waiting.wait_until(lambda: not host.pid_alive(qpid, 'qemu-nbd'),
+                               3.0, host.INTERVAL, last_look=True)
             if host.stop_pid(qpid, 'qemu-nbd'):
                 done.append('qemu-nbd pid %d' % qpid)
             else:
@@ -155,7 +156,7 @@ class NbdConnector(Connector):
         try:
             nbd.qemu_nbd_disconnect(dev)
         except proc.PrivilegedError as exc:
-            fail(_one_line(exc))
+            fail(errors.one_line(exc, cut='', style=errors.PLAIN))
             return False, []
         return True, [dev]
 
@@ -211,7 +212,7 @@ class AllocationLock(object):
             except BlockingIOError:
                 return False
 
-        if not host.wait_for(take, self.timeout, interval=0.1):
+        if not waiting.wait_until(take, self.timeout, 0.1, last_look=True):
             os.close(fd)
             raise InspectError('the nbd allocation lock %s is held by '
                                'another process for more than %g s; '
@@ -302,8 +303,9 @@ def allocate_nbd(path, fmt, read_only, sys_root='/sys', dev_root='/dev',
             except proc.PrivilegedError:
                 continue
             pid_file = os.path.join(sys_root, 'block', name, 'pid')
-            if host.wait_for(lambda: os.path.exists(pid_file),
-                             wait_timeout):
+            if waiting.wait_until(lambda: os.path.exists(pid_file),
+                                  wait_timeout, host.INTERVAL,
+                                  last_look=True):
                 return device
             with contextlib.suppress(proc.PrivilegedError):
                 nbd.qemu_nbd_disconnect(device)

@@ -10,8 +10,8 @@ import os
 import signal
 import stat
 import tempfile
-import time
 
+from osc_nodeops.ops.cloud import waiting
 from osc_nodeops.ops.inspect_disk.request import InspectError
 from osc_nodeops.privileged import confine as confine_mod
 from osc_nodeops.privileged import files
@@ -260,14 +260,15 @@ def end_processes_using(path, grace=5.0):
     """SIGTERM, then after ``grace`` seconds SIGKILL, the processes of our
     session still using ``path``; returns their PIDs."""
     pids = processes_using(path)
+
+    def all_gone():
+        pids[:] = [p for p in pids if _alive(p)]
+        return not pids
+
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
             proc.kill(pid, sig)
-        deadline = time.monotonic() + grace
-        while pids and time.monotonic() < deadline:
-            pids = [p for p in pids if _alive(p)]
-            time.sleep(0.05)
-        if not pids:
+        if waiting.wait_until(all_gone, grace, 0.05):
             break
     return pids
 

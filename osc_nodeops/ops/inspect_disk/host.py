@@ -1,28 +1,17 @@
 """What is really in place on this node: mounts, loop devices, nbd
 devices, helper processes (read from /proc and /sys, never changed here),
-and the two bounded loops the steps use."""
+and the bounded retry the steps use."""
 
 import os
 import re
 import signal
 
-from openstack import exceptions as sdk_exc
-from openstack import utils as sdk_utils
-
+from osc_nodeops.ops.cloud import waiting
 from osc_nodeops.privileged import proc
 
 
-def wait_for(predicate, timeout, interval=0.05):
-    """Poll ``predicate`` until it is true or ``timeout`` seconds passed;
-    return its last value."""
-    try:
-        for _ in sdk_utils.iterate_timeout(timeout, 'timed out',
-                                           wait=interval):
-            if predicate():
-                return True
-    except sdk_exc.ResourceTimeout:
-        pass
-    return bool(predicate())
+#: Seconds between two looks at this node (a mount, a pid file, a process).
+INTERVAL = 0.05
 
 
 def retry(fn, attempts=5, delay=0.3):
@@ -87,9 +76,11 @@ def stop_pid(pid, expect, timeout=10.0):
     if not pid_alive(pid, expect):
         return False
     proc.kill(pid, signal.SIGTERM)
-    if not wait_for(lambda: not pid_alive(pid, expect), timeout):
+    if not waiting.wait_until(lambda: not pid_alive(pid, expect), timeout,
+                              INTERVAL, last_look=True):
         proc.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not pid_alive(pid, expect), timeout)
+        waiting.wait_until(lambda: not pid_alive(pid, expect), timeout,
+                           INTERVAL, last_look=True)
     proc.reap(pid)
     return True
 

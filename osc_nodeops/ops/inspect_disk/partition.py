@@ -4,6 +4,7 @@ import dataclasses
 import os
 import re
 
+from osc_nodeops import errors
 from osc_nodeops.ops.inspect_disk import host
 from osc_nodeops.ops.inspect_disk.request import InspectError
 from osc_nodeops.privileged import blockdev
@@ -128,5 +129,5 @@ def detach_loops(loop, connect, fail):
             done.append('loop %s' % dev)
         except proc.PrivilegedError as exc:
             ok = False
-            fail(' '.join(str(exc).split())[:300])
+            fail(errors.one_line(exc, cut='', style=errors.PLAIN))
     return ok, done

@@ -17,6 +17,7 @@ import json
 import os
 import signal
 
+from osc_nodeops import errors
 from osc_nodeops import safefile
 from osc_nodeops.ops.inspect_disk import connectors
 from osc_nodeops.ops.inspect_disk import host
@@ -43,10 +44,6 @@ def _hook(when, step):
 
 class Interrupted(BaseException):
     """SIGTERM/SIGHUP turned into an exception so that teardown runs."""
-
-
-def _one_line(exc):
-    return ' '.join(str(exc).split())[:300]
 
 
 @dataclasses.dataclass
@@ -139,7 +136,8 @@ class Session(object):
             self.conn = self.open_libvirt(req.libvirt_uri)
         except Exception as exc:
             raise InspectError('cannot open libvirt %s: %s' % (
-                req.libvirt_uri, _one_line(exc)))
+                req.libvirt_uri,
+                errors.one_line(exc, cut='', style=errors.PLAIN)))
         self.domain = libvirt_domain.lookup(
             self.conn, uuid=req.target.server_id,
             name=req.target.instance_name)
@@ -294,7 +292,8 @@ class Session(object):
             try:
                 libvirt_domain.suspend(self.domain)
             except Exception as exc:
-                raise InspectError('suspend failed: %s' % _one_line(exc))
+                raise InspectError('suspend failed: %s' % errors.one_line(
+                    exc, cut='', style=errors.PLAIN))
             self._journal().record(suspend={'done': True})
             self._step('suspend', 'done', 'domain %s paused' %
                        self.req.target.instance_name)
@@ -448,7 +447,8 @@ def _unmount(mp, step):
             host.retry(lambda: blockdev.umount(mp), attempts=5)
             step('unmount', 'done', mp)
         except proc.PrivilegedError as exc:
-            step('unmount', 'failed', _one_line(exc))
+            step('unmount', 'failed',
+                 errors.one_line(exc, cut='', style=errors.PLAIN))
             return False
     elif mp:
         step('unmount', 'not needed', 'nothing mounted')
@@ -492,7 +492,8 @@ def _resume(data, open_libvirt, conn, step):
             step('resume', 'not needed', 'domain %s is %s' % (
                 name, libvirt_domain.STATE_NAMES.get(st, st)))
     except Exception as exc:
-        step('resume', 'failed', _one_line(exc))
+        step('resume', 'failed',
+             errors.one_line(exc, cut='', style=errors.PLAIN))
 
 
 def _remove_workdir(workdir):
