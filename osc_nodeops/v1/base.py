@@ -11,6 +11,7 @@ import signal
 import threading
 import typing
 
+from cliff import display
 from osc_lib.command import command
 
 from osc_nodeops import errors
@@ -55,8 +56,13 @@ def give_back_sigint(previous):
         signal.signal(signal.SIGINT, previous)
 
 
-class ExitStatusMixin(object):
+class ExitStatusMixin(command.Command):
     """Let a command print its rows *and* exit non-zero; say errors.
+
+    A typed base (osc-lib's ``Command``), not a bare mixin, so that the
+    type checker knows ``self.app`` and the ``super()`` calls; the leaf
+    classes still list ``command.Lister`` / ``ShowOne`` after it, and the
+    method order is the one a mixin had.
 
     cliff returns whatever ``run`` returns as the process exit status, but a
     command that raises loses its output.  Commands set ``self.exit_status``
@@ -107,35 +113,47 @@ class ExitStatusMixin(object):
     def say(self, message):
         """One line for people on the app's stderr (stdout carries only
         the formatted result, so ``-f json | jq`` works)."""
-        stream = getattr(getattr(self, 'app', None), 'stderr', None)
+        stream = self.app.stderr
         stream.write(terminal.printable(str(message).rstrip('\n')) + '\n')
         stream.flush()
 
 
+class _KeepTables(argparse.HelpFormatter):
+    """Fill paragraphs as the formatter after it in the MRO does, but keep
+    the lines of a paragraph whose lines after the first are indented (a
+    table)."""
+
+    def _fill_text(self, text, width, indent):
+        out = []
+        for para in text.split('\n\n'):
+            lines = para.splitlines()
+            if len(lines) > 1 and all(ln.startswith(' ')
+                                      for ln in lines[1:]):
+                out.append('\n'.join(indent + ln for ln in lines))
+            else:
+                out.append(super()._fill_text(para, width, indent))
+        return '\n\n'.join(out)
+
+
 def _keep_tables(formatter_class):
-    """A help formatter that fills paragraphs as usual but keeps the lines
-    of a paragraph whose lines after the first are indented (a table)."""
-
-    class Formatter(formatter_class):
-        def _fill_text(self, text, width, indent):
-            out = []
-            for para in text.split('\n\n'):
-                lines = para.splitlines()
-                if len(lines) > 1 and all(ln.startswith(' ')
-                                          for ln in lines[1:]):
-                    out.append('\n'.join(indent + ln for ln in lines))
-                else:
-                    out.append(super()._fill_text(para, width, indent))
-            return '\n\n'.join(out)
-    return Formatter
+    """FORMATTER_CLASS (the parser's own) with ``_KeepTables`` first."""
+    return type('Formatter', (_KeepTables, formatter_class), {})
 
 
-class _NodeOpsCommand(ExitStatusMixin):
+class _NodeOpsCommand(ExitStatusMixin, display.DisplayCommandBase):
     """What every osc-nodeops command shares: the app, its connection, its
-    progress printer, and the rows of an engine report."""
+    progress printer, and the rows of an engine report.
+
+    cliff's ``DisplayCommandBase`` is a typed base (``produce_output``);
+    the leaves add ``Lister`` or ``ShowOne``, which come before it in the
+    MRO, so the methods run in the order they did on a bare mixin."""
 
     app: 'shell.OpenStackShell'
-    _epilog = errors.EXIT_STATUS_HELP
+
+    def get_epilog(self):
+        # The exit statuses first, then cliff's parts (hooks, the plugin
+        # line), as its ``_epilog`` would place them.
+        return errors.EXIT_STATUS_HELP + super().get_epilog()
 
     def get_parser(self, prog_name):
         parser = super(_NodeOpsCommand, self).get_parser(prog_name)
@@ -190,19 +208,14 @@ class _NodeOpsCommand(ExitStatusMixin):
         else:
             super(_NodeOpsCommand, self).say(message)
 
-    #: ShowOne: ``data`` is one row (a tuple of values), not rows.
-    _one_row = False
-
-    def produce_output(self, parsed_args, column_names, data):
+    def _escaping(self, parsed_args):
+        """The output begins: end the live block; True when tenant and
+        guest strings must reach the terminal escaped (issue 21.6): every
+        format but JSON and YAML, which stay exact for scripts.  Each
+        leaf base calls it in its ``produce_output``."""
         if self._sink is not None:
             self._sink.close()  # the block ends before the rows
-        if getattr(parsed_args, 'formatter', None) not in _EXACT_FORMATS:
-            # Tenant and guest strings reach a terminal escaped (issue
-            # 21.6); JSON and YAML stay exact for scripts.
-            data = (_printable_row(data) if self._one_row else
-                    (_printable_row(row) for row in data))
-        return super(_NodeOpsCommand, self).produce_output(
-            parsed_args, column_names, data)
+        return getattr(parsed_args, 'formatter', None) not in _EXACT_FORMATS
 
     def report_rows(self, report):
         """Columns and rows of an engine report (drain, undrain,
@@ -220,6 +233,12 @@ class _NodeOpsCommand(ExitStatusMixin):
 
 class NodeOpsLister(_NodeOpsCommand, command.Lister):
     """A Lister whose exit status tells whether everything was done."""
+
+    def produce_output(self, parsed_args, column_names, data):
+        if self._escaping(parsed_args):
+            data = (_printable_row(row) for row in data)
+        return super(NodeOpsLister, self).produce_output(
+            parsed_args, column_names, data)
 
 
 class NodeOpsShowOne(_NodeOpsCommand, command.ShowOne):
@@ -242,10 +261,10 @@ class NodeOpsShowOne(_NodeOpsCommand, command.ShowOne):
         if formatter in ('shell', 'value'):
             data = tuple(_plain(value, shell=formatter == 'shell')
                          for value in data)
+        if self._escaping(parsed_args):
+            data = _printable_row(data)
         return super(NodeOpsShowOne, self).produce_output(
             parsed_args, column_names, data)
-
-    _one_row = True
 
 
 _EXACT_FORMATS = ('json', 'yaml')

@@ -11,7 +11,7 @@ from osc_nodeops.v1 import base
 class _ServiceCommand(base.NodeOpsLister):
 
     auth_required = False
-    direction = None
+    direction: str  # 'stop' or 'start': set by each leaf
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
