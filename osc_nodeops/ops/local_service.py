@@ -23,6 +23,8 @@ import dataclasses
 import datetime
 import os
 import re
+import socket
+import struct
 
 from osc_nodeops import errors
 from osc_nodeops.privileged import proc
@@ -327,8 +329,6 @@ def amqp_connections(pid, port=5672, proc_root='/proc'):
 
 
 def _addr(hexaddr):
-    import socket
-    import struct
     if len(hexaddr) == 8:
         return socket.inet_ntop(socket.AF_INET,
                                 struct.pack('<I', int(hexaddr, 16)))

@@ -17,6 +17,7 @@ import re
 import stat
 
 from osc_nodeops import durable
+from osc_nodeops.ops.inspect_disk.request import InspectError
 
 
 def now():
@@ -103,7 +104,6 @@ def check_state_dir(state_dir):
     root to unmount, detach, kill and resume: it is trusted only in a
     directory owned by root (or by us) that no one else can write.
     """
-    from osc_nodeops.ops.inspect_disk.request import InspectError
     st = os.stat(state_dir)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid not in (0, os.geteuid()) \
             or st.st_mode & 0o022:

@@ -14,6 +14,8 @@ import re
 import socket
 import xml.etree.ElementTree as ET
 
+from openstack import exceptions as sdk_exc
+
 from osc_nodeops import errors
 from osc_nodeops.privileged import proc
 
@@ -113,7 +115,6 @@ def resolve(compute, req):
 
 def resolve_server(compute, name_or_id):
     """Server by name or ID (all projects): UUID, instance name, host."""
-    from openstack import exceptions as sdk_exc
     try:
         server = compute.find_server(name_or_id, ignore_missing=True,
                                      all_projects=True)
