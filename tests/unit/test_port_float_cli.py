@@ -6,6 +6,7 @@ from unittest import mock
 import testtools
 
 from osc_nodeops.ops import port_float as pf
+from osc_nodeops.ops.port_float import reachability
 from osc_nodeops.v1 import port_float as cmd
 from tests.unit import test_port_float_fakes as fakes
 
@@ -84,13 +85,13 @@ class TestCli(CliBase):
     def test_check_exit_status_follows_results(self):
         port = self.conn.neutron.add_port(self.net, ['203.0.113.5'],
                                           tags=[pf.TAG])
-        with mock.patch.object(pf, 'probe',
+        with mock.patch.object(reachability, 'probe',
                                return_value=('refused', 'x', 0.0)):
             command, (labels, rows) = self.run_cmd(cmd.CheckPortFloat,
                                                    [port.id])
         self.assertEqual(1, command.exit_status)
         self.assertEqual('refused', rows[0][3])
-        with mock.patch.object(pf, 'probe',
+        with mock.patch.object(reachability, 'probe',
                                return_value=('open', 'x', 0.0)):
             command, _ = self.run_cmd(cmd.CheckPortFloat, [port.id])
         self.assertEqual(0, command.exit_status)
