@@ -36,7 +36,6 @@ MAX_PARAMETERS = 6
 OVERSIZED = {
     'osc_nodeops.ops.drain': (1551, 'issue 22, helper drain: ops/drain/'),
     'osc_nodeops.ops.engine': (1527, 'issue 22, helper engine: ops/engine/'),
-    'osc_nodeops.ops.port_float': (917, 'issue 22: ops/port_float/'),
     'osc_nodeops.ops.maintain': (713, 'issue 22: ops/maintain split'),
     'osc_nodeops.ops.preflight': (710, 'issue 22, helper drain: '
                                        'ops/drain/preflight.py'),
@@ -78,8 +77,6 @@ FUNCTION_IMPORTS = {
     'drain': (DRAIN, {'import': 2}, 'issue 22, helper drain'),
     'engine': (('osc_nodeops.ops.engine',), {'import': 4},
                'issue 22, helper engine'),
-    'port_float': (('osc_nodeops.ops.port_float',), {'import': 3},
-                   'issue 22: ops/port_float/'),
     'placement': (('osc_nodeops.ops.placement',), {'import': 3},
                   'issue 22, helper mech: ops/cloud/placement.py'),
     'events': (('osc_nodeops.ops.events',), {'import': 3},
