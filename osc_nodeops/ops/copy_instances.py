@@ -27,6 +27,7 @@ import stat
 
 from osc_nodeops import errors
 from osc_nodeops import safefile
+from osc_nodeops.ops import runtime
 from osc_nodeops.privileged import files as priv
 from osc_nodeops.privileged import proc
 
@@ -115,11 +116,20 @@ def _validate(src_root, dst_root):
                         '(%s, %s)' % (src_root, dst_root))
 
 
+@dataclasses.dataclass
+class Report(runtime.Report):
+    rows: list  # EntryResult
+
+    @property
+    def ok(self):
+        return not any(r.result in (CONFLICT, FAILED) for r in self.rows)
+
+
 def run(src_root, dst_root, dry_run=True, only=None, events=None):
     """``compute node copy-instances``: checks, then :func:`copy_instances`.
 
-    Returns the rows and whether something was not done (a conflict or a
-    failure)."""
+    Returns a :class:`Report`: its rows, not ``ok`` when something was not
+    done (a conflict or a failure)."""
     _validate(src_root, dst_root)  # usage first: exit 2
     if not dry_run and not proc.is_root():
         raise CopyError('copy-instances must run as root (it keeps file '
@@ -129,7 +139,7 @@ def run(src_root, dst_root, dry_run=True, only=None, events=None):
     if dry_run and events:
         events('dry run: nothing was written; run again with --execute to '
                'copy')
-    return results, any(r.result in (CONFLICT, FAILED) for r in results)
+    return Report(results)
 
 
 def copy_instances(src_root, dst_root, dry_run=True, only=None,

@@ -27,6 +27,7 @@ import socket
 import struct
 
 from osc_nodeops import errors
+from osc_nodeops.ops import runtime
 from osc_nodeops.privileged import proc
 from osc_nodeops.privileged import service as priv
 
@@ -55,13 +56,13 @@ _NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9@_.-]*')
 
 
 @dataclasses.dataclass
-class Report(object):
+class Report(runtime.Report):
     kind: str
     rows: list
 
     @property
-    def incomplete(self):
-        return any(r.result == FAILED for r in self.rows)
+    def ok(self):
+        return not any(r.result == FAILED for r in self.rows)
 
 
 def run(direction, service=DEFAULT_SERVICE, dry_run=False, events=None,

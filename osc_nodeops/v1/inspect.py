@@ -159,8 +159,7 @@ class InspectDisk(base.NodeOpsLister):
             out=getattr(self.app.stdout, 'buffer', None) or sys.stdout.buffer)
         conn = None if action == 'cleanup' else self.conn
         report = ops.inspect(conn, req, events=self.events)
-        if report.incomplete:
-            self.exit_status = base.EXIT_INCOMPLETE
+        self.exit_status = report.exit_status
         return report.columns, report.rows
 
     @staticmethod

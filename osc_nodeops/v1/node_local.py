@@ -28,8 +28,7 @@ class _ServiceCommand(base.NodeOpsLister):
 
         report = ops.run(self.direction, parsed_args.service,
                          dry_run=parsed_args.dry_run, events=self.events)
-        if report.incomplete:
-            self.exit_status = base.EXIT_INCOMPLETE
+        self.exit_status = report.exit_status
         return ops.COLUMNS, [r.row() for r in report.rows]
 
 
@@ -96,10 +95,9 @@ class CopyInstances(base.NodeOpsLister):
     def take_action(self, parsed_args):
         from osc_nodeops.ops import copy_instances as ops
 
-        results, incomplete = ops.run(
+        report = ops.run(
             parsed_args.src, parsed_args.dst,
             dry_run=not parsed_args.execute, only=parsed_args.only,
             events=self.events)
-        if incomplete:
-            self.exit_status = base.EXIT_INCOMPLETE
-        return ops.COLUMNS, [r.row() for r in results]
+        self.exit_status = report.exit_status
+        return ops.COLUMNS, [r.row() for r in report.rows]

@@ -166,7 +166,7 @@ class TestFaults(_Tree):
             self.dst, UUID)).st_mode & 0o7777)
 
     def test_dry_run_is_the_default(self):
-        res = self.rows(ops.run(self.src, self.dst)[0])
+        res = self.rows(ops.run(self.src, self.dst).rows)
         self.assertEqual('planned', res['_base'].result)
         self.assertEqual([], os.listdir(self.dst))
 

@@ -25,6 +25,7 @@ only decide.
 
 import dataclasses
 
+from osc_nodeops.ops import runtime
 from osc_nodeops.ops.inspect_disk import guest
 from osc_nodeops.ops.inspect_disk.connectors import allocate_nbd  # noqa
 from osc_nodeops.ops.inspect_disk.connectors import choose as choose_connector  # noqa
@@ -65,15 +66,15 @@ CLEANUP_COLUMNS = ('Server', 'Instance', 'Step', 'Result', 'Detail')
 
 
 @dataclasses.dataclass
-class Report(object):
+class Report(runtime.Report):
     """What :func:`inspect` did.  ``columns`` and ``rows`` are the table
-    (``columns`` None: the action wrote its own output); ``incomplete``
-    says the command must exit 1."""
+    (``columns`` None: the action wrote its own output); not ``ok``: the
+    command exits 1."""
     action: str
     columns: tuple | None = None
     rows: list | None = None
     steps: list = dataclasses.field(default_factory=list)
-    incomplete: bool = False
+    ok: bool = True
 
 
 def _inspector(req):
@@ -104,8 +105,8 @@ def inspect(conn, req, events=None, open_libvirt=None):
         if not rows:
             events('nothing to clean up in %s' % req.state_dir)
         return Report('cleanup', CLEANUP_COLUMNS, [r.row() for r in rows],
-                      incomplete=any(r.result in ('failed', 'busy')
-                                     for r in rows))
+                      ok=not any(r.result in ('failed', 'busy')
+                                 for r in rows))
     session = _session.Session(req, events=events, open_libvirt=open_libvirt,
                                compute=conn.compute if conn else None)
     try:
@@ -119,5 +120,5 @@ def inspect(conn, req, events=None, open_libvirt=None):
         report.columns, report.rows = COPY_COLUMNS, result
     elif req.action in ('exec', 'shell') and result:
         events('%s exited %d' % (req.action, result))
-        report.incomplete = True
+        report.ok = False
     return report
