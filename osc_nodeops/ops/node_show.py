@@ -15,6 +15,8 @@ from osc_nodeops import errors
 from osc_nodeops.ops import drain
 from osc_nodeops.ops import engine
 from osc_nodeops.ops import lease
+from osc_nodeops.ops import local_service
+from osc_nodeops.ops.drain import audit
 
 
 @dataclasses.dataclass
@@ -99,14 +101,13 @@ def show(conn, request):
         raise errors.UsageError('the host name is empty')
     info = gather(conn.compute, request.host)
     if request.audit:
-        # The post-drain audit (ops/audit.py), on its own: is it drained?
-        from osc_nodeops.ops import audit
+        # The post-drain audit (ops/drain/audit.py), on its own: is it
+        # drained?
         result = audit.audit_host(conn, request.host)
         info['Audit Clean'] = result.clean
         info['Audit Findings'] = [f.as_dict() for f in result.findings]
         info['Audit Sources'] = dict(result.sources)
     if request.local:
-        from osc_nodeops.ops import local_service
         fields, ok = local_service.local_report(
             log_file=request.compute_log, prefer=request.host)
         info.update(fields)

@@ -201,7 +201,7 @@ class DrainNode(_MoveCommand):
                                 fallback=(None if parsed_args.fallback ==
                                           'none' else parsed_args.fallback),
                                 honour_skip=parsed_args.honour_skip)
-        from osc_nodeops.ops import audit
+        from osc_nodeops.ops.drain import audit
         report = drain.drain(self.conn, request, events=self.events)
         names, rows = self.report_rows(report)
         found = audit.row_findings(report)

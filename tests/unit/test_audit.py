@@ -7,7 +7,7 @@ from unittest import mock
 
 import testtools
 
-from osc_nodeops.ops import audit
+from osc_nodeops.ops.drain import audit
 from osc_nodeops.ops import engine
 from osc_nodeops.v1 import node
 from tests.unit import fakes

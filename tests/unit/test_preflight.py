@@ -7,7 +7,7 @@ import testtools
 
 from osc_nodeops.ops import drain
 from osc_nodeops.ops import engine
-from osc_nodeops.ops import preflight
+from osc_nodeops.ops.drain import preflight
 from tests.unit import fakes
 from tests.unit.test_engine import FakeClock
 

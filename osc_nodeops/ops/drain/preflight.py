@@ -13,10 +13,10 @@ Two parts, both run before anything changes (issue 12 items 1 and 2):
     usages, the instances to move packed onto them largest first, spreading
     like nova's RAM weigher, honouring anti-affinity.
 
-``gather`` reads the cloud with a fixed number of list calls plus two
-placement GETs per candidate host (O(hosts), never one GET per server);
-``apply`` annotates the drain's plan items.  Pure functions otherwise, so
-the rules are unit-tested without a cloud.
+``gather.gather`` (``gather.py``) reads the cloud with a fixed number of
+list calls plus two placement GETs per candidate host (O(hosts), never one
+GET per server); ``apply`` annotates the drain's plan items.  Pure
+functions here, so the rules are unit-tested without a cloud.
 """
 
 import dataclasses
@@ -46,6 +46,9 @@ CARACAL = '2.96'
 PINNED_AZ = CARACAL
 
 STANDARD_CLASSES = ('VCPU', 'PCPU', 'MEMORY_MB', 'DISK_GB')
+
+# The zone of a host in no availability-zone aggregate.
+DEFAULT_ZONE = 'nova'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -451,160 +454,6 @@ def _no_fit(d, pool):
     return '%sdoes not fit (needs %s; %s)' % (
         ('pinned to availability zone %s: ' % d.zone) if d.zone else '',
         want, '; '.join(short))
-
-
-# ------------------------------------------------------------ the cloud
-
-DEFAULT_ZONE = 'nova'
-DISABLED_TRAIT = 'COMPUTE_STATUS_DISABLED'
-
-
-@dataclasses.dataclass
-class Cloud(object):
-    """What ``gather`` read: the rules' facts and the candidate hosts."""
-
-    facts: Facts
-    hosts: list | None    # Host, free room as placement says now (None:
-    #                       capacity not checked)
-    zones: dict           # host name -> availability zone
-    calls: int = 0
-    notes: list = dataclasses.field(default_factory=list)
-    # What each server holds on the source provider now (placement's
-    # allocations of the host, one GET): the demand, exact.
-    allocations: dict = dataclasses.field(default_factory=dict)
-
-
-def _json(resp):
-    try:
-        return resp.json()
-    except Exception:
-        return {}
-
-
-class _Reader(object):
-    """Counted, retried list calls (transient faults only)."""
-
-    def __init__(self):
-        self.calls = 0
-
-    def __call__(self, fn):
-        self.calls += 1
-        return engine.call_with_retry(fn)
-
-
-def _zones(compute, read):
-    zones = {}
-    for agg in read(lambda: list(compute.aggregates())):
-        zone = getattr(agg, 'availability_zone', None) or (
-            getattr(agg, 'metadata', None) or {}).get('availability_zone')
-        if zone:
-            for h in getattr(agg, 'hosts', None) or ():
-                zones[h] = zone
-    return zones
-
-
-def _placement_hosts(conn, names, hypervisors, zones, read, notes):
-    """Host objects for ``names`` from placement (O(names) GETs)."""
-    placement = conn.placement
-    body = _json(read(lambda: placement.get(
-        '/resource_providers?required=!%s' % DISABLED_TRAIT,
-        microversion='1.22', raise_exc=True)))
-    enabled = {rp['uuid'] for rp in body.get('resource_providers', ())}
-    hosts = []
-    for name in names:
-        uuid = hypervisors.get(name)
-        if uuid is None:
-            notes.append('%s: no hypervisor record; not a candidate' % name)
-            continue
-        if uuid not in enabled:
-            notes.append('%s: its provider has the %s trait; not a '
-                         'candidate' % (name, DISABLED_TRAIT))
-            continue
-        inv = _json(read(lambda: placement.get(
-            '/resource_providers/%s/inventories' % uuid, raise_exc=True)))
-        use = _json(read(lambda: placement.get(
-            '/resource_providers/%s/usages' % uuid, raise_exc=True)))
-        hosts.append(host_from_placement(
-            name, inv.get('inventories', {}), use.get('usages', {}),
-            zone=zones.get(name, DEFAULT_ZONE)))
-    return hosts
-
-
-def gather(conn, host, servers, features=None, draining=(),
-           target_host=None, block_migration='auto', capacity=True):
-    """Read what the rules and the packing need, for ``servers`` on
-    ``host``.  A fixed number of list calls, plus two placement GETs per
-    candidate host."""
-    compute = conn.compute
-    read = _Reader()
-    draining = tuple(draining) or (host,)
-    notes = []
-    services = read(lambda: list(compute.services(binary='nova-compute')))
-    names = sorted(
-        s.host for s in services if s.status == 'enabled'
-        and s.state == 'up' and s.host not in draining)
-    down = sorted(s.host for s in services if s.status == 'enabled'
-                  and s.state != 'up' and s.host not in draining)
-    if down:
-        notes.append('not candidates (nova-compute down): %s' %
-                     ', '.join(down))
-    if target_host:
-        names = [n for n in names if n == target_host]
-    facts = Facts(features=features, draining=draining,
-                  block_migration=block_migration, candidates=tuple(names))
-    ids = {s.id for s in servers}
-    for port in read(lambda: list(conn.network.ports(
-            binding_host_id=host))):
-        if port.device_id in ids:
-            facts.ports.setdefault(port.device_id, []).append(port)
-    groups = read(lambda: list(compute.server_groups(all_projects=True)))
-    elsewhere = set()
-    for group in groups:
-        members = getattr(group, 'member_ids', None) or ()
-        for m in members:
-            if m in ids:
-                facts.groups[m] = group
-                elsewhere.update(set(members) - ids)
-    for s in servers:
-        facts.hosts_of[s.id] = host
-    if elsewhere:
-        for s in read(lambda: list(compute.servers(details=True,
-                                                   all_projects=True))):
-            if s.id in elsewhere:
-                facts.hosts_of[s.id] = s.compute_host
-    hosts: list | None = []
-    zones = _zones(compute, read)
-    if not facts.supports(PINNED_AZ):
-        notes.append('availability-zone pins not visible (compute API %s '
-                     'shows pinned_availability_zone, this cloud offers %s): '
-                     'Landing may name a host outside the zone a server is '
-                     'pinned to; nova keeps such a server in its zone' % (
-                         PINNED_AZ, getattr(features, 'effective', None)
-                         or 'unknown'))
-    if capacity:
-        hyps = {}
-        for h in read(lambda: list(compute.hypervisors(details=True))):
-            svc = getattr(h, 'service_details', None) or {}
-            hyps[svc.get('host') or h.name] = h.id
-        try:
-            hosts = _placement_hosts(conn, names, hyps, zones, read, notes)
-            allocations = _source_allocations(conn, hyps.get(host), read)
-        except Exception as exc:
-            notes.append('capacity not checked: placement said %s' %
-                         engine.describe(exc))
-            hosts = None
-    return Cloud(facts=facts, hosts=hosts, zones=zones, calls=read.calls,
-                 notes=notes, allocations=locals().get('allocations') or {})
-
-
-def _source_allocations(conn, uuid, read):
-    """{consumer: {resource class: amount}} on the source provider."""
-    if uuid is None:
-        return {}
-    body = _json(read(lambda: conn.placement.get(
-        '/resource_providers/%s/allocations' % uuid, raise_exc=True)))
-    return {consumer: dict(a.get('resources') or {})
-            for consumer, a in (body.get('allocations') or {}).items()}
 
 
 # ------------------------------------------------------------- the plan

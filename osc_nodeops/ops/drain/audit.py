@@ -479,7 +479,7 @@ def audit_host(conn, host, features=None, servers=None, allowed=(),
 # ------------------------------------------------------- the drain's hook
 
 def after_drain(ctx, report, remaining, opts):
-    """The end of a drain (``ops/drain.py``): audit the host, put the
+    """The end of a drain (``run.py``): audit the host, put the
     result on ``report.audit``; a host that is not clean is not drained
     (``report.ok`` false), except for servers ``--allow-skipped`` let
     stay.  Needs the drain's connection (``ctx.preflight``); without one

@@ -1,0 +1,512 @@
+"""Execution: validate, then drain (S1-S4) or undrain (S6-S7) hosts."""
+
+import dataclasses
+import datetime
+import logging
+
+from osc_nodeops import errors
+from osc_nodeops import timeutil
+from osc_nodeops.ops import engine
+from osc_nodeops.ops import lease
+from osc_nodeops.ops.drain import audit
+from osc_nodeops.ops.drain import blame
+from osc_nodeops.ops.drain import gather
+from osc_nodeops.ops.drain import origin
+from osc_nodeops.ops.drain import plan
+from osc_nodeops.ops.drain import preflight
+from osc_nodeops.ops.drain import services as nova_services
+
+LOG = logging.getLogger(__name__)
+
+BLOCK_MIGRATION_CHOICES = ('auto', 'yes', 'no')
+
+
+@dataclasses.dataclass
+class HostReport(object):
+    host: str
+    items: list
+    service_note: str = ''
+    left: list = dataclasses.field(default_factory=list)
+    interrupted: bool = False
+    ok: bool = True
+    api_calls: int = 0
+    abandoned: bool = False  # second Ctrl-C: left at once
+    error: str | None = None
+    refused: bool = False  # the pre-flight stopped it: nothing changed
+    preflight_notes: list = dataclasses.field(default_factory=list)
+    audit: object = None  # audit.Audit, after the moves
+
+
+
+def _context(compute, host, features, opts, events, target):
+    return engine.Context(
+        compute, host, features=features, target_host=target,
+        options={'block_migration': opts.block_migration}, events=events)
+
+
+def validate(compute, hosts, opts):
+    """Check every input before changing anything; return the services.
+
+    ``errors.UsageError`` for arguments that do not go together,
+    ``errors.NotFound`` for a host without nova-compute, ``errors.Refused``
+    for a target the scheduler would refuse.
+    """
+    if opts.block_migration not in BLOCK_MIGRATION_CHOICES:
+        raise errors.UsageError('--block-migration must be one of %s' %
+                                ', '.join(BLOCK_MIGRATION_CHOICES))
+    try:
+        engine.parse_ladder(opts.on_timeout)
+    except ValueError as exc:
+        raise errors.UsageError(str(exc))
+    if opts.step_timeout is not None and not opts.step_timeout > 0:
+        raise errors.UsageError('--step-timeout must be positive')
+    if getattr(opts, 'fallback', None) not in (None, 'none', 'cold'):
+        raise errors.UsageError('--fallback must be cold or none')
+    if opts.max_parallel < 1:
+        raise errors.UsageError('--max-parallel must be at least 1')
+    if not opts.timeout > 0:
+        raise errors.UsageError('--timeout must be positive')
+    if opts.retries < 0:
+        raise errors.UsageError('--retries must be 0 or more')
+    if not all(host and host.strip() for host in hosts):
+        raise errors.UsageError('a host name is empty')
+    if len(set(hosts)) != len(hosts):
+        raise errors.UsageError('a host is named twice')
+    if opts.target_host and opts.target_host in hosts:
+        raise errors.UsageError('--target-host %s is one of the hosts being '
+                                'drained' % opts.target_host)
+    services = {}
+    for host in hosts:
+        services[host] = nova_services.compute_service(compute, host)
+    if opts.target_host:
+        target = nova_services.compute_service(compute, opts.target_host)
+        if target.status == 'disabled':
+            raise errors.Refused('--target-host %s is disabled: the '
+                                 'scheduler would refuse every move' %
+                                 opts.target_host)
+    return services
+
+
+def check_excludes(compute, hosts, exclude):
+    """Every ``--exclude`` must name a server (name or ID) on a host."""
+    if not exclude:
+        return
+    names = set()
+    for host in hosts:
+        for srv in engine.call_with_retry(lambda: list(compute.servers(
+                details=True, all_projects=True, compute_host=host))):
+            names.add(srv.id)
+            if srv.name:
+                names.add(srv.name)
+    unknown = [e for e in exclude if e not in names]
+    if unknown:
+        raise errors.NotFound('--exclude %s: no such server on %s' % (
+            unknown[0], ', '.join(hosts)))
+
+
+
+def _planned_destination(items, destination):
+    """A dry run's rows name the destination where it is known (undrain:
+    the host; drain: --target-host), not None."""
+    if destination:
+        for item in items:
+            if item.action is not None and item.destination is None:
+                item.destination = destination
+
+
+def drain_host(compute, host, service, opts, features=None, events=None,
+               reason_default=None, executor_kwargs=None,
+               taken_over_since=None, conn=None, draining=(), held=None):
+    """S1-S4 for one host.  Returns a ``HostReport``.
+
+    ``held``: a ``lease.Lease`` of ``host`` the caller holds (and releases);
+    else the drain takes one and releases it at its end (left to expire
+    when the run ends in an exception or a second Ctrl-C).
+    ``taken_over_since``: when the run whose lease was taken over started
+    (else from ``held``).  ``conn`` (a Connection):
+    run the pre-flight (blockers, capacity) on the plan; ``draining``:
+    every host of this run (not candidates)."""
+    features = features or engine.Features.from_proxy(compute)
+    ctx = _context(compute, host, features, opts, events, opts.target_host)
+    ctx.preflight = (conn, tuple(draining) or (host,))
+    if opts.dry_run:
+        return _drain_host(ctx, compute, host, service, opts, features,
+                           'dry run: service left %s' % service.status,
+                           executor_kwargs)
+    own = held is None
+    if own:
+        held = lease.Lease(compute, host, kind='drain',
+                           owner=nova_services.lease_owner(),
+                           break_lease=getattr(opts, 'break_lease', False),
+                           events=events).acquire()
+    if taken_over_since is None and held.took is not None:
+        taken_over_since = timeutil.parse_time(held.took.since)
+    abandoned = True  # an exception: leave the lease to expire
+    try:
+        held.check()
+        # Read after the lease is ours: what another run did before counts.
+        service = nova_services.compute_service(compute, host)
+        note = nova_services.disable_service(
+            ctx, service, opts.reason,
+            reason_default or nova_services.default_reason())
+        ctx.emit('service', '%s nova-compute %s' % (host, note))
+        report = _drain_host(ctx, compute, host, service, opts, features,
+                             note, dict(executor_kwargs or {},
+                                        guard=held.check),
+                             taken_over_since)
+        abandoned = report.abandoned
+        return report
+    finally:
+        if own:
+            end_lease(ctx, held, abandoned)
+
+
+def end_lease(ctx, held, abandoned=False):
+    """Release ``held`` (or, ``abandoned``, leave it to expire); a failed
+    release is a warning (the entry expires)."""
+    if abandoned:
+        held.abandon()
+        return
+    try:
+        held.release()
+    except Exception as exc:
+        LOG.debug('release failed', exc_info=True)
+        ctx.emit('warning', '%s: could not release the lease (%s); it '
+                 'expires at %s' % (held.host, engine.describe(exc),
+                                    held.expires_text()))
+
+
+def _drain_host(ctx, compute, host, service, opts, features, note,
+                executor_kwargs, taken_over_since=None):
+    since = timeutil.utcnow() - datetime.timedelta(hours=1)
+    poller = engine.HostPoller(compute, host, features, since=since)
+    snap = engine.call_with_retry(lambda: poller.snapshot(full=True))
+    items = plan.plan_drain(ctx, snap, opts)
+    earlier = []
+    if taken_over_since is not None and not opts.dry_run:
+        planned = {i.id for i in items}
+        earlier = [i for i in plan.moved_by_stopped_run(ctx, snap, host,
+                                                        taken_over_since)
+                   if i.id not in planned]
+    misfits, notes = run_preflight(ctx, host, items, opts, features)
+    if misfits and (opts.allow_partial or not opts.dry_run):
+        # A real run after the pre-pass (drain_hosts) said it fits: the
+        # cloud changed meanwhile; what no longer fits stays.
+        preflight.partial(misfits)
+    moving = sum(1 for i in items if i.action)
+    ctx.emit('plan', '%s: %d server(s), %d to move, %d skipped' % (
+        host, len(items), moving, len(items) - moving))
+    report = HostReport(host, items, service_note=note,
+                        preflight_notes=notes)
+    if opts.dry_run:
+        engine.settle(items, True)
+        _planned_destination(items, opts.target_host)
+        blame.assign_blame(ctx, items, dry_run=True)
+        report.ok = all((i.action and i.fits is not False)
+                        or opts.allow_skipped for i in items)
+        report.api_calls = poller.calls
+        return report
+    executor = engine.Executor.from_options(ctx, poller, opts,
+                                            **(executor_kwargs or {}))
+    executor.run(items, initial_snapshot=snap)
+    items.extend(earlier)   # rows, not work: the stopped run did them
+    engine.settle(items, False)
+    report.interrupted = executor.interrupted
+    report.error = executor.stopped_by
+    if executor.abandon:
+        # A second Ctrl-C: leave now with what is known (no re-list).
+        report.abandoned = True
+        report.api_calls = poller.calls
+        report.ok = False
+        return report
+    # S4: re-list the host.
+    try:
+        remaining = engine.call_with_retry(poller.list_servers)
+    except Exception as exc:
+        # The moves are done and verified one by one: keep their rows.
+        LOG.debug('re-list failed', exc_info=True)
+        report.api_calls = poller.calls
+        report.ok = False
+        report.error = '%s: listing the host after the moves failed: %s' % (
+            host, errors.one_line(exc))
+        return report
+    known = {i.id: i for i in items}
+    for srv in remaining:
+        if srv.id not in known:
+            item = engine.PlanItem(srv, reason='appeared on %s during the '
+                                   'drain' % host)
+            item.result = 'left'
+            items.append(item)
+            report.left.append(item)
+        else:
+            report.left.append(known[srv.id])
+    # Issue 15 item 2: a move that did not happen leaves no record.
+    left_ids = {srv.id for srv in remaining}
+    for item in items:
+        if item.action is not None and item.result == engine.FAILED \
+                and item.id in left_ids:
+            try:
+                origin.clear_intent(ctx, item)
+            except Exception as exc:
+                LOG.debug('clearing the marker failed', exc_info=True)
+                item.message += '; clearing %s failed: %s' % (
+                    origin.MARKER_KEY, engine.describe(exc))
+    blame.assign_blame(ctx, items)
+    report.api_calls = poller.calls
+    everything_done = all(i.ok or (i.action is None and opts.allow_skipped
+                                   and i.result == engine.SKIPPED)
+                          for i in items)
+    left_ok = all(i.action is None and i.result == engine.SKIPPED
+                  and opts.allow_skipped for i in report.left)
+    report.ok = (everything_done and left_ok and not report.interrupted)
+    if not report.interrupted:
+        # Issue 12 item 5: drained only when nova and placement agree.
+        audit.after_drain(ctx, report, remaining, opts)
+    ctx.emit('done', '%s: %d moved, %d left on the host' % (
+        host, sum(1 for i in items if i.ok and i.action), len(remaining)))
+    return report
+
+
+def drain_hosts(compute, hosts, services, opts, features=None, events=None,
+                reason_default=None, executor_kwargs=None, reports=None,
+                conn=None):
+    """Drain several hosts one after the other (rolling).
+
+    Every host is disabled first (S1), so the scheduler does not send the
+    servers of the first host to the next one.  Stops after a host whose
+    drain was interrupted or ended in an error.  Returns the ``HostReport``
+    list (``reports``, appended to as each host is done, so that the
+    caller keeps them when a later host raises).
+
+    With ``conn``, a pre-flight first (nothing changed): when a server of
+    any host would not fit the rest of the cloud, the drain refuses (the
+    reports say which, ``refused``) unless ``opts.allow_partial``.
+    """
+    features = features or engine.Features.from_proxy(compute)
+    reason_default = reason_default or nova_services.default_reason()
+    if conn is not None and not opts.dry_run and not opts.allow_partial:
+        refused = refuse_if_misfits(compute, hosts, services, opts,
+                                    features, events, conn)
+        if refused:
+            if reports is not None:
+                reports.extend(refused)
+            return refused
+    reports = [] if reports is None else reports
+    if opts.dry_run:  # no lease, nothing changed
+        for host in hosts:
+            reports.append(drain_host(
+                compute, host, services[host], opts, features=features,
+                events=events, executor_kwargs=executor_kwargs, conn=conn,
+                draining=hosts))
+        return reports
+    held = {}
+    current = None  # the host whose drain raised: its lease is left
+    try:
+        for host in hosts:  # every lease before anything changes
+            held[host] = lease.Lease(
+                compute, host, kind='drain', owner=nova_services.lease_owner(),
+                break_lease=getattr(opts, 'break_lease', False),
+                events=events).acquire()
+        for host in hosts[1:]:
+            held[host].check()
+            # The event carries its host (``--events`` readers filter by it)
+            ctx = _context(compute, host, features, opts, events, None)
+            note = nova_services.disable_service(
+                ctx, nova_services.compute_service(compute, host),
+                opts.reason, reason_default)
+            ctx.emit('service', '%s nova-compute %s' % (host, note))
+        for host in hosts:
+            current = host
+            report = drain_host(compute, host, services[host], opts,
+                                features=features, events=events,
+                                reason_default=reason_default,
+                                executor_kwargs=executor_kwargs, conn=conn,
+                                draining=hosts, held=held[host])
+            current = None
+            reports.append(report)
+            end_lease(_context(compute, host, features, opts, events, None),
+                      held.pop(host), report.abandoned)
+            if report.interrupted or report.error:
+                break
+    finally:
+        for host, rest in held.items():  # not reached: released
+            end_lease(_context(compute, host, features, opts, events, None),
+                      rest, abandoned=host == current)
+    return reports
+
+
+def run_preflight(ctx, host, items, opts, features, pool=None):
+    """Blockers and capacity onto ``items`` (``preflight.py``).
+
+    Returns ``(misfits, notes)``; nothing when the drain has no
+    connection for it (``ctx.preflight`` unset)."""
+    conn, draining = getattr(ctx, 'preflight', (None, ()))
+    if conn is None:
+        return [], []
+    servers = [i.server for i in items]
+    cloud = gather.gather(
+        conn, host, servers, features=features, draining=draining,
+        target_host=opts.target_host, block_migration=opts.block_migration)
+    if pool is not None and cloud.hosts is not None:
+        if not pool:
+            pool.extend(cloud.hosts)
+        cloud.hosts = pool
+    misfits = preflight.apply(items, cloud, target_host=opts.target_host,
+                              shared=pool is not None)
+    for item in items:
+        item.candidates = preflight.candidates_for(item, cloud)
+    for text in cloud.notes:
+        ctx.emit('preflight', '%s: %s' % (host, text))
+    for item in items:
+        for r in item.blockers:
+            ctx.emit('preflight', '%s%s' % (r, ' [blocks %s]' % '+'.join(
+                r.blocks) if r.blocks else ''), item=item)
+        if item.fits is False:
+            ctx.emit('preflight', str(item.capacity), item=item)
+    return misfits, cloud.notes
+
+
+def refuse_if_misfits(compute, hosts, services, opts, features, events,
+                      conn):
+    """The pre-pass of a real drain: plan every host as a dry run would,
+    packing all of them onto one pool.  Returns the reports (refused,
+    nothing changed) when something would not fit, else None."""
+    plan_opts = dataclasses.replace(opts, dry_run=True)
+    pool: list = []
+    reports: list = []
+    misfit = 0
+    for host in hosts:
+        ctx = _context(compute, host, features, plan_opts, events,
+                       opts.target_host)
+        ctx.preflight = (conn, tuple(hosts))
+        poller = engine.HostPoller(compute, host, features)
+        try:
+            snap = engine.call_with_retry(
+                lambda: poller.snapshot(full=True))
+            items = plan.plan_drain(ctx, snap, plan_opts)
+            misfits, notes = run_preflight(ctx, host, items, plan_opts,
+                                           features, pool=pool)
+        except Exception as exc:
+            # The drain of that host meets (and reports) it in its turn;
+            # the hosts before it are still drained.
+            LOG.debug('pre-flight failed', exc_info=True)
+            ctx.emit('warning', '%s: pre-flight not done (%s)' % (
+                host, errors.one_line(exc)))
+            continue
+        misfit += len(misfits)
+        engine.settle(items, True)
+        reports.append(HostReport(host, items, preflight_notes=notes,
+                                  api_calls=poller.calls))
+    if not misfit:
+        return None
+    for report in reports:
+        report.ok = False
+        report.refused = True
+        report.service_note = (
+            'refused: %d server(s) would not fit the rest of the cloud; '
+            'nothing changed (--allow-partial moves what fits)' % misfit)
+        for item in report.items:
+            if item.action is not None:
+                item.result = engine.NOT_STARTED
+            if item.fits is False:
+                item.message = str(item.capacity)
+    ctx.emit('refused', reports[0].service_note)
+    return reports
+
+
+def list_drained_from(compute, host):
+    """Every server (all projects) whose recorded origin is ``host``."""
+    return [s for s in engine.call_with_retry(
+        lambda: list(compute.servers(details=True, all_projects=True)))
+        if (s.metadata or {}).get(origin.ORIGIN_KEY) == host]
+
+
+def undrain_host(compute, host, service, opts, features=None, events=None,
+                 executor_kwargs=None, held=None):
+    """S6 (and S7 with ``opts.migrate_back``) for one host.
+
+    The host's lease is taken before the enable and released after the
+    last move home (``held``: one the caller holds and releases)."""
+    features = features or engine.Features.from_proxy(compute)
+    ctx = _context(compute, host, features, opts, events, host)
+    servers = []
+    if opts.migrate_back:
+        servers = list_drained_from(compute, host)
+        names = {s.id for s in servers} | {s.name for s in servers}
+        unknown = [e for e in opts.exclude if e not in names]
+        if unknown:
+            raise errors.NotFound('--exclude %s: no server recorded as '
+                                  'drained from %s has that name or ID' % (
+                                      unknown[0], host))
+    elif opts.exclude:
+        raise errors.UsageError('--exclude only makes sense with '
+                                '--migrate-back')
+    if opts.dry_run:
+        return _undrain_host(ctx, compute, host, service, opts, features,
+                             servers, executor_kwargs, None)
+    own = held is None
+    if own:
+        held = lease.Lease(compute, host, kind='undrain',
+                           owner=nova_services.lease_owner(),
+                           break_lease=getattr(opts, 'break_lease', False),
+                           events=events).acquire()
+    abandoned = True
+    try:
+        report = _undrain_host(ctx, compute, host, service, opts, features,
+                               servers, executor_kwargs, held)
+        abandoned = report.abandoned
+        return report
+    finally:
+        if own:  # held through the moves home, released at the end
+            end_lease(ctx, held, abandoned)
+
+
+def _undrain_host(ctx, compute, host, service, opts, features, servers,
+                  executor_kwargs, held):
+    if held is not None:
+        held.check()
+        # Read after the lease is ours: what another run did before counts.
+        service = nova_services.compute_service(compute, host)
+    if opts.dry_run:
+        note = 'dry run: service left %s' % service.status
+    elif opts.keep_disabled:
+        note = 'kept %s (--keep-disabled)' % service.status
+    else:
+        note = nova_services.enable_service(ctx, service)
+    ctx.emit('service', '%s nova-compute %s' % (host, note))
+    report = HostReport(host, [], service_note=note)
+    if not opts.migrate_back:
+        return report
+    since = timeutil.utcnow() - datetime.timedelta(hours=1)
+    poller = plan.UndrainPoller(compute, host, features, since=since)
+    snap = engine.call_with_retry(lambda: poller.snapshot(full=True))
+    items = plan.plan_undrain(ctx, snap, servers, opts)
+    poller.items = items
+    report.items = items
+    ctx.emit('plan', '%s: %d server(s) recorded as from here, %d to move '
+             'back' % (host, len(items), sum(1 for i in items if i.action)))
+    if opts.dry_run:
+        engine.settle(items, True)
+        _planned_destination(items, host)
+        report.ok = all(i.action or i.success_if_skipped or opts.allow_skipped
+                        for i in items)
+        return report
+    for item in items:
+        if item.action is None and item.data.get('home'):
+            try:
+                origin.clear_origin(ctx, item)
+                item.message = 'already on %s; origin record cleared' % host
+            except Exception as exc:
+                item.message = ('already on %s; clearing the origin record '
+                                'failed: %s' % (host, engine.describe(exc)))
+    executor = engine.Executor.from_options(
+        ctx, poller, opts, **dict(executor_kwargs or {}, guard=held.check))
+    executor.run(items, initial_snapshot=snap)
+    engine.settle(items, False)
+    report.interrupted = executor.interrupted
+    report.error = executor.stopped_by
+    report.abandoned = executor.abandon
+    report.api_calls = poller.calls
+    report.ok = not report.error and not report.interrupted and all(
+        i.ok or (i.action is None and opts.allow_skipped) for i in items)
+    return report
