@@ -16,7 +16,6 @@ from osc_nodeops.ops import drain
 from osc_nodeops.ops import engine
 from osc_nodeops.ops import lease
 from osc_nodeops.ops import local_service
-from osc_nodeops.ops.drain import audit
 
 
 @dataclasses.dataclass
@@ -103,7 +102,7 @@ def show(conn, request):
     if request.audit:
         # The post-drain audit (ops/drain/audit.py), on its own: is it
         # drained?
-        result = audit.audit_host(conn, request.host)
+        result = drain.audit.audit_host(conn, request.host)
         info['Audit Clean'] = result.clean
         info['Audit Findings'] = [f.as_dict() for f in result.findings]
         info['Audit Sources'] = dict(result.sources)

@@ -201,17 +201,16 @@ class DrainNode(_MoveCommand):
                                 fallback=(None if parsed_args.fallback ==
                                           'none' else parsed_args.fallback),
                                 honour_skip=parsed_args.honour_skip)
-        from osc_nodeops.ops.drain import audit
         report = drain.drain(self.conn, request, events=self.events)
         names, rows = self.report_rows(report)
-        found = audit.row_findings(report)
+        found = drain.audit.row_findings(report)
         rows = [row + _plan_fields(item) + _ladder_fields(item)
                 + (_Findings(found.get(id(item))),)
                 for row, item in zip(rows, report.items)]
         # Leftovers about no row's server (an orphan allocation, ...).
         rows += [row + (_Reasons([]), None, None) + _no_ladder()
                  + (_Findings(findings),)
-                 for row, findings in audit.extra_rows(report)]
+                 for row, findings in drain.audit.extra_rows(report)]
         return names + PLAN_COLUMNS + LADDER_COLUMNS + AUDIT_COLUMNS, rows
 
 

@@ -39,11 +39,8 @@ MAX_PARAMETERS = 6
 # size of 2026-12-03 07:30 plus a margin of about 1% for the import
 # renames of the splits in flight; it only goes down.
 OVERSIZED = {
-    'osc_nodeops.ops.drain': (1570, 'issue 22, helper drain: ops/drain/'),
     'osc_nodeops.ops.engine': (1540, 'issue 22, helper engine: ops/engine/'),
     'osc_nodeops.ops.maintain': (720, 'issue 22: ops/maintain split'),
-    'osc_nodeops.ops.preflight': (717, 'issue 22, helper drain: '
-                                       'ops/drain/preflight.py'),
 }
 
 # Sets of modules allowed to import each other (at any depth) today:
@@ -68,23 +65,17 @@ PACKAGE_INITS = ('osc_nodeops', 'osc_nodeops.ops')  # empty: no layer
 
 # (importer, imported) -> what removes it: imports against the layers or
 # into another runbook's inside.
-UPWARD = {
-    ('osc_nodeops.ops.node_show', 'osc_nodeops.ops.drain.audit'):
-        'issue 22, helper drain: node_show reads the audit through '
-        'ops.drain (its package) once audit.py is inside ops/drain/',
-}
+UPWARD: dict = {}
 
 # The debts below are counted per GROUP of modules (name prefixes), so a
 # split that moves code from a module into its new package, or from one
 # module of a group to another, keeps the allowance; a group's count may
 # only go down.  Modules in no group are allowed none.
 #   group -> (prefixes, {kind: count today}, what removes it)
-DRAIN = ('osc_nodeops.ops.drain', 'osc_nodeops.ops.audit',
-         'osc_nodeops.ops.preflight', 'osc_nodeops.ops.node_show')
+DRAIN = ('osc_nodeops.ops.drain', 'osc_nodeops.ops.node_show')
 INSPECT = ('osc_nodeops.ops.inspect_disk',)
 
 FUNCTION_IMPORTS = {
-    'drain': (DRAIN, {'import': 2}, 'issue 22, helper drain'),
     'engine': (('osc_nodeops.ops.engine',), {'import': 4},
                'issue 22, helper engine'),
     'placement': (('osc_nodeops.ops.placement',), {'import': 3},

@@ -43,6 +43,7 @@ import logging
 from osc_nodeops import errors
 from osc_nodeops.ops import engine
 from osc_nodeops.ops.drain import actions
+from osc_nodeops.ops.drain import audit as audit  # drain.audit: node show
 from osc_nodeops.ops.drain import blame
 from osc_nodeops.ops.drain import origin
 from osc_nodeops.ops.drain import plan
