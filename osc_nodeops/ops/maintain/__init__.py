@@ -16,106 +16,41 @@ service's disabled reason, and the campaign's progress is kept in the
 cloud (``ops/campaign.py``); a rerun from any machine goes on with each
 host's first unfinished step and never re-runs a finished or interrupted
 ``--exec`` unless its host is in ``rerun_exec``.
+
+The modules: this one plans the run and its waves and drains each wave;
+``host_cycle`` takes one drained host through ``--exec``, the wait for
+nova-compute, ``--check`` and the undrain; ``common`` holds the request,
+the rows and what both share.  The submodules never import this one.
 """
 
 import dataclasses
-import re
 import signal
 import time
-import typing
-
-from openstack import exceptions as sdk_exc
-from openstack import utils as sdk_utils
 
 from osc_nodeops import errors
 from osc_nodeops import timeutil
 from osc_nodeops.ops import campaign
 from osc_nodeops.ops import drain
-from osc_nodeops.ops import engine
 from osc_nodeops.ops import node_list
+from osc_nodeops.ops.maintain.common import COLUMNS  # noqa
+from osc_nodeops.ops.maintain.common import DONE_RE
+from osc_nodeops.ops.maintain.common import Emitter
+from osc_nodeops.ops.maintain.common import Failed
+from osc_nodeops.ops.maintain.common import HostResult
+from osc_nodeops.ops.maintain.common import ORDERS
+from osc_nodeops.ops.maintain.common import Report
+from osc_nodeops.ops.maintain.common import Request  # noqa
+from osc_nodeops.ops.maintain.common import Run
+from osc_nodeops.ops.maintain.common import State
+from osc_nodeops.ops.maintain.common import STEPS
+from osc_nodeops.ops.maintain.host_cycle import cycle_host
+from osc_nodeops.ops.maintain.host_cycle import fail_host
+from osc_nodeops.ops.maintain.host_cycle import forward_events
+from osc_nodeops.ops.maintain.host_cycle import hold_host
+from osc_nodeops.ops.maintain.host_cycle import service_up  # noqa
+from osc_nodeops.ops.maintain.host_cycle import taken_lease
+from osc_nodeops.ops.maintain.host_cycle import wait_up  # noqa
 from osc_nodeops.privileged import operator_step
-
-STEPS = ('drain', 'exec', 'wait', 'check', 'undrain')
-State = campaign.State  # the --state cache file
-DONE_RE = re.compile(r'^maintain done=([a-z,]+): ')
-ORDERS = ('fewest', 'given', 'name')
-COLUMNS = ('Host', 'Wave', 'Drained', 'Exec', 'Up', 'Check', 'Undrained',
-           'Moved Back', 'Result', 'Message')
-
-
-@dataclasses.dataclass
-class Request(object):
-    hosts: tuple = ()
-    aggregate: str | None = None
-    zone: str | None = None
-    max_hosts: int = 1
-    exec_cmd: str | None = None
-    exec_timeout: float = 3600.0
-    check_cmd: str | None = None
-    check_timeout: float = 600.0
-    up_timeout: float = 900.0
-    migrate_back: bool = False
-    keep_going: bool = False
-    order: str = 'fewest'
-    state_file: str | None = None
-    rerun_exec: tuple = ()  # hosts whose --exec runs again (--rerun-exec)
-    campaign: str | None = None  # the progress record's name (--campaign)
-    include_disabled: bool = False  # named hosts disabled by others too
-    exec_env: tuple = ()  # names of variables the steps get (--exec-env)
-    drain_options: drain.Options | None = None
-    poll_interval: float = 3.0
-
-
-@dataclasses.dataclass
-class HostResult(object):
-    host: str
-    wave: int | None = None
-    steps: dict = dataclasses.field(default_factory=dict)
-    result: str = 'not-started'
-    message: str = ''
-    moved_back: int | None = None
-    current: str | None = None  # the step under way (errors charged to it)
-
-    def row(self):
-        s = self.steps
-        return (self.host, self.wave, s.get('drain'), s.get('exec'),
-                s.get('wait'), s.get('check'), s.get('undrain'),
-                self.moved_back, self.result, self.message)
-
-
-@dataclasses.dataclass
-class Report(object):
-    hosts: list
-    ok: bool = True
-    interrupted: bool = False
-    max_out_of_service: int = 0
-
-
-class _Failed(Exception):
-    """One host's cycle failed at a step (the message says why; a step's
-    ``output`` goes to the row and the events, never the service reason)."""
-
-    def __init__(self, step, message, output=None, status=None):
-        super(_Failed, self).__init__(message)
-        self.step = step
-        self.output = output
-        self.status = status  # a step's exit status (it ran to its end)
-
-
-# ----------------------------------------------------------------- events
-
-class _Emitter(object):
-
-    def __init__(self, events):
-        self.events = events
-
-    def __call__(self, kind, message, host=None, step=None):
-        if self.events:
-            try:
-                self.events(engine.Event(kind, message, host=host,
-                                         step=step))
-            except Exception:
-                pass
 
 
 # --------------------------------------------------------------- planning
@@ -199,19 +134,6 @@ def _restore_signals(old):
         except ValueError:
             pass
 
-
-@dataclasses.dataclass
-class _Run(object):
-    """One maintain run: what every wave and cycle needs."""
-    conn: typing.Any
-    req: Request
-    state: campaign.Progress
-    results: dict
-    owner: str
-    emit: typing.Any
-    sleep: typing.Any
-    leases_at_start: dict  # host -> (owner, at) another run held then
-    kept: dict  # host -> its own disabled reason (--include-disabled)
 
 
 # -------------------------------------------------------------- execution
@@ -302,7 +224,7 @@ def _run(conn, req, events, sleep):
         req.hosts, req.aggregate, req.zone), cache)
     results = {h: HostResult(h, steps={s: 'done' for s in STEPS
                                        if state.done(h, s)}) for h in hosts}
-    run = _Run(conn, req, state, results, maintain_owner(), _Emitter(events),
+    run = Run(conn, req, state, results, maintain_owner(), Emitter(events),
                sleep, {}, {})
     emit = run.emit
     report = Report([results[h] for h in hosts])
@@ -385,16 +307,6 @@ def _waves(run, report, scope, todo):
                 break
 
 
-def _taken(run, host, svc):
-    """The lease another run took on ``host`` since this run started (not
-    the one ``check_lease`` let it take over), or None."""
-    held = drain.parse_lease(svc.disabled_reason)
-    if svc.status != 'disabled' or held is None or held[0] == run.owner:
-        return None
-    if run.leases_at_start.get(host) == held:
-        return None
-    return held
-
 
 def _refuse_taken(run, host, held):
     r = run.results[host]
@@ -412,7 +324,7 @@ def _wave(run, wave):
     to_drain = [h for h in wave if not state.done(h, 'drain')]
     services = {h: drain.compute_service(compute, h) for h in to_drain}
     for h in list(to_drain):
-        held = _taken(run, h, services[h])
+        held = taken_lease(run, h, services[h])
         if held:
             _refuse_taken(run, h, held)
             to_drain.remove(h)
@@ -433,7 +345,7 @@ def _wave(run, wave):
         # disabled already) and refuses before anything changes.
         try:
             reports = drain.drain_hosts(
-                compute, to_drain, services, opts, events=_forward(emit),
+                compute, to_drain, services, opts, events=forward_events(emit),
                 reason_default='maintenance: osc-nodeops compute node '
                                'maintain at %s' % timeutil.api_time(
                                    timeutil.utcnow()),
@@ -459,13 +371,13 @@ def _wave(run, wave):
                 why = ('interrupted' if r is None or r.interrupted else
                        '%d server(s) left on the host' % len(r.left or ())
                        if r.left else 'a move failed')
-                _fail(run, results[h], 'drain', why)
+                fail_host(run, results[h], 'drain', why)
                 if r is not None and r.interrupted:
                     results[h].result = 'interrupted'
             else:
                 state.mark(h, 'drain')
                 results[h].steps['drain'] = 'done'
-                _hold(run, h, 'maintenance in progress')
+                hold_host(run, h, 'maintenance in progress')
     ok = True
     for h in wave:
         if results[h].result in ('failed', 'interrupted'):
@@ -477,13 +389,13 @@ def _wave(run, wave):
             results[h].result = 'stopped'
             results[h].message = ('drained; the run stopped before its '
                                   'step')
-            _hold(run, h, 'the run stopped at another host of the wave '
+            hold_host(run, h, 'the run stopped at another host of the wave '
                   'before this host\'s step')
             continue
         try:
-            _cycle(run, h, results[h])
-        except _Failed as exc:
-            _fail(run, results[h], exc.step, str(exc), output=exc.output)
+            cycle_host(run, h, results[h])
+        except Failed as exc:
+            fail_host(run, results[h], exc.step, str(exc), output=exc.output)
             ok = False
         except KeyboardInterrupt:
             results[h].result = 'interrupted'
@@ -492,7 +404,7 @@ def _wave(run, wave):
         except Exception as exc:
             # Any other error is this host's row (the table is kept), not
             # a traceback that loses every row.
-            _fail(run, results[h], results[h].current or 'exec',
+            fail_host(run, results[h], results[h].current or 'exec',
                   errors.one_line(exc))
             ok = False
     return ok
@@ -525,189 +437,3 @@ def _refuse_skips(conn, hosts, services, opts, results, emit):
                 len(items) - 1)
         emit('failed', results[h].message, host=h, step='drain')
     return True
-
-
-def _forward(emit):
-    def events(event):
-        emit.events(event) if emit.events else None
-    return events
-
-
-def _hold(run, host, why):
-    """Keep the host disabled under our lease for the rest of the cycle;
-    the reason names the steps done (``steps_in_reason``).  A lease
-    another run took since this run started is left alone (``_Failed``)."""
-    compute = run.conn.compute
-    svc = drain.compute_service(compute, host)
-    held = _taken(run, host, svc)
-    if held:
-        raise _Failed(run.results[host].current or 'drain',
-                      'leased by %s since %s after this run started; left '
-                      'to it' % held)
-    done = [s for s in STEPS if run.state.done(host, s)]
-    reason = '%s%s (osc-nodeops compute node maintain)' % (
-        'maintain done=%s: ' % ','.join(done) if done else 'maintenance: ',
-        why)
-    drain.set_disabled(engine.Context(compute, host), svc,
-                       drain.with_lease(reason, run.owner))
-
-
-def _fail(run, result, step, why, output=None):
-    """The row (with the step's ``output``) and the reason (without it:
-    nova keeps it for every admin to read, after the run)."""
-    result.result = 'failed'
-    result.steps[step] = 'failed'
-    result.message = '%s failed: %s%s' % (step, why, ': ' + output
-                                          if output else '')
-    run.emit('failed', result.message, host=result.host, step=step)
-    if step == 'undrain':
-        return  # the host is healthy and enabled; the rows say what is left
-    try:
-        _hold(run, result.host, 'left disabled: %s failed at %s: %s' % (
-            step, timeutil.api_time(timeutil.utcnow()), why))
-    except Exception as exc:
-        run.emit('warning', 'could not set the reason: %s' % (
-            errors.one_line(exc),), host=result.host, step=step)
-
-
-def _exec(run, host, result):
-    """The operator's --exec, recorded as started before it runs: a kill
-    or an interruption leaves ``exec-start`` without its end, and no
-    rerun starts it again without ``--rerun-exec HOST``."""
-    req, state, emit = run.req, run.state, run.emit
-    rerun = host in req.rerun_exec
-    if state.done(host, campaign.EXEC_STARTED) and not rerun:
-        raise _Failed('exec', 'started by an earlier run at %s and never '
-                      'recorded as finished (%s): it may have run in part; '
-                      'rerun with --rerun-exec %s to run it again' % (
-                          state.hosts[host][campaign.EXEC_STARTED],
-                          'interrupted' if state.done(
-                              host, campaign.EXEC_INTERRUPTED)
-                          else 'killed', host))
-    if state.done(host, 'exec') and not rerun:
-        result.steps['exec'] = 'done (earlier run)'
-        emit('skip', 'finished by an earlier run (%s)' % state.where,
-             host=host, step='exec')
-        return False
-    result.current = 'exec'
-    state.mark(host, campaign.EXEC_STARTED,
-               drop=('exec', campaign.EXEC_INTERRUPTED))
-    emit('start', req.exec_cmd, host=host, step='exec')
-    try:
-        _step(req, host, 'exec', req.exec_cmd, req.exec_timeout, emit)
-    except KeyboardInterrupt:
-        try:
-            state.mark(host, campaign.EXEC_INTERRUPTED)
-        except Exception as exc:
-            emit('warning', 'could not record "exec interrupted": %s'
-                 % errors.one_line(exc), host=host, step='exec')
-        emit('interrupt', 'exec interrupted; its process group ended',
-             host=host, step='exec')
-        raise
-    except _Failed as exc:
-        if exc.status is not None:  # it ended: a rerun may run it again
-            state.forget(host, campaign.EXEC_STARTED)
-        raise
-    state.mark(host, 'exec', drop=(campaign.EXEC_STARTED,))
-    result.steps['exec'] = 'done'
-    _hold(run, host, 'step done, waiting for nova-compute')
-    emit('done', 'exit 0', host=host, step='exec')
-    return True
-
-
-def _cycle(run, host, result):
-    req, state, emit = run.req, run.state, run.emit
-    compute = run.conn.compute
-    step_ended = timeutil.utcnow()
-    if req.exec_cmd and _exec(run, host, result):
-        step_ended = timeutil.utcnow()
-    if not state.done(host, 'wait'):
-        result.current = 'wait'
-        emit('start', 'waiting for nova-compute up with a fresh heartbeat',
-             host=host, step='wait')
-        wait_up(compute, host, step_ended, req, run.sleep)
-        state.mark(host, 'wait')
-        result.steps['wait'] = 'done'
-        emit('done', 'nova-compute up', host=host, step='wait')
-    if req.check_cmd and not state.done(host, 'check'):
-        result.current = 'check'
-        emit('start', req.check_cmd, host=host, step='check')
-        _step(req, host, 'check', req.check_cmd, req.check_timeout, emit)
-        state.mark(host, 'check')
-        result.steps['check'] = 'done'
-    result.current = 'undrain'
-    emit('start', 'undraining', host=host, step='undrain')
-    svc = drain.compute_service(compute, host)
-    held = _taken(run, host, svc)
-    if held:
-        raise _Failed('undrain', 'leased by %s since %s after this run '
-                      'started; left to it' % held)
-    kept = run.kept.get(host)
-    opts = dataclasses.replace(req.drain_options,
-                               migrate_back=req.migrate_back and kept is None,
-                               keep_disabled=kept is not None,
-                               break_lease=False)
-    report = drain.undrain_host(compute, host, svc, opts,
-                                events=_forward(emit))
-    moved = sum(1 for i in report.items if i.action and i.ok)
-    result.moved_back = moved if opts.migrate_back else None
-    if not report.ok:
-        raise _Failed('undrain', 'not every server went home (%d did)'
-                      % moved)
-    if kept is not None:
-        # Its own earlier state: disabled, with its reason (no lease).
-        drain.set_disabled(engine.Context(compute, host),
-                           drain.compute_service(compute, host), kept)
-    state.mark(host, 'undrain')
-    result.steps['undrain'] = 'done'
-    result.result = 'done'
-    result.message = 'cycled' if kept is None else (
-        'cycled; left disabled as it was (reason %r), its servers stay '
-        'where they went (--include-disabled)' % kept)
-    emit('host-done', 'maintained', host=host, step='undrain')
-
-
-def _step(req, host, step, cmd, timeout, emit):
-    """Run the operator's ``cmd`` for ``host``; ``_Failed`` unless it
-    exits 0.  Its output is an event (stderr, ``--events``)."""
-    started = timeutil.utcnow()
-    try:
-        rc, out = operator_step.run(cmd, host, timeout,
-                                    forward=req.exec_env)
-    except (operator_step.StepError, OSError) as exc:
-        raise _Failed(step, errors.one_line(exc), status='not started')
-    if out:
-        emit('output', out, host=host, step=step)
-    if rc is None:
-        raise _Failed(step, 'did not finish within %ds (started %s)' % (
-            timeout, timeutil.api_time(started)), output=out)
-    if rc != 0:
-        raise _Failed(step, 'exit %d' % rc, output=out, status=rc)
-
-
-def service_up(svc, since):
-    """nova-compute up, not forced down, with a heartbeat newer than
-    ``since`` (what ``compute node show`` reports as state and age)."""
-    beat = timeutil.parse_time(svc.updated_at)
-    return (svc.state == 'up' and not svc.is_forced_down and beat is not None
-            and beat > since)
-
-
-def wait_up(compute, host, since, req, sleep=time.sleep):
-    try:
-        for _ in sdk_utils.iterate_timeout(
-                req.up_timeout, 'nova-compute of %s not up' % host,
-                wait=req.poll_interval):
-            try:
-                svc = drain.compute_service(compute, host)
-            except errors.NotFound:
-                continue  # not listed while it restarts: look again
-            except Exception as exc:
-                if not engine.is_transient(exc):
-                    raise _Failed('wait', errors.one_line(exc))
-                continue  # the API's own trouble, retried already
-            if service_up(svc, since):
-                return svc
-    except sdk_exc.ResourceTimeout:
-        raise _Failed('wait', 'nova-compute not up with a heartbeat newer '
-                      'than the step within %ds' % req.up_timeout)
