@@ -29,7 +29,7 @@ from osc_nodeops import durable
 from osc_nodeops import errors
 from osc_nodeops import safefile
 from osc_nodeops import timeutil
-from osc_nodeops.ops import engine
+from osc_nodeops.ops.cloud import calls
 
 PREFIX = 'nodeops-maintain-'
 KEY_PREFIX = 'host:'
@@ -77,7 +77,7 @@ class Progress(object):
         self.hosts = {}
         self._reasons = {}
         self._aggregate = None
-        for agg in engine.call_with_retry(
+        for agg in calls.call_with_retry(
                 lambda: list(compute.aggregates())):
             if agg.name == self.name:
                 self._aggregate = agg
@@ -124,13 +124,13 @@ class Progress(object):
         campaign took it (--include-disabled): it gets it back."""
         self._reasons[host] = reason
         agg = self._ensure()
-        engine.call_with_retry(lambda: self.compute.set_aggregate_metadata(
+        calls.call_with_retry(lambda: self.compute.set_aggregate_metadata(
             agg, metadata={REASON_PREFIX + host: reason[:255] or ' '}))
 
     def _write(self, host):
         agg = self._ensure()
         value = format_value(self.hosts.get(host, {})) or None
-        engine.call_with_retry(lambda: self.compute.set_aggregate_metadata(
+        calls.call_with_retry(lambda: self.compute.set_aggregate_metadata(
             agg, metadata={KEY_PREFIX + host: value}))
         if self.cache:
             self.cache.hosts = self.hosts
@@ -138,7 +138,7 @@ class Progress(object):
 
     def _ensure(self):
         if self._aggregate is None:
-            self._aggregate = engine.call_with_retry(
+            self._aggregate = calls.call_with_retry(
                 lambda: self.compute.create_aggregate(name=self.name))
         return self._aggregate
 
@@ -147,7 +147,7 @@ class Progress(object):
         scope starts afresh).  Returns a note."""
         if self._aggregate is None:
             return None
-        engine.call_with_retry(lambda: self.compute.delete_aggregate(
+        calls.call_with_retry(lambda: self.compute.delete_aggregate(
             self._aggregate))
         self._aggregate = None
         return 'campaign finished: %s deleted' % self.where

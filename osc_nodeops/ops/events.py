@@ -32,7 +32,7 @@ _TO_MOVE = re.compile(r', (\d+) to \w+')
 
 
 def record(event, step=None, now=None):
-    """The JSON-able dict of one event: an ``engine.Event``-like object
+    """The JSON-able dict of one event: a ``runtime.Event``-like object
     (``kind``, ``message``, ``item``, ``host``) or a dict already."""
     if isinstance(event, dict):
         out = dict(event)

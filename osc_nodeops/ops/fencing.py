@@ -30,6 +30,8 @@ import dataclasses
 from osc_nodeops import errors
 from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
+from osc_nodeops.ops.cloud import calls
+from osc_nodeops.ops.cloud import nova
 from osc_nodeops.privileged import fence_check
 
 FENCE_TIMEOUT = 60.0  # seconds, --fence-timeout's default
@@ -155,8 +157,8 @@ def disable_dead_host(ctx, host, fenced, dry_run):
     someone disabled meanwhile keeps their reason); its :class:`HostItem`.
     """
     compute = ctx.compute
-    service = engine.call_with_retry(
-        lambda: engine.find_compute_service(compute, host, errors.NotFound))
+    service = calls.call_with_retry(
+        lambda: nova.find_compute_service(compute, host, errors.NotFound))
     item = HostItem(host, service.status)
     forced_by_us = fenced.forced_by_us
     text = reason(fenced.note)
@@ -172,7 +174,7 @@ def disable_dead_host(ctx, host, fenced, dry_run):
             host, text)
     else:
         ctx.api(compute.disable_service, service, host=host,
-                binary=engine.COMPUTE_BINARY, disabled_reason=text)
+                binary=nova.COMPUTE_BINARY, disabled_reason=text)
         item.result = 'disabled'
         item.message = 'nova-compute on %s disabled (reason: %r); %s' % (
             host, text, way_back(host, True, forced_by_us))

@@ -62,6 +62,8 @@ from openstack import exceptions as sdk_exc
 from osc_nodeops import errors
 from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
+from osc_nodeops.ops.cloud import calls
+from osc_nodeops.ops.cloud import nova
 
 LOG = logging.getLogger(__name__)
 
@@ -216,7 +218,7 @@ class Store(object):
         self._id = None
 
     def _call(self, fn):
-        return engine.call_with_retry(fn, sleep=self.sleep)
+        return calls.call_with_retry(fn, sleep=self.sleep)
 
     def _aggregate(self, create=False):
         """The leases aggregate (its metadata fresh), or None."""
@@ -348,8 +350,8 @@ class Lease(object):
     def acquire(self):
         """Take the host or raise ``LeaseRefused`` (nothing changed but,
         when another run won the race, our own entry, now overwritten)."""
-        service = engine.find_compute_service(self.compute, self.host,
-                                              errors.NotFound)
+        service = nova.find_compute_service(self.compute, self.host,
+                                            errors.NotFound)
         held = self.store.get(self.host) or legacy_holder(service)
         if held is not None and held.legacy and held.owner in (
                 self.owner, 'maintain:' + self.owner):
@@ -381,7 +383,7 @@ class Lease(object):
         return self
 
     def _drop_legacy_tag(self):
-        svc = engine.find_compute_service(self.compute, self.host)
+        svc = nova.find_compute_service(self.compute, self.host)
         if svc.status == 'disabled' and parse_legacy(svc.disabled_reason):
             target = svc.id if isinstance(svc.id, str) else svc
             self.ctx.api(self.compute.disable_service, target,
@@ -428,7 +430,7 @@ class Lease(object):
                 LOG.debug('renewing the lease failed', exc_info=True)
                 self.ctx.emit('warning', '%s: renewing the lease failed '
                               '(%s); it expires at %s unless renewed' % (
-                                  self.host, engine.describe(exc),
+                                  self.host, calls.describe(exc),
                                   self.expires_text()))
 
     def expires_text(self):

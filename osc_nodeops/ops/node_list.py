@@ -13,8 +13,9 @@ import collections
 import dataclasses
 
 from osc_nodeops import errors
-from osc_nodeops.ops import engine
 from osc_nodeops.ops import lease
+from osc_nodeops.ops.cloud import calls
+from osc_nodeops.ops.cloud import nova
 
 COLUMNS = ('Host', 'Zone', 'Status', 'State', 'Updated At',
            'Disabled Reason', 'Forced Down', 'Lease Owner', 'Lease Since',
@@ -50,12 +51,12 @@ class NodeRow(object):
 def in_flight(migration):
     """A migration still under way (``finished`` cold migrations await
     their confirmation: still in flight, as in ``compute node show``)."""
-    return migration.status not in engine.MIGRATION_FINAL
+    return migration.status not in nova.MIGRATION_FINAL
 
 
 def aggregate_hosts(compute, name):
     """Hosts of the aggregate named (or with the ID) ``name``."""
-    found = [a for a in engine.call_with_retry(
+    found = [a for a in calls.call_with_retry(
         lambda: list(compute.aggregates()))
         if name in (a.name, str(a.id), getattr(a, 'uuid', None))]
     if not found:
@@ -69,9 +70,9 @@ def aggregate_hosts(compute, name):
 def compute_services(compute, aggregate=None, zone=None):
     """The nova-compute services, sorted by host, filtered by aggregate
     and/or availability zone (``NotFound`` when none is left)."""
-    services = [s for s in engine.call_with_retry(
-        lambda: list(compute.services(binary=engine.COMPUTE_BINARY)))
-        if s.binary == engine.COMPUTE_BINARY]
+    services = [s for s in calls.call_with_retry(
+        lambda: list(compute.services(binary=nova.COMPUTE_BINARY)))
+        if s.binary == nova.COMPUTE_BINARY]
     if aggregate is not None:
         hosts = set(aggregate_hosts(compute, aggregate))
         services = [s for s in services if s.host in hosts]
@@ -89,14 +90,14 @@ def compute_services(compute, aggregate=None, zone=None):
 def gather(compute, aggregate=None, zone=None):
     """``NodeRow`` per compute host (see the module docstring)."""
     services = compute_services(compute, aggregate, zone)
-    servers = engine.call_with_retry(lambda: list(compute.servers(
+    servers = calls.call_with_retry(lambda: list(compute.servers(
         details=True, all_projects=True)))
-    migrations = engine.call_with_retry(lambda: list(compute.migrations()))
+    migrations = calls.call_with_retry(lambda: list(compute.migrations()))
     instances: collections.Counter[str] = collections.Counter()
     running: collections.Counter[str] = collections.Counter()
     for srv in servers:
         instances[srv.compute_host] += 1
-        if srv.power_state == engine.POWER_RUNNING:
+        if srv.power_state == nova.POWER_RUNNING:
             running[srv.compute_host] += 1
     out_: collections.Counter[str] = collections.Counter()
     in_: collections.Counter[str] = collections.Counter()

@@ -12,10 +12,12 @@ import collections
 import dataclasses
 
 from osc_nodeops import errors
+from osc_nodeops import timeutil
 from osc_nodeops.ops import drain
-from osc_nodeops.ops import engine
 from osc_nodeops.ops import lease
 from osc_nodeops.ops import local_service
+from osc_nodeops.ops.cloud import calls
+from osc_nodeops.ops.cloud import nova
 
 
 @dataclasses.dataclass
@@ -27,7 +29,7 @@ class Request(object):
 
 
 def _hypervisor_for(compute, host):
-    hypervisors = engine.call_with_retry(
+    hypervisors = calls.call_with_retry(
         lambda: list(compute.hypervisors(details=True)))
     for hv in hypervisors:
         svc = hv.service_details or {}
@@ -48,7 +50,7 @@ def _migration_line(m):
 def gather(compute, host, now=None):
     """Everything the API says about ``host`` (``errors.NotFound`` if it
     has no nova-compute)."""
-    now = now or engine.utcnow()
+    now = now or timeutil.utcnow()
     svc = drain.compute_service(compute, host)
     info = collections.OrderedDict()
     info['Host'] = host
@@ -62,7 +64,7 @@ def gather(compute, host, now=None):
     info['Lease Owner'] = held.owner if held else None
     info['Lease Since'] = held.since if held else None
     info['Lease Expires'] = held.expires_text if held else None
-    beat = engine.parse_time(svc.updated_at)
+    beat = timeutil.parse_time(svc.updated_at)
     info['Last Heartbeat'] = beat.strftime('%Y-%m-%dT%H:%M:%SZ') if beat \
         else None
     info['Heartbeat Age Seconds'] = (int((now - beat).total_seconds())
@@ -71,23 +73,23 @@ def gather(compute, host, now=None):
     info['Hypervisor'] = hv.name if hv else None
     info['Hypervisor State'] = hv.state if hv else None
     info['Hypervisor Status'] = hv.status if hv else None
-    servers = engine.call_with_retry(lambda: list(compute.servers(
+    servers = calls.call_with_retry(lambda: list(compute.servers(
         details=True, all_projects=True, compute_host=host)))
     by_status = collections.Counter(s.status for s in servers)
     info['Instances'] = len(servers)
     info['Running Instances'] = sum(
-        1 for s in servers if s.power_state == engine.POWER_RUNNING)
+        1 for s in servers if s.power_state == nova.POWER_RUNNING)
     info['Instances By Status'] = dict(sorted(by_status.items()))
     info['Servers'] = [
         {'name': s.name, 'id': s.id, 'status': s.status,
          'project_id': s.project_id}
         for s in sorted(servers, key=lambda s: (s.name or '', s.id))]
-    migrations = engine.call_with_retry(lambda: list(compute.migrations(
+    migrations = calls.call_with_retry(lambda: list(compute.migrations(
         host=host)))
     # 'finished' (a cold migration or resize waiting for its confirmation)
     # moves nothing any more: not in progress.
     active = [m for m in migrations if m.status not in
-              engine.MIGRATION_FINAL + ('finished',)]
+              nova.MIGRATION_FINAL + ('finished',)]
     info['Migrations In Progress'] = [_migration_line(m) for m in active]
     return info
 

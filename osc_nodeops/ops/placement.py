@@ -18,11 +18,11 @@ other providers (a sharing storage pool) stay.  No SQL touches placement.
 import dataclasses
 
 from osc_nodeops import errors
-from osc_nodeops.ops import engine
+from osc_nodeops.ops.cloud import calls
 
 MICROVERSION = '1.28'   # consumer generations on GET/PUT /allocations
 TREE_MICROVERSION = '1.14'  # ?in_tree= on GET /resource_providers
-HTTP_TIMEOUT = engine.DEFAULT_API_TIMEOUT  # seconds, each request
+HTTP_TIMEOUT = calls.DEFAULT_API_TIMEOUT  # seconds, each request
 PUT_ATTEMPTS = 3        # a 409 (generation moved on) is read again
 
 
@@ -76,7 +76,7 @@ class Client(object):
                 timeout=HTTP_TIMEOUT, **kwargs)
             sdk_exc.raise_from_response(resp)
             return resp.json() if resp.content else {}
-        return engine.call_with_retry(once, sleep=self.sleep)
+        return calls.call_with_retry(once, sleep=self.sleep)
 
     def check_version(self):
         from openstack import utils

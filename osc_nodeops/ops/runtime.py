@@ -1,7 +1,44 @@
-"""What a run shares with its surroundings: the ``Report`` base every
-runbook's report derives from."""
+"""What a run shares with its surroundings: the ``Event`` every runbook
+reports through, ``Abandoned`` (a second Ctrl-C) and the ``Report`` base
+every runbook's report derives from."""
+
+import dataclasses
+import typing
 
 from osc_nodeops import errors
+
+
+class Subject(typing.Protocol):
+    """What an event is about (an ``engine.PlanItem``): named by its
+    ``label``."""
+
+    @property
+    def label(self) -> str: ...
+
+
+@dataclasses.dataclass
+class Event(object):
+    kind: str
+    message: str
+    item: Subject | None = None
+    host: str | None = None  # the host the run works on (for --events)
+    step: str | None = None  # a step of compute node maintain
+
+    def __str__(self):
+        if self.item is not None:
+            return '%s %s: %s' % (self.item.label, self.kind, self.message)
+        if self.step:
+            return '%s %s %s: %s' % (self.host or '-', self.step, self.kind,
+                                     self.message)
+        return '%s: %s' % (self.kind, self.message)
+
+
+class Abandoned(BaseException):
+    """A second interrupt while the main thread waited for an API call.
+
+    A BaseException, so that no action's ``except Exception`` takes it for
+    a failure of its own: it ends ``Executor.run`` at once.
+    """
 
 
 class Report(object):

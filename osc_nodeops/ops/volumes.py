@@ -28,9 +28,11 @@ use elsewhere.
 import dataclasses
 import re
 
-from osc_nodeops.db import volumes as db_volumes
 from osc_nodeops import errors
+from osc_nodeops.db import volumes as db_volumes
 from osc_nodeops.ops import engine
+from osc_nodeops.ops.cloud import calls
+from osc_nodeops.ops.cloud import nova
 
 #: One instance/volume pair, from the APIs or from the databases.
 Pair = db_volumes.Pair
@@ -46,7 +48,7 @@ def pair_row(pair):
 
 def server_volumes(compute, server_id):
     """[(volume_id, device, attachment_id)] of one server, by device."""
-    atts = engine.call_with_retry(
+    atts = calls.call_with_retry(
         lambda: list(compute.volume_attachments(server_id)))
     return sorted(((a.volume_id, a.device, getattr(a, 'attachment_id', None))
                    for a in atts), key=lambda t: (t[1] or '', t[0]))
@@ -105,7 +107,7 @@ def root_volume(server, attached):
 def _attach_status(block_storage, volume, server_id, attachment_id):
     if attachment_id:
         try:
-            att = engine.call_with_retry(
+            att = calls.call_with_retry(
                 lambda: block_storage.get_attachment(attachment_id))
             return att.status
         except Exception:
@@ -136,7 +138,7 @@ def run(conn, request):
         return db_volumes.list_pairs(request.nova_db.resolve(),
                                      request.cinder_db.resolve(),
                                      request.host)
-    engine.find_compute_service(conn.compute, request.host, errors.NotFound)
+    nova.find_compute_service(conn.compute, request.host, errors.NotFound)
     return list_pairs(conn, request.host)
 
 
@@ -144,12 +146,12 @@ def list_pairs(conn, host):
     """The instance/volume pairs of ``host`` through the APIs."""
     compute = conn.compute
     block_storage = conn.block_storage
-    servers = engine.call_with_retry(lambda: list(compute.servers(
+    servers = calls.call_with_retry(lambda: list(compute.servers(
         details=True, all_projects=True, compute_host=host)))
     pairs = []
     for srv in sorted(servers, key=lambda s: s.id):
         for volume_id, device, att_id in server_volumes(compute, srv.id):
-            vol = engine.call_with_retry(
+            vol = calls.call_with_retry(
                 lambda: block_storage.get_volume(volume_id))
             pairs.append(Pair(srv.id, srv.name, volume_id, device,
                               vol.status,
@@ -218,7 +220,7 @@ class Reattach(engine.Action):
 
     def issue(self, ctx, item):
         srv = ctx.compute.get_server(item.id)
-        if srv.status != 'ACTIVE' or srv.power_state != engine.POWER_RUNNING:
+        if srv.status != 'ACTIVE' or srv.power_state != nova.POWER_RUNNING:
             item.data['not_up'] = '%s, power state %s' % (srv.status,
                                                           srv.power_state)
             return
@@ -231,7 +233,7 @@ class Reattach(engine.Action):
         except Exception as exc:
             raise NotRecorded('could not record the volumes on the server '
                               'before detaching them (%s): nothing '
-                              'detached' % engine.describe(exc))
+                              'detached' % calls.describe(exc))
         item.data['phase'] = 'detach'
         item.data['attach_calls'] = 0
         detached: list = []
@@ -245,7 +247,7 @@ class Reattach(engine.Action):
                     raise  # nothing changed yet: a plain refusal
                 item.data['phase'] = 'undo'
                 item.data['undo_reason'] = 'detaching %s failed (%s)' % (
-                    volume_id, engine.describe(exc))
+                    volume_id, calls.describe(exc))
                 return
             detached.append(volume_id)
 
@@ -375,7 +377,7 @@ def _plan_one(ctx, srv):
     if pending:
         notes.insert(0, '%s detached by an interrupted run (%s*): attached '
                      'again' % (', '.join(v for v, _ in pending), RECORD))
-    up = srv.status == 'ACTIVE' and srv.power_state == engine.POWER_RUNNING
+    up = srv.status == 'ACTIVE' and srv.power_state == nova.POWER_RUNNING
     if not up:
         item.action = None
         item.reason = 'not up (%s): volumes not touched' % srv.status
@@ -399,7 +401,7 @@ def _check_recorded(ctx, srv, vid):
     try:
         vol = ctx.api(block_storage.get_volume, vid)
     except Exception as exc:
-        if engine.http_status(exc) == 404:
+        if calls.http_status(exc) == 404:
             return None, True
         raise
     if vol.project_id and vol.project_id != srv.project_id:
@@ -472,7 +474,7 @@ def _settle_record(ctx, item):
                             if v in back])
     except Exception as exc:
         item.message = '%s; the record %s* could not be updated (%s)' % (
-            item.message or '', RECORD, engine.describe(exc))
+            item.message or '', RECORD, calls.describe(exc))
         return
     left = [v for v, _ in item.data['volumes'] if v not in back]
     if left:

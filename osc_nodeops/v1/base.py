@@ -165,11 +165,11 @@ class _NodeOpsCommand(ExitStatusMixin, display.DisplayCommandBase):
         """OSC's authenticated openstacksdk ``Connection``, with a timeout
         on every API request (``--api-timeout``, else 60 s): OSC's own
         session has none."""
-        from osc_nodeops.ops import engine
+        from osc_nodeops.ops.cloud import calls
         conn = self.app.client_manager.sdk_connection
-        engine.bound_api_timeout(conn, getattr(self, 'api_timeout', None))
+        calls.bound_api_timeout(conn, getattr(self, 'api_timeout', None))
         if not getattr(self, '_discovered', False):
-            engine.discover(conn)
+            calls.discover(conn)
             self._discovered = True
         return conn
 

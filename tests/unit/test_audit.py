@@ -7,8 +7,8 @@ from unittest import mock
 
 import testtools
 
+from osc_nodeops.ops.cloud import nova as cloud_nova
 from osc_nodeops.ops.drain import audit
-from osc_nodeops.ops import engine
 from osc_nodeops.v1 import node
 from tests.unit import fakes
 from tests.unit.test_drain import run_command
@@ -397,6 +397,6 @@ def _with_extra(extra, hypervisors=None):
 class TestEngineStatuses(testtools.TestCase):
 
     def test_over_is_the_engines_final(self):
-        self.assertEqual(set(engine.MIGRATION_FINAL),
+        self.assertEqual(set(cloud_nova.MIGRATION_FINAL),
                          set(audit.MIGRATION_OVER))
         self.assertNotIn(audit.UNCONFIRMED, audit.MIGRATION_OVER)

@@ -7,9 +7,12 @@ from unittest import mock
 import testtools
 
 from osc_nodeops import errors
+from osc_nodeops import timeutil
 from osc_nodeops.ops import drain
 from osc_nodeops.ops import engine
 from osc_nodeops.ops import lease
+from osc_nodeops.ops.cloud import calls
+from osc_nodeops.ops.cloud import nova as cloud_nova
 from osc_nodeops.v1 import node
 from tests.unit import fakes
 from tests.unit.test_engine import FakeClock
@@ -68,7 +71,7 @@ class TestPlan(testtools.TestCase):
 
     def plan(self, nova, max_version='2.95', **opts):
         nova.max_version = max_version
-        features = engine.Features.from_proxy(nova.compute)
+        features = cloud_nova.Features.from_proxy(nova.compute)
         options = drain.Options(**opts)
         ctx = engine.Context(nova.compute, 'c01', features=features,
                              target_host=options.target_host)
@@ -133,7 +136,7 @@ class TestPlan(testtools.TestCase):
             nova.max_version = max_version
             ctx = engine.Context(
                 nova.compute, 'c01',
-                features=engine.Features.from_proxy(nova.compute),
+                features=cloud_nova.Features.from_proxy(nova.compute),
                 options={'block_migration': choice})
             self.assertEqual(expected, drain.block_migration_for(ctx, server))
 
@@ -436,7 +439,7 @@ class TestLease(testtools.TestCase):
             drain.MARKER_KEY: drain.marker_value('live', source='c01')})
         m = nova.add_migration(
             gone.id, status='completed', source='c01', dest='c02',
-            created_at=engine.timeutil.api_time(engine.utcnow()))
+            created_at=timeutil.api_time(timeutil.utcnow()))
         old = nova.add('old', host='c03', metadata={
             drain.MARKER_KEY: drain.marker_value('live', source='c01')})
         nova.add_migration(old.id, status='completed', source='c01',
@@ -465,7 +468,7 @@ class TestLease(testtools.TestCase):
         proc = subprocess.Popen(['true'])
         proc.wait()
         nova = fakes.FakeNova()
-        now = engine.timeutil.api_time(engine.utcnow())
+        now = timeutil.api_time(timeutil.utcnow())
         # moved and origin recorded, then the run was killed
         done = nova.add('done', host='c02')
         md = nova.add_migration(done.id, status='completed', source='c01',
@@ -857,7 +860,7 @@ class TestCommands(testtools.TestCase):
         nova = fakes.FakeNova()
         rc, app = run_command(node.DrainNode, nova, ['c01', '--dry-run'])
         session = app.client_manager.sdk_connection.session
-        self.assertEqual(engine.DEFAULT_API_TIMEOUT, session.timeout)
+        self.assertEqual(calls.DEFAULT_API_TIMEOUT, session.timeout)
         rc, app = run_command(node.UndrainNode, nova,
                               ['c01', '--api-timeout', '7.5'])
         session = app.client_manager.sdk_connection.session

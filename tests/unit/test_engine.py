@@ -7,8 +7,11 @@ from unittest import mock
 
 import testtools
 
+from osc_nodeops import timeutil
 from osc_nodeops.ops import drain
 from osc_nodeops.ops import engine
+from osc_nodeops.ops.cloud import calls as cloud_calls
+from osc_nodeops.ops.cloud import nova as cloud_nova
 from tests.unit import fakes
 
 
@@ -29,7 +32,7 @@ class FakeClock(object):
 
 
 def make_executor(nova, host='c01', target=None, events=None, **kw):
-    features = engine.Features.from_proxy(nova.compute)
+    features = cloud_nova.Features.from_proxy(nova.compute)
     ctx = engine.Context(nova.compute, host, features=features,
                          target_host=target, events=events,
                          options={'block_migration': 'auto'},
@@ -52,7 +55,7 @@ class TestFeatures(testtools.TestCase):
 
     def test_negotiated_from_server_max(self):
         nova = fakes.FakeNova(max_version='2.24')
-        f = engine.Features.from_proxy(nova.compute)
+        f = cloud_nova.Features.from_proxy(nova.compute)
         self.assertEqual('2.24', f.effective)
         self.assertFalse(f.block_migration_auto)
         self.assertTrue(f.abort_running)
@@ -61,7 +64,7 @@ class TestFeatures(testtools.TestCase):
     def test_pinned_version_lowers_it(self):
         nova = fakes.FakeNova(max_version='2.95')
         nova.compute.default_microversion = '2.30'
-        f = engine.Features.from_proxy(nova.compute)
+        f = cloud_nova.Features.from_proxy(nova.compute)
         self.assertEqual('2.30', f.effective)
         self.assertTrue(f.live_host_without_force)
         self.assertFalse(f.cold_migrate_host)
@@ -69,7 +72,7 @@ class TestFeatures(testtools.TestCase):
     def test_discovery_failure_means_base_api(self):
         compute = mock.Mock()
         compute.get_endpoint_data.side_effect = fakes.http_error(503)
-        f = engine.Features.from_proxy(compute)
+        f = cloud_nova.Features.from_proxy(compute)
         self.assertEqual('2.1', f.effective)
         self.assertFalse(f.block_migration_auto)
 
@@ -77,22 +80,22 @@ class TestFeatures(testtools.TestCase):
     def test_pinned_above_the_server_is_capped(self):
         nova = fakes.FakeNova(max_version='2.60')
         nova.compute.default_microversion = '2.90'
-        f = engine.Features.from_proxy(nova.compute)
+        f = cloud_nova.Features.from_proxy(nova.compute)
         self.assertEqual('2.60', f.effective)
         self.assertTrue(f.migration_changes_since)
         self.assertFalse(f.abort_queued)
 
     def test_named_features_at_their_versions(self):
-        f = engine.Features(server_max='2.65')
+        f = cloud_nova.Features(server_max='2.65')
         self.assertTrue(all((f.force_complete, f.abort_running,
                              f.block_migration_auto,
                              f.live_host_without_force, f.cold_migrate_host,
                              f.migration_changes_since, f.abort_queued)))
-        f = engine.Features(server_max='2.64')
+        f = cloud_nova.Features(server_max='2.64')
         self.assertFalse(f.abort_queued)
         self.assertTrue(f.migration_changes_since)
-        self.assertFalse(engine.Features().force_complete)
-        self.assertEqual('2.1', engine.Features().effective)
+        self.assertFalse(cloud_nova.Features().force_complete)
+        self.assertEqual('2.1', cloud_nova.Features().effective)
 
 
 class TestSnapshot(testtools.TestCase):
@@ -128,16 +131,16 @@ class TestApiTimeout(testtools.TestCase):
     def test_default_given_and_kept(self):
         from keystoneauth1 import session as ksa_session
         conn = mock.Mock(session=ksa_session.Session())
-        self.assertEqual(engine.DEFAULT_API_TIMEOUT,
-                         engine.bound_api_timeout(conn))
-        self.assertEqual(engine.DEFAULT_API_TIMEOUT, conn.session.timeout)
-        self.assertEqual(5.0, engine.bound_api_timeout(conn, 5))
-        self.assertEqual(5.0, engine.bound_api_timeout(conn))
+        self.assertEqual(cloud_calls.DEFAULT_API_TIMEOUT,
+                         cloud_calls.bound_api_timeout(conn))
+        self.assertEqual(cloud_calls.DEFAULT_API_TIMEOUT, conn.session.timeout)
+        self.assertEqual(5.0, cloud_calls.bound_api_timeout(conn, 5))
+        self.assertEqual(5.0, cloud_calls.bound_api_timeout(conn))
 
     def test_every_request_of_the_session_carries_it(self):
         from keystoneauth1 import session as ksa_session
         sess = ksa_session.Session()
-        engine.bound_api_timeout(mock.Mock(session=sess), 7)
+        cloud_calls.bound_api_timeout(mock.Mock(session=sess), 7)
         with mock.patch.object(sess, '_send_request') as send:
             send.side_effect = RuntimeError('stop')
             self.assertRaises(RuntimeError, sess.get, 'http://x.invalid/',
@@ -149,14 +152,14 @@ class TestFaults(testtools.TestCase):
 
     def test_transient_classification(self):
         from keystoneauth1 import exceptions as ksa
-        self.assertTrue(engine.is_transient(fakes.http_error(503)))
-        self.assertTrue(engine.is_transient(fakes.http_error(500)))
-        self.assertTrue(engine.is_transient(ksa.ConnectFailure('reset')))
-        self.assertTrue(engine.is_transient(ksa.ConnectTimeout('slow')))
-        self.assertTrue(engine.is_transient(ConnectionResetError()))
-        self.assertFalse(engine.is_transient(fakes.http_error(409)))
-        self.assertFalse(engine.is_transient(fakes.http_error(404)))
-        self.assertFalse(engine.is_transient(ValueError('x')))
+        self.assertTrue(cloud_calls.is_transient(fakes.http_error(503)))
+        self.assertTrue(cloud_calls.is_transient(fakes.http_error(500)))
+        self.assertTrue(cloud_calls.is_transient(ksa.ConnectFailure('reset')))
+        self.assertTrue(cloud_calls.is_transient(ksa.ConnectTimeout('slow')))
+        self.assertTrue(cloud_calls.is_transient(ConnectionResetError()))
+        self.assertFalse(cloud_calls.is_transient(fakes.http_error(409)))
+        self.assertFalse(cloud_calls.is_transient(fakes.http_error(404)))
+        self.assertFalse(cloud_calls.is_transient(ValueError('x')))
 
     def test_call_with_retry(self):
         calls = []
@@ -166,12 +169,13 @@ class TestFaults(testtools.TestCase):
             if len(calls) < 3:
                 raise fakes.http_error(502)
             return 'ok'
-        self.assertEqual('ok', engine.call_with_retry(fn, sleep=lambda s: 0))
+        self.assertEqual('ok', cloud_calls.call_with_retry(
+            fn, sleep=lambda s: 0))
         self.assertEqual(3, len(calls))
 
     def test_call_with_retry_gives_up_on_refusal(self):
         fn = mock.Mock(side_effect=fakes.http_error(409))
-        self.assertRaises(Exception, engine.call_with_retry, fn,
+        self.assertRaises(Exception, cloud_calls.call_with_retry, fn,
                           sleep=lambda s: 0)
         self.assertEqual(1, fn.call_count)
 
@@ -182,8 +186,8 @@ class TestPoller(testtools.TestCase):
         nova = fakes.FakeNova()
         for i in range(30):
             nova.add('s%d' % i)
-        f = engine.Features.from_proxy(nova.compute)
-        since = engine.utcnow()
+        f = cloud_nova.Features.from_proxy(nova.compute)
+        since = timeutil.utcnow()
         poller = engine.HostPoller(nova.compute, 'c01', f, since=since)
         snap = poller.snapshot()
         self.assertEqual(30, len(snap.servers))
@@ -197,9 +201,9 @@ class TestPoller(testtools.TestCase):
 
     def test_no_changes_since_before_2_59(self):
         nova = fakes.FakeNova(max_version='2.58')
-        f = engine.Features.from_proxy(nova.compute)
+        f = cloud_nova.Features.from_proxy(nova.compute)
         poller = engine.HostPoller(nova.compute, 'c01', f,
-                                   since=engine.utcnow())
+                                   since=timeutil.utcnow())
         poller.snapshot()
         nova.compute.migrations.assert_called_once_with(host='c01')
 
@@ -561,7 +565,7 @@ class TestExecutor(testtools.TestCase):
     def test_run_leaves_no_call_thread_to_wait_for(self):
         # ThreadPoolExecutor would join a hung worker at exit; the
         # executor's calls run in daemon threads.
-        calls = engine.Calls()
+        calls = cloud_calls.Calls()
         release = threading.Event()
         self.addCleanup(release.set)
         fut = calls.submit(lambda: release.wait(30))
@@ -722,7 +726,7 @@ class TestDiscover(testtools.TestCase):
     def test_a_proxy_built_on_a_failed_discovery_is_built_again(self):
         conn = self.conn({'network': 2, 'compute': 1})
         sleeps = []
-        engine.discover(conn, sleep=sleeps.append)
+        cloud_calls.discover(conn, sleep=sleeps.append)
         self.assertEqual('http://n/v2.0/', conn.network.get_endpoint())
         # nova's proxy reads discovery per request: once discovery works
         # the one built stays; neutron's keeps its bare URL: built again
@@ -734,7 +738,7 @@ class TestDiscover(testtools.TestCase):
         conn = _Conn(lambda st: _Proxy(st, *self.BAD[st])
                      if st == 'compute' else _Proxy(st, *self.GOOD[st]))
         from osc_nodeops import errors
-        exc = self.assertRaises(errors.Refused, engine.discover, conn,
+        exc = self.assertRaises(errors.Refused, cloud_calls.discover, conn,
                                 attempts=3, sleep=lambda s: None)
         self.assertIn('version document of the compute API (3 attempts',
                       str(exc))
@@ -742,8 +746,8 @@ class TestDiscover(testtools.TestCase):
 
     def test_a_good_connection_costs_one_build_per_service(self):
         conn = self.conn({})
-        engine.discover(conn, sleep=self.fail)
+        cloud_calls.discover(conn, sleep=self.fail)
         self.assertEqual(['compute', 'network'], sorted(conn.built))
 
     def test_not_a_connection_is_left_alone(self):
-        engine.discover(mock.Mock(), sleep=self.fail)
+        cloud_calls.discover(mock.Mock(), sleep=self.fail)

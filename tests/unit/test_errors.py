@@ -18,7 +18,7 @@ class TestOneLine(testtools.TestCase):
                          errors.one_line(fakes.http_error(403, 'nope')))
 
     def test_status_style_403_is_only_its_status(self):
-        # engine.describe's text: a 403 as "403: ..." (no admin wording)
+        # calls.describe's text: a 403 as "403: ..." (no admin wording)
         self.assertEqual('403: nope', errors.one_line(
             fakes.http_error(403, 'nope'), style=errors.STATUS))
 

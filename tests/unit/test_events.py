@@ -11,6 +11,7 @@ from osc_nodeops import errors
 from osc_nodeops.ops import drain
 from osc_nodeops.ops import engine
 from osc_nodeops.ops import events
+from osc_nodeops.ops import runtime
 from tests.unit import fakes
 
 
@@ -26,10 +27,10 @@ class TestEventLog(testtools.TestCase):
             f.write('{"old": 1}\n')
         log = events.EventLog(path, step='drain')
         item = engine.PlanItem(fakes.server(name='vm1', host='c01'))
-        log(engine.Event('start', 'live (attempt 1)', item, host='c01'))
+        log(runtime.Event('start', 'live (attempt 1)', item, host='c01'))
         with open(path) as f:  # flushed before close
             self.assertEqual(2, len(f.read().splitlines()))
-        log(engine.Event('service', 'c01 disabled', host='c01'))
+        log(runtime.Event('service', 'c01 disabled', host='c01'))
         log.close()
         with open(path) as f:
             lines = [json.loads(x) for x in f]
@@ -55,17 +56,17 @@ class TestProgress(testtools.TestCase):
         live = drain.LiveMigrate()
         items = [engine.PlanItem(fakes.server(name='s%d' % i), live)
                  for i in range(4)]
-        p.feed(engine.Event('hosts-total', '2'))
-        p.feed(engine.Event('wave', '1: c01'))
-        p.feed(engine.Event('plan', 'c01: 5 server(s), 3 to move, 2 '
-                                    'skipped'))
+        p.feed(runtime.Event('hosts-total', '2'))
+        p.feed(runtime.Event('wave', '1: c01'))
+        p.feed(runtime.Event('plan', 'c01: 5 server(s), 3 to move, 2 '
+                                     'skipped'))
         self.assertIn('servers moved 0/3', p.lines()[0])
-        p.feed(engine.Event('plan-count', '4'))
+        p.feed(runtime.Event('plan-count', '4'))
         for it in items[:2]:
-            p.feed(engine.Event('start', 'live', it))
+            p.feed(runtime.Event('start', 'live', it))
         p.set_percent(items[0].id, 40)
         now[0] = 10.0
-        p.feed(engine.Event(live.success, 'ok', items[1]))
+        p.feed(runtime.Event(live.success, 'ok', items[1]))
         head, *flight = p.lines()
         self.assertIn('hosts 0/2', head)
         self.assertIn('wave 1: c01', head)
@@ -73,7 +74,7 @@ class TestProgress(testtools.TestCase):
         self.assertIn('in flight 1', head)
         self.assertIn('ETA ~0:30', head)
         self.assertEqual(['  s0 (%s) 40%%' % items[0].id], flight)
-        p.feed(engine.Event('failed', 'boom', items[0]))
+        p.feed(runtime.Event('failed', 'boom', items[0]))
         self.assertIn('failed 1', p.lines()[0])
 
     def test_migration_percent(self):

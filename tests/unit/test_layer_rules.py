@@ -39,7 +39,6 @@ MAX_PARAMETERS = 6
 # size of 2026-12-03 07:30 plus a margin of about 1% for the import
 # renames of the splits in flight; it only goes down.
 OVERSIZED = {
-    'osc_nodeops.ops.engine': (1540, 'issue 22, helper engine: ops/engine/'),
 }
 
 # Sets of modules allowed to import each other (at any depth) today:
@@ -75,8 +74,6 @@ DRAIN = ('osc_nodeops.ops.drain', 'osc_nodeops.ops.node_show')
 INSPECT = ('osc_nodeops.ops.inspect_disk',)
 
 FUNCTION_IMPORTS = {
-    'engine': (('osc_nodeops.ops.engine',), {'import': 4},
-               'issue 22, helper engine'),
     'placement': (('osc_nodeops.ops.placement',), {'import': 3},
                   'issue 22, helper mech: ops/cloud/placement.py'),
     'events': (('osc_nodeops.ops.events',), {'import': 3},

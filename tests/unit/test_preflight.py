@@ -6,7 +6,7 @@ from openstack.network.v2 import port as _port
 import testtools
 
 from osc_nodeops.ops import drain
-from osc_nodeops.ops import engine
+from osc_nodeops.ops.cloud import nova as cloud_nova
 from osc_nodeops.ops.drain import preflight
 from tests.unit import fakes
 from tests.unit.test_engine import FakeClock
@@ -19,7 +19,7 @@ def flavor(vcpus=1, ram=512, disk=1, ephemeral=0, swap=0, **specs):
 
 
 def facts(version='2.95', **kw):
-    return preflight.Facts(features=engine.Features(server_max=version),
+    return preflight.Facts(features=cloud_nova.Features(server_max=version),
                            draining=('c01',), **kw)
 
 

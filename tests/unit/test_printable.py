@@ -13,6 +13,7 @@ import testtools
 
 from osc_nodeops.ops import engine
 from osc_nodeops.ops import events
+from osc_nodeops.ops import runtime
 from osc_nodeops.v1 import base
 from tests.unit import fakes
 
@@ -72,7 +73,7 @@ class TestPrintable(testtools.TestCase):
         item = engine.PlanItem(fakes.server(name=EVIL, host='c01'))
         stream = io.StringIO()
         sink = events.Sink(stream, live=False)
-        sink(engine.Event('failed', 'fault: %s' % EVIL, item, host='c01'))
+        sink(runtime.Event('failed', 'fault: %s' % EVIL, item, host='c01'))
         self.assertClean(stream.getvalue())
         stream = io.StringIO()
         block = events.LiveBlock(stream, events.Progress())

@@ -2,7 +2,7 @@
 
 ``drain_host`` disables the host's nova-compute service, plans a method for
 every server on it (all projects), moves them with the engine
-(``ops/engine.py``), verifies each move and re-lists the host.
+(``ops/engine/``), verifies each move and re-lists the host.
 ``undrain_host`` re-enables the service and, on request, moves home every
 server whose recorded origin is the host.
 
@@ -41,7 +41,7 @@ import dataclasses
 import logging
 
 from osc_nodeops import errors
-from osc_nodeops.ops import engine
+from osc_nodeops.ops.cloud import nova
 from osc_nodeops.ops.drain import actions
 from osc_nodeops.ops.drain import audit as audit  # drain.audit: node show
 from osc_nodeops.ops.drain import blame
@@ -149,7 +149,7 @@ def drain(conn, request, events=None, executor_kwargs=None):
         raise errors.UsageError('name at least one host')
     services = run.validate(compute, hosts, request)
     run.check_excludes(compute, hosts, request.exclude)
-    features = engine.Features.from_proxy(compute)
+    features = nova.Features.from_proxy(compute)
     # For -v / --debug only (OSC's console shows INFO from -v on).
     LOG.info('compute API microversion %s (server max %s)',
              features.effective, features.server_max)
@@ -188,7 +188,7 @@ def undrain(conn, request, events=None, executor_kwargs=None):
     host = request.hosts[0]
     compute = conn.compute
     services = run.validate(compute, [host], request)
-    features = engine.Features.from_proxy(compute)
+    features = nova.Features.from_proxy(compute)
     return Report([run.undrain_host(compute, host, services[host], request,
                                 features=features, events=events,
                                 executor_kwargs=executor_kwargs)])

@@ -28,8 +28,8 @@ marks a live migration ``completed`` a moment before it drops the
 migration's allocation, so findings that nova may still be clearing are
 looked at again for up to ``SETTLE`` seconds before they count.
 
-Every call goes through ``engine.call_with_retry`` on a connection whose
-requests have a timeout (``engine.bound_api_timeout``).
+Every call goes through ``calls.call_with_retry`` on a connection whose
+requests have a timeout (``calls.bound_api_timeout``).
 """
 
 import dataclasses
@@ -40,6 +40,8 @@ from urllib import parse
 
 from osc_nodeops import errors
 from osc_nodeops.ops import engine
+from osc_nodeops.ops.cloud import calls
+from osc_nodeops.ops.cloud import nova
 
 LOG = logging.getLogger(__name__)
 
@@ -51,8 +53,8 @@ MIGRATION_UUIDS = '2.59'    # compute API: migrations show their uuid
 TREE_MICROVERSION = '1.14'  # placement: ?in_tree=
 
 # Migration statuses that are over (the engine's final ones).
-MIGRATION_OVER = engine.MIGRATION_FINAL
-MIGRATION_OK = engine.MIGRATION_DONE
+MIGRATION_OVER = nova.MIGRATION_FINAL
+MIGRATION_OK = nova.MIGRATION_DONE
 UNCONFIRMED = 'finished'
 
 _UUID = re.compile(r'[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}')
@@ -157,7 +159,7 @@ class _Reader(object):
 
     def __call__(self, fn):
         self.calls += 1
-        return engine.call_with_retry(fn, sleep=self.sleep)
+        return calls.call_with_retry(fn, sleep=self.sleep)
 
 
 def _json(resp):
@@ -211,7 +213,7 @@ def _allocations(conn, rp, read):
 
 
 def _is_not_found(exc):
-    return engine.http_status(exc) == 404
+    return calls.http_status(exc) == 404
 
 
 # ---------------------------------------------------------------- rules
@@ -448,8 +450,8 @@ def audit_host(conn, host, features=None, servers=None, allowed=(),
     look."""
     sleep = sleep or time.sleep
     clock = clock or time.monotonic
-    engine.bound_api_timeout(conn)
-    features = features or engine.Features.from_proxy(conn.compute)
+    calls.bound_api_timeout(conn)
+    features = features or nova.Features.from_proxy(conn.compute)
     read = _Reader(sleep=sleep)
     result = Audit(host)
     started = clock()

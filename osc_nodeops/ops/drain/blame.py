@@ -1,6 +1,7 @@
 """Whose problem each row shows (issue 12 item 6)."""
 
 from osc_nodeops.ops import engine
+from osc_nodeops.ops.cloud import calls
 
 # Each row says whose problem it shows (issue 12 item 6): ``pre-existing``
 # (the server was ERROR, locked, busy or migrating before the drain, or a
@@ -69,7 +70,7 @@ def move_evidence(ctx, item):
                 ' '.join(str(fault['message']).split())[:200],
                 ' (code %s)' % fault['code'] if fault.get('code') else ''))
     except Exception as exc:
-        parts.append('server not read: %s' % engine.describe(exc))
+        parts.append('server not read: %s' % calls.describe(exc))
     try:
         actions = [a for a in ctx.api(lambda: list(
             ctx.compute.server_actions(item.id)))
@@ -94,7 +95,7 @@ def move_evidence(ctx, item):
             parts.append('no move in the instance actions')
     except Exception as exc:
         parts.append('instance actions not read: %s' %
-                     engine.describe(exc))
+                     calls.describe(exc))
     return '; '.join(parts)
 
 

@@ -8,7 +8,7 @@ one GET per server); the rules and the packing that use it are pure
 
 import dataclasses
 
-from osc_nodeops.ops import engine
+from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.drain import preflight
 
 DISABLED_TRAIT = 'COMPUTE_STATUS_DISABLED'
@@ -44,7 +44,7 @@ class _Reader(object):
 
     def __call__(self, fn):
         self.calls += 1
-        return engine.call_with_retry(fn)
+        return calls.call_with_retry(fn)
 
 
 def _zones(compute, read):
@@ -146,7 +146,7 @@ def gather(conn, host, servers, features=None, draining=(),
             allocations = _source_allocations(conn, hyps.get(host), read)
         except Exception as exc:
             notes.append('capacity not checked: placement said %s' %
-                         engine.describe(exc))
+                         calls.describe(exc))
             hosts = None
     return Cloud(facts=facts, hosts=hosts, zones=zones, calls=read.calls,
                  notes=notes, allocations=locals().get('allocations') or {})

@@ -7,7 +7,7 @@ migration record agrees (``trusted_origin``).
 """
 
 from osc_nodeops import timeutil
-from osc_nodeops.ops import engine
+from osc_nodeops.ops.cloud import nova
 
 ORIGIN_KEY = 'nodeops:origin'
 MARKER_KEY = 'nodeops:drain'
@@ -98,7 +98,7 @@ def trusted_origin(server, host, snap):
         return False, ('no migration %s of this server from %s' % (ref,
                                                                     host))
     m = found[-1]
-    if (m.source_compute != host or m.status not in engine.MIGRATION_DONE
+    if (m.source_compute != host or m.status not in nova.MIGRATION_DONE
             or m.migration_type not in (None, 'live-migration',
                                         'migration')):
         return False, 'migration %s is not a finished move from %s' % (

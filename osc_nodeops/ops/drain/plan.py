@@ -9,6 +9,8 @@ import datetime
 
 from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
+from osc_nodeops.ops.cloud import calls
+from osc_nodeops.ops.cloud import nova
 from osc_nodeops.ops.drain import actions
 from osc_nodeops.ops.drain import origin
 from osc_nodeops.ops.drain import policy
@@ -114,7 +116,7 @@ def plan_drain(ctx, snap, opts):
             continue
         for m in reversed(snap.migrations(srv_id)):
             if (m.source_compute != host or m.status in
-                    engine.MIGRATION_FINAL or m.migration_type not in (
+                    nova.MIGRATION_FINAL or m.migration_type not in (
                         None, 'migration', 'live-migration')):
                 continue
             srv = ctx.api(ctx.compute.get_server, srv_id)
@@ -214,7 +216,7 @@ def moved_by_stopped_run(ctx, snap, host, since):
         if srv_id in on_host:
             continue
         m = snap.migrations(srv_id)[-1]
-        if (m.source_compute != host or m.status not in engine.MIGRATION_DONE
+        if (m.source_compute != host or m.status not in nova.MIGRATION_DONE
                 or m.migration_type not in (None, 'live-migration',
                                             'migration')
                 or (timeutil.parse_time(m.created_at) or timeutil.EPOCH)
@@ -240,9 +242,9 @@ def moved_by_stopped_run(ctx, snap, host, since):
             origin.record_origin(ctx, item, host, method)
         except Exception as exc:
             item.message += '; recording the origin failed: %s' % (
-                engine.describe(exc))
+                calls.describe(exc))
             ctx.emit('warning', 'recording the origin failed: %s' %
-                     engine.describe(exc), item)
+                     calls.describe(exc), item)
             continue
         ctx.emit('resume', 'origin recorded (moved by the run that was '
                  'stopped: migration %s)' % origin.migration_ref(m), item)

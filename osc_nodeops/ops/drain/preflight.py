@@ -22,7 +22,7 @@ functions here, so the rules are unit-tested without a cloud.
 import dataclasses
 import logging
 
-from osc_nodeops.ops import engine
+from osc_nodeops.ops.cloud import nova
 
 LOG = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class Reason(object):
 class Facts(object):
     """What the rules need to know about the cloud (from ``gather``)."""
 
-    features: engine.Features | None = None
+    features: nova.Features | None = None
     ports: dict = dataclasses.field(default_factory=dict)  # server id -> []
     groups: dict = dataclasses.field(default_factory=dict)  # server id -> grp
     hosts_of: dict = dataclasses.field(default_factory=dict)  # srv id -> host

@@ -8,6 +8,8 @@ from osc_nodeops import errors
 from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
 from osc_nodeops.ops import lease
+from osc_nodeops.ops.cloud import calls
+from osc_nodeops.ops.cloud import nova
 from osc_nodeops.ops.drain import audit
 from osc_nodeops.ops.drain import blame
 from osc_nodeops.ops.drain import gather
@@ -93,7 +95,7 @@ def check_excludes(compute, hosts, exclude):
         return
     names = set()
     for host in hosts:
-        for srv in engine.call_with_retry(lambda: list(compute.servers(
+        for srv in calls.call_with_retry(lambda: list(compute.servers(
                 details=True, all_projects=True, compute_host=host))):
             names.add(srv.id)
             if srv.name:
@@ -126,7 +128,7 @@ def drain_host(compute, host, service, opts, features=None, events=None,
     (else from ``held``).  ``conn`` (a Connection):
     run the pre-flight (blockers, capacity) on the plan; ``draining``:
     every host of this run (not candidates)."""
-    features = features or engine.Features.from_proxy(compute)
+    features = features or nova.Features.from_proxy(compute)
     ctx = _context(compute, host, features, opts, events, opts.target_host)
     ctx.preflight = (conn, tuple(draining) or (host,))
     if opts.dry_run:
@@ -172,15 +174,15 @@ def end_lease(ctx, held, abandoned=False):
     except Exception as exc:
         LOG.debug('release failed', exc_info=True)
         ctx.emit('warning', '%s: could not release the lease (%s); it '
-                 'expires at %s' % (held.host, engine.describe(exc),
-                                    held.expires_text()))
+                 'expires at %s' % (held.host, calls.describe(exc),
+                                   held.expires_text()))
 
 
 def _drain_host(ctx, compute, host, service, opts, features, note,
                 executor_kwargs, taken_over_since=None):
     since = timeutil.utcnow() - datetime.timedelta(hours=1)
     poller = engine.HostPoller(compute, host, features, since=since)
-    snap = engine.call_with_retry(lambda: poller.snapshot(full=True))
+    snap = calls.call_with_retry(lambda: poller.snapshot(full=True))
     items = plan.plan_drain(ctx, snap, opts)
     earlier = []
     if taken_over_since is not None and not opts.dry_run:
@@ -221,7 +223,7 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
         return report
     # S4: re-list the host.
     try:
-        remaining = engine.call_with_retry(poller.list_servers)
+        remaining = calls.call_with_retry(poller.list_servers)
     except Exception as exc:
         # The moves are done and verified one by one: keep their rows.
         LOG.debug('re-list failed', exc_info=True)
@@ -250,7 +252,7 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
             except Exception as exc:
                 LOG.debug('clearing the marker failed', exc_info=True)
                 item.message += '; clearing %s failed: %s' % (
-                    origin.MARKER_KEY, engine.describe(exc))
+                    origin.MARKER_KEY, calls.describe(exc))
     blame.assign_blame(ctx, items)
     report.api_calls = poller.calls
     everything_done = all(i.ok or (i.action is None and opts.allow_skipped
@@ -282,7 +284,7 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
     any host would not fit the rest of the cloud, the drain refuses (the
     reports say which, ``refused``) unless ``opts.allow_partial``.
     """
-    features = features or engine.Features.from_proxy(compute)
+    features = features or nova.Features.from_proxy(compute)
     reason_default = reason_default or nova_services.default_reason()
     if conn is not None and not opts.dry_run and not opts.allow_partial:
         refused = refuse_if_misfits(compute, hosts, services, opts,
@@ -381,7 +383,7 @@ def refuse_if_misfits(compute, hosts, services, opts, features, events,
         ctx.preflight = (conn, tuple(hosts))
         poller = engine.HostPoller(compute, host, features)
         try:
-            snap = engine.call_with_retry(
+            snap = calls.call_with_retry(
                 lambda: poller.snapshot(full=True))
             items = plan.plan_drain(ctx, snap, plan_opts)
             misfits, notes = run_preflight(ctx, host, items, plan_opts,
@@ -416,7 +418,7 @@ def refuse_if_misfits(compute, hosts, services, opts, features, events,
 
 def list_drained_from(compute, host):
     """Every server (all projects) whose recorded origin is ``host``."""
-    return [s for s in engine.call_with_retry(
+    return [s for s in calls.call_with_retry(
         lambda: list(compute.servers(details=True, all_projects=True)))
         if (s.metadata or {}).get(origin.ORIGIN_KEY) == host]
 
@@ -427,7 +429,7 @@ def undrain_host(compute, host, service, opts, features=None, events=None,
 
     The host's lease is taken before the enable and released after the
     last move home (``held``: one the caller holds and releases)."""
-    features = features or engine.Features.from_proxy(compute)
+    features = features or nova.Features.from_proxy(compute)
     ctx = _context(compute, host, features, opts, events, host)
     servers = []
     if opts.migrate_back:
@@ -479,7 +481,7 @@ def _undrain_host(ctx, compute, host, service, opts, features, servers,
         return report
     since = timeutil.utcnow() - datetime.timedelta(hours=1)
     poller = plan.UndrainPoller(compute, host, features, since=since)
-    snap = engine.call_with_retry(lambda: poller.snapshot(full=True))
+    snap = calls.call_with_retry(lambda: poller.snapshot(full=True))
     items = plan.plan_undrain(ctx, snap, servers, opts)
     poller.items = items
     report.items = items
@@ -498,7 +500,7 @@ def _undrain_host(ctx, compute, host, service, opts, features, servers,
                 item.message = 'already on %s; origin record cleared' % host
             except Exception as exc:
                 item.message = ('already on %s; clearing the origin record '
-                                'failed: %s' % (host, engine.describe(exc)))
+                                'failed: %s' % (host, calls.describe(exc)))
     executor = engine.Executor.from_options(
         ctx, poller, opts, **dict(executor_kwargs or {}, guard=held.check))
     executor.run(items, initial_snapshot=snap)

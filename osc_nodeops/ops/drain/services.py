@@ -4,15 +4,15 @@ kept in a disabled reason (the host lease itself is ``ops/lease.py``)."""
 
 from osc_nodeops import errors
 from osc_nodeops import timeutil
-from osc_nodeops.ops import engine
 from osc_nodeops.ops import lease
+from osc_nodeops.ops.cloud import nova
 
-COMPUTE_BINARY = engine.COMPUTE_BINARY
+COMPUTE_BINARY = nova.COMPUTE_BINARY
 
 
 def compute_service(compute, host):
     """The nova-compute service of ``host``; ``errors.NotFound`` if none."""
-    return engine.find_compute_service(compute, host, errors.NotFound)
+    return nova.find_compute_service(compute, host, errors.NotFound)
 
 
 operator_name = lease.operator_name
@@ -50,7 +50,7 @@ def set_disabled(ctx, service, reason):
 
 def find_service_quietly(ctx, host):
     try:
-        return engine.find_compute_service(ctx.compute, host)
+        return nova.find_compute_service(ctx.compute, host)
     except LookupError:
         return None
 

@@ -8,7 +8,7 @@ import typing
 
 from osc_nodeops.ops import campaign
 from osc_nodeops.ops import drain
-from osc_nodeops.ops import engine
+from osc_nodeops.ops import runtime
 
 STEPS = ('drain', 'exec', 'wait', 'check', 'undrain')
 State = campaign.State  # the --state cache file
@@ -88,8 +88,8 @@ class Emitter(object):
     def __call__(self, kind, message, host=None, step=None):
         if self.events:
             try:
-                self.events(engine.Event(kind, message, host=host,
-                                         step=step))
+                self.events(runtime.Event(kind, message, host=host,
+                                          step=step))
             except Exception:
                 pass
 

@@ -14,6 +14,7 @@ from osc_nodeops import timeutil
 from osc_nodeops.ops import campaign
 from osc_nodeops.ops import drain
 from osc_nodeops.ops import engine
+from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.maintain.common import Failed
 from osc_nodeops.ops.maintain.common import STEPS
 from osc_nodeops.privileged import operator_step
@@ -207,7 +208,7 @@ def wait_up(compute, host, since, req, sleep=time.sleep):
             except errors.NotFound:
                 continue  # not listed while it restarts: look again
             except Exception as exc:
-                if not engine.is_transient(exc):
+                if not calls.is_transient(exc):
                     raise Failed('wait', errors.one_line(exc))
                 continue  # the API's own trouble, retried already
             if service_up(svc, since):

@@ -9,7 +9,7 @@ from openstack import exceptions as sdk_exc
 from openstack import utils as sdk_utils
 
 from osc_nodeops import errors
-from osc_nodeops.ops import engine
+from osc_nodeops.ops.cloud import calls
 
 #: The neutron tag marking a port as ours (a float port).
 TAG = 'nodeops-float'
@@ -79,7 +79,7 @@ CALL_ATTEMPTS = 5
 
 def read(fn, sleep=None):
     """A look (GET) that meets a transient fault is simply made again."""
-    return engine.call_with_retry(fn, attempts=CALL_ATTEMPTS, sleep=sleep)
+    return calls.call_with_retry(fn, attempts=CALL_ATTEMPTS, sleep=sleep)
 
 
 def change(call, what, took_effect, events, sleep=None):
@@ -97,7 +97,7 @@ def change(call, what, took_effect, events, sleep=None):
         try:
             return call()
         except Exception as exc:
-            if not engine.is_transient(exc):
+            if not calls.is_transient(exc):
                 if last is not None and took_effect(True):
                     return None
                 raise
@@ -245,7 +245,7 @@ def wait_for(predicate, timeout, interval):
             try:
                 value = predicate()
             except Exception as exc:
-                if not engine.is_transient(exc):
+                if not calls.is_transient(exc):
                     raise
                 continue
             if value:

@@ -30,6 +30,8 @@ from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
 from osc_nodeops.ops import fencing
 from osc_nodeops.ops import lease
+from osc_nodeops.ops.cloud import calls
+from osc_nodeops.ops.cloud import nova
 from osc_nodeops.ops.recover.common import check_host
 from osc_nodeops.ops.recover.common import explain_failures
 from osc_nodeops.ops.recover.common import make_context
@@ -89,7 +91,7 @@ def recover_host(conn, host, opts, features=None, events=None,
     """Reboot mode (S9/S10) or dead mode with evacuate (S19-S20, S22)."""
     compute = conn.compute
     validate(opts, host)
-    features = features or engine.Features.from_proxy(compute)
+    features = features or nova.Features.from_proxy(compute)
     service, note, fenced = check_host(compute, host, opts,
                                        force_down=not opts.dry_run)
     ctx = make_context(compute, host, features, opts, events,
@@ -103,7 +105,7 @@ def recover_host(conn, host, opts, features=None, events=None,
             extra_hosts=[opts.target_host])
     else:
         poller = engine.HostPoller(compute, host, features, since=since)
-    snap = engine.call_with_retry(lambda: poller.snapshot(full=True))
+    snap = calls.call_with_retry(lambda: poller.snapshot(full=True))
     items = (plan_dead if opts.dead else plan_reboot)(ctx, snap, opts)
     if isinstance(poller, RecoverPoller):
         # --dead: keep watching where earlier evacuations went

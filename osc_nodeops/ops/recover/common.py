@@ -16,8 +16,10 @@ from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
 from osc_nodeops.ops import fencing
 from osc_nodeops.ops import volumes
+from osc_nodeops.ops.cloud import calls
+from osc_nodeops.ops.cloud import nova
 
-COMPUTE_BINARY = engine.COMPUTE_BINARY
+COMPUTE_BINARY = nova.COMPUTE_BINARY
 # nova power states that say the guest is gone: NOSTATE, SHUTDOWN, CRASHED
 # (a PAUSED server whose guest exists shows PAUSED, or RUNNING on drivers
 # that do not report pausing, such as nova's fake driver).
@@ -94,7 +96,7 @@ class Report(object):
 
 def compute_service(compute, host):
     """The nova-compute service of ``host``; ``errors.NotFound`` if none."""
-    return engine.find_compute_service(compute, host, errors.NotFound)
+    return nova.find_compute_service(compute, host, errors.NotFound)
 
 
 def is_down(service):
@@ -171,7 +173,7 @@ def check_host(compute, host, opts, force_down=True):
     if not force_down:
         return service, ('dry run: nova-compute on %s is up and would be '
                          'forced down (%s)' % (host, fenced.note)), fenced
-    engine.call_with_retry(lambda: compute.update_service_forced_down(
+    calls.call_with_retry(lambda: compute.update_service_forced_down(
         service, host=host, binary=COMPUTE_BINARY, forced=True))
     return service, ('nova-compute on %s forced down (%s)' % (
         host, fenced.note)), fenced
@@ -188,7 +190,7 @@ def stopped_on_purpose(compute, server, ignore=()):
 
     ``ignore``: power actions to look through (``evacuate``: what the
     owner wanted before the evacuation)."""
-    actions = list(engine.call_with_retry(
+    actions = list(calls.call_with_retry(
         lambda: list(compute.server_actions(server.id))))
     actions.sort(key=action_time, reverse=True)
     for action in actions:
@@ -263,7 +265,7 @@ def explain_failures(ctx, items, started):
         try:
             notes = nova_reasons(ctx, item.id, since)
         except Exception as exc:
-            notes = ['nova\'s reason not read: %s' % engine.describe(exc)]
+            notes = ['nova\'s reason not read: %s' % calls.describe(exc)]
         text = item.message or item.reason or ''
         notes = [n for n in notes if n.split(': ', 1)[-1] not in text]
         if notes:

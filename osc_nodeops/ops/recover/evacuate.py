@@ -9,6 +9,7 @@ evacuate every server of the dead host.
 """
 
 from osc_nodeops.ops import engine
+from osc_nodeops.ops.cloud import nova
 from osc_nodeops.ops.recover.common import BUSY
 from osc_nodeops.ops.recover.common import excluded
 from osc_nodeops.ops.recover.common import LEFT_ALONE
@@ -70,7 +71,7 @@ class Evacuate(engine.MigrationAction):
             return engine.Check(engine.PENDING, 'SHUTOFF on %s, start '
                                 'issued' % srv.compute_host)
         if srv.status == wanted and (
-                wanted != 'ACTIVE' or srv.power_state == engine.POWER_RUNNING):
+                wanted != 'ACTIVE' or srv.power_state == nova.POWER_RUNNING):
             return engine.Check(engine.COMPLETE, m.status,
                                 destination=srv.compute_host)
         return engine.Check(engine.PENDING, '%s on %s' % (

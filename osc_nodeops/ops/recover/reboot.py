@@ -22,6 +22,8 @@ again when a user had paused it (``HardRebootPaused``).
 """
 
 from osc_nodeops.ops import engine
+from osc_nodeops.ops.cloud import calls
+from osc_nodeops.ops.cloud import nova
 from osc_nodeops.ops.recover.common import action_time
 from osc_nodeops.ops.recover.common import BUSY
 from osc_nodeops.ops.recover.common import excluded
@@ -34,7 +36,7 @@ from osc_nodeops.ops.recover.common import stopped_on_purpose
 def paused_on_purpose(compute, server):
     """(True, why) if a user paused this server: the newest power-changing
     entry of its instance action log is a ``pause`` with a user."""
-    actions = list(engine.call_with_retry(
+    actions = list(calls.call_with_retry(
         lambda: list(compute.server_actions(server.id))))
     actions.sort(key=action_time, reverse=True)
     for action in actions:
@@ -96,7 +98,7 @@ class PowerOn(engine.Action):
             return engine.Check(engine.PENDING, '%s, task %s' % (
                 srv.status, srv.task_state))
         if (srv.status == 'ACTIVE'
-                and srv.power_state == engine.POWER_RUNNING):
+                and srv.power_state == nova.POWER_RUNNING):
             return engine.Check(engine.COMPLETE, 'running')
         if srv.status == 'ERROR':
             fault = (srv.fault or {}).get('message') if isinstance(
@@ -112,7 +114,7 @@ class PowerOn(engine.Action):
     def verify(self, ctx, item, snap):
         srv = snap.server(item.id)
         if (srv is None or srv.status != 'ACTIVE'
-                or srv.power_state != engine.POWER_RUNNING):
+                or srv.power_state != nova.POWER_RUNNING):
             return False, 'not running', None
         msg = ''
         if item.data.get('escalated'):
@@ -205,7 +207,7 @@ def plan_reboot(ctx, snap, opts):
                                          srv.task_state))
             continue
         status = srv.status
-        running = srv.power_state == engine.POWER_RUNNING
+        running = srv.power_state == nova.POWER_RUNNING
         if status == 'ACTIVE' and running:
             items.append(engine.PlanItem(srv, reason='already running',
                                          success_if_skipped=True))

@@ -25,14 +25,17 @@ import os
 
 from openstack.compute.v2 import server as _server
 
+from osc_nodeops import errors
+from osc_nodeops import timeutil
 from osc_nodeops.db import hostmove
 from osc_nodeops.db import journal as journal_mod
 from osc_nodeops.db import url as db_url
-from osc_nodeops import errors
-from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
 from osc_nodeops.ops import fencing
 from osc_nodeops.ops import placement
+from osc_nodeops.ops import runtime
+from osc_nodeops.ops.cloud import calls
+from osc_nodeops.ops.cloud import nova
 from osc_nodeops.ops.recover import common
 from osc_nodeops.ops.recover.reboot import HARD_REBOOT
 
@@ -137,7 +140,7 @@ def _move_allocations(ctx, client, moves, items, moved_uuids):
 
 def _server_rows(compute, host, uuids):
     """The API's view of the servers the DB move touches, by uuid."""
-    servers = {s.id: s for s in engine.call_with_retry(lambda: list(
+    servers = {s.id: s for s in calls.call_with_retry(lambda: list(
         compute.servers(details=True, all_projects=True,
                         compute_host=host)))}
     out = {}
@@ -145,7 +148,7 @@ def _server_rows(compute, host, uuids):
         srv = servers.get(uuid)
         if srv is None:
             try:
-                srv = engine.call_with_retry(
+                srv = calls.call_with_retry(
                     lambda: compute.get_server(uuid))
             except Exception:
                 # a row nova's API does not know (no instance mapping)
@@ -218,7 +221,7 @@ def recover_via_db(conn, host, opts, nova_url=None, neutron_url=None,
     neutron_url = neutron_url or _resolve(opts.neutron_db, 'neutron')
     journal_path = (journal_path or opts.journal
                     or journal_mod.default_path(host))
-    features = features or engine.Features.from_proxy(compute)
+    features = features or nova.Features.from_proxy(compute)
     dry = not opts.execute
     service, note, fenced = common.check_host(compute, host, opts,
                                                force_down=not dry)
@@ -351,7 +354,7 @@ def _reboot_moved(ctx, report, moved, host, opts, features,
                 srv, reason='%s: moved, not rebooted' % srv.status,
                 source=host))
     if reboot:
-        since = engine.utcnow() - datetime.timedelta(hours=1)
+        since = timeutil.utcnow() - datetime.timedelta(hours=1)
         poller = engine.HostPoller(ctx.compute, opts.target_host, features,
                                    since=since)
         executor = common.make_executor(ctx, poller, opts,
@@ -470,7 +473,7 @@ def undo(request, db_mode='auto', connector=None, events=None, conn=None):
     if (doc.get('placement') or {}).get('consumers'):
         rows.append(UndoRow('placement allocations', counts['restored'],
                             counts['already'], counts['gone']))
-    say(engine.Event('undo', '%s: %s -> %s %s' % (
+    say(runtime.Event('undo', '%s: %s -> %s %s' % (
         request.journal, doc['new_host'], doc['old_host'],
         'dry run, nothing changed' if dry else 'put back')))
     return UndoReport(request.journal, rows, dry_run=dry)
@@ -481,7 +484,7 @@ def _say_undo_plan(say, doc, result, todo):
     go back."""
     what = {kind: text for kind, _, text in UNDO_KINDS}
     for kind, ident, now, back in result.todo:
-        say(engine.Event('undo', 'would put back %s %s: host %s -> %s' % (
+        say(runtime.Event('undo', 'would put back %s %s: host %s -> %s' % (
             what[kind], ident, now, back) if kind == 'instances' else
             'would put back %s %s: %s -> %s' % (what[kind], ident, now,
                                                  back)))
@@ -489,6 +492,6 @@ def _say_undo_plan(say, doc, result, todo):
     for record in todo:
         move = placement.Move(record['consumer'], record['after'],
                               record['before'])
-        say(engine.Event('undo', 'would put back the placement allocation '
-                         'of %s: %s' % (record['consumer'],
-                                        move.describe(names))))
+        say(runtime.Event('undo', 'would put back the placement allocation '
+                          'of %s: %s' % (record['consumer'],
+                                         move.describe(names))))

@@ -1,0 +1,234 @@
+"""Plan items: one server, its ``Action`` and its result; the ``Check``
+an action returns; the ``Context`` actions work in.
+"""
+
+import dataclasses
+import logging
+import time
+
+from osc_nodeops.ops import runtime
+from osc_nodeops.ops.cloud import calls
+from osc_nodeops.ops.cloud import nova
+
+LOG = logging.getLogger(__name__)
+
+# Results
+PLANNED = 'planned'
+SKIPPED = 'skipped'
+FAILED = 'failed'
+TIMEOUT = 'timeout'
+NOT_STARTED = 'not-started'
+INTERRUPTED = 'interrupted'
+# A move a rerun found done by the run that was stopped (its intent marker
+# and the finished migration say so): done, not by this run.
+MOVED_EARLIER = 'moved-earlier'
+
+# Check states
+PENDING = 'pending'
+COMPLETE = 'complete'
+CALL = 'call'
+FATAL = 'fatal'
+# (FAILED is shared with results)
+
+# Item states (executor bookkeeping)
+QUEUED = 'queued'
+ISSUING = 'issuing'
+RUNNING = 'running'
+UNSURE = 'unsure'
+GRACE = 'grace'
+FINISHED = 'finished'
+
+ON_TIMEOUT_CHOICES = ('abort', 'force-complete', 'leave')
+
+
+def parse_ladder(value):
+    """``--on-timeout``: one step or a comma-separated sequence (the
+    escalation ladder), as a tuple in order.
+
+    The first step runs when ``--timeout`` has passed, each further one
+    ``--step-timeout`` after the one before; ``leave`` (stop waiting, the
+    migration left running) only as the last step.  ``ValueError`` with
+    one line for anything else."""
+    if isinstance(value, (list, tuple)):
+        steps = tuple(value)
+    else:
+        steps = tuple(s.strip() for s in str(value or '').split(','))
+    bad = [s for s in steps if s not in ON_TIMEOUT_CHOICES]
+    if not steps or bad:
+        raise ValueError('--on-timeout: %r is not a step (one of %s, or a '
+                         'comma sequence such as force-complete,abort)' % (
+                             bad[0] if bad else value,
+                             ', '.join(ON_TIMEOUT_CHOICES)))
+    if 'leave' in steps[:-1]:
+        raise ValueError('--on-timeout: leave can only be the last step')
+    if len(set(steps)) != len(steps):
+        raise ValueError('--on-timeout: a step is named twice')
+    return steps
+
+
+# Source/Dest Compute as in ``openstack server migration list``.
+ROW_COLUMNS = ('ID', 'Name', 'Project', 'Status Before', 'Method',
+               'Source Compute', 'Dest Compute', 'Result', 'Seconds',
+               'Message')
+
+
+@dataclasses.dataclass
+class Check(object):
+    state: str
+    message: str = ''
+    call: object = None
+    destination: str | None = None
+
+
+class PlanItem(object):
+    """One server, its planned method and (after execution) its result."""
+
+    def __init__(self, server, action=None, reason='', source=None,
+                 adopt=False, migration_id=None, success_if_skipped=False):
+        self.server = server
+        self.action = action
+        self.reason = reason
+        self.source = source if source is not None else getattr(
+            server, 'compute_host', None)
+        self.adopt = adopt
+        self.migration_id = migration_id
+        # A skip that is not a failure (e.g. already home).
+        self.success_if_skipped = success_if_skipped
+        self.status_before = getattr(server, 'status', None)
+        self.state = QUEUED
+        self.attempts = 0
+        self.transient = 0
+        self.known_migrations = set()
+        self.issued_at = None
+        self.started_at = None
+        self.deadline = None
+        self.not_before = 0.0
+        self.future = None
+        self.future_kind = None
+        self.future_since = None
+        self.data = {}
+        self.result = None
+        self.message = ''
+        self.destination = None
+        self.seconds = None
+        self.last_migration = None
+        # The drain's pre-flight (ops/preflight.py): every Reason found,
+        # whether the move fits the cloud and where it would likely land.
+        self.blockers = []
+        self.fits = None
+        self.landing = None
+        self.capacity = None
+        # Hosts a retry may go to, most likely first (the pre-flight's
+        # landing, then the other candidates); empty: the scheduler picks.
+        self.candidates = ()
+        # The escalation as planned (ladder, retries, fallback) and as it
+        # happened (one line per step: timeouts, retries, fallback).
+        self.ladder = []
+        self.steps = []
+        # The owner's maintenance policy (ops/drain.py owner_policy) and
+        # what the drain made of it.
+        self.policy = None
+        self.policy_note = ''
+        # Whose problem a row shows: 'pre-existing', 'move' or 'none'.
+        self.blame = None
+        self.blame_detail = ''
+
+    def step(self, text):
+        """Record one step of the escalation (the row's message lists
+        them)."""
+        self.steps.append(text)
+
+    @property
+    def id(self):
+        return self.server.id
+
+    @property
+    def method(self):
+        return self.action.method_name(self) if self.action else 'skip'
+
+    @property
+    def label(self):
+        name = getattr(self.server, 'name', None)
+        return '%s (%s)' % (name, self.id) if name else str(self.id)
+
+    @property
+    def ok(self):
+        if self.action is None:
+            return self.success_if_skipped
+        return self.result in (self.action.success, MOVED_EARLIER)
+
+    def row(self):
+        return (self.id, getattr(self.server, 'name', None),
+                getattr(self.server, 'project_id', None),
+                self.status_before, self.method, self.source,
+                self.destination, self.result,
+                None if self.seconds is None else round(self.seconds, 1),
+                self.full_message())
+
+    def full_message(self):
+        """The row's message: the escalation steps, then the outcome."""
+        last = self.message or self.reason or ''
+        parts = list(self.steps) + ([last] if last else [])
+        if self.policy_note:
+            parts.insert(0, self.policy_note)
+        return '; '.join(parts)
+
+
+class Context(object):
+    """What actions need: the compute proxy, features, options."""
+
+    def __init__(self, compute, host, features=None, target_host=None,
+                 options=None, events=None, sleep=None):
+        self.compute = compute
+        self.host = host
+        self.features = features or nova.Features()
+        self.target_host = target_host
+        self.options = options or {}
+        self._events = events
+        self.sleep = sleep or time.sleep
+        # How a call is waited for: directly, or (while an executor runs)
+        # in a thread the main thread can leave at a second Ctrl-C.
+        self.bounded = lambda fn: fn()
+
+    def emit(self, kind, message, item=None):
+        if self._events:
+            try:
+                self._events(runtime.Event(kind, message, item,
+                                           host=self.host))
+            except Exception:  # never let printing break the run
+                LOG.exception('event callback failed')
+
+    def api(self, fn, *args, **kwargs):
+        """One API call with transient-fault retries."""
+        return self.bounded(lambda: calls.call_with_retry(
+            lambda: fn(*args, **kwargs), sleep=self.sleep,
+            on_retry=lambda exc, n: self.emit(
+                'retry', 'transient API fault (%s), retry %d' % (
+                    calls.describe(exc), n))))
+
+
+def settle(items, dry_run):
+    """Give every item the executor did not touch its final result: SKIPPED
+    for a skip, PLANNED for a planned action in a dry run."""
+    for item in items:
+        if item.result is not None:
+            continue
+        if item.action is None:
+            item.result = SKIPPED
+        elif dry_run:
+            item.result = PLANNED
+
+
+def another_host(item, target_host=None):
+    """Where a retry goes: a candidate (``item.candidates``, the
+    pre-flight's landing first) that is neither the source nor a host a
+    move of this item already failed to; None lets the scheduler choose
+    (no candidates known, or ``--target-host``)."""
+    if target_host:
+        return None
+    failed = set(item.data.get('failed_hosts', ())) | {item.source}
+    for host in item.candidates:
+        if host and host not in failed:
+            return host
+    return None
+
