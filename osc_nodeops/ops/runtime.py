@@ -46,7 +46,9 @@ class Report(object):
 
     A report says what was done: ``rows`` (the table the command prints,
     a field or property of each report), ``ok`` (everything was done) and
-    ``interrupted`` (a signal stopped the run).  ``exit_status`` is
+    ``interrupted`` (a signal stopped the run): each a property of the
+    report or a dataclass field WITH a default (a field without one would
+    leave the read-only property here in place).  ``exit_status`` is
     computed from them here, once, for every command: 130 when interrupted
     (the rows still say what is known), 0 when ok, else 1.
     """

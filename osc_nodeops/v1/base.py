@@ -219,13 +219,11 @@ class _NodeOpsCommand(ExitStatusMixin, display.DisplayCommandBase):
 
     def report_rows(self, report):
         """Columns and rows of an engine report (drain, undrain,
-        recover-all); exit 1 unless the report is ok, 130 when a signal
-        stopped the run (the rows still say what is known)."""
+        recover-all), and its exit status (``runtime.Report.exit_status``:
+        1 unless the report is ok, 130 when a signal stopped the run; the
+        rows still say what is known)."""
         from osc_nodeops.ops import engine
-        if getattr(report, 'interrupted', False):
-            self.exit_status = errors.EXIT_INTERRUPTED
-        elif not report.ok:
-            self.exit_status = EXIT_INCOMPLETE
+        self.exit_status = report.exit_status
         # An error after rows were gathered: the rows, then the error.
         self.error_after_rows = getattr(report, 'error', None)
         return engine.ROW_COLUMNS, [item.row() for item in report.items]

@@ -212,6 +212,7 @@ class RecoverAll(_DBCommand):
                 dead=parsed_args.dead, execute=parsed_args.execute,
                 dry_run=parsed_args.dry_run),
                 events=self.events, conn=self.conn)
+            self.exit_status = report.exit_status
             return (UNDO_DRY_RUN_COLUMNS if report.dry_run else
                     UNDO_COLUMNS), [(r.table, r.restored, r.already, r.gone)
                                     for r in report.rows]

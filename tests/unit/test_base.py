@@ -1,3 +1,4 @@
+import dataclasses
 import io
 from unittest import mock
 
@@ -5,6 +6,7 @@ from openstack import exceptions as sdk_exc
 import testtools
 
 from osc_nodeops import errors
+from osc_nodeops.ops import runtime
 from osc_nodeops.v1 import base
 
 
@@ -118,9 +120,11 @@ class TestExitStatus(testtools.TestCase):
         self.assertEqual((0, 'one event\n'), self._run(progress))
 
 
-class _Report(object):
-    def __init__(self, ok, interrupted=False):
-        self.ok, self.interrupted, self.items = ok, interrupted, []
+@dataclasses.dataclass
+class _Report(runtime.Report):
+    ok: bool = True
+    interrupted: bool = False
+    items: list = dataclasses.field(default_factory=list)
 
 
 class TestReportRows(testtools.TestCase):

@@ -6,8 +6,10 @@ import testtools
 
 from osc_nodeops import errors
 from osc_nodeops.ops import copy_instances
+from osc_nodeops.ops import drain
 from osc_nodeops.ops import inspect_disk
 from osc_nodeops.ops import local_service
+from osc_nodeops.ops import recover
 from osc_nodeops.ops import runtime
 
 
@@ -31,7 +33,8 @@ class TestReportExitStatus(testtools.TestCase):
 
     def test_every_report_is_one(self):
         reports = (inspect_disk.Report, local_service.Report,
-                   copy_instances.Report)
+                   copy_instances.Report, drain.Report, drain.HostReport,
+                   recover.Report, recover.UndoReport)
         for cls in reports:
             self.assertTrue(issubclass(cls, runtime.Report), cls)
 

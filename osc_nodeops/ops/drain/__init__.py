@@ -41,6 +41,7 @@ import dataclasses
 import logging
 
 from osc_nodeops import errors
+from osc_nodeops.ops import runtime
 from osc_nodeops.ops.cloud import nova
 from osc_nodeops.ops.drain import actions
 from osc_nodeops.ops.drain import audit as audit  # drain.audit: node show
@@ -110,7 +111,7 @@ class Options(object):
 
 
 @dataclasses.dataclass
-class Report(object):
+class Report(runtime.Report):
     """What ``drain`` / ``undrain`` did: one ``HostReport`` per host.
 
     ``error``: one line, when an error stopped the run after rows were

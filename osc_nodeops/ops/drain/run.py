@@ -8,6 +8,7 @@ from osc_nodeops import errors
 from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
 from osc_nodeops.ops import lease
+from osc_nodeops.ops import runtime
 from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.cloud import nova
 from osc_nodeops.ops.drain import audit
@@ -24,7 +25,7 @@ BLOCK_MIGRATION_CHOICES = ('auto', 'yes', 'no')
 
 
 @dataclasses.dataclass
-class HostReport(object):
+class HostReport(runtime.Report):
     host: str
     items: list
     service_note: str = ''

@@ -15,6 +15,7 @@ from osc_nodeops import errors
 from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
 from osc_nodeops.ops import fencing
+from osc_nodeops.ops import runtime
 from osc_nodeops.ops import volumes
 from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.cloud import nova
@@ -83,7 +84,7 @@ class Options(object):
 
 
 @dataclasses.dataclass
-class Report(object):
+class Report(runtime.Report):
     host: str
     items: list
     notes: list = dataclasses.field(default_factory=list)

@@ -392,7 +392,7 @@ class UndoRow(object):
 
 
 @dataclasses.dataclass
-class UndoReport(object):
+class UndoReport(runtime.Report):
     journal: str
     rows: list
     ok: bool = True
