@@ -171,7 +171,5 @@ class MaintainNode(base.NodeOpsLister):
                 move_suspended=a.move_suspended,
                 allow_skipped=a.allow_skipped))
         report = maintain.run(self.conn, req, events=self.events)
-        if not report.ok:
-            self.exit_status = (errors.EXIT_INTERRUPTED if report.interrupted
-                                else errors.EXIT_INCOMPLETE)
+        self.exit_status = report.exit_status
         return maintain.COLUMNS, [h.row() for h in report.hosts]

@@ -9,6 +9,7 @@ from osc_nodeops.ops import copy_instances
 from osc_nodeops.ops import drain
 from osc_nodeops.ops import inspect_disk
 from osc_nodeops.ops import local_service
+from osc_nodeops.ops import maintain
 from osc_nodeops.ops import recover
 from osc_nodeops.ops import runtime
 
@@ -34,7 +35,7 @@ class TestReportExitStatus(testtools.TestCase):
     def test_every_report_is_one(self):
         reports = (inspect_disk.Report, local_service.Report,
                    copy_instances.Report, drain.Report, drain.HostReport,
-                   recover.Report, recover.UndoReport)
+                   recover.Report, recover.UndoReport, maintain.Report)
         for cls in reports:
             self.assertTrue(issubclass(cls, runtime.Report), cls)
 

@@ -59,7 +59,7 @@ class HostResult(object):
 
 
 @dataclasses.dataclass
-class Report(object):
+class Report(runtime.Report):
     hosts: list
     ok: bool = True
     interrupted: bool = False
