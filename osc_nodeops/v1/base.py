@@ -1,4 +1,5 @@
-"""The one command base of osc-nodeops, and the argparse helpers.
+"""The one command base of osc-nodeops (the option families and argparse
+types are in ``options.py``).
 
 Only cheap imports here: osc_lib and cliff are already loaded by ``openstack``.
 The ops layer is imported inside ``take_action`` of each command, the SDK
@@ -16,6 +17,7 @@ from osc_lib.command import command
 
 from osc_nodeops import errors
 from osc_nodeops import terminal
+from osc_nodeops.v1 import options
 
 if typing.TYPE_CHECKING:  # pragma: no cover
     from openstackclient import shell
@@ -83,6 +85,8 @@ class ExitStatusMixin(command.Command):
         self.api_timeout = getattr(parsed_args, 'api_timeout', None)
         self.error_after_rows = None
         previous = take_sigint()
+        for note in options.deprecations(parsed_args):
+            self.say('warning: %s' % note)
         try:
             rc = super(ExitStatusMixin, self).run(parsed_args)
         except errors.NodeOpsError as exc:
@@ -208,6 +212,22 @@ class _NodeOpsCommand(ExitStatusMixin, display.DisplayCommandBase):
         else:
             super(_NodeOpsCommand, self).say(message)
 
+    def own_defaults(self):
+        """``{dest: default}`` of this command's own options and
+        arguments (not the output formatter's, which cliff adds)."""
+        theirs = {act.dest for act in
+                  super(_NodeOpsCommand, self).get_parser('x')._actions}
+        return {act.dest: act.default
+                for act in self.get_parser('x')._actions
+                if act.dest not in theirs}
+
+    def spelling(self, dest):
+        """How the option of ``dest`` is written on the command line."""
+        for act in self.get_parser('x')._actions:
+            if act.dest == dest and act.option_strings:
+                return act.option_strings[-1]
+        return dest
+
     def _escaping(self, parsed_args):
         """The output begins: end the live block; True when tenant and
         guest strings must reach the terminal escaped (issue 21.6): every
@@ -310,89 +330,4 @@ def _plain(value, shell):
     if shell and isinstance(value, str):
         for char in ('\\', '$', '`'):
             value = value.replace(char, '\\' + char)
-    return value
-
-
-def add_executor_arguments(parser, timeout, timeout_help, parallel_help,
-                           retries_help, poll_help, exclude_help,
-                           dry_run_help):
-    """The executor's options, shared by drain, undrain and recover-all."""
-    parser.add_argument(
-        '--max-parallel', type=positive_int, default=4, metavar='N',
-        help=parallel_help)
-    parser.add_argument(
-        '--timeout', type=positive_float, default=timeout,
-        metavar='SECONDS', help=timeout_help)
-    parser.add_argument(
-        '--retries', type=non_negative_int, default=1, metavar='N',
-        help=retries_help)
-    parser.add_argument(
-        '--poll-interval', type=positive_float, default=2.0,
-        metavar='SECONDS', help=poll_help)
-    parser.add_argument(
-        '--exclude', action='append', default=[], metavar='SERVER',
-        help=exclude_help)
-    parser.add_argument('--dry-run', action='store_true', help=dry_run_help)
-    add_api_timeout_argument(parser)
-    add_events_argument(parser)
-
-
-def add_events_argument(parser):
-    parser.add_argument(
-        '--events', metavar='<file>', dest='events_file',
-        help='Also append every event to FILE as one JSON object per line '
-             '(time, host, server, step, state, message), flushed as it '
-             'happens')
-
-
-def add_api_timeout_argument(parser):
-    parser.add_argument(
-        '--api-timeout', type=positive_float, default=None,
-        metavar='SECONDS',
-        help='Give up on an API request that has not answered within '
-             'SECONDS (connect, and each read; default 60).  A request that '
-             'timed out counts as a transient fault: it is checked, then '
-             'retried')
-
-
-def executor_options(parsed_args):
-    """The executor's options as keyword arguments of an ops request."""
-    return dict(max_parallel=parsed_args.max_parallel,
-                timeout=parsed_args.timeout, retries=parsed_args.retries,
-                poll_interval=parsed_args.poll_interval,
-                exclude=tuple(parsed_args.exclude),
-                dry_run=parsed_args.dry_run)
-
-
-def _number(text, kind, name):
-    try:
-        return kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('%r is not %s' % (text, name))
-
-
-def positive_int(text):
-    """argparse type: an integer of at least 1."""
-    value = _number(text, int, 'an integer')
-    if value < 1:
-        raise argparse.ArgumentTypeError('must be at least 1, got %d' % value)
-    return value
-
-
-def non_negative_int(text):
-    """argparse type: an integer of at least 0."""
-    value = _number(text, int, 'an integer')
-    if value < 0:
-        raise argparse.ArgumentTypeError('must be 0 or more, got %d' % value)
-    return value
-
-
-def positive_float(text):
-    """argparse type: a finite number above 0 (not NaN, not infinity: a
-    wait must end)."""
-    import math
-    value = _number(text, float, 'a number')
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError('must be a positive finite number, '
-                                         'got %s' % text)
     return value

@@ -7,16 +7,7 @@ inside ``take_action``), then columns.
 import sys
 
 from osc_nodeops.v1 import base
-
-def _partition_number(text):
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('%r is not a number' % text)
-    if value < 0:
-        raise argparse.ArgumentTypeError('must be 0 (whole disk) or more')
-    return value
+from osc_nodeops.v1 import options
 
 
 class InspectDisk(base.NodeOpsLister):
@@ -58,7 +49,7 @@ class InspectDisk(base.NodeOpsLister):
                  'disk.local, ...) or target (vda, vdb); paths come from '
                  'the domain XML.  Default: disk')
         parser.add_argument(
-            '--partition', type=_partition_number, metavar='N',
+            '--partition', type=options.partition_number, metavar='N',
             help='Partition number (0: a disk without partition table).  '
                  'Default: the first Linux partition')
         parser.add_argument(
@@ -76,15 +67,17 @@ class InspectDisk(base.NodeOpsLister):
         parser.add_argument(
             '--host', metavar='HOST',
             help='The name nova knows this node by.  Default: [DEFAULT] '
-                 'host of --nova-config, else this machine\'s hostname')
+                 'host of --nova-conf, else this machine\'s hostname')
         parser.add_argument(
-            '--nova-config', default='/etc/nova/nova.conf', metavar='FILE',
+            '--nova-conf', default='/etc/nova/nova.conf', metavar='FILE',
             help='nova.conf to read host and instances_path from '
                  '(default /etc/nova/nova.conf)')
+        options.add_deprecated_alias(parser, '--nova-config', '--nova-conf',
+                                     dest='nova_conf', metavar='FILE')
         parser.add_argument(
             '--instances-path', metavar='DIR',
             help='nova\'s instances directory; disks outside it are '
-                 'refused.  Default: instances_path of --nova-config, else '
+                 'refused.  Default: instances_path of --nova-conf, else '
                  '/var/lib/nova/instances')
         parser.add_argument(
             '--libvirt-uri', default='qemu:///system', metavar='URI',
@@ -100,7 +93,7 @@ class InspectDisk(base.NodeOpsLister):
             help='Audit log, one JSON line per session start, end and '
                  'clean-up (default /var/log/osc-nodeops/inspect-disk.log)')
         parser.add_argument(
-            '--step-timeout', type=base.positive_float, default=30.0,
+            '--step-timeout', type=options.positive_float, default=30.0,
             metavar='SECONDS',
             help='Bound on each connect/mount step (default 30)')
         return parser
@@ -137,26 +130,33 @@ class InspectDisk(base.NodeOpsLister):
             return 0  # --cat/--exec/--shell wrote their own output
         return super().produce_output(parsed_args, column_names, data)
 
-    def take_action(self, parsed_args):
+    def request(self, parsed_args):
         from osc_nodeops.ops import inspect_disk as ops
 
         action, args = self._action(parsed_args)
-        if action == 'cat':
-            self.app.stdout.flush()
-        req = ops.Request(
+        return ops.Request(
             server=parsed_args.server, approved_by=parsed_args.approved_by,
             reason=parsed_args.reason, action=action,
             action_args=tuple(args), disk=parsed_args.disk,
             partition=parsed_args.partition,
             read_write=parsed_args.read_write,
             connector=parsed_args.connector, host=parsed_args.host,
-            nova_config=parsed_args.nova_config,
+            nova_config=parsed_args.nova_conf,
             instances_path=parsed_args.instances_path,
             libvirt_uri=parsed_args.libvirt_uri,
             state_dir=parsed_args.state_dir,
             audit_log=parsed_args.audit_log,
             step_timeout=parsed_args.step_timeout,
             out=getattr(self.app.stdout, 'buffer', None) or sys.stdout.buffer)
+
+    def take_action(self, parsed_args):
+        from osc_nodeops.ops import inspect_disk as ops
+
+        req = self.request(parsed_args)
+        ops.check_arguments(req)
+        action = req.action
+        if action == 'cat':
+            self.app.stdout.flush()
         conn = None if action == 'cleanup' else self.conn
         report = ops.inspect(conn, req, events=self.events)
         self.exit_status = report.exit_status

@@ -6,9 +6,10 @@ inside ``take_action``), turn its report into columns.
 
 from osc_nodeops import errors
 from osc_nodeops.v1 import base
+from osc_nodeops.v1 import options
 
 
-class ListNode(base.NodeOpsLister):
+class ListNode(options.Scope, base.NodeOpsLister):
     """List the compute hosts as an operator needs them for maintenance.
 
     One row per compute host: the nova-compute service's status, state,
@@ -19,25 +20,20 @@ class ListNode(base.NodeOpsLister):
     the number of hosts.
     """
 
-    def get_parser(self, prog_name):
-        parser = super(ListNode, self).get_parser(prog_name)
-        parser.add_argument(
-            '--aggregate', metavar='<aggregate>',
-            help='Only the hosts of this host aggregate (name or ID)')
-        parser.add_argument(
-            '--availability-zone', metavar='<zone>',
-            help='Only the hosts of this availability zone')
-        return parser
+    def request(self, parsed_args):
+        return dict(aggregate=parsed_args.aggregate,
+                    zone=parsed_args.availability_zone)
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import node_list
-        rows = node_list.gather(self.conn.compute,
-                                aggregate=parsed_args.aggregate,
-                                zone=parsed_args.availability_zone)
+        req = self.request(parsed_args)
+        rows = node_list.gather(self.conn.compute, **req)
         return node_list.COLUMNS, [r.row() for r in rows]
 
 
-class MaintainNode(base.NodeOpsLister):
+class MaintainNode(options.Moves, options.Executor, options.BreakLease,
+                   options.Scope, options.EventsFile, options.ApiTimeout,
+                   base.NodeOpsLister):
     """Rolling maintenance: drain, your step, wait, check, undrain, in waves.
 
     For each wave of at most --max-hosts hosts (fewest instances first
@@ -57,16 +53,30 @@ class MaintainNode(base.NodeOpsLister):
     SIGHUP act like Ctrl-C.
     """
 
+    aggregate_help = 'Every host of this aggregate'
+    zone_help = 'Every host of this availability zone'
+    move_options = ('move_suspended', 'allow_skipped')
+    move_suspended_help = ('Move SUSPENDED servers: resume, live-migrate, '
+                           'suspend again (default: a host holding one is '
+                           'refused)')
+    allow_skipped_help = ('Maintain a host even if the drain leaves servers '
+                          'on it (ERROR, SUSPENDED, locked...); default: its '
+                          'wave is refused before anything changes')
+    executor_options = ('max_parallel', 'timeout', 'poll_interval')
+    parallel_help = 'Servers in flight at once per host (default 4)'
+    poll_help = ('Seconds between two looks at a host: while it is drained, '
+                 'and while waiting for its nova-compute to be up again '
+                 '(default 2)')
+    break_lease_help = ('Take over hosts another osc-nodeops run held when '
+                        'this run started (only when that run is gone); '
+                        'never one leased after')
+
     def get_parser(self, prog_name):
         parser = super(MaintainNode, self).get_parser(prog_name)
         parser.add_argument('hosts', metavar='<host>', nargs='*',
                             help='Compute hosts to maintain')
-        parser.add_argument('--aggregate', metavar='<aggregate>',
-                            help='Every host of this aggregate')
-        parser.add_argument('--availability-zone', metavar='<zone>',
-                            help='Every host of this availability zone')
         parser.add_argument(
-            '--max-hosts', type=base.positive_int, default=1, metavar='K',
+            '--max-hosts', type=options.positive_int, default=1, metavar='K',
             help='Hosts out of service at once, at most (default 1; hosts '
                  'disabled by someone else count)')
         parser.add_argument(
@@ -80,31 +90,22 @@ class MaintainNode(base.NodeOpsLister):
                  '(repeatable; e.g. SSH_AUTH_SOCK).  Steps get only PATH, '
                  'HOME, LANG, TERM and these: never OS_* unless named')
         parser.add_argument(
-            '--exec-timeout', type=base.positive_float, default=3600.0,
+            '--exec-timeout', type=options.positive_float, default=None,
             metavar='SECONDS', help='How long --exec may run (default 3600)')
         parser.add_argument(
             '--check', dest='check_cmd', metavar='<command>',
             help='Run after the host is up again; a non-zero exit leaves '
                  'the host disabled')
         parser.add_argument(
-            '--check-timeout', type=base.positive_float, default=600.0,
+            '--check-timeout', type=options.positive_float, default=None,
             metavar='SECONDS', help='How long --check may run (default 600)')
         parser.add_argument(
-            '--up-timeout', type=base.positive_float, default=900.0,
+            '--up-timeout', type=options.positive_float, default=900.0,
             metavar='SECONDS',
             help='How long to wait for nova-compute up with a fresh '
                  'heartbeat after --exec (default 900)')
         parser.add_argument('--migrate-back', action='store_true',
                             help='Bring each host\'s servers home')
-        parser.add_argument(
-            '--move-suspended', action='store_true',
-            help='Move SUSPENDED servers: resume, live-migrate, suspend '
-                 'again (default: a host holding one is refused)')
-        parser.add_argument(
-            '--allow-skipped', action='store_true',
-            help='Maintain a host even if the drain leaves servers on it '
-                 '(ERROR, SUSPENDED, locked...); default: its wave is '
-                 'refused before anything changes')
         parser.add_argument('--keep-going', action='store_true',
                             help='Go on with the other hosts after a '
                                  'failure')
@@ -131,45 +132,52 @@ class MaintainNode(base.NodeOpsLister):
             help='Maintain the named hosts that someone else disabled (by '
                  'default they are left alone); each is left disabled with '
                  'its own reason at the end')
-        parser.add_argument('--break-lease', action='store_true',
-                            help='Take over hosts another osc-nodeops run '
-                                 'held when this run started (only when '
-                                 'that run is gone); never one leased '
-                                 'after')
-        parser.add_argument(
-            '--max-parallel', type=base.positive_int, default=4,
-            metavar='N', help='Servers in flight at once per host (4)')
-        parser.add_argument(
-            '--timeout', type=base.positive_float, default=600.0,
-            metavar='SECONDS', help='Per server: how long a move may take')
-        parser.add_argument(
-            '--poll-interval', type=base.positive_float, default=2.0,
-            metavar='SECONDS', help='Seconds between two looks at a host')
-        base.add_events_argument(parser)
-        base.add_api_timeout_argument(parser)
         return parser
 
-    def take_action(self, parsed_args):
+    def request(self, parsed_args):
         from osc_nodeops.ops import drain
         from osc_nodeops.ops import maintain
         a = parsed_args
         if not (a.hosts or a.aggregate or a.availability_zone):
             raise errors.UsageError('name hosts, or give --aggregate or '
-                                  '--availability-zone')
+                                    '--availability-zone')
+        if a.hosts and (a.aggregate or a.availability_zone):
+            raise errors.UsageError('name hosts or give --aggregate / '
+                                    '--availability-zone, not both')
+        if len(set(a.hosts)) != len(a.hosts):
+            raise errors.UsageError('a host is named twice')
+        if a.exec_timeout is not None and a.exec_cmd is None:
+            raise errors.UsageError('--exec-timeout only goes with --exec')
+        if a.check_timeout is not None and a.check_cmd is None:
+            raise errors.UsageError('--check-timeout only goes with --check')
+        if a.exec_env and not (a.exec_cmd or a.check_cmd):
+            raise errors.UsageError('--exec-env only goes with --exec or '
+                                    '--check')
+        if a.rerun_exec and a.exec_cmd is None:
+            raise errors.UsageError('--rerun-exec only goes with --exec')
         req = maintain.Request(
             hosts=tuple(a.hosts), aggregate=a.aggregate,
             zone=a.availability_zone, max_hosts=a.max_hosts,
-            exec_cmd=a.exec_cmd, exec_timeout=a.exec_timeout,
-            check_cmd=a.check_cmd, check_timeout=a.check_timeout,
+            exec_cmd=a.exec_cmd,
+            exec_timeout=(maintain.Request.exec_timeout
+                          if a.exec_timeout is None else a.exec_timeout),
+            check_cmd=a.check_cmd,
+            check_timeout=(maintain.Request.check_timeout
+                           if a.check_timeout is None else a.check_timeout),
             up_timeout=a.up_timeout, migrate_back=a.migrate_back,
             keep_going=a.keep_going, order=a.order, state_file=a.state_file,
             rerun_exec=tuple(a.rerun_exec), exec_env=tuple(a.exec_env),
             campaign=a.campaign, include_disabled=a.include_disabled,
+            poll_interval=a.poll_interval,
             drain_options=drain.Options(
-                max_parallel=a.max_parallel, timeout=a.timeout,
-                poll_interval=a.poll_interval, break_lease=a.break_lease,
-                move_suspended=a.move_suspended,
-                allow_skipped=a.allow_skipped))
+                break_lease=a.break_lease,
+                **self.moves_request(a), **self.executor_request(a)))
+        maintain.check_request(req)
+        return req
+
+    def take_action(self, parsed_args):
+        from osc_nodeops.ops import maintain
+        req = self.request(parsed_args)
         report = maintain.run(self.conn, req, events=self.events)
         self.exit_status = report.exit_status
         return maintain.COLUMNS, [h.row() for h in report.hosts]

@@ -8,6 +8,7 @@ results into columns.
 from cliff import columns
 
 from osc_nodeops.v1 import base
+from osc_nodeops.v1 import options
 
 PLAN_COLUMNS = ('Blockers', 'Fits', 'Landing')
 LADDER_COLUMNS = ('Policy', 'Ladder', 'Steps', 'Blame', 'Blame Detail')
@@ -61,80 +62,35 @@ def _no_ladder():
             format_columns.ListColumn([]), None, None)
 
 
-class _MoveCommand(base.NodeOpsLister):
+class _MoveCommand(options.Moves, options.Executor, options.DryRun,
+                   options.BreakLease, options.EventsFile, options.ApiTimeout,
+                   base.NodeOpsLister):
     """Options and output shared by drain and undrain."""
 
-    def _add_move_arguments(self, parser):
-        parser.add_argument(
-            '--block-migration', choices=('auto', 'yes', 'no'),
-            default='auto',
-            help='Live migrations: copy local disks (yes), rely on shared '
-                 'storage (no), or let nova decide per server (auto, the '
-                 'default; needs compute API 2.25, else decided from the '
-                 'server: volume-backed means no)')
-        parser.add_argument(
-            '--on-timeout', metavar='STEP[,STEP...]', default='abort',
-            help='What to do with a live migration still running after '
-                 '--timeout: abort it (the server stays where it was), '
-                 'force-complete it (pause and finish), or leave it running '
-                 '(a rerun picks it up); or a sequence, e.g. '
-                 'force-complete,abort: the first step after --timeout, '
-                 'each next one --step-timeout after the one before (a step '
-                 'nova refuses or that cannot apply goes on to the next at '
-                 'once); leave only last.  An aborted or failed live '
-                 'migration is then retried (--retries) on another host.  '
-                 'Default: abort')
-        parser.add_argument(
-            '--step-timeout', type=base.positive_float, default=None,
-            metavar='SECONDS',
-            help='Seconds each --on-timeout step gets before the next one '
-                 '(and the last before the migration is left running).  '
-                 'Default: half of --timeout, at least 60')
-        parser.add_argument(
-            '--move-suspended', action='store_true',
-            help='Move SUSPENDED servers: resume, live-migrate, suspend '
-                 'again (default: skip them)')
-        parser.add_argument(
-            '--allow-skipped', action='store_true',
-            help='Exit 0 even if servers were skipped (they are still '
-                 'listed)')
-        base.add_executor_arguments(
-            parser, timeout=600.0,
-            parallel_help='Servers in flight at once (default 4).  '
-                 'nova-compute runs live migrations from one host one at a '
-                 'time by default (max_concurrent_live_migrations) and '
-                 'queues the rest, so more parallelism overlaps API calls, '
-                 'scheduling, cold migrations and queueing; it does not '
-                 'push one host\'s memory copies faster',
-            timeout_help='Per server: how long a move may take (default '
-                 '600)',
-            retries_help='Retry a refused, failed or aborted move N times '
-                 '(default 1), a live migration on another host than the '
-                 'one it failed to; the others go on meanwhile',
-            poll_help='Seconds between two looks at the host: one migration '
+    parallel_help = (
+        'Servers in flight at once (default 4).  nova-compute runs live '
+        'migrations from one host one at a time by default '
+        '(max_concurrent_live_migrations) and queues the rest, so more '
+        'parallelism overlaps API calls, scheduling, cold migrations and '
+        'queueing; it does not push one host\'s memory copies faster')
+    timeout_help = 'Per server: how long a move may take (default 600)'
+    poll_help = ('Seconds between two looks at the host: one migration '
                  'list, and one server list when a move needs checking, for '
-                 'all servers together (default 2)',
-            exclude_help='Do not move this server (name or ID; repeatable)',
-            dry_run_help='Print the plan and change nothing')
-        parser.add_argument(
-            '--break-lease', action='store_true',
-            help='Take the host from another osc-nodeops run whose lease '
-                 'is still live (compute node list shows it): only when '
-                 'that run is gone.  An expired lease (not renewed for 120 '
-                 's) is taken without it')
+                 'all servers together (default 2)')
+    exclude_help = 'Do not move this server (name or ID; repeatable)'
+    dry_run_help = 'Print the plan and change nothing'
 
     def _request(self, parsed_args, hosts, **extra):
         from osc_nodeops.ops import drain
-        return drain.Options(
+        request = drain.Options(
             hosts=tuple(hosts),
             target_host=getattr(parsed_args, 'target_host', None),
-            block_migration=parsed_args.block_migration,
-            on_timeout=parsed_args.on_timeout,
-            step_timeout=parsed_args.step_timeout,
-            move_suspended=parsed_args.move_suspended,
-            allow_skipped=parsed_args.allow_skipped,
             break_lease=parsed_args.break_lease,
-            **base.executor_options(parsed_args), **extra)
+            dry_run=parsed_args.dry_run,
+            **self.moves_request(parsed_args),
+            **self.executor_request(parsed_args), **extra)
+        drain.check_arguments(request.hosts, request)
+        return request
 
 
 class DrainNode(_MoveCommand):
@@ -156,6 +112,10 @@ class DrainNode(_MoveCommand):
     after an interruption picks up the moves in flight.  Several hosts are
     drained one after the other.
     """
+
+    retries_help = ('Retry a refused, failed or aborted move N times '
+                    '(default 1), a live migration on another host than '
+                    'the one it failed to; the others go on meanwhile')
 
     def get_parser(self, prog_name):
         parser = super(DrainNode, self).get_parser(prog_name)
@@ -190,17 +150,19 @@ class DrainNode(_MoveCommand):
                  '(metadata or tag): leave them on the host.  Without it, '
                  'they are moved like the others and the row says the owner '
                  'asked to skip')
-        self._add_move_arguments(parser)
         return parser
+
+    def request(self, parsed_args):
+        return self._request(parsed_args, parsed_args.hosts,
+                             reason=parsed_args.reason,
+                             allow_partial=parsed_args.allow_partial,
+                             fallback=(None if parsed_args.fallback ==
+                                       'none' else parsed_args.fallback),
+                             honour_skip=parsed_args.honour_skip)
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import drain
-        request = self._request(parsed_args, parsed_args.hosts,
-                                reason=parsed_args.reason,
-                                allow_partial=parsed_args.allow_partial,
-                                fallback=(None if parsed_args.fallback ==
-                                          'none' else parsed_args.fallback),
-                                honour_skip=parsed_args.honour_skip)
+        request = self.request(parsed_args)
         report = drain.drain(self.conn, request, events=self.events)
         names, rows = self.report_rows(report)
         found = drain.audit.row_findings(report)
@@ -224,27 +186,30 @@ class UndrainNode(_MoveCommand):
     codes as drain, and clears the origin record of those that made it.
     """
 
+    retries_help = ('Retry a refused, failed or aborted move back N times '
+                    '(default 1), to this host again (a server goes back '
+                    'only to its origin); the others go on meanwhile')
+
     def get_parser(self, prog_name):
         parser = super(UndrainNode, self).get_parser(prog_name)
         parser.add_argument(
             'host', metavar='<host>', help='Compute host to undrain')
         parser.add_argument(
-            '--keep-disabled', action='store_true',
-            help='Refused (exit 2): alone it would do nothing, and the '
-                 'scheduler places no server on a disabled host, so it '
-                 'cannot go with --migrate-back.  To keep the host '
-                 'disabled, do not run undrain')
-        parser.add_argument(
             '--migrate-back', action='store_true',
             help='Move back every server drained from this host')
-        self._add_move_arguments(parser)
         return parser
+
+    def request(self, parsed_args):
+        given = self.given_moves(parsed_args)
+        if given and not parsed_args.migrate_back:
+            raise base.UsageError('%s only makes sense with --migrate-back '
+                                  '(without it nothing is moved)' % given[0])
+        return self._request(parsed_args, [parsed_args.host],
+                             migrate_back=parsed_args.migrate_back)
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import drain
-        request = self._request(parsed_args, [parsed_args.host],
-                                keep_disabled=parsed_args.keep_disabled,
-                                migrate_back=parsed_args.migrate_back)
+        request = self.request(parsed_args)
         return self.report_rows(drain.undrain(self.conn, request,
                                               events=self.events))
 
@@ -268,8 +233,7 @@ class ShowNode(base.NodeOpsShowOne):
                  'process runs, since when, and whether --compute-log has '
                  'a "Connected to AMQP server" line newer than its start')
         parser.add_argument(
-            '--compute-log', default='/var/log/nova/nova-compute.log',
-            metavar='FILE',
+            '--compute-log', default=None, metavar='FILE',
             help='nova-compute log for --local (default '
                  '/var/log/nova/nova-compute.log)')
         parser.add_argument(
@@ -280,11 +244,21 @@ class ShowNode(base.NodeOpsShowOne):
                  'with the command that clears it; exit 1 unless clean')
         return parser
 
+    def request(self, parsed_args):
+        from osc_nodeops.ops import node_show
+        a = parsed_args
+        if a.compute_log is not None and not a.local:
+            raise base.UsageError('--compute-log only goes with --local (the '
+                                  'log is read on the node itself)')
+        return node_show.Request(
+            host=a.host, local=a.local,
+            compute_log=a.compute_log or node_show.Request.compute_log,
+            audit=a.audit)
+
     def take_action(self, parsed_args):
         from osc_nodeops.ops import node_show
-        info = node_show.show(self.conn, node_show.Request(
-            host=parsed_args.host, local=parsed_args.local,
-            compute_log=parsed_args.compute_log, audit=parsed_args.audit))
+        request = self.request(parsed_args)
+        info = node_show.show(self.conn, request)
         if info.get('Audit Clean') is False:
             self.exit_status = base.EXIT_INCOMPLETE
         return self.format(info)

@@ -6,9 +6,10 @@ needed).  cliff classes only; the work is in ``osc_nodeops.ops``.
 """
 
 from osc_nodeops.v1 import base
+from osc_nodeops.v1 import options
 
 
-class _ServiceCommand(base.NodeOpsLister):
+class _ServiceCommand(options.DryRun, base.NodeOpsLister):
 
     auth_required = False
     direction: str  # 'stop' or 'start': set by each leaf
@@ -18,16 +19,18 @@ class _ServiceCommand(base.NodeOpsLister):
         parser.add_argument(
             '--service', default='nova-compute', metavar='NAME',
             help='Service name (default nova-compute)')
-        parser.add_argument(
-            '--dry-run', action='store_true',
-            help='Show what would be done; change nothing')
         return parser
+
+    def request(self, parsed_args):
+        return dict(direction=self.direction, service=parsed_args.service,
+                    dry_run=parsed_args.dry_run)
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import local_service as ops
 
-        report = ops.run(self.direction, parsed_args.service,
-                         dry_run=parsed_args.dry_run, events=self.events)
+        req = self.request(parsed_args)
+        report = ops.run(req['direction'], req['service'],
+                         dry_run=req['dry_run'], events=self.events)
         self.exit_status = report.exit_status
         return ops.COLUMNS, [r.row() for r in report.rows]
 
@@ -92,12 +95,13 @@ class CopyInstances(base.NodeOpsLister):
             help='Copy (without it nothing is written)')
         return parser
 
+    def request(self, parsed_args):
+        return dict(src=parsed_args.src, dst=parsed_args.dst,
+                    dry_run=not parsed_args.execute, only=parsed_args.only)
+
     def take_action(self, parsed_args):
         from osc_nodeops.ops import copy_instances as ops
 
-        report = ops.run(
-            parsed_args.src, parsed_args.dst,
-            dry_run=not parsed_args.execute, only=parsed_args.only,
-            events=self.events)
+        report = ops.run(events=self.events, **self.request(parsed_args))
         self.exit_status = report.exit_status
         return ops.COLUMNS, [r.row() for r in report.rows]

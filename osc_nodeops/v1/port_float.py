@@ -5,11 +5,11 @@ cliff classes only: parse arguments, call ``osc_nodeops.ops.port_float``
 port is a neutron port tagged ``nodeops-float``.
 """
 
-import argparse
-
 from osc_lib.cli import parseractions
+from osc_lib.command import command
 
 from osc_nodeops.v1 import base
+from osc_nodeops.v1 import options
 
 PORT_COLUMNS = (
     ('id', 'ID'), ('name', 'Name'), ('network_id', 'Network'),
@@ -18,14 +18,6 @@ PORT_COLUMNS = (
     ('binding_host', 'Binding Host'), ('status', 'Status'),
     ('description', 'Description'), ('tags', 'Tags'),
 )
-
-
-def _tcp_port(text):
-    value = base.positive_int(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError('must be at most 65535, got %d'
-                                         % value)
-    return value
 
 
 def _show(row, extra=()):
@@ -40,14 +32,29 @@ def _show(row, extra=()):
     return tuple(label for _k, label in pairs), tuple(values)
 
 
-def _add_timeout(parser, default):
-    parser.add_argument(
-        '--timeout', metavar='<seconds>', type=base.positive_float,
-        default=default,
-        help='How long to wait for nova and neutron (default %s)' % default)
+def _address(text):
+    """A usage error unless TEXT is an IP address (before any cloud
+    call)."""
+    import ipaddress
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise base.UsageError('%r is not an IP address' % (text,))
 
 
-class CreatePortFloat(base.NodeOpsShowOne):
+class _WaitTimeout(command.Command):
+    """``--timeout``: how long to wait for nova and neutron."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            '--timeout', metavar='<seconds>', type=options.positive_float,
+            default=120.0,
+            help='How long to wait for nova and neutron (default 120)')
+        return parser
+
+
+class CreatePortFloat(options.ApiTimeout, base.NodeOpsShowOne):
     """Create a float port: a port meant to outlive servers.
 
     The port is tagged ``nodeops-float`` so the other ``port float``
@@ -70,30 +77,40 @@ class CreatePortFloat(base.NodeOpsShowOne):
                  'default: neutron picks one address per IP version')
         parser.add_argument('--description', metavar='<description>',
                             help='Port description')
-        base.add_api_timeout_argument(parser)
         return parser
+
+    def request(self, parsed_args):
+        a = parsed_args
+        for spec in a.fixed_ips or ():
+            if spec.get('ip-address'):
+                _address(spec['ip-address'])
+        return dict(name=a.name, network=a.network, fixed_ips=a.fixed_ips,
+                    description=a.description)
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import port_float
+        req = self.request(parsed_args)
         return _show(port_float.create(
-            self.conn, parsed_args.name, parsed_args.network,
-            parsed_args.fixed_ips, parsed_args.description,
-            events=self.events))
+            self.conn, req['name'], req['network'], req['fixed_ips'],
+            req['description'], events=self.events))
 
 
-class ListPortFloat(base.NodeOpsLister):
+class ListPortFloat(options.ApiTimeout, base.NodeOpsLister):
     """List float ports with their addresses, server, host and status."""
 
     def get_parser(self, prog_name):
         parser = super(ListPortFloat, self).get_parser(prog_name)
         parser.add_argument('--network', metavar='<network>',
                             help='Only ports of this network (name or ID)')
-        base.add_api_timeout_argument(parser)
         return parser
+
+    def request(self, parsed_args):
+        return dict(network=parsed_args.network)
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import port_float
-        rows = port_float.list_ports(self.conn, parsed_args.network)
+        req = self.request(parsed_args)
+        rows = port_float.list_ports(self.conn, req['network'])
         keys = ('id', 'name', 'network_id', 'addresses', 'server_id',
                 'server_name', 'binding_host', 'status')
         labels = ('ID', 'Name', 'Network', 'Addresses', 'Server ID',
@@ -105,7 +122,8 @@ class ListPortFloat(base.NodeOpsLister):
         return labels, out
 
 
-class AttachPortFloat(base.NodeOpsShowOne):
+class AttachPortFloat(_WaitTimeout, options.ApiTimeout,
+                      base.NodeOpsShowOne):
     """Attach a detached float port to an existing server.
 
     Goes through nova (``server add port``) and waits until the port is
@@ -118,18 +136,21 @@ class AttachPortFloat(base.NodeOpsShowOne):
                             help='Float port (name or ID)')
         parser.add_argument('server', metavar='<server>',
                             help='Server (name or ID)')
-        _add_timeout(parser, 120.0)
-        base.add_api_timeout_argument(parser)
         return parser
+
+    def request(self, parsed_args):
+        return dict(port_ref=parsed_args.port,
+                    server_ref=parsed_args.server,
+                    timeout=parsed_args.timeout)
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import port_float
-        return _show(port_float.attach(
-            self.conn, parsed_args.port, parsed_args.server,
-            timeout=parsed_args.timeout, events=self.events))
+        req = self.request(parsed_args)
+        return _show(port_float.attach(self.conn, events=self.events, **req))
 
 
-class DetachPortFloat(base.NodeOpsShowOne):
+class DetachPortFloat(_WaitTimeout, options.ApiTimeout,
+                      base.NodeOpsShowOne):
     """Take a float port off its server, keeping it and its addresses.
 
     Goes through nova (``server remove port``), so nova forgets the
@@ -142,19 +163,20 @@ class DetachPortFloat(base.NodeOpsShowOne):
         parser = super(DetachPortFloat, self).get_parser(prog_name)
         parser.add_argument('port', metavar='<port>',
                             help='Float port (name or ID)')
-        _add_timeout(parser, 120.0)
-        base.add_api_timeout_argument(parser)
         return parser
+
+    def request(self, parsed_args):
+        return dict(port_ref=parsed_args.port, timeout=parsed_args.timeout)
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import port_float
-        row = port_float.detach(self.conn, parsed_args.port,
-                                timeout=parsed_args.timeout,
-                                events=self.events)
+        req = self.request(parsed_args)
+        row = port_float.detach(self.conn, events=self.events, **req)
         return _show(row, [('detached_from', 'Detached From')])
 
 
-class MovePortFloat(base.NodeOpsShowOne):
+class MovePortFloat(_WaitTimeout, options.ApiTimeout,
+                    base.NodeOpsShowOne):
     """Move a float port to another server, keeping its addresses.
 
     Detaches it from its current server through nova, then attaches it to
@@ -168,19 +190,21 @@ class MovePortFloat(base.NodeOpsShowOne):
                             help='Float port (name or ID)')
         parser.add_argument('server', metavar='<server>',
                             help='Target server (name or ID)')
-        _add_timeout(parser, 120.0)
-        base.add_api_timeout_argument(parser)
         return parser
+
+    def request(self, parsed_args):
+        return dict(port_ref=parsed_args.port,
+                    server_ref=parsed_args.server,
+                    timeout=parsed_args.timeout)
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import port_float
-        row = port_float.move(self.conn, parsed_args.port,
-                              parsed_args.server, timeout=parsed_args.timeout,
-                              events=self.events)
+        req = self.request(parsed_args)
+        row = port_float.move(self.conn, events=self.events, **req)
         return _show(row, [('moved_from', 'Moved From')])
 
 
-class RecoverPortFloat(base.NodeOpsShowOne):
+class RecoverPortFloat(options.ApiTimeout, base.NodeOpsShowOne):
     """Get back an address lost with a deleted server, as a float port.
 
     Asks neutron for the address directly; where policy forbids that
@@ -196,29 +220,33 @@ class RecoverPortFloat(base.NodeOpsShowOne):
         parser.add_argument('--network', metavar='<network>', required=True,
                             help='Network of the address (name or ID)')
         parser.add_argument('--max-attempts', metavar='<count>',
-                            type=base.positive_int, default=20,
+                            type=options.positive_int, default=20,
                             help='Most ports the loop creates (default 20)')
         parser.add_argument('--name', metavar='<name>',
                             help='Name of the kept port (default '
                                  'recovered-<ip-address>)')
         parser.add_argument('--description', metavar='<description>',
                             help='Description of the kept port')
-        base.add_api_timeout_argument(parser)
         return parser
+
+    def request(self, parsed_args):
+        a = parsed_args
+        _address(a.ip)
+        return dict(ip=a.ip, network=a.network,
+                    max_attempts=a.max_attempts, name=a.name,
+                    description=a.description)
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import port_float
-        row = port_float.recover(self.conn, parsed_args.ip,
-                                 parsed_args.network,
-                                 max_attempts=parsed_args.max_attempts,
-                                 name=parsed_args.name,
-                                 description=parsed_args.description,
-                                 events=self.events)
+        req = self.request(parsed_args)
+        row = port_float.recover(self.conn, req.pop('ip'),
+                                 req.pop('network'), events=self.events,
+                                 **req)
         return _show(row, [('method', 'Method'), ('attempts', 'Attempts'),
                            ('deleted', 'Ports Deleted')])
 
 
-class CheckPortFloat(base.NodeOpsLister):
+class CheckPortFloat(options.ApiTimeout, base.NodeOpsLister):
     """Check that this machine can open a TCP connection to each address.
 
     One row per address of the port; exits 1 if any address did not accept
@@ -230,19 +258,21 @@ class CheckPortFloat(base.NodeOpsLister):
         parser.add_argument('port', metavar='<port>',
                             help='Float port (name or ID)')
         parser.add_argument('--tcp-port', metavar='<tcp-port>',
-                            type=_tcp_port, default=22,
+                            type=options.tcp_port, default=22,
                             help='TCP port to connect to (default 22)')
         parser.add_argument('--timeout', metavar='<seconds>',
-                            type=base.positive_float, default=2.0,
+                            type=options.positive_float, default=2.0,
                             help='Connect timeout per address (default 2)')
-        base.add_api_timeout_argument(parser)
         return parser
+
+    def request(self, parsed_args):
+        return dict(port_ref=parsed_args.port, tcp_port=parsed_args.tcp_port,
+                    timeout=parsed_args.timeout)
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import port_float
-        rows = port_float.check(self.conn, parsed_args.port,
-                                tcp_port=parsed_args.tcp_port,
-                                timeout=parsed_args.timeout)
+        req = self.request(parsed_args)
+        rows = port_float.check(self.conn, **req)
         if any(r['result'] != 'open' for r in rows):
             self.exit_status = base.EXIT_INCOMPLETE
         keys = ('address', 'ip_version', 'tcp_port', 'result', 'detail',

@@ -5,66 +5,26 @@ cliff classes only: parse arguments, call ``osc_nodeops.ops.recover`` or
 columns.
 """
 
+from osc_nodeops import errors
 from osc_nodeops.v1 import base
+from osc_nodeops.v1 import options
 
-DEFAULT_NOVA_CONF = '/etc/nova/nova.conf'
-DEFAULT_NEUTRON_CONF = '/etc/neutron/neutron.conf'
-DEFAULT_CINDER_CONF = '/etc/cinder/cinder.conf'
-DB_SCHEMAS = ('nova', 'neutron', 'cinder')
 UNDO_COLUMNS = ('Table', 'Restored', 'Already Back', 'Gone')
 UNDO_DRY_RUN_COLUMNS = ('Table', 'Would Restore', 'Already Back', 'Gone')
 
-
-def _env_var(name):
-    """Where a DB URL may come from instead of the command line."""
-    return 'NODEOPS_%s_DB' % name.upper()
-
-
-def _add_db_arguments(parser, schemas):
-    """--<name>-db URL and --<name>-conf PATH for each schema."""
-    defaults = {'nova': DEFAULT_NOVA_CONF, 'neutron': DEFAULT_NEUTRON_CONF,
-                'cinder': DEFAULT_CINDER_CONF}
-    for name in schemas:
-        what = 'nova cell' if name == 'nova' else name
-        parser.add_argument(
-            '--%s-db' % name, metavar='<url>',
-            help='The %s database URL (mysql+pymysql://USER:PASSWORD@HOST/'
-                 'DB[?ssl_ca=...]).  Default: the environment variable %s, '
-                 'else [database] connection of --%s-conf.  Prefer the '
-                 'config file or the variable: a URL on the command line '
-                 'is visible to other local users (ps) and stays in shell '
-                 'history.  The password is never printed, logged or put '
-                 'in an error message' % (what, _env_var(name), name))
-        parser.add_argument(
-            '--%s-conf' % name, metavar='<path>', default=defaults[name],
-            help='Where to read the %s database URL from when --%s-db is '
-                 'not given (default %s)' % (what, name, defaults[name]))
+# What each mode of recover-all takes besides the host (usage errors
+# otherwise, before any cloud call).
+DEAD_ONLY = ('target_host', 'force_down', 'confirm_fenced', 'fence_check',
+             'via_db')
+REBOOT_ONLY = ('hard',)
+VIA_DB_EXECUTE_ONLY = ('journal',)
+UNDO_TAKES = ('undo', 'dry_run', 'api_timeout', 'events_file') + \
+    options.db_dests(('nova', 'neutron'))
 
 
-class _DBCommand(base.NodeOpsLister):
-    """A command taking --<name>-db URLs: their repr() hides the password
-    before osc-lib logs the parsed arguments."""
-
-    def run(self, parsed_args):
-        from osc_nodeops.ops import recover
-        for name in DB_SCHEMAS:
-            value = getattr(parsed_args, '%s_db' % name, None)
-            if value:
-                setattr(parsed_args, '%s_db' % name, recover.SecretURL(value))
-        return super(_DBCommand, self).run(parsed_args)
-
-    @staticmethod
-    def db_source(parsed_args, name):
-        """--<name>-db, else $NODEOPS_<NAME>_DB, else --<name>-conf."""
-        import os
-        from osc_nodeops.ops import recover
-        url = getattr(parsed_args, '%s_db' % name) or os.environ.get(
-            _env_var(name))
-        return recover.DBSource(url, getattr(parsed_args, '%s_conf' % name),
-                                what=name)
-
-
-class RecoverAll(_DBCommand):
+class RecoverAll(options.DBSources, options.Executor, options.DryRun,
+                 options.BreakLease, options.EventsFile, options.ApiTimeout,
+                 base.NodeOpsLister):
     """Bring back every server of a host after a reboot or a failure.
 
     After a reboot (the default): the host's nova-compute must
@@ -118,6 +78,19 @@ class RecoverAll(_DBCommand):
     when something was not done (the rows say what), 2 on usage errors.
     """
 
+    db_schemas = ('nova', 'neutron')
+    timeout_default = 300.0
+    timeout_help = ('Per server: how long to wait for it (default 300); a '
+                    'start or reboot still not back is then hard rebooted')
+    retries_help = ('Retries after a failure (default 1; for start and '
+                    'reboot the retry is a hard reboot)')
+    dry_run_help = ('Print the plan and change nothing (--via-db is a dry '
+                    'run unless --execute)')
+    break_lease_help = (
+        'Take the host from another osc-nodeops run whose lease is still '
+        'live (compute node list shows it): only when that run is gone.  An '
+        'expired lease is taken without it')
+
     def get_parser(self, prog_name):
         parser = super(RecoverAll, self).get_parser(prog_name)
         parser.add_argument(
@@ -125,10 +98,13 @@ class RecoverAll(_DBCommand):
             help='Compute host whose servers to bring back')
         parser.add_argument(
             '--all', action='store_true', dest='start_all',
-            help='Also start SHUTOFF servers that their owners stopped')
+            help='Also start the SHUTOFF servers that their owners '
+                 'stopped: after a reboot, and on their new host after '
+                 '--dead (evacuate and --via-db alike)')
         parser.add_argument(
             '--hard', action='store_true',
-            help='Hard reboot from the start instead of start/soft reboot')
+            help='After a reboot (not with --dead): hard reboot from the '
+                 'start instead of start/soft reboot')
         parser.add_argument(
             '--dead', action='store_true',
             help='The host is dead: evacuate its servers (see above)')
@@ -157,8 +133,8 @@ class RecoverAll(_DBCommand):
                  'output discarded.  Any other exit, or no answer within '
                  '--fence-timeout, refuses; nothing is changed')
         parser.add_argument(
-            '--fence-timeout', type=base.positive_float,
-            default=60.0, metavar='SECONDS',
+            '--fence-timeout', type=options.positive_float,
+            default=None, metavar='SECONDS',
             help='How long --fence-check may take (default 60)')
         parser.add_argument(
             '--reattach-volumes', action='store_true',
@@ -183,62 +159,72 @@ class RecoverAll(_DBCommand):
                  'journal (rows changed since by others make it refuse); '
                  'with --dry-run: say what would be put back, change '
                  'nothing')
-        parser.add_argument(
-            '--break-lease', action='store_true',
-            help='Take the host from another osc-nodeops run whose lease '
-                 'is still live (compute node list shows it): only when '
-                 'that run is gone.  An expired lease is taken without it')
-        _add_db_arguments(parser, ('nova', 'neutron'))
-        base.add_executor_arguments(
-            parser, timeout=300.0,
-            parallel_help='Servers in flight at once (default 4)',
-            timeout_help='Per server: how long to wait for it (default '
-                 '300); a start or reboot still not back is then hard '
-                 'rebooted',
-            retries_help='Retries after a failure (default 1; for start '
-                 'and reboot the retry is a hard reboot)',
-            poll_help='Seconds between two looks at the host (default 2)',
-            exclude_help='Leave this server alone (name or ID; repeatable)',
-            dry_run_help='Print the plan and change nothing (--via-db is a '
-                 'dry run unless --execute)')
         return parser
+
+    def request(self, parsed_args):
+        """The ops request: an ``UndoRequest`` with --undo, else
+        ``recover.Options``; usage errors before any cloud call."""
+        from osc_nodeops.ops import recover
+        a = parsed_args
+        if a.undo:
+            defaults = self.own_defaults()
+            extra = sorted(dest for dest, value in vars(a).items()
+                           if dest in defaults and dest not in UNDO_TAKES
+                           and value != defaults[dest])
+            if a.host or extra:
+                raise errors.UsageError(
+                    '--undo takes only the journal, the DB options and '
+                    '--dry-run, not %s' % ('the host' if a.host else
+                                           self.spelling(extra[0])))
+            return recover.UndoRequest(
+                a.undo, self.db_source(a, 'nova'),
+                self.db_source(a, 'neutron'), dry_run=a.dry_run)
+        if not a.via_db:
+            self.refuse_db_options(a, '--via-db or --undo')
+        if a.journal is not None and not (a.via_db and a.execute):
+            raise errors.UsageError('--journal only goes with --via-db '
+                                    '--execute (the journal of a DB move)')
+        if a.dead and a.hard:
+            raise errors.UsageError(
+                '--hard is for a rebooted host; --dead evacuates (and '
+                '--via-db hard reboots every moved server anyway)')
+        if a.dead and a.target_host and a.target_host == a.host:
+            raise errors.UsageError('--target-host is the dead host itself')
+        if a.fence_timeout is not None and a.fence_check is None:
+            raise errors.UsageError('--fence-timeout only goes with '
+                                    '--fence-check')
+        request = recover.Options(
+            host=a.host, dead=a.dead, via_db=a.via_db, execute=a.execute,
+            all=a.start_all, hard=a.hard, target_host=a.target_host,
+            force_down=a.force_down, confirm_fenced=a.confirm_fenced,
+            fence_check=a.fence_check,
+            fence_timeout=(recover.Options.fence_timeout
+                           if a.fence_timeout is None else a.fence_timeout),
+            reattach_volumes=a.reattach_volumes, break_lease=a.break_lease,
+            nova_db=self.db_source(a, 'nova') if a.via_db else None,
+            neutron_db=self.db_source(a, 'neutron') if a.via_db else None,
+            journal=a.journal, dry_run=a.dry_run,
+            **self.executor_request(a))
+        if not request.host:
+            raise errors.UsageError('a host is required (or --undo JOURNAL)')
+        recover.validate(request)
+        return request
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import recover
+        request = self.request(parsed_args)
         if parsed_args.undo:
-            report = recover.undo(recover.UndoRequest(
-                parsed_args.undo, self.db_source(parsed_args, 'nova'),
-                self.db_source(parsed_args, 'neutron'), host=parsed_args.host,
-                dead=parsed_args.dead, execute=parsed_args.execute,
-                dry_run=parsed_args.dry_run),
-                events=self.events, conn=self.conn)
+            report = recover.undo(request, events=self.events,
+                                  conn=self.conn)
             self.exit_status = report.exit_status
             return (UNDO_DRY_RUN_COLUMNS if report.dry_run else
                     UNDO_COLUMNS), [(r.table, r.restored, r.already, r.gone)
                                     for r in report.rows]
         return self.report_rows(recover.run(
-            self.conn, self._request(parsed_args), events=self.events))
-
-    def _request(self, parsed_args):
-        from osc_nodeops.ops import recover
-        return recover.Options(
-            host=parsed_args.host, dead=parsed_args.dead,
-            via_db=parsed_args.via_db, execute=parsed_args.execute,
-            all=parsed_args.start_all, hard=parsed_args.hard,
-            target_host=parsed_args.target_host,
-            force_down=parsed_args.force_down,
-            confirm_fenced=parsed_args.confirm_fenced,
-            fence_check=parsed_args.fence_check,
-            fence_timeout=parsed_args.fence_timeout,
-            reattach_volumes=parsed_args.reattach_volumes,
-            break_lease=parsed_args.break_lease,
-            nova_db=self.db_source(parsed_args, 'nova'),
-            neutron_db=self.db_source(parsed_args, 'neutron'),
-            journal=parsed_args.journal,
-            **base.executor_options(parsed_args))
+            self.conn, request, events=self.events))
 
 
-class NodeVolumes(_DBCommand):
+class NodeVolumes(options.DBSources, base.NodeOpsLister):
     """List the instance/volume pairs of a compute host.
 
     Through the APIs by default (nova volume attachments, cinder volumes
@@ -249,19 +235,28 @@ class NodeVolumes(_DBCommand):
     on one server.
     """
 
+    db_schemas = ('nova', 'cinder')
+
     def get_parser(self, prog_name):
         parser = super(NodeVolumes, self).get_parser(prog_name)
         parser.add_argument('host', metavar='<host>', help='Compute host')
         parser.add_argument(
             '--from-db', action='store_true',
             help='Read the pairs from the nova and cinder databases')
-        _add_db_arguments(parser, ('nova', 'cinder'))
         return parser
+
+    def request(self, parsed_args):
+        from osc_nodeops.ops import volumes
+        a = parsed_args
+        if not a.from_db:
+            self.refuse_db_options(a, '--from-db')
+        return volumes.Request(
+            a.host, from_db=a.from_db,
+            nova_db=self.db_source(a, 'nova') if a.from_db else None,
+            cinder_db=self.db_source(a, 'cinder') if a.from_db else None)
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import volumes
-        pairs = volumes.run(self.conn, volumes.Request(
-            parsed_args.host, from_db=parsed_args.from_db,
-            nova_db=self.db_source(parsed_args, 'nova'),
-            cinder_db=self.db_source(parsed_args, 'cinder')))
+        request = self.request(parsed_args)
+        pairs = volumes.run(self.conn, request)
         return volumes.PAIR_COLUMNS, [volumes.pair_row(p) for p in pairs]

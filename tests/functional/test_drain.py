@@ -118,11 +118,12 @@ class TestDrain(base.FunctionalTestCase):
         for row in planned.values():
             self.assertEqual(('planned', 'c01'),
                              (row['Result'], row['Dest Compute']), row)
-        # --keep-disabled alone would do nothing: refused, nothing changed
+        # --keep-disabled is gone (it existed only to be refused): argparse
+        # refuses it, nothing changed
         res = self.openstack('compute', 'node', 'undrain', 'c01',
                              '--keep-disabled', check=False)
         self.assertEqual((2, ''), (res.returncode, res.stdout), res.stderr)
-        self.assertIn('would do nothing', res.stderr)
+        self.assertIn('unrecognized arguments: --keep-disabled', res.stderr)
         self.assertEqual('disabled', self.service('c01').status)
 
         # undrain --migrate-back: home again, records cleared, enabled.
@@ -397,7 +398,20 @@ class TestDrain(base.FunctionalTestCase):
                  'only makes sense with --migrate-back'),
                 (('compute', 'node', 'show', ''), 'empty'),
                 (('server', 'recover-all', 'c01', '--dead', '--target-host',
-                  'c01'), 'dead host itself')):
+                  'c01'), 'dead host itself'),
+                # options that do not apply in the mode (issue 22)
+                (('server', 'recover-all', 'c01', '--dead', '--hard',
+                  '--confirm-fenced', 'c01'), '--hard'),
+                (('server', 'recover-all', 'c01', '--journal', '/tmp/j'),
+                 '--journal'),
+                (('server', 'recover-all', 'c01', '--nova-conf',
+                  '/etc/nova/nova.conf'), '--nova-conf'),
+                (('compute', 'node', 'show', 'c01', '--compute-log',
+                  '/tmp/log'), '--compute-log'),
+                (('compute', 'node', 'undrain', 'c01', '--timeout', '5'),
+                 'only makes sense with --migrate-back'),
+                (('compute', 'node', 'drain', 'c01', '--on-timeout',
+                  'leave', '--on-timeout', 'abort'), 'leave')):
             res = self.openstack(*cmd, check=False)
             self.assertEqual(2, res.returncode, (cmd, res.stderr))
             self.assertEqual('', res.stdout)

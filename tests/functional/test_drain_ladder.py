@@ -41,7 +41,7 @@ class TestDrainLadder(test_drain_inflight.DrainRigTestCase):
         for s in (blocker, srv):
             self.addCleanup(self.abort_if_running, s.id)
         args = ('--timeout', '5', '--step-timeout', '10', '--on-timeout',
-                'force-complete,abort', '--retries', '1',
+                'force-complete', '--on-timeout', 'abort', '--retries', '1',
                 '--exclude', blocker.id, '--allow-skipped')
         plan, _, _ = self.drain('--dry-run', *args)
         self.assertEqual(['live', 'force-complete after 5s',

@@ -678,7 +678,7 @@ class InspectDiskCLITest(_Rig, base.FunctionalTestCase):
         argv = [a for a in self.argv('--cat', '/etc/hostname', host=None)]
         i = argv.index('--instances-path')
         del argv[i:i + 2]
-        res = self.run_cli(argv + ['--nova-config', conf])
+        res = self.run_cli(argv + ['--nova-conf', conf])
         self.assertEqual(0, res.returncode, res.stderr)
         self.assertEqual('guest1\n', res.stdout)
         self.assertNothingLeft()

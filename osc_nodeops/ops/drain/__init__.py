@@ -57,6 +57,7 @@ LOG = logging.getLogger(__name__)
 # What ops/maintain.py, v1 and the tests use, as ``drain.NAME``.
 HostReport = run.HostReport
 validate = run.validate
+check_arguments = run.check_arguments
 check_excludes = run.check_excludes
 drain_host = run.drain_host
 drain_hosts = run.drain_hosts

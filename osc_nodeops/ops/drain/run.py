@@ -47,13 +47,10 @@ def _context(compute, host, features, opts, events, target):
         options={'block_migration': opts.block_migration}, events=events)
 
 
-def validate(compute, hosts, opts):
-    """Check every input before changing anything; return the services.
-
-    ``errors.UsageError`` for arguments that do not go together,
-    ``errors.NotFound`` for a host without nova-compute, ``errors.Refused``
-    for a target the scheduler would refuse.
-    """
+def check_arguments(hosts, opts):
+    """``errors.UsageError`` for arguments that do not go together: judged
+    from the request alone, before any cloud call (the command calls it
+    before it touches the cloud)."""
     if opts.block_migration not in BLOCK_MIGRATION_CHOICES:
         raise errors.UsageError('--block-migration must be one of %s' %
                                 ', '.join(BLOCK_MIGRATION_CHOICES))
@@ -71,6 +68,8 @@ def validate(compute, hosts, opts):
         raise errors.UsageError('--timeout must be positive')
     if opts.retries < 0:
         raise errors.UsageError('--retries must be 0 or more')
+    if not hosts:
+        raise errors.UsageError('name at least one host')
     if not all(host and host.strip() for host in hosts):
         raise errors.UsageError('a host name is empty')
     if len(set(hosts)) != len(hosts):
@@ -78,6 +77,17 @@ def validate(compute, hosts, opts):
     if opts.target_host and opts.target_host in hosts:
         raise errors.UsageError('--target-host %s is one of the hosts being '
                                 'drained' % opts.target_host)
+
+
+def validate(compute, hosts, opts):
+    """Check every input before changing anything; return the services.
+
+    ``errors.UsageError`` for arguments that do not go together
+    (``check_arguments``), ``errors.NotFound`` for a host without
+    nova-compute, ``errors.Refused`` for a target the scheduler would
+    refuse.
+    """
+    check_arguments(hosts, opts)
     services = {}
     for host in hosts:
         services[host] = nova_services.compute_service(compute, host)

@@ -44,6 +44,7 @@ from osc_nodeops.ops.inspect_disk.partition import choose_partition  # noqa
 from osc_nodeops.ops.inspect_disk.partition import mount_options  # noqa
 from osc_nodeops.ops.inspect_disk.partition import partitions  # noqa
 from osc_nodeops.ops.inspect_disk import request as _request
+from osc_nodeops.ops.inspect_disk.request import check_arguments  # noqa
 from osc_nodeops.ops.inspect_disk.request import check_target  # noqa
 from osc_nodeops.ops.inspect_disk.request import DEFAULT_INSTANCES_PATH  # noqa
 from osc_nodeops.ops.inspect_disk.request import Disk  # noqa

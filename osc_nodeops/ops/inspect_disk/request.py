@@ -89,6 +89,17 @@ def check_step_timeout(value):
                                 'of seconds, got %r' % (value,))
 
 
+def check_arguments(req):
+    """The usage errors of a request, judged from its arguments alone
+    (the command calls it before any cloud call, before root)."""
+    if req.action == 'cleanup' or req.action not in ACTIONS:
+        return
+    if not req.server and req.target is None:
+        raise errors.UsageError('SERVER is required')
+    check_step_timeout(req.step_timeout)
+    check_approval(req)
+
+
 def check(req):
     """Refuse a request that cannot run: before root, before the API."""
     if req.action not in ACTIONS:
@@ -97,11 +108,8 @@ def check(req):
             '--exec CMD, --shell or --cleanup')
     if req.action == 'cleanup':
         return
-    if not req.server and req.target is None:
-        raise errors.UsageError('SERVER is required')
-    check_step_timeout(req.step_timeout)
+    check_arguments(req)
     require_root()
-    check_approval(req)
 
 
 def resolve(compute, req):

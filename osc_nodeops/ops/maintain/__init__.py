@@ -138,7 +138,8 @@ def _restore_signals(old):
 
 # -------------------------------------------------------------- execution
 
-def _validate(req):
+def check_request(req):
+    """Usage errors of the request alone (before any cloud call)."""
     if req.max_hosts < 1:
         raise errors.UsageError('--max-hosts must be at least 1')
     if req.order not in ORDERS:
@@ -160,7 +161,7 @@ def _validate(req):
 
 def run(conn, req, events=None, sleep=time.sleep):
     """Maintain the hosts of ``req``; returns a ``Report``."""
-    _validate(req)
+    check_request(req)
     old = _install_signals()
     try:
         return _run(conn, req, events, sleep)
