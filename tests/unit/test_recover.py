@@ -447,6 +447,18 @@ class TestDeadMode(testtools.TestCase):
         self.assertIn('started again', items['a'].message)
         self.assertLessEqual(self.nova.in_flight_max, 2)
 
+    def test_all_starts_the_stopped_ones_on_their_new_host(self):
+        # --dead --all: one meaning with --via-db (and the reboot mode):
+        # the SHUTOFF servers their owners stopped are started too (issue
+        # 22: --all was ignored on the evacuate path).
+        self.nova.services['c03'].state = 'down'
+        report, _ = run(self.nova, 'c03', dead=True, confirm_fenced='c03',
+                        all=True)
+        self.assertTrue(report.ok, [i.row() for i in report.items])
+        srv = self.nova.servers[self.b.id]
+        self.assertEqual(('ACTIVE', 'c02'), (srv.status, srv.compute_host))
+        self.assertIn('--all', by_name(report)['b'].message)
+
     def test_start_after_evacuation_is_retried_when_refused(self):
         self.nova.services['c03'].state = 'down'
         real = self.nova._start_server

@@ -91,7 +91,9 @@ class Evacuate(engine.MigrationAction):
         if item.data.get('earlier'):
             notes.append(item.data['earlier'])
         if item.data.get('starts'):
-            notes.append('started again (it was running)')
+            notes.append('started (--all; it was SHUTOFF)'
+                         if item.data.get('all') else
+                         'started again (it was running)')
         if item.status_before == 'ERROR':
             notes.append('was ERROR on the dead host')
         return True, '; '.join(notes), dest
@@ -139,7 +141,11 @@ def plan_dead(ctx, snap, opts):
             items.append(item)
             continue
         if srv.status in ('ACTIVE', 'SHUTOFF', 'ERROR'):
-            items.append(engine.PlanItem(srv, EVACUATE))
+            item = engine.PlanItem(srv, EVACUATE)
+            if opts.all and srv.status == 'SHUTOFF':
+                item.data['wanted'] = 'ACTIVE'  # --all: started there
+                item.data['all'] = True
+            items.append(item)
         elif srv.status in LEFT_ALONE:
             items.append(engine.PlanItem(srv, reason=LEFT_ALONE[
                 srv.status] + '; nova cannot evacuate it'))
@@ -156,7 +162,7 @@ def plan_evacuated_earlier(ctx, snap, opts):
     (2.95 delivers them stopped).  The ones that were running before the
     evacuation (instance actions, as for stopped servers) are started and
     verified by the evacuation's own checks; the ones their owner had
-    stopped are left stopped."""
+    stopped are left stopped (``--all`` starts them too)."""
     items = []
     found = [snap.elsewhere(sid) for sid in snap.migrated_server_ids()]
     for srv in sorted((s for s in found if s is not None),
@@ -175,8 +181,8 @@ def plan_evacuated_earlier(ctx, snap, opts):
                 srv, reason='%s; excluded (--exclude)' % earlier,
                 source=snap.host, success_if_skipped=True))
             continue
-        purpose, why = stopped_on_purpose(ctx.compute, srv,
-                                          ignore=('evacuate',))
+        purpose, why = (False, '--all') if opts.all else stopped_on_purpose(
+            ctx.compute, srv, ignore=('evacuate',))
         if purpose:
             items.append(engine.PlanItem(
                 srv, reason='%s; %s; left stopped' % (earlier, why),
