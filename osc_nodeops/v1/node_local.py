@@ -96,7 +96,7 @@ class CopyInstances(base.NodeOpsLister):
         return parser
 
     def request(self, parsed_args):
-        return dict(src=parsed_args.src, dst=parsed_args.dst,
+        return dict(src_root=parsed_args.src, dst_root=parsed_args.dst,
                     dry_run=not parsed_args.execute, only=parsed_args.only)
 
     def take_action(self, parsed_args):

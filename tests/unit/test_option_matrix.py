@@ -15,6 +15,7 @@ import argparse
 import importlib.metadata
 import io
 
+import fixtures
 import testtools
 from testtools import content
 
@@ -373,6 +374,24 @@ class TestOneVocabulary(testtools.TestCase):
                             option, seen[option][0], seen[option][1], kind,
                             name))
         self.assertEqual([], clashes)
+
+
+class TestLocalCommandsRunTheirRequest(testtools.TestCase):
+    """The request reaches the ops call: the local commands need no
+    cloud, so they run whole here."""
+
+    def test_copy_instances_dry_run(self):
+        src = self.useFixture(fixtures.TempDir()).path
+        dst = self.useFixture(fixtures.TempDir()).path
+        classes = dict(commands())
+        name = 'compute node copy-instances'
+        cmd = make(classes[name], name)
+        rc = cmd.run(parse(cmd, ['--from', src, '--to', dst, '-f',
+                                 'json']))
+        self.assertEqual(0, rc, cmd.app.stderr.getvalue())
+        self.assertIn('dry run: nothing was written',
+                      cmd.app.stderr.getvalue())
+        self.assertEqual('[]', cmd.app.stdout.getvalue().strip())
 
 
 class TestMaintainPollInterval(testtools.TestCase):
