@@ -1,5 +1,5 @@
 """A placement API in memory, behind the keystoneauth-adapter surface that
-``ops/placement.py`` uses (``request``, ``get_endpoint_data``,
+``ops/cloud/placement.py`` uses (``request``, ``get_endpoint_data``,
 ``default_microversion``): resource providers with trees, allocations with
 consumer generations, 409 on a stale generation and on missing capacity
 (``capacity``), as placement answers."""

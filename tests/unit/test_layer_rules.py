@@ -71,17 +71,12 @@ UPWARD: dict = {}
 # only go down.  Modules in no group are allowed none.
 #   group -> (prefixes, {kind: count today}, what removes it)
 DRAIN = ('osc_nodeops.ops.drain', 'osc_nodeops.ops.node_show')
-INSPECT = ('osc_nodeops.ops.inspect_disk',)
 
 FUNCTION_IMPORTS = {
-    'placement': (('osc_nodeops.ops.placement',), {'import': 3},
-                  'issue 22, helper mech: ops/cloud/placement.py'),
     'events': (('osc_nodeops.ops.events',), {'import': 3},
                'rich is not in requirements.txt (cliff brings it): the '
                'live block imports it on a terminal only; declare it, then '
                'import it at the top'),
-    'inspect_disk': (INSPECT, {'import': 1}, 'issue 22, helper mech: '
-                     'host.retry (import time) through ops/cloud'),
 }
 
 # Where sleeping, sleep loops, retry loops and placement HTTP may live.
@@ -100,12 +95,6 @@ MECHANISMS_ELSEWHERE = {
                    'issue 22: port_float retries through call_with_retry'),
     'lease': (('osc_nodeops.ops.lease',), {'time.sleep': 1},
               'issue 22, helper mech: ops/cloud/lease.py'),
-    'placement': (('osc_nodeops.ops.placement',),
-                  {'retry loop': 1, 'placement HTTP': 1},
-                  'issue 22, helper mech: ops/cloud/placement.py'),
-    'inspect_disk': (INSPECT, {'time.sleep': 1, 'sleep loop': 1,
-                               'retry loop': 2},
-                     'issue 22, helper mech: ops/cloud/waiting'),
 }
 
 # Functions with more than MAX_PARAMETERS parameters today (issue 22's

@@ -179,16 +179,38 @@ def describe(exc):
     return text[:300]
 
 
-def call_with_retry(fn, attempts=5, delay=1.0, max_delay=15.0, sleep=None,
-                    on_retry=None):
-    """Call ``fn()``; retry transient faults with exponential backoff."""
+def exponential(delay=1.0, cap=15.0):
+    """Pauses of ``delay``, twice that, four times ... at most ``cap`` s."""
+    return lambda n: min(cap, delay * (2 ** n))
+
+
+def linear(delay):
+    """Pauses of ``delay``, twice that, three times ..."""
+    return lambda n: delay * (n + 1)
+
+
+#: The API calls' backoff: 1, 2, 4, 8 s (at most 15).
+EXPONENTIAL = exponential()
+
+
+def call_with_retry(fn, attempts=5, backoff=EXPONENTIAL, sleep=None,
+                    on_retry=None, retry_if=is_transient):
+    """Call ``fn()``; again after a pause while it raises an error that
+    ``retry_if`` accepts (transient faults), at most ``attempts`` times.
+
+    The one retry of osc-nodeops: each call site names its policy (its
+    ``attempts``, ``backoff(n)``: the pause after the n-th failure, from 0,
+    None for none; ``retry_if``).  ``on_retry(exc, n)`` is told of each
+    failure that is tried again; what it raises ends the retries.
+    """
     sleep = sleep or time.sleep
     for n in range(attempts):
         try:
             return fn()
         except Exception as exc:
-            if not is_transient(exc) or n == attempts - 1:
+            if not retry_if(exc) or n == attempts - 1:
                 raise
             if on_retry:
                 on_retry(exc, n + 1)
-            sleep(min(max_delay, delay * (2 ** n)))
+            if backoff is not None:
+                sleep(backoff(n))

@@ -23,6 +23,7 @@ import os
 import stat
 
 from osc_nodeops import errors
+from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.cloud import waiting
 from osc_nodeops.ops.inspect_disk import host
 from osc_nodeops.ops.inspect_disk.request import InspectError
@@ -98,7 +99,7 @@ class FuseConnector(Connector):
         fuse_dir = r.get('fuse_dir')
         if fuse_dir and host.mounted(fuse_dir):
             try:
-                host.retry(lambda: blockdev.umount(fuse_dir))
+                host.again_while_busy(lambda: blockdev.umount(fuse_dir))
                 done.append('nbdfuse %s' % fuse_dir)
             except proc.PrivilegedError as exc:
                 fail(errors.one_line(exc, cut='', style=errors.PLAIN))
@@ -275,6 +276,11 @@ def choose(wanted, sys_root='/sys', dev_fuse='/dev/fuse'):
                        'and no /dev/fuse + nbdfuse')
 
 
+class _Taken(Exception):
+    """An nbd device that another process took first, or that did not
+    show its ``pid`` file in time."""
+
+
 def allocate_nbd(path, fmt, read_only, sys_root='/sys', dev_root='/dev',
                  lock_dir=NBD_LOCK_DIR, retries=5, wait_timeout=10.0,
                  connect=None, lock=None):
@@ -289,19 +295,22 @@ def allocate_nbd(path, fmt, read_only, sys_root='/sys', dev_root='/dev',
     connect = connect or nbd.qemu_nbd_connect
     with (contextlib.nullcontext() if lock is not None and lock.fd
           is not None else AllocationLock(lock_dir)):
-        tried = []
-        for _ in range(retries):
+        tried: list = []
+
+        def next_device():
+            """The connected device; None: no free one left; _Taken: this
+            one did not take (try the next one, at once)."""
             free = [d for d in host.free_nbd_devices(sys_root)
                     if d not in tried]
             if not free:
-                break
+                return None
             name = free[0]
             tried.append(name)
             device = os.path.join(dev_root, name)
             try:
                 connect(device, path, fmt, read_only)
             except proc.PrivilegedError:
-                continue
+                raise _Taken(name)
             pid_file = os.path.join(sys_root, 'block', name, 'pid')
             if waiting.wait_until(lambda: os.path.exists(pid_file),
                                   wait_timeout, host.INTERVAL,
@@ -309,6 +318,16 @@ def allocate_nbd(path, fmt, read_only, sys_root='/sys', dev_root='/dev',
                 return device
             with contextlib.suppress(proc.PrivilegedError):
                 nbd.qemu_nbd_disconnect(device)
+            raise _Taken(name)
+
+        try:
+            device = calls.call_with_retry(
+                next_device, attempts=retries, backoff=None,
+                retry_if=lambda exc: isinstance(exc, _Taken))
+        except _Taken:
+            device = None
+        if device is not None:
+            return device
         if not tried:
             raise InspectError('no free nbd device (every /dev/nbdX is in '
                                'use)')

@@ -1,11 +1,12 @@
 """What is really in place on this node: mounts, loop devices, nbd
 devices, helper processes (read from /proc and /sys, never changed here),
-and the bounded retry the steps use."""
+and the retry policy of its busy mounts and devices."""
 
 import os
 import re
 import signal
 
+from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.cloud import waiting
 from osc_nodeops.privileged import proc
 
@@ -14,17 +15,13 @@ from osc_nodeops.privileged import proc
 INTERVAL = 0.05
 
 
-def retry(fn, attempts=5, delay=0.3):
-    """``fn()``, again after a growing pause while it raises
-    ``PrivilegedError`` (a busy mount, a device still in use)."""
-    import time
-    for n in range(attempts):
-        try:
-            return fn()
-        except proc.PrivilegedError:
-            if n == attempts - 1:
-                raise
-            time.sleep(delay * (n + 1))
+def again_while_busy(fn):
+    """``fn()`` (an unmount, a detach), again after 0.3, 0.6, 0.9, 1.2 s
+    while it raises ``PrivilegedError`` (a busy mount, a device still in
+    use): ``calls.call_with_retry`` with this node's policy."""
+    return calls.call_with_retry(
+        fn, attempts=5, backoff=calls.linear(0.3),
+        retry_if=lambda exc: isinstance(exc, proc.PrivilegedError))
 
 
 def mounted(path, mounts_file='/proc/mounts'):

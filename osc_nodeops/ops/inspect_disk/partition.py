@@ -125,7 +125,7 @@ def detach_loops(loop, connect, fail):
     ok, done = True, []
     for dev in loops:
         try:
-            host.retry(lambda: blockdev.loop_detach(dev))
+            host.again_while_busy(lambda: blockdev.loop_detach(dev))
             done.append('loop %s' % dev)
         except proc.PrivilegedError as exc:
             ok = False

@@ -444,7 +444,7 @@ def teardown(journal, open_libvirt=None, conn=None, events=None):
 def _unmount(mp, step):
     if mp and host.mounted(mp):
         try:
-            host.retry(lambda: blockdev.umount(mp), attempts=5)
+            host.again_while_busy(lambda: blockdev.umount(mp))
             step('unmount', 'done', mp)
         except proc.PrivilegedError as exc:
             step('unmount', 'failed',

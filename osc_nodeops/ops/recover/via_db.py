@@ -11,7 +11,7 @@
    them too).  Volumes are re-attached on request (S18).
 
 Placement: before the move each server's allocation is read and planned
-(``ops/placement.py``: the dead host's provider is replaced by the target
+(``ops/cloud/placement.py``: the dead host's provider is replaced by the target
 host's); the plan goes into the journal with the rows; right after the
 commit, before the reboots, each allocation is moved through placement's
 API with its consumer generation.  ``--undo`` checks every allocation
@@ -32,10 +32,10 @@ from osc_nodeops.db import journal as journal_mod
 from osc_nodeops.db import url as db_url
 from osc_nodeops.ops import engine
 from osc_nodeops.ops import fencing
-from osc_nodeops.ops import placement
 from osc_nodeops.ops import runtime
 from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.cloud import nova
+from osc_nodeops.ops.cloud import placement
 from osc_nodeops.ops.recover import common
 from osc_nodeops.ops.recover.reboot import HARD_REBOOT
 

@@ -17,6 +17,9 @@ other providers (a sharing storage pool) stay.  No SQL touches placement.
 
 import dataclasses
 
+from openstack import exceptions as sdk_exc
+from openstack import utils as sdk_utils
+
 from osc_nodeops import errors
 from osc_nodeops.ops.cloud import calls
 
@@ -68,8 +71,6 @@ class Client(object):
         self.sleep = sleep
 
     def _call(self, method, url, version=MICROVERSION, **kwargs):
-        from openstack import exceptions as sdk_exc
-
         def once():
             resp = self.placement.request(
                 url, method, microversion=version, raise_exc=False,
@@ -79,8 +80,7 @@ class Client(object):
         return calls.call_with_retry(once, sleep=self.sleep)
 
     def check_version(self):
-        from openstack import utils
-        if not utils.supports_microversion(self.placement, MICROVERSION):
+        if not sdk_utils.supports_microversion(self.placement, MICROVERSION):
             raise errors.Refused(
                 'placement does not offer microversion %s (consumer '
                 'generations): the allocations cannot be moved safely'
@@ -159,8 +159,7 @@ def _replace(client, consumer, expected, wanted):
     what changed.  A 409 (the generation moved on between our read and our
     write) is read again.
     """
-    from openstack import exceptions as sdk_exc
-    for attempt in range(PUT_ATTEMPTS):
+    def once():
         allocs, gen, project, user = client.allocation(consumer)
         if allocs == wanted:
             return 'already'
@@ -171,13 +170,11 @@ def _replace(client, consumer, expected, wanted):
                 'allocation of %s changed since it was recorded (now %s)' % (
                     consumer, '; '.join('%s %s' % (rp, _resources(r))
                                         for rp, r in sorted(allocs.items()))))
-        try:
-            client.put(consumer, wanted, gen, project, user)
-            return 'done'
-        except sdk_exc.ConflictException:
-            if attempt == PUT_ATTEMPTS - 1:
-                raise
-    raise AssertionError('not reached')  # pragma: no cover
+        client.put(consumer, wanted, gen, project, user)
+        return 'done'
+    return calls.call_with_retry(
+        once, attempts=PUT_ATTEMPTS, backoff=None,
+        retry_if=lambda exc: isinstance(exc, sdk_exc.ConflictException))
 
 
 def apply(client, move):
