@@ -1,6 +1,7 @@
 """The generic machinery: features, faults, poller, executor."""
 
 import os
+import signal
 import threading
 import time
 from unittest import mock
@@ -10,8 +11,10 @@ import testtools
 from osc_nodeops import timeutil
 from osc_nodeops.ops import drain
 from osc_nodeops.ops import engine
+from osc_nodeops.ops import runtime
 from osc_nodeops.ops.cloud import calls as cloud_calls
 from osc_nodeops.ops.cloud import nova as cloud_nova
+from osc_nodeops.ops.engine import interrupts
 from tests.unit import fakes
 
 
@@ -224,8 +227,10 @@ class TestExecutor(testtools.TestCase):
         # host-wide polling only: no GET per server; one migration list
         # per poll, the server list only when an action needed it
         nova.compute.get_server.assert_not_called()
-        self.assertEqual(ex.snapshots, nova.compute.migrations.call_count)
-        self.assertLess(nova.compute.servers.call_count, ex.snapshots)
+        self.assertEqual(ex.polls.snapshots,
+                         nova.compute.migrations.call_count)
+        self.assertLess(nova.compute.servers.call_count,
+                        ex.polls.snapshots)
         self.assertEqual(poller.calls, nova.compute.migrations.call_count +
                          nova.compute.servers.call_count)
 
@@ -366,7 +371,7 @@ class TestExecutor(testtools.TestCase):
         def events(event):
             if event.kind == 'issued' and not holder.get('done'):
                 holder['done'] = True
-                holder['ex'].interrupt()
+                holder['ex'].interrupts.interrupt()
         ctx, poller, ex = make_executor(nova, events=events, max_parallel=1)
         holder['ex'] = ex
         items = ex.run(live_items(nova))
@@ -383,8 +388,8 @@ class TestExecutor(testtools.TestCase):
 
         def events(event):
             if event.kind == 'progress' and 'running' in event.message:
-                holder['ex'].interrupt()
-                holder['ex'].interrupt()
+                holder['ex'].interrupts.interrupt()
+                holder['ex'].interrupts.interrupt()
         ctx, poller, ex = make_executor(nova, events=events)
         holder['ex'] = ex
         [item] = ex.run(live_items(nova))
@@ -508,7 +513,7 @@ class TestExecutor(testtools.TestCase):
         self.addCleanup(release.set)
         ctx, poller, ex = make_executor(nova)
         if grace is not None:
-            ex.interrupt_grace = grace
+            ex.interrupts.grace = grace
         real = poller.list_migrations
         polls = []
 
@@ -516,7 +521,7 @@ class TestExecutor(testtools.TestCase):
             polls.append(1)
             if len(polls) > 2:  # the API stops answering
                 for at in interrupts_at:
-                    threading.Timer(at, ex.interrupt).start()
+                    threading.Timer(at, ex.interrupts.interrupt).start()
                 release.wait(30)
             return real(since)
         poller.list_migrations = list_migrations
@@ -548,11 +553,11 @@ class TestExecutor(testtools.TestCase):
         holder = {}
 
         def hang(*args, **kwargs):
-            threading.Timer(0.3, holder['ex'].interrupt).start()
+            threading.Timer(0.3, holder['ex'].interrupts.interrupt).start()
             release.wait(30)   # the POST is never answered
         nova.compute.live_migrate_server.side_effect = hang
         ctx, poller, ex = make_executor(nova, max_parallel=1)
-        ex.interrupt_grace = 0.5
+        ex.interrupts.grace = 0.5
         holder['ex'] = ex
         started = time.monotonic()
         items = ex.run(live_items(nova))
@@ -751,3 +756,41 @@ class TestDiscover(testtools.TestCase):
 
     def test_not_a_connection_is_left_alone(self):
         cloud_calls.discover(mock.Mock(), sleep=self.fail)
+
+
+class TestInterrupts(testtools.TestCase):
+
+    def make(self):
+        self.kinds = []
+        self.wake = threading.Event()
+        return interrupts.Interrupts(
+            lambda kind, message: self.kinds.append(kind), self.wake)
+
+    def test_sigint_is_the_runs_inside_the_block_only(self):
+        intr = self.make()
+        before = signal.getsignal(signal.SIGINT)
+        with intr.sigint():
+            self.assertIsNot(before, signal.getsignal(signal.SIGINT))
+            signal.raise_signal(signal.SIGINT)
+            self.assertTrue(intr.stopping)
+        self.assertIs(before, signal.getsignal(signal.SIGINT))
+        self.assertTrue(intr.interrupted)
+        self.assertFalse(intr.abandon)
+        self.assertTrue(self.wake.is_set())
+        self.assertEqual(['interrupt'], self.kinds)
+
+    def test_no_handler_when_told_so(self):
+        intr = interrupts.Interrupts(lambda *a: None, threading.Event(),
+                                     handle_sigint=False)
+        before = signal.getsignal(signal.SIGINT)
+        with intr.sigint():
+            self.assertIs(before, signal.getsignal(signal.SIGINT))
+
+    def test_bounded_waits_until_a_second_interrupt(self):
+        intr = self.make()
+        self.assertEqual(3, intr.bounded(lambda: 3))
+        intr.interrupt()
+        self.assertEqual(4, intr.bounded(lambda: 4))
+        intr.interrupt()
+        self.assertTrue(intr.abandon)
+        self.assertRaises(runtime.Abandoned, intr.bounded, lambda: 5)

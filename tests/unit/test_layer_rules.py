@@ -104,13 +104,14 @@ MANY_PARAMETERS_TODAY = 27
 
 # The design note's other sizes: a function over 60 lines (13 today: a
 # ratchet, as above) and a class over 300 (by class name, so that a move
-# keeps it; Executor's 610 lines of today plus room for the split in
-# flight).
+# keeps it; Executor's 428 lines once its ladder, interrupts and polls
+# became classes of their own).
 MAX_FUNCTION_LINES = 60
 LONG_FUNCTIONS_TODAY = 13
 MAX_CLASS_LINES = 300
 LONG_CLASSES = {
-    'Executor': (620, 'issue 22, helper engine: ops/engine/executor.py'),
+    'Executor': (430, 'issue 22: the queue, the items in flight and their '
+                      'outcomes; ops/engine/executor.py'),
 }
 
 

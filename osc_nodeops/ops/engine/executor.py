@@ -1,23 +1,21 @@
-"""The bounded-parallel ``Executor`` of plan items: timeouts, retries,
-transient faults, SIGINT."""
+"""The bounded-parallel ``Executor`` of plan items: retries, transient
+faults; its timeouts are ``ladder.Ladder``'s, its Ctrl-C and the waits for
+calls ``interrupts.Interrupts``', its polls ``snapshot.Polls``."""
 
 import collections
 import logging
-import signal
 import threading
 import time
-from concurrent import futures
 
 from osc_nodeops import errors
 from osc_nodeops.ops import runtime
 from osc_nodeops.ops.cloud import calls
+from osc_nodeops.ops.engine import interrupts
 from osc_nodeops.ops.engine import items
+from osc_nodeops.ops.engine import ladder
+from osc_nodeops.ops.engine import snapshot
 
 LOG = logging.getLogger(__name__)
-
-# Seconds an API call may stay unanswered after a Ctrl-C (see
-# ``Executor.interrupt_grace``).
-INTERRUPT_GRACE = 5.0
 
 
 class Executor(object):
@@ -42,40 +40,26 @@ class Executor(object):
                  step_timeout=None, guard=None):
         if max_parallel < 1:
             raise ValueError('max_parallel must be at least 1')
-        self.ladder = items.parse_ladder(on_timeout)
+        if step_timeout is not None:
+            grace = step_timeout
+        self.ladder = ladder.Ladder(
+            ctx, on_timeout, timeout,
+            grace if grace is not None else max(60.0, timeout / 2),
+            hung_after if hung_after is not None else timeout)
         self.ctx = ctx
-        self.poller = poller
         self.max_parallel = max_parallel
-        self.poll_interval = poll_interval
         self.timeout = timeout
-        self.on_timeout = ','.join(self.ladder)
         self.retries = retries
         self.retry_delay = retry_delay
         self.transient_retries = transient_retries
-        # How long each step of the ladder gets before the next one (and
-        # the last one before the item is left running).
-        if step_timeout is not None:
-            grace = step_timeout
-        self.grace = grace if grace is not None else max(60.0, timeout / 2)
         self.clock = clock or time.monotonic
-        self.handle_sigint = handle_sigint
-        self.stopping = False
-        self.abandon = False
-        self.interrupted = False
-        self.snapshots = 0
         self._wake = threading.Event()
         self._wait = wait or self._wake.wait
-        self._calls = calls.Calls(self._wake)
-        self.bounded_tick = 0.2
-        # Real seconds a call may stay unanswered after the first
-        # interrupt before the run leaves as after a second one: Ctrl-C
-        # waits for the moves in flight, never for a hung call.
-        self.interrupt_grace = INTERRUPT_GRACE
-        self._interrupted_at = None
-        # Real seconds after which a call that has not returned is given up.
-        self.hung_after = hung_after if hung_after is not None else timeout
-        self._poll_failures = 0
-        self._next_poll = 0.0
+        self.interrupts = interrupts.Interrupts(ctx.emit, self._wake,
+                                                handle_sigint)
+        self.bounded = self.interrupts.bounded
+        self.polls = snapshot.Polls(poller, poll_interval, ctx.emit,
+                                    self.bounded)
         # Called before each batch of starts (the host lease's ``check``):
         # when it raises an ``errors.NodeOpsError``, nothing more starts,
         # the moves in flight are still watched, and ``stopped_by`` says
@@ -83,78 +67,19 @@ class Executor(object):
         self.guard = guard
         self.stopped_by = None
 
-    # -- signals
-    def interrupt(self):
-        """What SIGINT does; callable from tests or other handlers."""
-        self.interrupted = True
-        if not self.stopping:
-            self.stopping = True
-            self._interrupted_at = time.monotonic()
-            self.ctx.emit('interrupt', 'no new operations will start; '
-                          'waiting for the ones in flight (interrupt again '
-                          'to leave them running)')
-        else:
-            self.abandon = True
-            self.ctx.emit('interrupt', 'leaving in-flight operations '
-                          'running; rerun to pick them up')
-        self._wake.set()
+    @property
+    def interrupted(self):
+        """An interrupt came (``interrupts.interrupt``: SIGINT)."""
+        return self.interrupts.interrupted
 
-    def _install_sigint(self):
-        if (not self.handle_sigint or threading.current_thread()
-                is not threading.main_thread()):
-            return None
-        try:
-            return signal.signal(signal.SIGINT,
-                                 lambda signum, frame: self.interrupt())
-        except ValueError:  # pragma: no cover
-            return None
-
-    # -- helpers
-    def bounded(self, fn):
-        """Call ``fn`` in a daemon thread and wait for it, but not past a
-        second interrupt (then raise ``runtime.Abandoned``).  Each HTTP
-        request is bounded by the API timeout; this bounds the wait for a
-        Ctrl-C."""
-        if threading.current_thread() is not threading.main_thread():
-            return fn()
-        fut = self._calls.submit(fn)
-        while True:
-            if self.abandon or self._leave_hung_call():
-                raise runtime.Abandoned()
-            try:
-                return fut.result(timeout=self.bounded_tick)
-            except futures.TimeoutError:
-                continue
-
-    def _leave_hung_call(self):
-        """After the first interrupt, a call still unanswered
-        ``interrupt_grace`` seconds later: leave now, as after a second
-        interrupt (the moves in flight go on; a rerun picks them up).
-        True when the run leaves."""
-        if (self.abandon or self._interrupted_at is None
-                or time.monotonic() - self._interrupted_at
-                < self.interrupt_grace):
-            return self.abandon
-        self.abandon = True
-        self.ctx.emit('interrupt', 'an API call has not answered %gs after '
-                      'the interrupt: leaving in-flight operations running; '
-                      'rerun to pick them up' % self.interrupt_grace)
-        self._wake.set()
-        return True
+    @property
+    def abandon(self):
+        """The operations in flight were left running (a second
+        interrupt, or a call unanswered after the first)."""
+        return self.interrupts.abandon
 
     def _finish(self, item, result, message=''):
-        now = self.clock()
-        item.state = items.FINISHED
-        item.result = result
-        if message:
-            item.message = message
-        if item.started_at is not None:
-            item.seconds = now - item.started_at
-        detail = item.message
-        if item.action is not None and result == item.action.success:
-            detail = ('%s -> %s in %.1fs' % (item.source, item.destination,
-                                             item.seconds or 0)
-                      + ('; ' + item.message if item.message else ''))
+        detail = item.finish(result, message, self.clock())
         self.ctx.emit(result, detail or result, item)
 
     def _submit(self, pool, item, kind, fn):
@@ -168,9 +93,6 @@ class Executor(object):
                 self._wake.set()
         item.future = pool.submit(run)
 
-    def _issue_fn(self, item):
-        return lambda: item.action.issue(self.ctx, item)
-
     def _start(self, pool, item, snap):
         try:
             stop = item.action.precheck(self.ctx, item, snap)
@@ -182,39 +104,17 @@ class Executor(object):
                 item.started_at = self.clock()
             self._finish(item, items.FAILED, stop.message)
             return
-        now = self.clock()
-        item.attempts += 1
-        if item.started_at is None:
-            item.started_at = now
-        # An issue call that never returns times out like a move.
-        item.deadline = now + self.timeout
-        if snap is not None:
-            item.known_migrations = {m.id for m in snap.migrations(item.id)}
-        item.state = items.ISSUING
+        item.begin_attempt(self.clock(), self.timeout, snap)
         self.ctx.emit('start', '%s (attempt %d)' % (item.method,
                                                      item.attempts), item)
-        self._submit(pool, item, 'issue', self._issue_fn(item))
+        self._submit(pool, item, 'issue',
+                     lambda: item.action.issue(self.ctx, item))
 
     def _requeue(self, item):
-        m = item.last_migration
-        if m is not None and m.dest_compute and \
-                m.dest_compute != item.source:
-            failed = item.data.setdefault('failed_hosts', [])
-            if m.dest_compute not in failed:
-                failed.append(m.dest_compute)
-        item.state = items.QUEUED
-        item.migration_id = None
-        item.last_migration = None
-        for key in ('call_pending', 'done_seen', 'ladder_step', 'aborted',
-                    'ladder_asked', 'confirm_sent'):
-            item.data.pop(key, None)
-        item.data['requeued_at'] = self.clock()
-        item.not_before = self.clock() + self.retry_delay
-        item.data['retry_host'] = items.another_host(item,
-                                                     self.ctx.target_host)
+        item.requeue(self.clock(), self.retry_delay, self.ctx.target_host)
 
     def _retry_or_fail(self, item, message):
-        if item.attempts <= self.retries and not self.stopping:
+        if item.attempts <= self.retries and not self.interrupts.stopping:
             self._requeue(item)
             item.message = message
             where = item.data.get('retry_host')
@@ -227,7 +127,7 @@ class Executor(object):
                 message, item.attempts, self.retries, where), item)
             return True
         fallback = None
-        if not self.stopping:
+        if not self.interrupts.stopping:
             try:
                 fallback = item.action.fallback(self.ctx, item)
             except Exception as exc:
@@ -286,34 +186,13 @@ class Executor(object):
             item.message = '%s failed: %s' % (kind, calls.describe(exc))
             self.ctx.emit('warning', item.message, item)
             item.data.pop('call_pending', None)
-            if kind in self.ladder:
+            if kind in self.ladder.steps:
                 # The cloud refused this step: the next one at once.
                 item.step('%s refused: %s' % (kind, calls.describe(exc)))
                 item.deadline = now
 
     def _snapshot(self, force=False):
-        now = self.clock()
-        if now < self._next_poll and not force:
-            return None
-        try:
-            snap = self.bounded(self.poller.snapshot)
-            snap.load_with(self.bounded)
-        except Exception as exc:
-            if not calls.is_transient(exc):
-                # Not transient, but losing track is worse: keep trying with
-                # backoff, the timeouts bound the wait.
-                LOG.debug('poll failed', exc_info=True)
-            self._poll_failures += 1
-            delay = min(30.0, self.poll_interval * (2 ** self._poll_failures))
-            self._next_poll = now + delay
-            self.ctx.emit('poll', 'listing the host failed (%s); retrying in '
-                          '%.0fs' % (calls.describe(exc), delay))
-            return None
-        self._poll_failures = 0
-        self._next_poll = now + self.poll_interval
-        self.snapshots += 1
-        snap.taken_at = now
-        return snap
+        return self.polls.take(self.clock(), force)
 
     def _settle_unsure(self, item, snap):
         """An item whose issue call hit a transient fault: adopt it if the
@@ -403,75 +282,13 @@ class Executor(object):
         self._finish(item, action.success, message)
 
     def _check_timeout(self, pool, item, snap):
-        now = self.clock()
-        if item.deadline is None or now < item.deadline:
+        check = self.ladder.check(item, snap, self.clock())
+        if check is None:
             return
-        if item.future is not None:
-            # Real seconds, whatever clock the executor runs on: a call is
-            # hung when it has not returned within a whole item timeout.
-            if time.monotonic() - item.future_since > self.hung_after:
-                self._timeout_pending_call(item)
-            return
-        m = item.last_migration
-        what = ('migration %s %s' % (m.id, m.status)) if m else 'no record'
-        step = item.data.get('ladder_step', 0)
-        asked = item.data.get('ladder_asked')
-        while step < len(self.ladder):
-            mode = self.ladder[step]
-            step += 1
-            item.data['ladder_step'] = step
-            # Seconds the migration has run (a step after one that could
-            # not apply runs at once, not a --step-timeout later).
-            waited = now - (item.issued_at if item.issued_at is not None
-                            else now)
-            if mode == 'leave':
-                break
-            try:
-                call = item.action.on_timeout(self.ctx, item, mode, snap)
-            except Exception as exc:
-                LOG.debug('on_timeout failed', exc_info=True)
-                self.ctx.emit('warning', 'on-timeout failed: %s' %
-                              calls.describe(exc), item)
-                call = None
-            if call is None:
-                # Not possible now (e.g. force-complete of a migration
-                # that is not running): the next step at once.
-                note = '%s after %ds not possible (%s)' % (mode, waited,
-                                                           what)
-                item.step(note)
-                self.ctx.emit('timeout', note, item)
-                continue
-            item.data['ladder_asked'] = asked = mode
-            note = '%s after %ds (%s)' % (mode, waited, what)
-            item.step(note)
-            self.ctx.emit('timeout', note, item)
-            item.deadline = now + self.grace
-            item.message = 'timed out after %ds; %s requested' % (
-                self.timeout, mode)
-            self._submit(pool, item, mode, call)
-            return
-        if asked:
-            self._finish(item, items.TIMEOUT, 'still not finished %ds after '
-                         '%s; left running (rerun to pick it up)' % (
-                             self.grace, asked))
-            return
-        self._finish(item, items.TIMEOUT, 'timed out after %ds (%s); left '
-                     'running (rerun to pick it up)' % (self.timeout, what))
-
-    def _timeout_pending_call(self, item):
-        """The item's deadline passed with one of its calls not answered
-        (each HTTP request has a timeout, so this is a call that hangs in
-        spite of it): stop waiting for it.  Whether the call took effect
-        is unknown; a rerun looks at the cloud afresh."""
-        kind = item.future_kind or 'call'
-        item.future = None  # its thread is a daemon: never waited for
-        item.future_kind = None
-        item.data.pop('call_pending', None)
-        m = item.last_migration
-        what = (' (migration %s %s)' % (m.id, m.status)) if m else ''
-        self._finish(item, items.TIMEOUT, 'the %s call did not return within '
-                     '%ds%s; it may or may not have taken effect (rerun to '
-                     'pick it up)' % (kind, self.hung_after, what))
+        if check.state == items.CALL:
+            self._submit(pool, item, check.message, check.call)
+        else:
+            self._finish(item, items.TIMEOUT, check.message)
 
     # -- main loop
     def _admit(self, plan_items):
@@ -484,11 +301,7 @@ class Executor(object):
             if not item.adopt:
                 queue.append(item)
                 continue
-            now = self.clock()
-            item.state = items.RUNNING
-            item.attempts = 1
-            item.started_at = item.issued_at = now
-            item.deadline = now + self.timeout
+            item.resume(self.clock(), self.timeout)
             inflight.append(item)
             self.ctx.emit('resume', 'picking up %s in flight' % (
                 'migration %s' % item.migration_id
@@ -521,11 +334,11 @@ class Executor(object):
         """Finished items leave, re-queued ones go back to the queue; on
         interrupt, the queue is dropped and (the second time) the items in
         flight are left running."""
-        if not self.abandon and any(
+        if not self.interrupts.abandon and any(
                 i.future is not None and not i.future.done()
                 for i in inflight):
-            self._leave_hung_call()
-        if self.abandon:
+            self.interrupts.leave_hung_call()
+        if self.interrupts.abandon:
             for item in inflight:
                 if item.state == items.FINISHED:
                     continue
@@ -545,7 +358,7 @@ class Executor(object):
             elif item.state == items.QUEUED and item.future is None:
                 inflight.remove(item)
                 queue.append(item)
-        if self.stopping:
+        if self.interrupts.stopping:
             for item in queue:
                 self._finish(item, items.NOT_STARTED,
                              'interrupted before it started')
@@ -586,7 +399,7 @@ class Executor(object):
             return True
         except errors.NodeOpsError as exc:
             self.stopped_by = errors.one_line(exc)
-        self.stopping = True
+        self.interrupts.stopping = True
         self.ctx.emit('lease', self.stopped_by)
         for item in queue:
             self._finish(item, items.NOT_STARTED, 'not started: %s' %
@@ -597,11 +410,11 @@ class Executor(object):
     def _wait_time(self, queue, inflight):
         """Until a call returns, the next poll or the next queued start."""
         now = self.clock()
-        wait = self.poll_interval
-        if self.stopping:   # to see a call hang past interrupt_grace
-            wait = min(wait, self.bounded_tick)
+        wait = self.polls.interval
+        if self.interrupts.stopping:   # to see a call hang past its grace
+            wait = min(wait, self.interrupts.tick)
         if any(i.future is None for i in inflight):
-            wait = min(wait, self._next_poll - now)
+            wait = min(wait, self.polls.next_at - now)
         if queue:
             wait = min(wait, min(i.not_before for i in queue) - now)
         return max(0.05, wait)
@@ -610,27 +423,26 @@ class Executor(object):
         """Execute the items that have an action; return all items."""
         queue, inflight = self._admit(plan_items)
         snap = initial_snapshot
-        old_handler = self._install_sigint()
-        pool = self._calls
-        self.ctx.bounded = self.bounded
-        try:
-            while queue or inflight:
-                self._wake.clear()
-                try:
-                    snap = self._watch(pool, inflight, snap)
-                    self._sort(queue, inflight)
-                    snap = self._start_ready(pool, queue, inflight, snap)
-                except runtime.Abandoned:
-                    # A second interrupt during an API call: report what
-                    # is known and leave; the call's thread is not waited
-                    # for.
-                    self._sort(queue, inflight)
-                    break
-                if not (queue or inflight):
-                    break
-                self._wait(self._wait_time(queue, inflight))
-        finally:
-            self.ctx.bounded = lambda fn: fn()
-            if old_handler is not None:
-                signal.signal(signal.SIGINT, old_handler)
+        pool = self.interrupts.calls
+        with self.interrupts.sigint():
+            self.ctx.bounded = self.bounded
+            try:
+                while queue or inflight:
+                    self._wake.clear()
+                    try:
+                        snap = self._watch(pool, inflight, snap)
+                        self._sort(queue, inflight)
+                        snap = self._start_ready(pool, queue, inflight,
+                                                 snap)
+                    except runtime.Abandoned:
+                        # A second interrupt during an API call: report
+                        # what is known and leave; the call's thread is
+                        # not waited for.
+                        self._sort(queue, inflight)
+                        break
+                    if not (queue or inflight):
+                        break
+                    self._wait(self._wait_time(queue, inflight))
+            finally:
+                self.ctx.bounded = lambda fn: fn()
         return plan_items

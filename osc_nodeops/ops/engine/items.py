@@ -38,34 +38,6 @@ UNSURE = 'unsure'
 GRACE = 'grace'
 FINISHED = 'finished'
 
-ON_TIMEOUT_CHOICES = ('abort', 'force-complete', 'leave')
-
-
-def parse_ladder(value):
-    """``--on-timeout``: one step or a comma-separated sequence (the
-    escalation ladder), as a tuple in order.
-
-    The first step runs when ``--timeout`` has passed, each further one
-    ``--step-timeout`` after the one before; ``leave`` (stop waiting, the
-    migration left running) only as the last step.  ``ValueError`` with
-    one line for anything else."""
-    if isinstance(value, (list, tuple)):
-        steps = tuple(value)
-    else:
-        steps = tuple(s.strip() for s in str(value or '').split(','))
-    bad = [s for s in steps if s not in ON_TIMEOUT_CHOICES]
-    if not steps or bad:
-        raise ValueError('--on-timeout: %r is not a step (one of %s, or a '
-                         'comma sequence such as force-complete,abort)' % (
-                             bad[0] if bad else value,
-                             ', '.join(ON_TIMEOUT_CHOICES)))
-    if 'leave' in steps[:-1]:
-        raise ValueError('--on-timeout: leave can only be the last step')
-    if len(set(steps)) != len(steps):
-        raise ValueError('--on-timeout: a step is named twice')
-    return steps
-
-
 # Source/Dest Compute as in ``openstack server migration list``.
 ROW_COLUMNS = ('ID', 'Name', 'Project', 'Status Before', 'Method',
                'Source Compute', 'Dest Compute', 'Result', 'Seconds',
@@ -137,6 +109,62 @@ class PlanItem(object):
         """Record one step of the escalation (the row's message lists
         them)."""
         self.steps.append(text)
+
+    def begin_attempt(self, now, timeout, snap):
+        """One more attempt starts at ``now`` (its issue call is made
+        next); the migrations known before it are remembered: its own is
+        the one that is not among them."""
+        self.attempts += 1
+        if self.started_at is None:
+            self.started_at = now
+        # An issue call that never returns times out like a move.
+        self.deadline = now + timeout
+        if snap is not None:
+            self.known_migrations = {m.id for m in snap.migrations(self.id)}
+        self.state = ISSUING
+
+    def resume(self, now, timeout):
+        """A run picks up, at ``now``, the operation a run before left in
+        flight (``adopt``)."""
+        self.state = RUNNING
+        self.attempts = 1
+        self.started_at = self.issued_at = now
+        self.deadline = now + timeout
+
+    def requeue(self, now, retry_delay, target_host=None):
+        """Back to the queue for another attempt, ``retry_delay`` seconds
+        from ``now``: the host its last move went to counts as failed,
+        the next goes to ``another_host``."""
+        m = self.last_migration
+        if m is not None and m.dest_compute and \
+                m.dest_compute != self.source:
+            failed = self.data.setdefault('failed_hosts', [])
+            if m.dest_compute not in failed:
+                failed.append(m.dest_compute)
+        self.state = QUEUED
+        self.migration_id = None
+        self.last_migration = None
+        for key in ('call_pending', 'done_seen', 'ladder_step', 'aborted',
+                    'ladder_asked', 'confirm_sent'):
+            self.data.pop(key, None)
+        self.data['requeued_at'] = now
+        self.not_before = now + retry_delay
+        self.data['retry_host'] = another_host(self, target_host)
+
+    def finish(self, result, message, now):
+        """The item ends at ``now`` with ``result`` (and ``message``, when
+        one is given); returns the line its event says."""
+        self.state = FINISHED
+        self.result = result
+        if message:
+            self.message = message
+        if self.started_at is not None:
+            self.seconds = now - self.started_at
+        if self.action is not None and result == self.action.success:
+            return ('%s -> %s in %.1fs' % (self.source, self.destination,
+                                           self.seconds or 0)
+                    + ('; ' + self.message if self.message else ''))
+        return self.message
 
     @property
     def id(self):

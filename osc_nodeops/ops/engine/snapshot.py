@@ -1,12 +1,16 @@
 """One view of a host per poll: ``Snapshot`` (servers on it, migrations
 touching it) and the ``HostPoller`` that takes it with at most two list
-calls."""
+calls; ``Polls``: when the executor takes the next one."""
 
 import collections
+import logging
 import time
 
 from osc_nodeops import timeutil
+from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.cloud import nova
+
+LOG = logging.getLogger(__name__)
 
 
 class Snapshot(object):
@@ -144,3 +148,43 @@ class HostPoller(object):
         servers = self.list_servers() if full else self.list_servers
         return Snapshot(self.host, servers, migrations,
                         elsewhere=self.list_elsewhere(migrations))
+
+
+class Polls(object):
+    """The executor's polls of the host: one snapshot every ``interval``
+    seconds; after a failed one, the next after a backoff."""
+
+    def __init__(self, poller, interval, emit, bounded):
+        self.poller = poller
+        self.interval = interval
+        self.emit = emit
+        # How a poll is waited for (``Interrupts.bounded``).
+        self.bounded = bounded
+        self.failures = 0
+        self.next_at = 0.0
+        self.snapshots = 0
+
+    def take(self, now, force=False):
+        """A new snapshot taken at ``now``, or None (not time yet unless
+        ``force``, or the poll failed)."""
+        if now < self.next_at and not force:
+            return None
+        try:
+            snap = self.bounded(self.poller.snapshot)
+            snap.load_with(self.bounded)
+        except Exception as exc:
+            if not calls.is_transient(exc):
+                # Not transient, but losing track is worse: keep trying with
+                # backoff, the timeouts bound the wait.
+                LOG.debug('poll failed', exc_info=True)
+            self.failures += 1
+            delay = min(30.0, self.interval * (2 ** self.failures))
+            self.next_at = now + delay
+            self.emit('poll', 'listing the host failed (%s); retrying in '
+                      '%.0fs' % (calls.describe(exc), delay))
+            return None
+        self.failures = 0
+        self.next_at = now + self.interval
+        self.snapshots += 1
+        snap.taken_at = now
+        return snap
