@@ -467,6 +467,49 @@ def blanket_mypy_settings(path):
     return found
 
 
+MODULE_MAP = os.path.join(ROOT, 'doc', 'source', 'contributor',
+                          'architecture.rst')
+MAP_MARKER = '.. The module map'
+
+
+def mapped_paths(rst):
+    """The paths of the module map in RST: the ``code-block`` after the
+    comment starting with MAP_MARKER, a tree indented two spaces a level
+    (``ops/`` a package, ``drain.py  what it is`` a module)."""
+    lines = rst.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(MAP_MARKER))
+    block = next(i for i in range(start, len(lines))
+                 if lines[i].startswith('.. code-block::'))
+    paths, stack, base = set(), [], None
+    for line in lines[block + 1:]:
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        if indent == 0:
+            break
+        base = indent if base is None else base
+        level = (indent - base) // 2
+        name = line.split()[0]
+        stack[level:] = [name]
+        paths.add(''.join(stack).rstrip('/'))
+    return paths
+
+
+def package_paths(package=PACKAGE):
+    """Every module and package of PACKAGE as the map names it:
+    ``osc_nodeops/ops/drain`` (a package), ``osc_nodeops/ops/lease.py``;
+    the ``__init__.py`` files are their packages."""
+    paths = set()
+    for dirpath, dirnames, filenames in os.walk(package):
+        dirnames[:] = [d for d in dirnames if d != '__pycache__']
+        rel = os.path.relpath(dirpath, os.path.dirname(package))
+        paths.add(rel.replace(os.sep, '/'))
+        paths.update('%s/%s' % (rel.replace(os.sep, '/'), name)
+                     for name in filenames
+                     if name.endswith('.py') and name != '__init__.py')
+    return paths
+
+
 def _functions(tree, prefix=''):
     for node in ast.iter_child_nodes(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -585,6 +628,16 @@ class TestLayoutRules(testtools.TestCase):
             name, lines, LONG_CLASSES.get(name, (MAX_CLASS_LINES,))[0])
             for name, lines in sorted(classes.items())
             if lines > LONG_CLASSES.get(name, (MAX_CLASS_LINES,))[0]])
+
+    def test_the_module_map_names_every_module(self):
+        with open(MODULE_MAP) as f:
+            mapped = mapped_paths(f.read())
+        actual = package_paths()
+        self.assertEqual(
+            {'not in the map of architecture.rst': sorted(actual - mapped),
+             'in the map, not in the package': sorted(mapped - actual)},
+            {'not in the map of architecture.rst': [],
+             'in the map, not in the package': []})
 
     def test_type_check_has_no_blanket_ignore(self):
         found = blanket_mypy_settings(os.path.join(ROOT, 'setup.cfg'))
@@ -783,6 +836,25 @@ class TestTheRulesSeeEachForm(testtools.TestCase):
              '[mypy-osc_nodeops.v1.*] ignore_errors',
              '[mypy] files = osc_nodeops/ops, osc_nodeops/db (the whole '
              'package: osc_nodeops)'], blanket_mypy_settings(cfg))
+
+    def test_module_map(self):
+        rst = '\n'.join((
+            'Text', '', '.. The module map, checked', '',
+            '.. code-block:: text', '',
+            '   osc_nodeops/',
+            '     errors.py       the errors',
+            '     ops/            the runbooks',
+            '       drain/',
+            '         plan.py     filters',
+            '       lease.py',
+            '     v1/',
+            '       base.py', '',
+            'After the block.', '   not.py'))
+        self.assertEqual({'osc_nodeops', 'osc_nodeops/errors.py',
+                          'osc_nodeops/ops', 'osc_nodeops/ops/drain',
+                          'osc_nodeops/ops/drain/plan.py',
+                          'osc_nodeops/ops/lease.py', 'osc_nodeops/v1',
+                          'osc_nodeops/v1/base.py'}, mapped_paths(rst))
 
     def test_allowances_count_per_group(self):
         table = {'g': (('p.a', 'p.b'), {'sleep loop': 2, 'time.sleep': 1},
