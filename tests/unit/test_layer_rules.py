@@ -634,10 +634,10 @@ class TestLayoutRules(testtools.TestCase):
             mapped = mapped_paths(f.read())
         actual = package_paths()
         self.assertEqual(
-            {'not in the map of architecture.rst': sorted(actual - mapped),
-             'in the map, not in the package': sorted(mapped - actual)},
             {'not in the map of architecture.rst': [],
-             'in the map, not in the package': []})
+             'in the map, not in the package': []},
+            {'not in the map of architecture.rst': sorted(actual - mapped),
+             'in the map, not in the package': sorted(mapped - actual)})
 
     def test_type_check_has_no_blanket_ignore(self):
         found = blanket_mypy_settings(os.path.join(ROOT, 'setup.cfg'))
