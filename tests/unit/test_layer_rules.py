@@ -100,7 +100,7 @@ MECHANISMS_ELSEWHERE = {
 # Functions with more than MAX_PARAMETERS parameters today (issue 22's
 # design note counted 15 with eight or more): the number may only go down
 # (a ratchet: the functions move during the splits, their names change).
-MANY_PARAMETERS_TODAY = 27
+MANY_PARAMETERS_TODAY = 26  # 27 before the splits
 
 # The design note's other sizes: a function over 60 lines (13 today: a
 # ratchet, as above) and a class over 300 (by class name, so that a move
