@@ -505,14 +505,22 @@ class TestComputeReadiness(RigTestCase):
         self.addCleanup(self.minicloud, 'set',
                         'max-concurrent-live-migrations=default')
         self.addCleanup(self.minicloud, 'start-compute', 'c03')
-        booted = self._change_then_boot(['c02'], 'restart-compute', 'c02')
+        # Each change's boots are ACTIVE before the next change: the next
+        # one restarts nova-compute (kill-compute c03, and `set` restarts
+        # them all), and a restart kills a build in flight on that host:
+        # the server goes ERROR, which says nothing of readiness.
+        self._boot_active(['c02'], 'restart-compute', 'c02')
         self.minicloud('kill-compute', 'c03')
-        booted += self._change_then_boot(['c03'], 'start-compute', 'c03')
-        booted += self._change_then_boot(
+        self._boot_active(['c03'], 'start-compute', 'c03')
+        self._boot_active(
             ['c01', 'c02', 'c03'], 'set', 'max-concurrent-live-migrations=3')
+
+    def _boot_active(self, hosts, *args):
+        """_change_then_boot, then wait until each server is ACTIVE on the
+        host it was booted onto."""
+        booted = self._change_then_boot(hosts, *args)
         servers = self._wait_all([sid for sid, _ in booted], 'ACTIVE')
-        self.assertEqual([h for _, h in booted],
-                         [s.compute_host for s in servers])
+        self.assertEqual(hosts, [s.compute_host for s in servers])
 
 
 class TestFaultProxy(RigTestCase):
