@@ -122,26 +122,36 @@ class ListPortFloat(options.ApiTimeout, base.NodeOpsLister):
         return labels, out
 
 
-class AttachPortFloat(_WaitTimeout, options.ApiTimeout,
-                      base.NodeOpsShowOne):
+class _PortCommand(_WaitTimeout, options.ApiTimeout, base.NodeOpsShowOne):
+    """A float port (and, with ``server_help``, a server) and how long to
+    wait for nova and neutron: attach, detach, move."""
+
+    server_help: str | None = None
+
+    def get_parser(self, prog_name):
+        parser = super(_PortCommand, self).get_parser(prog_name)
+        parser.add_argument('port', metavar='<port>',
+                            help='Float port (name or ID)')
+        if self.server_help:
+            parser.add_argument('server', metavar='<server>',
+                                help=self.server_help)
+        return parser
+
+    def request(self, parsed_args):
+        req = dict(port_ref=parsed_args.port, timeout=parsed_args.timeout)
+        if self.server_help:
+            req['server_ref'] = parsed_args.server
+        return req
+
+
+class AttachPortFloat(_PortCommand):
     """Attach a detached float port to an existing server.
 
     Goes through nova (``server add port``) and waits until the port is
     ACTIVE and the server shows its addresses.
     """
 
-    def get_parser(self, prog_name):
-        parser = super(AttachPortFloat, self).get_parser(prog_name)
-        parser.add_argument('port', metavar='<port>',
-                            help='Float port (name or ID)')
-        parser.add_argument('server', metavar='<server>',
-                            help='Server (name or ID)')
-        return parser
-
-    def request(self, parsed_args):
-        return dict(port_ref=parsed_args.port,
-                    server_ref=parsed_args.server,
-                    timeout=parsed_args.timeout)
+    server_help = 'Server (name or ID)'
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import port_float
@@ -149,8 +159,7 @@ class AttachPortFloat(_WaitTimeout, options.ApiTimeout,
         return _show(port_float.attach(self.conn, events=self.events, **req))
 
 
-class DetachPortFloat(_WaitTimeout, options.ApiTimeout,
-                      base.NodeOpsShowOne):
+class DetachPortFloat(_PortCommand):
     """Take a float port off its server, keeping it and its addresses.
 
     Goes through nova (``server remove port``), so nova forgets the
@@ -159,15 +168,6 @@ class DetachPortFloat(_WaitTimeout, options.ApiTimeout,
     itself: nova deletes those on detach.
     """
 
-    def get_parser(self, prog_name):
-        parser = super(DetachPortFloat, self).get_parser(prog_name)
-        parser.add_argument('port', metavar='<port>',
-                            help='Float port (name or ID)')
-        return parser
-
-    def request(self, parsed_args):
-        return dict(port_ref=parsed_args.port, timeout=parsed_args.timeout)
-
     def take_action(self, parsed_args):
         from osc_nodeops.ops import port_float
         req = self.request(parsed_args)
@@ -175,8 +175,7 @@ class DetachPortFloat(_WaitTimeout, options.ApiTimeout,
         return _show(row, [('detached_from', 'Detached From')])
 
 
-class MovePortFloat(_WaitTimeout, options.ApiTimeout,
-                    base.NodeOpsShowOne):
+class MovePortFloat(_PortCommand):
     """Move a float port to another server, keeping its addresses.
 
     Detaches it from its current server through nova, then attaches it to
@@ -184,18 +183,7 @@ class MovePortFloat(_WaitTimeout, options.ApiTimeout,
     stays detached and intact, and the error says so.
     """
 
-    def get_parser(self, prog_name):
-        parser = super(MovePortFloat, self).get_parser(prog_name)
-        parser.add_argument('port', metavar='<port>',
-                            help='Float port (name or ID)')
-        parser.add_argument('server', metavar='<server>',
-                            help='Target server (name or ID)')
-        return parser
-
-    def request(self, parsed_args):
-        return dict(port_ref=parsed_args.port,
-                    server_ref=parsed_args.server,
-                    timeout=parsed_args.timeout)
+    server_help = 'Target server (name or ID)'
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import port_float
