@@ -99,6 +99,18 @@ class TestPlan(testtools.TestCase):
         self.assertIn('rebooting', plan['busy'].reason)
         self.assertIn('--exclude', plan['excl'].reason)
 
+    def test_the_first_filter_that_decides_names_the_reason(self):
+        # Planning is a chain of filters (plan.DRAIN_FILTERS): a server
+        # both excluded and busy is excluded; a busy one never reaches the
+        # method by status.
+        nova = fakes.FakeNova()
+        nova.add('both', task_state='rebooting')
+        nova.add('busy', status='ERROR', task_state='rebooting')
+        plan = self.plan(nova, exclude=('both',))
+        self.assertEqual('excluded by --exclude', plan['both'].reason)
+        self.assertEqual('task_state rebooting: busy (not started by this '
+                         'tool)', plan['busy'].reason)
+
     def test_move_suspended_opt_in(self):
         nova = fakes.FakeNova()
         nova.add('susp', status='SUSPENDED')
@@ -694,6 +706,20 @@ class TestUndrain(testtools.TestCase):
         self.assertTrue(item.ok)
         self.assertTrue(report.ok)
         self.assertNotIn(drain.ORIGIN_KEY, nova.servers[srv.id].metadata)
+
+    def test_the_first_filter_that_decides_names_the_reason(self):
+        # plan.UNDRAIN_FILTERS: already home before --exclude, --exclude
+        # before the trust in the origin record.
+        nova = fakes.FakeNova()
+        nova.add('home', metadata={drain.ORIGIN_KEY: 'c01',
+                                   drain.MARKER_KEY: 'x'})
+        nova.add('forged', host='c02', metadata={drain.ORIGIN_KEY: 'c01',
+                                                 drain.MARKER_KEY: 'x'})
+        report = run_undrain(nova, migrate_back=True,
+                             exclude=('home', 'forged'))
+        self.assertEqual({'home': 'already on c01',
+                          'forged': 'excluded by --exclude'},
+                         {i.server.name: i.reason for i in report.items})
 
     def test_bad_exclude_changes_nothing(self):
         nova = fakes.FakeNova()

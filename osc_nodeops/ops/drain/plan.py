@@ -62,54 +62,84 @@ def _excluded(server, exclude):
     return server.id in exclude or (server.name and server.name in exclude)
 
 
-def plan_drain(ctx, snap, opts):
-    """S2: one PlanItem per server on ``snap.host`` (and resumed moves)."""
+def _by_name(servers):
+    return sorted(servers, key=lambda s: ((s.name or ''), s.id))
+
+
+# Planning is a list of small named filters per command (kubectl drain's
+# makeFilters): each looks at one server and returns its PlanItem when it
+# decides about it, or None to pass it on; the last decides every server
+# that reaches it.  Each takes (ctx, snap, srv, opts).
+
+def _decide(filters, ctx, snap, srv, opts):
+    for decide in filters[:-1]:
+        item = decide(ctx, snap, srv, opts)
+        if item is not None:
+            return item
+    return filters[-1](ctx, snap, srv, opts)
+
+
+def _skip_excluded(ctx, snap, srv, opts):
+    """``--exclude`` names it: left where it is."""
+    if _excluded(srv, opts.exclude):
+        return engine.PlanItem(srv, reason='excluded by --exclude')
+    return None
+
+
+def _in_flight(ctx, snap, srv, opts):
+    """A task state: a move of ours under way (adopted), else busy."""
+    if not srv.task_state:
+        return None
+    host = snap.host
+    ours = origin.drained_from(srv, host)
+    method = origin.parse_marker(
+        (srv.metadata or {}).get(origin.MARKER_KEY)).get('method')
+    if ours and method in ('live', 'cold', 'live-suspended', 'stop-cold'):
+        action = actions.action_for(method, record_origin_host=host)
+        item = engine.PlanItem(srv, action, adopt=True)
+        if method in ('live-suspended', 'stop-cold'):
+            item.data['phase'] = 'migrate'
+        if action.adopt_in_progress(item, snap):
+            return item
+    return engine.PlanItem(
+        srv, reason='task_state %s: busy (not started by this '
+        'tool)' % srv.task_state if not ours else
+        'task_state %s and no migration in progress' % srv.task_state)
+
+
+def _to_move(ctx, snap, srv, opts):
+    """The move its status allows (or a skip), within the owner's policy,
+    with the ladder a dry run shows."""
+    host = snap.host
+    method, reason = _method_for(srv, opts, ctx.features, ctx.target_host)
+    if method == 'cold' and origin.drained_from(srv, host) and \
+            origin.parse_marker((srv.metadata or {}).get(
+                origin.MARKER_KEY)).get('method') == 'stop-cold':
+        # Stopped by a run that died before it moved it: move it and
+        # start it again, as that run would have.
+        method = 'stop-cold'
+    if method is None:
+        item = engine.PlanItem(srv, reason=reason)
+    else:
+        item = engine.PlanItem(srv, actions.action_for(
+            method, record_origin_host=host))
+        if method == 'stop-cold':
+            item.data['phase'] = 'stopped'
+    policy.apply_policy(ctx, item, opts)
+    policy.plan_ladder(item, opts, engine.parse_ladder(opts.on_timeout))
+    return item
+
+
+DRAIN_FILTERS = (_skip_excluded, _in_flight, _to_move)
+
+
+def _resumed_moves(ctx, snap):
+    """Moves of ours whose server already points at the destination but
+    whose migration is not final: a cold migration that finished
+    (VERIFY_RESIZE) but was never confirmed because the run died, or a
+    move caught between the host change and the record's last update."""
     host = snap.host
     items = []
-    for srv in sorted(snap.servers.values(),
-                      key=lambda s: ((s.name or ''), s.id)):
-        if _excluded(srv, opts.exclude):
-            items.append(engine.PlanItem(srv, reason='excluded by --exclude'))
-            continue
-        if srv.task_state:
-            ours = origin.drained_from(srv, host)
-            method = origin.parse_marker(
-                (srv.metadata or {}).get(origin.MARKER_KEY)).get('method')
-            if ours and method in ('live', 'cold', 'live-suspended',
-                                   'stop-cold'):
-                action = actions.action_for(method, record_origin_host=host)
-                item = engine.PlanItem(srv, action, adopt=True)
-                if method in ('live-suspended', 'stop-cold'):
-                    item.data['phase'] = 'migrate'
-                if action.adopt_in_progress(item, snap):
-                    items.append(item)
-                    continue
-            items.append(engine.PlanItem(
-                srv, reason='task_state %s: busy (not started by this '
-                'tool)' % srv.task_state if not ours else
-                'task_state %s and no migration in progress' % srv.task_state))
-            continue
-        method, reason = _method_for(srv, opts, ctx.features, ctx.target_host)
-        if method == 'cold' and origin.drained_from(srv, host) and \
-                origin.parse_marker((srv.metadata or {}).get(
-                    origin.MARKER_KEY)).get('method') == 'stop-cold':
-            # Stopped by a run that died before it moved it: move it and
-            # start it again, as that run would have.
-            method = 'stop-cold'
-        if method is None:
-            item = engine.PlanItem(srv, reason=reason)
-        else:
-            item = engine.PlanItem(srv, actions.action_for(
-                method, record_origin_host=host))
-            if method == 'stop-cold':
-                item.data['phase'] = 'stopped'
-        policy.apply_policy(ctx, item, opts)
-        policy.plan_ladder(item, opts, engine.parse_ladder(opts.on_timeout))
-        items.append(item)
-    # Resume: moves of ours whose server already points at the destination
-    # but whose migration is not final: a cold migration that finished
-    # (VERIFY_RESIZE) but was never confirmed because the run died, or a
-    # move caught between the host change and the record's last update.
     seen = set(snap.servers)
     for srv_id in snap.migrated_server_ids():
         if srv_id in seen:
@@ -133,6 +163,14 @@ def plan_drain(ctx, snap, opts):
     return items
 
 
+def plan_drain(ctx, snap, opts):
+    """S2: one PlanItem per server on ``snap.host`` (``DRAIN_FILTERS``),
+    then the moves of ours to resume (``_resumed_moves``)."""
+    items = [_decide(DRAIN_FILTERS, ctx, snap, srv, opts)
+             for srv in _by_name(snap.servers.values())]
+    return items + _resumed_moves(ctx, snap)
+
+
 class UndrainPoller(engine.HostPoller):
     """The undrain host's poller, plus the hosts where servers being
     resumed before their move home still are (``snap.elsewhere``): a resume
@@ -149,50 +187,64 @@ class UndrainPoller(engine.HostPoller):
                 and i.result is None}
 
 
+def _already_home(ctx, snap, srv, opts):
+    """On the host, at rest: nothing to move (its record is cleared)."""
+    if srv.compute_host == snap.host and not srv.task_state:
+        item = engine.PlanItem(srv, reason='already on %s' % snap.host,
+                               success_if_skipped=True)
+        item.data['home'] = True  # its record is cleared
+        return item
+    return None
+
+
+def _in_flight_home(ctx, snap, srv, opts):
+    """A task state: a move home under way (adopted), else busy."""
+    if not srv.task_state:
+        return None
+    m = snap.in_progress(srv.id)
+    if m is not None and m.dest_compute == snap.host:
+        method = ('live' if m.migration_type in
+                  (None, 'live-migration') else 'cold')
+        item = engine.PlanItem(srv, actions.action_for(
+            method, clear_origin_after=True), adopt=True,
+            migration_id=m.id, source=m.source_compute)
+        item.last_migration = m
+        return item
+    return engine.PlanItem(srv, reason='task_state %s: busy' %
+                           srv.task_state)
+
+
+def _not_trusted(ctx, snap, srv, opts):
+    """No admin-only record confirms our drain moved it (issue 15 item 2:
+    not a failure; a stale or forged record names a move that did not
+    happen, so nothing is to be undone)."""
+    trusted, why = origin.trusted_origin(srv, snap.host, snap)
+    if trusted:
+        return None
+    return engine.PlanItem(
+        srv, reason='not moved: %s (the origin metadata alone is '
+        'not trusted: the server\'s project can write it)' % why,
+        success_if_skipped=True)
+
+
+def _move_home(ctx, snap, srv, opts):
+    """The move home its status allows (or a skip)."""
+    method, reason = _method_for(srv, opts, ctx.features, snap.host)
+    if method is None:
+        return engine.PlanItem(srv, reason=reason)
+    return engine.PlanItem(
+        srv, actions.action_for(method, clear_origin_after=True))
+
+
+UNDRAIN_FILTERS = (_already_home, _skip_excluded, _in_flight_home,
+                   _not_trusted, _move_home)
+
+
 def plan_undrain(ctx, snap, servers, opts):
-    """S7: one PlanItem per server whose origin is ``snap.host``."""
-    host = snap.host
-    items = []
-    for srv in sorted(servers, key=lambda s: ((s.name or ''), s.id)):
-        if srv.compute_host == host and not srv.task_state:
-            item = engine.PlanItem(srv, reason='already on %s' % host,
-                                   success_if_skipped=True)
-            item.data['home'] = True  # its record is cleared
-            items.append(item)
-            continue
-        if _excluded(srv, opts.exclude):
-            items.append(engine.PlanItem(srv, reason='excluded by --exclude'))
-            continue
-        if srv.task_state:
-            m = snap.in_progress(srv.id)
-            if m is not None and m.dest_compute == host:
-                method = ('live' if m.migration_type in
-                          (None, 'live-migration') else 'cold')
-                item = engine.PlanItem(srv, actions.action_for(
-                    method, clear_origin_after=True), adopt=True,
-                    migration_id=m.id, source=m.source_compute)
-                item.last_migration = m
-                items.append(item)
-            else:
-                items.append(engine.PlanItem(
-                    srv, reason='task_state %s: busy' % srv.task_state))
-            continue
-        trusted, why = origin.trusted_origin(srv, host, snap)
-        if not trusted:
-            # Not a failure (issue 15 item 2): a stale or forged record
-            # names a move that did not happen, so nothing is to be undone.
-            items.append(engine.PlanItem(
-                srv, reason='not moved: %s (the origin metadata alone is '
-                'not trusted: the server\'s project can write it)' % why,
-                success_if_skipped=True))
-            continue
-        method, reason = _method_for(srv, opts, ctx.features, host)
-        if method is None:
-            items.append(engine.PlanItem(srv, reason=reason))
-        else:
-            items.append(engine.PlanItem(
-                srv, actions.action_for(method, clear_origin_after=True)))
-    return items
+    """S7: one PlanItem per server whose origin is ``snap.host``
+    (``UNDRAIN_FILTERS``)."""
+    return [_decide(UNDRAIN_FILTERS, ctx, snap, srv, opts)
+            for srv in _by_name(servers)]
 
 
 # Clocks differ between the machine that wrote a lease and nova's.
