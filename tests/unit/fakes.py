@@ -99,7 +99,13 @@ COLD_STEPS = ('pre-migrating', 'migrating', 'post-migrating')
 
 
 class FakeNova(object):
-    """In-memory nova; ``self.compute`` is the spec'd proxy mock."""
+    """In-memory nova; ``self.compute`` is the spec'd proxy mock.
+
+    The executor calls it from its worker threads: a loop over
+    ``self.migrations`` copies it first (an issue in another thread may add
+    a record meanwhile; iterating the dict itself raised 'dictionary
+    changed size during iteration' inside an issue, which the drain took
+    as a refusal)."""
 
     def __init__(self, hosts=('c01', 'c02', 'c03'), max_version='2.95',
                  default_dest='c02'):
@@ -190,7 +196,7 @@ class FakeNova(object):
             raise http_error(503, 'service unavailable')
         if host is not None:
             self.tick()  # one step of every migration per poll
-        found = [m for m in self.migrations.values()
+        found = [m for m in list(self.migrations.values())
                  if host is None or host in (m.source_compute,
                                              m.dest_compute)]
         return iter([_migration.Migration(**m.to_dict(computed=False))
@@ -225,7 +231,7 @@ class FakeNova(object):
         m._step = 0
         srv.task_state = ('migrating' if kind == 'live-migration'
                           else 'resize_prep')
-        active = sum(1 for x in self.migrations.values()
+        active = sum(1 for x in list(self.migrations.values())
                      if x.status not in ('completed', 'error', 'cancelled',
                                          'confirmed', 'finished', 'failed'))
         self.in_flight_max = max(self.in_flight_max, active)
@@ -295,7 +301,7 @@ class FakeNova(object):
         srv = self.servers[getattr(server, 'id', server)]
         if srv.status != 'VERIFY_RESIZE':
             raise http_error(409, 'not in VERIFY_RESIZE')
-        for m in self.migrations.values():
+        for m in list(self.migrations.values()):
             if m.server_id == srv.id and m.status == 'finished':
                 m.status = 'confirmed'
         srv.status = 'SHUTOFF'
