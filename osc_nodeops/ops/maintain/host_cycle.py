@@ -6,15 +6,13 @@ disabled reason along the way."""
 import dataclasses
 import time
 
-from openstack import exceptions as sdk_exc
-from openstack import utils as sdk_utils
-
 from osc_nodeops import errors
 from osc_nodeops import timeutil
 from osc_nodeops.ops import campaign
 from osc_nodeops.ops import drain
 from osc_nodeops.ops import engine
 from osc_nodeops.ops.cloud import calls
+from osc_nodeops.ops.cloud import waiting
 from osc_nodeops.ops.maintain.common import Failed
 from osc_nodeops.ops.maintain.common import STEPS
 from osc_nodeops.privileged import operator_step
@@ -199,20 +197,20 @@ def service_up(svc, since):
 
 
 def wait_up(compute, host, since, req, sleep=time.sleep):
+    def look():
+        svc = drain.compute_service(compute, host)
+        return svc if service_up(svc, since) else None
+
+    # Not listed while it restarts (NotFound), or the API's own trouble
+    # (retried already): a look that saw nothing.
     try:
-        for _ in sdk_utils.iterate_timeout(
-                req.up_timeout, 'nova-compute of %s not up' % host,
-                wait=req.poll_interval):
-            try:
-                svc = drain.compute_service(compute, host)
-            except errors.NotFound:
-                continue  # not listed while it restarts: look again
-            except Exception as exc:
-                if not calls.is_transient(exc):
-                    raise Failed('wait', errors.one_line(exc))
-                continue  # the API's own trouble, retried already
-            if service_up(svc, since):
-                return svc
-    except sdk_exc.ResourceTimeout:
+        svc = waiting.wait_until(
+            look, req.up_timeout, req.poll_interval,
+            retry_if=lambda exc: isinstance(exc, errors.NotFound) or
+            calls.is_transient(exc))
+    except Exception as exc:
+        raise Failed('wait', errors.one_line(exc))
+    if svc is None:
         raise Failed('wait', 'nova-compute not up with a heartbeat newer '
                       'than the step within %ds' % req.up_timeout)
+    return svc

@@ -8,6 +8,8 @@ from openstack import exceptions as sdk_exc
 
 from osc_nodeops import errors
 from osc_nodeops import timeutil
+from osc_nodeops.ops.cloud import calls
+from osc_nodeops.ops.cloud import waiting
 from osc_nodeops.ops.port_float.base import ACTIONS_MICROVERSION
 from osc_nodeops.ops.port_float.base import change
 from osc_nodeops.ops.port_float.base import DEFAULT_TIMEOUT
@@ -18,7 +20,6 @@ from osc_nodeops.ops.port_float.base import http_message
 from osc_nodeops.ops.port_float.base import noop
 from osc_nodeops.ops.port_float.base import port_addresses
 from osc_nodeops.ops.port_float.base import read
-from osc_nodeops.ops.port_float.base import wait_for
 
 
 # -- nova's view of a port --------------------------------------------------
@@ -89,7 +90,10 @@ def _attach(conn, port, server, timeout, events, interval):
         def look():
             return read(lambda: conn.network.get_port(
                 port.id)).device_id == server.id
-        return wait_for(look, timeout, interval) if patient else look()
+        if not patient:
+            return look()
+        return waiting.wait_until(look, timeout, interval,
+                                  retry_if=calls.is_transient)
 
     try:
         change(lambda: conn.compute.create_server_interface(
@@ -109,7 +113,8 @@ def _attach(conn, port, server, timeout, events, interval):
         return (p.status == 'ACTIVE' and p.device_id == server.id
                 and _server_shows(s, addresses))
 
-    if not wait_for(ready, timeout, interval):
+    if not waiting.wait_until(ready, timeout, interval,
+                              retry_if=calls.is_transient):
         p, s = state.get('port'), state.get('server')
         raise errors.Incomplete(
             'port %s was attached to server %s but within %ss it is %s and '
@@ -194,7 +199,10 @@ def _detach(conn, port, server, timeout, events, interval):
             p = read(lambda: conn.network.find_port(port.id,
                                                      ignore_missing=True))
             return p is None or p.device_id != server.id
-        return wait_for(look, timeout, interval) if patient else look()
+        if not patient:
+            return look()
+        return waiting.wait_until(look, timeout, interval,
+                                  retry_if=calls.is_transient)
 
     try:
         change(lambda: conn.compute.delete_server_interface(
@@ -216,7 +224,8 @@ def _detach(conn, port, server, timeout, events, interval):
         ifaces = [i.port_id for i in conn.compute.server_interfaces(server)]
         return port.id not in ifaces
 
-    if not wait_for(done, timeout, interval):
+    if not waiting.wait_until(done, timeout, interval,
+                              retry_if=calls.is_transient):
         p = state.get('port')
         raise errors.Incomplete(
             'nova accepted the detach of port %s from server %s but within '

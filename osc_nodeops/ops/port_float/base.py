@@ -6,7 +6,6 @@ import ipaddress
 import time
 
 from openstack import exceptions as sdk_exc
-from openstack import utils as sdk_utils
 
 from osc_nodeops import errors
 from osc_nodeops.ops.cloud import calls
@@ -230,25 +229,3 @@ def holder_text(port):
     if is_ours(port):
         text += ', a float port'
     return text
-
-
-# -- waiting ----------------------------------------------------------------
-
-def wait_for(predicate, timeout, interval):
-    """PREDICATE's first true value within TIMEOUT seconds, else None.
-
-    A transient fault of a look (a 5xx, a dropped connection) is one look
-    that saw nothing: the wait goes on until TIMEOUT.
-    """
-    try:
-        for _ in sdk_utils.iterate_timeout(timeout, 'timed out', interval):
-            try:
-                value = predicate()
-            except Exception as exc:
-                if not calls.is_transient(exc):
-                    raise
-                continue
-            if value:
-                return value
-    except sdk_exc.ResourceTimeout:
-        return None
