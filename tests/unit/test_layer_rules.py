@@ -107,7 +107,7 @@ MANY_PARAMETERS_TODAY = 26  # 27 before the splits
 # keeps it; Executor's 428 lines once its ladder, interrupts and polls
 # became classes of their own).
 MAX_FUNCTION_LINES = 60
-LONG_FUNCTIONS_TODAY = 13
+LONG_FUNCTIONS_TODAY = 12  # 13 before the splits
 MAX_CLASS_LINES = 300
 LONG_CLASSES = {
     'Executor': (430, 'issue 22: the queue, the items in flight and their '
