@@ -154,6 +154,17 @@ class _NodeOpsCommand(ExitStatusMixin, display.DisplayCommandBase):
 
     app: 'shell.OpenStackShell'
 
+    # The login waits for the first cloud call (``conn``): osc-lib's
+    # ``prepare_to_run_command`` logs in before cliff parses a command's
+    # arguments, so a typo or a bad combination would wait on keystone (or
+    # fail on an unreachable one) before its usage error.  cliff sees
+    # False; ``conn`` runs the same ``prepare_to_run_command`` with True,
+    # after ``request()`` has judged the arguments.  A command that never
+    # calls the cloud (the local steps, ``inspect-disk --cleanup``) never
+    # logs in.
+    auth_required = False
+    _logged_in = False
+
     def get_epilog(self):
         # The exit statuses first, then cliff's parts (hooks, the plugin
         # line), as its ``_epilog`` would place them.
@@ -170,6 +181,10 @@ class _NodeOpsCommand(ExitStatusMixin, display.DisplayCommandBase):
         on every API request (``--api-timeout``, else 60 s): OSC's own
         session has none."""
         from osc_nodeops.ops.cloud import calls
+        if not self._logged_in:
+            self.auth_required = True
+            self.app.prepare_to_run_command(self)
+            self._logged_in = True
         conn = self.app.client_manager.sdk_connection
         calls.bound_api_timeout(conn, getattr(self, 'api_timeout', None))
         if not getattr(self, '_discovered', False):

@@ -22,13 +22,6 @@ class InspectDisk(base.NodeOpsLister):
     audit log.
     """
 
-    @property
-    def auth_required(self):
-        # --cleanup works from the journals alone: no API, no credentials
-        # (the API may well be what is broken at 3 a.m.).  cliff asks this
-        # before parsing, so look at the command line.
-        return '--cleanup' not in sys.argv[1:]
-
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument(

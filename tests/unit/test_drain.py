@@ -838,6 +838,13 @@ class FakeApp(object):
         self.stdout = io.StringIO()
         self.stderr = io.StringIO()
         self.options = mock.Mock(debug=False)
+        self.logins = 0
+
+    def prepare_to_run_command(self, cmd):
+        """osc-lib's login, asked for by the command's first cloud call
+        (base._NodeOpsCommand.conn) with auth_required set."""
+        assert cmd.auth_required, 'a login without auth_required'
+        self.logins += 1
 
 
 def run_command(cls, nova, argv):

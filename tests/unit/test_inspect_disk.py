@@ -1,6 +1,5 @@
 import os
 import socket
-import sys
 from unittest import mock
 
 import fixtures
@@ -604,15 +603,21 @@ class TestTeardown(testtools.TestCase):
 
 class TestCommand(testtools.TestCase):
 
-    def test_auth_only_without_cleanup(self):
+    def test_cleanup_never_logs_in(self):
+        # cliff is told no login is needed (base._NodeOpsCommand logs in
+        # at the first cloud call), and --cleanup makes none: it works
+        # from the journals alone, with the API down at 3 a.m.
         from osc_nodeops.v1 import inspect
-        cmd = inspect.InspectDisk(mock.Mock(), mock.Mock())
-        with mock.patch.object(sys, 'argv', ['openstack', 'instance',
-                                             'inspect-disk', '--cleanup']):
-            self.assertFalse(cmd.auth_required)
-        with mock.patch.object(sys, 'argv', ['openstack', 'instance',
-                                             'inspect-disk', 'vm1']):
-            self.assertTrue(cmd.auth_required)
+        self.assertFalse(inspect.InspectDisk.auth_required)
+        app = mock.Mock()
+        cmd = inspect.InspectDisk(app, mock.Mock())
+        with mock.patch('osc_nodeops.ops.inspect_disk.inspect',
+                        return_value=mock.Mock(columns=(), rows=[],
+                                               exit_status=0)) as run:
+            cmd.take_action(cmd.get_parser('x').parse_args(['--cleanup']))
+        self.assertIsNone(run.call_args[0][0])      # no connection
+        app.prepare_to_run_command.assert_not_called()
+        app.client_manager.sdk_connection.assert_not_called()
 
     def test_parser_actions_exclusive(self):
         from osc_nodeops.v1 import inspect
