@@ -430,7 +430,8 @@ class Lease(object):
                 LOG.debug('renewing the lease failed', exc_info=True)
                 self.ctx.emit('warning', '%s: renewing the lease failed '
                               '(%s); it expires at %s unless renewed' % (
-                                  self.host, calls.describe(exc),
+                                  self.host, errors.one_line(
+                                      exc, style=errors.STATUS),
                                   self.expires_text()))
 
     def expires_text(self):

@@ -233,7 +233,8 @@ class Reattach(engine.Action):
         except Exception as exc:
             raise NotRecorded('could not record the volumes on the server '
                               'before detaching them (%s): nothing '
-                              'detached' % calls.describe(exc))
+                              'detached' % errors.one_line(
+                                  exc, style=errors.STATUS))
         item.data['phase'] = 'detach'
         item.data['attach_calls'] = 0
         detached: list = []
@@ -247,7 +248,7 @@ class Reattach(engine.Action):
                     raise  # nothing changed yet: a plain refusal
                 item.data['phase'] = 'undo'
                 item.data['undo_reason'] = 'detaching %s failed (%s)' % (
-                    volume_id, calls.describe(exc))
+                    volume_id, errors.one_line(exc, style=errors.STATUS))
                 return
             detached.append(volume_id)
 
@@ -401,7 +402,7 @@ def _check_recorded(ctx, srv, vid):
     try:
         vol = ctx.api(block_storage.get_volume, vid)
     except Exception as exc:
-        if calls.http_status(exc) == 404:
+        if errors.http_status(exc) == 404:
             return None, True
         raise
     if vol.project_id and vol.project_id != srv.project_id:
@@ -474,7 +475,8 @@ def _settle_record(ctx, item):
                             if v in back])
     except Exception as exc:
         item.message = '%s; the record %s* could not be updated (%s)' % (
-            item.message or '', RECORD, calls.describe(exc))
+            item.message or '', RECORD, errors.one_line(
+                exc, style=errors.STATUS))
         return
     left = [v for v, _ in item.data['volumes'] if v not in back]
     if left:

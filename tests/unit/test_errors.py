@@ -18,7 +18,8 @@ class TestOneLine(testtools.TestCase):
                          errors.one_line(fakes.http_error(403, 'nope')))
 
     def test_status_style_403_is_only_its_status(self):
-        # calls.describe's text: a 403 as "403: ..." (no admin wording)
+        # the cloud layer's text (engine, drain, lease, volumes): a 403 as
+        # "403: ..." (no admin wording); a status-less ForbiddenException too
         self.assertEqual('403: nope', errors.one_line(
             fakes.http_error(403, 'nope'), style=errors.STATUS))
 

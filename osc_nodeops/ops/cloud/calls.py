@@ -26,14 +26,9 @@ LOG = logging.getLogger(__name__)
 DEFAULT_API_TIMEOUT = 60.0
 
 
-def http_status(exc):
-    return getattr(exc, 'status_code', None) or getattr(exc, 'http_status',
-                                                         None)
-
-
 def is_transient(exc):
     """True for faults worth retrying: 5xx, connection problems, timeouts."""
-    status = http_status(exc)
+    status = errors.http_status(exc)
     if isinstance(status, int):
         return status >= 500 or status == 429
     if isinstance(exc, (ksa_exc.ConnectionError,
@@ -108,7 +103,8 @@ def discover(conn, services=DISCOVERED_SERVICES, attempts=5, sleep=None):
                 proxy = getattr(conn, name)
             except Exception as exc:
                 if _discovery_fault(exc):   # a fault: try again
-                    raise ConnectionError(describe(exc)) from exc
+                    raise ConnectionError(
+                        errors.one_line(exc, style=errors.STATUS)) from exc
                 raise
             if not _discovered(proxy):
                 raise ConnectionError(
@@ -128,7 +124,8 @@ def discover(conn, services=DISCOVERED_SERVICES, attempts=5, sleep=None):
             raise errors.Refused(
                 'cannot read the version document of the %s API '
                 '(%d attempts, last: %s); nothing changed' % (
-                    name, attempts, describe(exc)))
+                    name, attempts,
+                    errors.one_line(exc, style=errors.STATUS)))
 
 
 def _discovery_fault(exc):
@@ -167,16 +164,6 @@ class Calls(object):
                     self.wake.set()
         threading.Thread(target=run, name='nodeops-call', daemon=True).start()
         return fut
-
-
-def describe(exc):
-    """One line for an exception (SDK messages can span lines)."""
-    text = getattr(exc, 'details', None) or str(exc) or type(exc).__name__
-    text = ' '.join(str(text).split())
-    status = http_status(exc)
-    if status and str(status) not in text:
-        text = '%s: %s' % (status, text)
-    return text[:300]
 
 
 def exponential(delay=1.0, cap=15.0):

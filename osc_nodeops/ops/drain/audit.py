@@ -213,7 +213,7 @@ def _allocations(conn, rp, read):
 
 
 def _is_not_found(exc):
-    return calls.http_status(exc) == 404
+    return errors.http_status(exc) == 404
 
 
 # ---------------------------------------------------------------- rules

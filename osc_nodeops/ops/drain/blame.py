@@ -1,7 +1,7 @@
 """Whose problem each row shows (issue 12 item 6)."""
 
+from osc_nodeops import errors
 from osc_nodeops.ops import engine
-from osc_nodeops.ops.cloud import calls
 
 # Each row says whose problem it shows (issue 12 item 6): ``pre-existing``
 # (the server was ERROR, locked, busy or migrating before the drain, or a
@@ -70,7 +70,8 @@ def move_evidence(ctx, item):
                 ' '.join(str(fault['message']).split())[:200],
                 ' (code %s)' % fault['code'] if fault.get('code') else ''))
     except Exception as exc:
-        parts.append('server not read: %s' % calls.describe(exc))
+        parts.append('server not read: %s' % errors.one_line(
+            exc, style=errors.STATUS))
     try:
         actions = [a for a in ctx.api(lambda: list(
             ctx.compute.server_actions(item.id)))
@@ -95,7 +96,7 @@ def move_evidence(ctx, item):
             parts.append('no move in the instance actions')
     except Exception as exc:
         parts.append('instance actions not read: %s' %
-                     calls.describe(exc))
+                     errors.one_line(exc, style=errors.STATUS))
     return '; '.join(parts)
 
 

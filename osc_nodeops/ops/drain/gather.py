@@ -8,6 +8,7 @@ one GET per server); the rules and the packing that use it are pure
 
 import dataclasses
 
+from osc_nodeops import errors
 from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.drain import preflight
 
@@ -146,7 +147,7 @@ def gather(conn, host, servers, features=None, draining=(),
             allocations = _source_allocations(conn, hyps.get(host), read)
         except Exception as exc:
             notes.append('capacity not checked: placement said %s' %
-                         calls.describe(exc))
+                         errors.one_line(exc, style=errors.STATUS))
             hosts = None
     return Cloud(facts=facts, hosts=hosts, zones=zones, calls=read.calls,
                  notes=notes, allocations=locals().get('allocations') or {})

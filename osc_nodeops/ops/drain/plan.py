@@ -7,9 +7,9 @@
 
 import datetime
 
+from osc_nodeops import errors
 from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
-from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.cloud import nova
 from osc_nodeops.ops.drain import actions
 from osc_nodeops.ops.drain import origin
@@ -294,9 +294,9 @@ def moved_by_stopped_run(ctx, snap, host, since):
             origin.record_origin(ctx, item, host, method)
         except Exception as exc:
             item.message += '; recording the origin failed: %s' % (
-                calls.describe(exc))
+                errors.one_line(exc, style=errors.STATUS))
             ctx.emit('warning', 'recording the origin failed: %s' %
-                     calls.describe(exc), item)
+                     errors.one_line(exc, style=errors.STATUS), item)
             continue
         ctx.emit('resume', 'origin recorded (moved by the run that was '
                  'stopped: migration %s)' % origin.migration_ref(m), item)

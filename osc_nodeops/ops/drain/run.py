@@ -185,7 +185,8 @@ def end_lease(ctx, held, abandoned=False):
     except Exception as exc:
         LOG.debug('release failed', exc_info=True)
         ctx.emit('warning', '%s: could not release the lease (%s); it '
-                 'expires at %s' % (held.host, calls.describe(exc),
+                 'expires at %s' % (held.host, errors.one_line(
+                     exc, style=errors.STATUS),
                                    held.expires_text()))
 
 
@@ -263,7 +264,8 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
             except Exception as exc:
                 LOG.debug('clearing the marker failed', exc_info=True)
                 item.message += '; clearing %s failed: %s' % (
-                    origin.MARKER_KEY, calls.describe(exc))
+                    origin.MARKER_KEY, errors.one_line(
+                        exc, style=errors.STATUS))
     blame.assign_blame(ctx, items)
     report.api_calls = poller.calls
     everything_done = all(i.ok or (i.action is None and opts.allow_skipped
@@ -511,7 +513,8 @@ def _undrain_host(ctx, compute, host, service, opts, features, servers,
                 item.message = 'already on %s; origin record cleared' % host
             except Exception as exc:
                 item.message = ('already on %s; clearing the origin record '
-                                'failed: %s' % (host, calls.describe(exc)))
+                                'failed: %s' % (host, errors.one_line(
+                                    exc, style=errors.STATUS)))
     executor = engine.Executor.from_options(
         ctx, poller, opts, **dict(executor_kwargs or {}, guard=held.check))
     executor.run(items, initial_snapshot=snap)

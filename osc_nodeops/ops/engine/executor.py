@@ -98,7 +98,7 @@ class Executor(object):
             stop = item.action.precheck(self.ctx, item, snap)
         except Exception as exc:
             stop = items.Check(items.FAILED, 'precheck failed: %s' %
-                               calls.describe(exc))
+                               errors.one_line(exc, style=errors.STATUS))
         if stop is not None:
             if item.started_at is None:
                 item.started_at = self.clock()
@@ -133,7 +133,7 @@ class Executor(object):
             except Exception as exc:
                 LOG.debug('fallback failed', exc_info=True)
                 self.ctx.emit('warning', 'fallback not possible: %s' %
-                              calls.describe(exc), item)
+                              errors.one_line(exc, style=errors.STATUS), item)
         if fallback is not None:
             action, note = fallback
             self._requeue(item)
@@ -168,9 +168,10 @@ class Executor(object):
                 item.deadline = now + self.timeout
                 self.ctx.emit('unsure', 'transient fault while issuing (%s); '
                               'checking whether it went through' %
-                              calls.describe(exc), item)
+                              errors.one_line(exc, style=errors.STATUS), item)
             else:
-                self._retry_or_fail(item, 'refused: %s' % calls.describe(exc))
+                self._retry_or_fail(item, 'refused: %s' % errors.one_line(
+                    exc, style=errors.STATUS))
         else:  # follow-up call or on-timeout call
             item.data.pop('call_pending', None)
             if exc is None:
@@ -179,16 +180,18 @@ class Executor(object):
             if calls.is_transient(exc):
                 item.transient += 1
                 self.ctx.emit('retry', '%s: transient fault (%s)' % (
-                    kind, calls.describe(exc)), item)
+                    kind, errors.one_line(exc, style=errors.STATUS)), item)
                 # progress() will ask for the call again on a later poll
                 item.data.pop('call_pending', None)
                 return
-            item.message = '%s failed: %s' % (kind, calls.describe(exc))
+            item.message = '%s failed: %s' % (kind, errors.one_line(
+                exc, style=errors.STATUS))
             self.ctx.emit('warning', item.message, item)
             item.data.pop('call_pending', None)
             if kind in self.ladder.steps:
                 # The cloud refused this step: the next one at once.
-                item.step('%s refused: %s' % (kind, calls.describe(exc)))
+                item.step('%s refused: %s' % (kind, errors.one_line(
+                    exc, style=errors.STATUS)))
                 item.deadline = now
 
     def _snapshot(self, force=False):
@@ -209,7 +212,7 @@ class Executor(object):
                 item.data['last'] = 'unsure'
                 self.ctx.emit('progress', 'could not check whether the call '
                               'went through (%s); looking again' %
-                              calls.describe(exc), item)
+                              errors.one_line(exc, style=errors.STATUS), item)
             return False
         if adopted:
             item.state = items.RUNNING
@@ -234,7 +237,8 @@ class Executor(object):
             # keep the item in flight; its timeout bounds the wait.
             LOG.debug('progress failed', exc_info=True)
             check = items.Check(items.PENDING, 'could not check progress: '
-                                '%s' % calls.describe(exc))
+                                '%s' % errors.one_line(
+                                    exc, style=errors.STATUS))
         if check.state == items.PENDING:
             if check.message and check.message != item.data.get('last'):
                 item.data['last'] = check.message
@@ -266,10 +270,12 @@ class Executor(object):
                 # rather than issue it again; the deadline bounds this.
                 LOG.debug('verify failed', exc_info=True)
                 self.ctx.emit('progress', 'could not verify yet (%s); '
-                              'looking again' % calls.describe(exc), item)
+                              'looking again' % errors.one_line(
+                                  exc, style=errors.STATUS), item)
                 return
             ok, message, dest = (False, 'verification failed: %s' %
-                                 calls.describe(exc), None)
+                                 errors.one_line(
+                                     exc, style=errors.STATUS), None)
         item.destination = dest or check.destination
         if not ok:
             self._retry_or_fail(item, 'verification failed: ' + message)
@@ -277,7 +283,8 @@ class Executor(object):
         try:
             action.finished(self.ctx, item)
         except Exception as exc:
-            message = 'done, but: %s' % calls.describe(exc)
+            message = 'done, but: %s' % errors.one_line(
+                exc, style=errors.STATUS)
         item.message = message
         self._finish(item, action.success, message)
 

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import time
 
+from osc_nodeops import errors
 from osc_nodeops.ops import runtime
 from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.cloud import nova
@@ -232,7 +233,7 @@ class Context(object):
             lambda: fn(*args, **kwargs), sleep=self.sleep,
             on_retry=lambda exc, n: self.emit(
                 'retry', 'transient API fault (%s), retry %d' % (
-                    calls.describe(exc), n))))
+                    errors.one_line(exc, style=errors.STATUS), n))))
 
 
 def settle(items, dry_run):

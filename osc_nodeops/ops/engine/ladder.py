@@ -9,7 +9,7 @@ at ``leave``) the item ends ``timeout``, its operation left running.
 import logging
 import time
 
-from osc_nodeops.ops.cloud import calls
+from osc_nodeops import errors
 from osc_nodeops.ops.engine import items
 
 LOG = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class Ladder(object):
             except Exception as exc:
                 LOG.debug('on_timeout failed', exc_info=True)
                 self.ctx.emit('warning', 'on-timeout failed: %s' %
-                              calls.describe(exc), item)
+                              errors.one_line(exc, style=errors.STATUS), item)
                 call = None
             if call is None:
                 # Not possible now (e.g. force-complete of a migration

@@ -6,6 +6,7 @@ import collections
 import logging
 import time
 
+from osc_nodeops import errors
 from osc_nodeops import timeutil
 from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.cloud import nova
@@ -181,7 +182,8 @@ class Polls(object):
             delay = min(30.0, self.interval * (2 ** self.failures))
             self.next_at = now + delay
             self.emit('poll', 'listing the host failed (%s); retrying in '
-                      '%.0fs' % (calls.describe(exc), delay))
+                      '%.0fs' % (errors.one_line(
+                          exc, style=errors.STATUS), delay))
             return None
         self.failures = 0
         self.next_at = now + self.interval

@@ -266,7 +266,8 @@ def explain_failures(ctx, items, started):
         try:
             notes = nova_reasons(ctx, item.id, since)
         except Exception as exc:
-            notes = ['nova\'s reason not read: %s' % calls.describe(exc)]
+            notes = ['nova\'s reason not read: %s' % errors.one_line(
+                exc, style=errors.STATUS)]
         text = item.message or item.reason or ''
         notes = [n for n in notes if n.split(': ', 1)[-1] not in text]
         if notes:
