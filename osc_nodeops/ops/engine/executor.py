@@ -153,6 +153,7 @@ class Executor(object):
         item.future = None
         item.future_kind = None
         exc = fut.exception()
+        why = errors.one_line(exc, style=errors.STATUS) if exc else ''
         now = self.clock()
         if kind == 'issue':
             if exc is None:
@@ -167,11 +168,9 @@ class Executor(object):
                 item.issued_at = now
                 item.deadline = now + self.timeout
                 self.ctx.emit('unsure', 'transient fault while issuing (%s); '
-                              'checking whether it went through' %
-                              errors.one_line(exc, style=errors.STATUS), item)
+                              'checking whether it went through' % why, item)
             else:
-                self._retry_or_fail(item, 'refused: %s' % errors.one_line(
-                    exc, style=errors.STATUS))
+                self._retry_or_fail(item, 'refused: %s' % why)
         else:  # follow-up call or on-timeout call
             item.data.pop('call_pending', None)
             if exc is None:
@@ -180,18 +179,16 @@ class Executor(object):
             if calls.is_transient(exc):
                 item.transient += 1
                 self.ctx.emit('retry', '%s: transient fault (%s)' % (
-                    kind, errors.one_line(exc, style=errors.STATUS)), item)
+                    kind, why), item)
                 # progress() will ask for the call again on a later poll
                 item.data.pop('call_pending', None)
                 return
-            item.message = '%s failed: %s' % (kind, errors.one_line(
-                exc, style=errors.STATUS))
+            item.message = '%s failed: %s' % (kind, why)
             self.ctx.emit('warning', item.message, item)
             item.data.pop('call_pending', None)
             if kind in self.ladder.steps:
                 # The cloud refused this step: the next one at once.
-                item.step('%s refused: %s' % (kind, errors.one_line(
-                    exc, style=errors.STATUS)))
+                item.step('%s refused: %s' % (kind, why))
                 item.deadline = now
 
     def _snapshot(self, force=False):
@@ -237,8 +234,7 @@ class Executor(object):
             # keep the item in flight; its timeout bounds the wait.
             LOG.debug('progress failed', exc_info=True)
             check = items.Check(items.PENDING, 'could not check progress: '
-                                '%s' % errors.one_line(
-                                    exc, style=errors.STATUS))
+                                + errors.one_line(exc, style=errors.STATUS))
         if check.state == items.PENDING:
             if check.message and check.message != item.data.get('last'):
                 item.data['last'] = check.message
@@ -283,8 +279,7 @@ class Executor(object):
         try:
             action.finished(self.ctx, item)
         except Exception as exc:
-            message = 'done, but: %s' % errors.one_line(
-                exc, style=errors.STATUS)
+            message = 'done, but: ' + errors.one_line(exc, style=errors.STATUS)
         item.message = message
         self._finish(item, action.success, message)
 
