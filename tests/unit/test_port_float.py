@@ -12,6 +12,7 @@ from openstack import exceptions as sdk_exc
 from osc_nodeops import errors
 from osc_nodeops import timeutil
 from osc_nodeops.ops import port_float as pf
+from osc_nodeops.ops.port_float import base as pf_base
 from tests.unit import test_port_float_fakes as fakes
 
 V4 = {'cidr': '203.0.113.0/24', 'name': 'public-v4'}
@@ -768,3 +769,90 @@ class TestTransientFaults(Base):
         self.assertEqual(
             2, self.nova.proxy.delete_server_interface.call_count)
         self.assertEqual('', port.device_id)
+
+
+class TestChangePolicy(testtools.TestCase):
+    """``change``'s policy, call by call: a look after every transient
+    fault (the last one too), pauses of 1, 2, 4, 8 s, a refusal after a
+    lost answer taken as done only when the patient look sees it done, and
+    a fault of the look itself never taken for the call's."""
+
+    def setUp(self):
+        super(TestChangePolicy, self).setUp()
+        self.sleep = self.useFixture(
+            fixtures.MockPatchObject(time, 'sleep')).mock
+        self.looks = []
+        self.events = []
+
+    def change(self, outcomes, looks=()):
+        """``change`` over a call that raises or returns OUTCOMES in turn;
+        the look answers LOOKS in turn (then False)."""
+        outcomes, answers = list(outcomes), list(looks)
+
+        def call():
+            out = outcomes.pop(0)
+            if isinstance(out, BaseException):
+                raise out
+            return out
+
+        def took_effect(patient):
+            self.looks.append(patient)
+            answer = answers.pop(0) if answers else False
+            if isinstance(answer, BaseException):
+                raise answer
+            return answer
+        return pf_base.change(call, 'the change', took_effect,
+                              self.events.append)
+
+    def slept(self):
+        return [c.args[0] for c in self.sleep.call_args_list]
+
+    def test_a_call_that_keeps_failing(self):
+        exc = self.assertRaises(
+            errors.Incomplete, self.change,
+            [ConnectionResetError('reset %d' % n) for n in range(5)])
+        self.assertEqual('the change: failed 5 times, last: reset 4',
+                         str(exc))
+        self.assertEqual([False] * 5, self.looks)
+        self.assertEqual([1.0, 2.0, 4.0, 8.0], self.slept())
+        self.assertEqual(['the change: reset %d; looking whether it went '
+                          'through' % n for n in range(5)], self.events)
+
+    def test_the_last_look_may_find_it_done(self):
+        self.assertIsNone(self.change(
+            [ConnectionResetError('reset')] * 5, [False] * 4 + [True]))
+        self.assertEqual([False] * 5, self.looks)
+        self.assertEqual([1.0, 2.0, 4.0, 8.0], self.slept())
+
+    def test_a_success_after_faults_is_its_answer(self):
+        self.assertEqual('done', self.change(
+            [ConnectionResetError(), TimeoutError(), 'done']))
+        self.assertEqual([False, False], self.looks)
+        self.assertEqual([1.0, 2.0], self.slept())
+
+    def test_a_refusal_first_stands_without_a_look(self):
+        refusal = sdk_exc.ConflictException('in use')
+        self.assertIs(refusal, self.assertRaises(
+            sdk_exc.ConflictException, self.change, [refusal]))
+        self.assertEqual([], self.looks)
+        self.assertEqual([], self.slept())
+
+    def test_a_refusal_after_a_fault_is_done_when_the_look_says_so(self):
+        self.assertIsNone(self.change(
+            [ConnectionResetError(), sdk_exc.ConflictException('in use')],
+            [False, True]))
+        self.assertEqual([False, True], self.looks)
+
+    def test_a_refusal_after_a_fault_stands_otherwise(self):
+        self.assertRaises(sdk_exc.ConflictException, self.change,
+                          [ConnectionResetError(),
+                           sdk_exc.ConflictException('in use')])
+        self.assertEqual([False, True], self.looks)
+        self.assertEqual([1.0], self.slept())
+
+    def test_a_fault_of_the_look_ends_the_change(self):
+        lost = ConnectionResetError('look lost')
+        self.assertIs(lost, self.assertRaises(
+            ConnectionResetError, self.change,
+            [ConnectionResetError('call lost'), 'done'], [lost]))
+        self.assertEqual([], self.slept())
