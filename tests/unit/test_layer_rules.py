@@ -90,9 +90,6 @@ MECHANISMS_ELSEWHERE = {
                       'placement HTTP': 7},
               'issue 22, helpers drain and mech (one wait, one placement '
               'client)'),
-    'port_float': (('osc_nodeops.ops.port_float',),
-                   {'time.sleep': 1, 'sleep loop': 1, 'retry loop': 1},
-                   'issue 22: port_float retries through call_with_retry'),
     'lease': (('osc_nodeops.ops.lease',), {'time.sleep': 1},
               'issue 22, helper mech: ops/cloud/lease.py'),
 }

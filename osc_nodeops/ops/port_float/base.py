@@ -3,7 +3,6 @@ addresses and row, calls that may meet a transient fault, waiting, and the
 look-ups of networks, servers, subnets and float ports."""
 
 import ipaddress
-import time
 
 from openstack import exceptions as sdk_exc
 
@@ -74,6 +73,8 @@ def describe(port, server=None):
 # How often a call that met a 5xx, a dropped connection or a timeout is
 # tried; the waits between grow 1, 2, 4, 8 s.
 CALL_ATTEMPTS = 5
+#: The pause after the n-th failed change: 1, 2, 4, 8 s.
+CHANGE_BACKOFF = calls.exponential(delay=1.0, cap=8.0)
 
 
 def read(fn, sleep=None):
@@ -88,27 +89,39 @@ def change(call, what, took_effect, events, sleep=None):
     through anyway before it is made again, so a change that took effect
     is never asked for twice; a refusal of a repeated call (409, 404) is
     taken as the change already under way when ``took_effect(True)`` (the
-    patient look) sees it done.  Otherwise the refusal stands.
+    patient look) sees it done.  Otherwise the refusal stands.  Only the
+    call's own transient faults are retried (``call_with_retry``, pauses
+    of 1, 2, 4, 8 s), never a fault of a look.
     """
-    sleep = sleep or time.sleep
-    last = None
-    for n in range(CALL_ATTEMPTS):
+    faults: list[Exception] = []    # the call's transient faults
+
+    def own_fault(exc):     # not a fault of a look
+        return bool(faults) and exc is faults[-1]
+
+    def attempt():
         try:
             return call()
         except Exception as exc:
             if not calls.is_transient(exc):
-                if last is not None and took_effect(True):
+                if faults and took_effect(True):
                     return None
                 raise
-            last = exc
+            faults.append(exc)
         events('%s: %s; looking whether it went through'
-               % (what, errors.one_line(last, limit=200)))
+               % (what, errors.one_line(faults[-1], limit=200)))
         if took_effect(False):
             return None
-        if n < CALL_ATTEMPTS - 1:
-            sleep(min(8.0, 2.0 ** n))
+        raise faults[-1]
+
+    try:
+        return calls.call_with_retry(
+            attempt, attempts=CALL_ATTEMPTS, backoff=CHANGE_BACKOFF,
+            sleep=sleep, retry_if=own_fault)
+    except Exception as exc:
+        if not own_fault(exc):
+            raise
     raise errors.Incomplete('%s: failed %d times, last: %s' % (
-        what, CALL_ATTEMPTS, errors.one_line(last, limit=500)))
+        what, CALL_ATTEMPTS, errors.one_line(faults[-1], limit=500)))
 
 
 # -- look-ups ----------------------------------------------------------------
