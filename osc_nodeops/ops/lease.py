@@ -55,7 +55,6 @@ import re
 import secrets
 import socket
 import threading
-import time
 
 from openstack import exceptions as sdk_exc
 
@@ -315,7 +314,7 @@ class Lease(object):
     def __init__(self, compute, host, kind='drain', owner=None,
                  break_lease=False, events=None, ttl=None,
                  renew_every=None, settle=None, heartbeat=True,
-                 clock=None, sleep=None, store=None):
+                 runtime=None, store=None):
         self.compute = compute
         self.host = host
         self.kind = kind
@@ -326,10 +325,13 @@ class Lease(object):
         self.renew_every = RENEW_EVERY if renew_every is None else renew_every
         self.settle = SETTLE if settle is None else settle
         self.heartbeat = heartbeat
-        self.clock = clock or timeutil.utcnow
-        self.sleep = sleep or time.sleep
+        # The wall clock of the expiry times and the read-back's sleep:
+        # the run's ``runtime.Runtime``.
+        self.ctx = engine.Context(compute, host, events=events,
+                                  runtime=runtime)
+        self.clock = self.ctx.runtime.now
+        self.sleep = self.ctx.runtime.sleep
         self.store = store or Store(compute)
-        self.ctx = engine.Context(compute, host, events=events)
         self.token = secrets.token_hex(6)
         self.since = None
         self.took = None      # the Holder this run took over

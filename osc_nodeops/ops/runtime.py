@@ -1,11 +1,14 @@
-"""What a run shares with its surroundings: the ``Event`` every runbook
+"""What a run shares with its surroundings: the ``Runtime`` it runs in
+(clock, sleep, SIGINT: the one test seam), the ``Event`` every runbook
 reports through, ``Abandoned`` (a second Ctrl-C) and the ``Report`` base
 every runbook's report derives from."""
 
 import dataclasses
+import time
 import typing
 
 from osc_nodeops import errors
+from osc_nodeops import timeutil
 
 
 class Subject(typing.Protocol):
@@ -14,6 +17,28 @@ class Subject(typing.Protocol):
 
     @property
     def label(self) -> str: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Runtime(object):
+    """What a run takes from the process it runs in; ``Runtime()`` is the
+    real thing.  The one way a test changes time or signals: every entry
+    point takes ``runtime=`` (no module globals, no ``sleep=``).
+
+    ``clock``: monotonic seconds (the executor's deadlines, the audit's
+    settling); ``now``: the UTC wall clock (the lease's expiry times);
+    ``sleep``: a pause between retries or looks; ``wait``: how
+    the executor's main loop waits ``seconds`` for a change (None: on the
+    executor's own wake event, so that a finished call or an interrupt
+    wakes it at once); ``handle_sigint``: the executor installs its
+    Ctrl-C handler (only in the main thread).
+    """
+
+    clock: typing.Callable[[], float] = time.monotonic
+    now: typing.Callable[[], typing.Any] = timeutil.utcnow
+    sleep: typing.Callable[[float], typing.Any] = time.sleep
+    wait: typing.Callable[[float], typing.Any] | None = None
+    handle_sigint: bool = True
 
 
 @dataclasses.dataclass

@@ -418,7 +418,7 @@ def _check_recorded(ctx, srv, vid):
     return None, False
 
 
-def reattach_items(ctx, items, opts, features, executor_kwargs=None):
+def reattach_items(ctx, items, opts, features, guard=None):
     """Plan and run Reattach for the servers of ``items`` that are up.
 
     Returns the new items (method ``reattach``), one per server with
@@ -440,8 +440,7 @@ def reattach_items(ctx, items, opts, features, executor_kwargs=None):
         executor = engine.Executor(
             ctx, poller, max_parallel=opts.max_parallel,
             poll_interval=opts.poll_interval, timeout=opts.timeout,
-            on_timeout='leave', retries=0,
-            **(executor_kwargs or {}))
+            on_timeout='leave', retries=0, guard=guard)
         ctx.emit('plan', 're-attaching the volumes of %d server(s)' %
                  len(todo))
         try:

@@ -8,6 +8,7 @@ from unittest import mock
 import testtools
 
 from osc_nodeops.ops.cloud import nova as cloud_nova
+from osc_nodeops.ops import runtime
 from osc_nodeops.ops.drain import audit
 from osc_nodeops.v1 import node
 from tests.unit import fakes
@@ -36,8 +37,9 @@ def cloud(max_version='2.95'):
 
 def run_audit(conn, host='c01', **kw):
     clock = Clock()
-    result = audit.audit_host(conn, host, sleep=clock.sleep, clock=clock,
-                              **kw)
+    result = audit.audit_host(
+        conn, host, runtime=runtime.Runtime(clock=clock, sleep=clock.sleep),
+        **kw)
     return result, clock
 
 

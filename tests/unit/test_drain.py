@@ -27,8 +27,7 @@ def run_drain(nova, host='c01', **opts):
     report = drain.drain_host(
         nova.compute, host, nova.services[host], options,
         events=events.append, reason_default='maint by test',
-        executor_kwargs={'clock': clock, 'wait': clock.wait,
-                         'handle_sigint': False})
+        runtime=clock.runtime())
     return report, events
 
 
@@ -38,8 +37,7 @@ def run_undrain(nova, host='c01', events=None, **opts):
     clock = FakeClock()
     report = drain.undrain_host(
         nova.compute, host, nova.services[host], drain.Options(**opts),
-        events=events, executor_kwargs={'clock': clock, 'wait': clock.wait,
-                         'handle_sigint': False})
+        events=events, runtime=clock.runtime())
     return report
 
 
@@ -358,8 +356,7 @@ class TestDrainHost(testtools.TestCase):
         report = drain.drain_host(
             nova.compute, 'c01', nova.services['c01'], options,
             events=events, reason_default='x',
-            executor_kwargs={'clock': clock, 'wait': clock.wait,
-                             'handle_sigint': False})
+            runtime=clock.runtime())
         late = [i for i in report.items if i.id == added['s'].id]
         self.assertEqual('left', late[0].result)
         self.assertFalse(report.ok)
@@ -387,8 +384,7 @@ class TestLease(testtools.TestCase):
         clock = FakeClock()
         drain.drain_host(nova.compute, 'c01', nova.services['c01'], options,
                          events=events,
-                         executor_kwargs={'clock': clock, 'wait': clock.wait,
-                                          'handle_sigint': False})
+                         runtime=clock.runtime())
         [(reason, held)] = seen
         self.assertEqual(drain.lease_owner(), held.owner)
         self.assertEqual('drain', held.kind)
@@ -566,8 +562,7 @@ class TestDrainHosts(testtools.TestCase):
             nova.compute, ['c01', 'c02'], dict(nova.services),
             drain.Options(poll_interval=1.0), events=events,
             reason_default='x',
-            executor_kwargs={'clock': clock, 'wait': clock.wait,
-                             'handle_sigint': False})
+            runtime=clock.runtime())
         self.assertEqual(['c01', 'c02'], [r.host for r in reports])
         self.assertTrue(all(r.ok for r in reports))
         # nothing from c01 was parked on c02: both were disabled first
@@ -594,8 +589,7 @@ class TestDrainHosts(testtools.TestCase):
             nova.compute, ['c01', 'c02'], dict(nova.services),
             drain.Options(poll_interval=1.0), events=events.append,
             reason_default='x',
-            executor_kwargs={'clock': clock, 'wait': clock.wait,
-                             'handle_sigint': False})
+            runtime=clock.runtime())
         up_front = [e for e in events if e.kind == 'service'
                     and e.message.startswith('c02 nova-compute disabled')]
         self.assertEqual(1, len(up_front), [str(e) for e in events])

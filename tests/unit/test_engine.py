@@ -33,20 +33,25 @@ class FakeClock(object):
         with self.lock:
             self.now += seconds
 
+    def runtime(self, sleep=time.sleep):
+        """A run on this clock: the executor waits on it, no SIGINT
+        handler."""
+        return runtime.Runtime(clock=self, sleep=sleep, wait=self.wait,
+                               handle_sigint=False)
+
 
 def make_executor(nova, host='c01', target=None, events=None, **kw):
     features = cloud_nova.Features.from_proxy(nova.compute)
+    clock = FakeClock()
     ctx = engine.Context(nova.compute, host, features=features,
                          target_host=target, events=events,
                          options={'block_migration': 'auto'},
-                         sleep=lambda s: None)
+                         runtime=clock.runtime(sleep=lambda s: None))
     poller = engine.HostPoller(nova.compute, host, features)
-    clock = FakeClock()
     kw.setdefault('poll_interval', 1.0)
     kw.setdefault('retry_delay', 1.0)
     kw.setdefault('timeout', 60.0)
-    ex = engine.Executor(ctx, poller, clock=clock, wait=clock.wait,
-                         handle_sigint=False, **kw)
+    ex = engine.Executor(ctx, poller, **kw)
     return ctx, poller, ex
 
 

@@ -84,14 +84,10 @@ MECHANISM_HOMES = ('osc_nodeops.ops.cloud', 'osc_nodeops.ops.engine',
                    'osc_nodeops.ops.runtime', 'osc_nodeops.errors',
                    'osc_nodeops.privileged')
 MECHANISMS_ELSEWHERE = {
-    'maintain': (('osc_nodeops.ops.maintain',), {'time.sleep': 2},
-                 'issue 22: maintain sleeps through Runtime'),
-    'drain': (DRAIN, {'time.sleep': 1, 'sleep loop': 1, 'retry loop': 1,
+    'drain': (DRAIN, {'sleep loop': 1, 'retry loop': 1,
                       'placement HTTP': 7},
               'issue 22, helpers drain and mech (one wait, one placement '
               'client)'),
-    'lease': (('osc_nodeops.ops.lease',), {'time.sleep': 1},
-              'issue 22, helper mech: ops/cloud/lease.py'),
 }
 
 # Functions with more than MAX_PARAMETERS parameters today (issue 22's

@@ -16,6 +16,7 @@ from osc_nodeops import timeutil
 from osc_nodeops.ops import drain
 from osc_nodeops.ops import lease
 from osc_nodeops.ops import recover
+from osc_nodeops.ops import runtime
 from tests.unit import fakes
 from tests.unit.test_drain import MUTATORS
 from tests.unit.test_drain import drained_away
@@ -26,9 +27,8 @@ from tests.unit.test_recover import conn_for
 OTHER = 'ops@other-machine:4242'
 
 
-def executor_kwargs():
-    clock = FakeClock()
-    return {'clock': clock, 'wait': clock.wait, 'handle_sigint': False}
+def fake_runtime():
+    return FakeClock().runtime()
 
 
 def legacy_held(nova, host='c01', owner=OTHER):
@@ -62,7 +62,8 @@ class TestProtocol(testtools.TestCase):
         nova = fakes.FakeNova()
         slept = []
         lk = lease.Lease(nova.compute, 'c01', kind='drain', heartbeat=False,
-                         settle=(1.0, 2.0), sleep=slept.append)
+                         settle=(1.0, 2.0),
+                         runtime=runtime.Runtime(sleep=slept.append))
         lk.acquire()
         self.assertEqual(1, len(slept))
         self.assertTrue(1.0 <= slept[0] <= 2.0)
@@ -102,7 +103,8 @@ class TestProtocol(testtools.TestCase):
             store.put = put
             lk = lease.Lease(nova.compute, 'c01', owner='%s@m:1' % name,
                              heartbeat=False, store=store,
-                             sleep=lambda s: written[other].wait(10))
+                             runtime=runtime.Runtime(
+                                 sleep=lambda s: written[other].wait(10)))
             try:
                 lk.acquire()
                 out[name] = lk
@@ -159,10 +161,11 @@ class TestProtocol(testtools.TestCase):
         held_by_other(nova, renewed=now, ttl=60)
         late = lambda: now + datetime.timedelta(seconds=59)  # noqa: E731
         self.assertRaises(lease.LeaseRefused, lease.Lease(
-            nova.compute, 'c01', heartbeat=False, clock=late).acquire)
+            nova.compute, 'c01', heartbeat=False,
+            runtime=runtime.Runtime(now=late)).acquire)
         later = lambda: now + datetime.timedelta(seconds=61)  # noqa: E731
         lease.Lease(nova.compute, 'c01', heartbeat=False,
-                    clock=later).acquire()
+                    runtime=runtime.Runtime(now=later)).acquire()
 
     def test_a_gone_process_on_this_machine_is_taken_over(self):
         proc = subprocess.Popen(['true'])
@@ -177,7 +180,8 @@ class TestProtocol(testtools.TestCase):
         nova = fakes.FakeNova()
         now = [timeutil.utcnow()]
         lk = lease.Lease(nova.compute, 'c01', heartbeat=False,
-                         clock=lambda: now[0]).acquire()
+                         runtime=runtime.Runtime(
+                             now=lambda: now[0])).acquire()
         first = lease.holder(nova.compute, 'c01').expires
         now[0] += datetime.timedelta(seconds=30)
         lk.renew()
@@ -238,7 +242,7 @@ class TestDrain(testtools.TestCase):
         legacy_held(nova)  # meanwhile another operator's drain took it
         exc = self.assertRaises(errors.Refused, drain.drain_host,
                                 nova.compute, 'c01', stale, drain.Options(),
-                                executor_kwargs=executor_kwargs())
+                                runtime=fake_runtime())
         self.assertIn(OTHER, str(exc))
         for name in MUTATORS:
             getattr(nova.compute, name).assert_not_called()
@@ -254,7 +258,7 @@ class TestDrain(testtools.TestCase):
         legacy_held(nova, 'c02')
         self.assertRaises(errors.Refused, drain.drain_hosts, nova.compute,
                           ['c01', 'c02'], stale, drain.Options(),
-                          executor_kwargs=executor_kwargs())
+                          runtime=fake_runtime())
         for name in MUTATORS:
             getattr(nova.compute, name).assert_not_called()
         self.assertIsNone(lease.holder(nova.compute, 'c01'))  # released
@@ -270,7 +274,7 @@ class TestDrain(testtools.TestCase):
         report = drain.drain_host(
             nova.compute, 'c01', nova.services['c01'],
             drain.Options(max_parallel=1, poll_interval=1.0),
-            events=events, executor_kwargs=executor_kwargs())
+            events=events, runtime=fake_runtime())
         results = {i.server.name: i.result for i in report.items}
         self.assertEqual('moved', results['s0'])
         self.assertEqual({'not-started'}, {results['s1'], results['s2'],
@@ -294,7 +298,7 @@ class TestDrain(testtools.TestCase):
         with mock.patch.object(lease.Lease, 'check', check):
             drain.drain_host(nova.compute, 'c01', nova.services['c01'],
                              drain.Options(max_parallel=1),
-                             executor_kwargs=executor_kwargs())
+                             runtime=fake_runtime())
         # before the disable, then before each of the three moves
         self.assertGreaterEqual(len(checks), 4)
 
@@ -318,14 +322,14 @@ class TestUndrain(testtools.TestCase):
                         drain.drain_host(
                             nova.compute, 'c01', nova.services['c01'],
                             drain.Options(),
-                            executor_kwargs=executor_kwargs())
+                            runtime=fake_runtime())
                         second.append('proceeded')
                     except errors.Refused as exc:
                         second.append(str(exc))
         report = drain.undrain_host(
             nova.compute, 'c01', nova.services['c01'],
             drain.Options(migrate_back=True, poll_interval=1.0),
-            events=events, executor_kwargs=executor_kwargs())
+            events=events, runtime=fake_runtime())
         [refusal] = second
         self.assertIn('held by another osc-nodeops undrain', refusal)
         self.assertEqual(['moved'], [i.result for i in report.items])
@@ -348,7 +352,7 @@ class TestRecoverAll(testtools.TestCase):
     def run_recover(self, nova, **opts):
         return recover.run(conn_for(nova), recover.Options(host='c01',
                                                            **opts),
-                           executor_kwargs=executor_kwargs())
+                           runtime=fake_runtime())
 
     def test_refuses_a_host_another_live_run_holds(self):
         # Fails on 779a0a9: recover-all ignored leases.
@@ -381,7 +385,7 @@ class TestRecoverAll(testtools.TestCase):
         nova.aggregates_taken = False
         report = recover.run(conn_for(nova), recover.Options(
             host='c01', max_parallel=1, all=True), events=events,
-            executor_kwargs=executor_kwargs())
+            runtime=fake_runtime())
         self.assertEqual(1, len(nova.calls))
         self.assertFalse(report.ok)
         self.assertTrue(any('the lease was lost' in i.message

@@ -228,8 +228,7 @@ def run_drain(cloud, hosts=('c01',), **kw):
     clock = FakeClock()
     return drain.drain_hosts(
         nova.compute, list(hosts), services, opts, reason_default='t',
-        executor_kwargs={'clock': clock, 'wait': clock.wait,
-                         'handle_sigint': False}, conn=cloud)
+        runtime=clock.runtime(), conn=cloud)
 
 
 class TestDrainKeepsThePlan(testtools.TestCase):

@@ -162,8 +162,7 @@ def run(nova, host='c01', **opts):
     events = []
     report = recover.recover_host(
         conn_for(nova), host, recover.Options(**opts), events=events.append,
-        executor_kwargs={'clock': clock, 'wait': clock.wait,
-                         'handle_sigint': False})
+        runtime=clock.runtime())
     return report, events
 
 

@@ -80,8 +80,7 @@ class ViaDBFixture(testtools.TestCase):
             url_mod.DBURL.parse(NOVA), url_mod.DBURL.parse(NEUTRON),
             self.journal, connector=self.db.connect, before_commit=moved,
             events=self.events.append,
-            executor_kwargs={'clock': clock, 'wait': clock.wait,
-                             'handle_sigint': False})
+            runtime=clock.runtime())
 
     def undo(self):
         """``--undo`` of the journal: the rows as tuples."""

@@ -128,16 +128,13 @@ class _ReattachCase(testtools.TestCase):
         self.cinder = FakeCinder(self.nova)
         self.ctx = engine.Context(
             self.nova.compute, 'c01',
-            options={'timeout': 30, 'block_storage': self.cinder.bs})
+            options={'timeout': 30, 'block_storage': self.cinder.bs},
+            runtime=FakeClock().runtime())
         self.opts = recover.Options(poll_interval=1.0, timeout=30.0)
 
     def run_reattach(self, servers):
-        clock = FakeClock()
         items = [engine.PlanItem(s) for s in servers]
-        return volumes.reattach_items(
-            self.ctx, items, self.opts, None,
-            executor_kwargs={'clock': clock, 'wait': clock.wait,
-                             'handle_sigint': False})
+        return volumes.reattach_items(self.ctx, items, self.opts, None)
 
 
 class TestReattach(_ReattachCase):

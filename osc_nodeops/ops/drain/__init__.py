@@ -139,7 +139,7 @@ class Report(runtime.Report):
         return any(host.interrupted for host in self.hosts)
 
 
-def drain(conn, request, events=None, executor_kwargs=None):
+def drain(conn, request, events=None, runtime=None):
     """``compute node drain``: validate, then S1-S4 for every host.
 
     Returns a :class:`Report`.  Raises an ``errors.NodeOpsError`` before
@@ -160,7 +160,7 @@ def drain(conn, request, events=None, executor_kwargs=None):
         run.drain_hosts(
             compute, hosts, services, request, features=features,
             events=events, reason_default=nova_services.default_reason(conn),
-            executor_kwargs=executor_kwargs, reports=reports, conn=conn)
+            runtime=runtime, reports=reports, conn=conn)
     except Exception as exc:
         if not reports:
             raise
@@ -171,7 +171,7 @@ def drain(conn, request, events=None, executor_kwargs=None):
     return Report(reports)
 
 
-def undrain(conn, request, events=None, executor_kwargs=None):
+def undrain(conn, request, events=None, runtime=None):
     """``compute node undrain``: S6 (and S7 with ``--migrate-back``).
 
     Returns a :class:`Report` of the one host.
@@ -193,4 +193,4 @@ def undrain(conn, request, events=None, executor_kwargs=None):
     features = nova.Features.from_proxy(compute)
     return Report([run.undrain_host(compute, host, services[host], request,
                                 features=features, events=events,
-                                executor_kwargs=executor_kwargs)])
+                                runtime=runtime)])

@@ -35,11 +35,11 @@ requests have a timeout (``calls.bound_api_timeout``).
 import dataclasses
 import logging
 import re
-import time
 from urllib import parse
 
 from osc_nodeops import errors
 from osc_nodeops.ops import engine
+from osc_nodeops.ops import runtime as runtime_mod
 from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.cloud import nova
 
@@ -439,17 +439,18 @@ def _look(conn, host, features, read, servers=None, allowed=()):
 
 
 def audit_host(conn, host, features=None, servers=None, allowed=(),
-               settle=SETTLE, interval=SETTLE_INTERVAL, sleep=None,
-               clock=None):
-    """Look at ``host`` until nothing is settling (at most ``settle``
-    seconds).  ``servers``: the host's server list just made (the first
+               runtime=None):
+    """Look at ``host`` until nothing is settling (at most ``SETTLE``
+    seconds, a look every ``SETTLE_INTERVAL``, on the clock and sleep of
+    ``runtime``).  ``servers``: the host's server list just made (the first
     look uses it); ``allowed``: IDs of servers the operator let stay.
 
     Returns an :class:`Audit`.  An API error while looking is a finding
     (``not-checked``): a host counts as drained only when the audit could
     look."""
-    sleep = sleep or time.sleep
-    clock = clock or time.monotonic
+    settle, interval = SETTLE, SETTLE_INTERVAL
+    runtime = runtime or runtime_mod.Runtime()
+    sleep, clock = runtime.sleep, runtime.clock
     calls.bound_api_timeout(conn)
     features = features or nova.Features.from_proxy(conn.compute)
     read = _Reader(sleep=sleep)

@@ -41,10 +41,11 @@ class HostReport(runtime.Report):
 
 
 
-def _context(compute, host, features, opts, events, target):
+def _context(compute, host, features, opts, events, target, runtime=None):
     return engine.Context(
         compute, host, features=features, target_host=target,
-        options={'block_migration': opts.block_migration}, events=events)
+        options={'block_migration': opts.block_migration}, events=events,
+        runtime=runtime)
 
 
 def check_arguments(hosts, opts):
@@ -128,7 +129,7 @@ def _planned_destination(items, destination):
 
 
 def drain_host(compute, host, service, opts, features=None, events=None,
-               reason_default=None, executor_kwargs=None,
+               reason_default=None, runtime=None,
                taken_over_since=None, conn=None, draining=(), held=None):
     """S1-S4 for one host.  Returns a ``HostReport``.
 
@@ -140,18 +141,18 @@ def drain_host(compute, host, service, opts, features=None, events=None,
     run the pre-flight (blockers, capacity) on the plan; ``draining``:
     every host of this run (not candidates)."""
     features = features or nova.Features.from_proxy(compute)
-    ctx = _context(compute, host, features, opts, events, opts.target_host)
+    ctx = _context(compute, host, features, opts, events, opts.target_host,
+                   runtime)
     ctx.preflight = (conn, tuple(draining) or (host,))
     if opts.dry_run:
         return _drain_host(ctx, compute, host, service, opts, features,
-                           'dry run: service left %s' % service.status,
-                           executor_kwargs)
+                           'dry run: service left %s' % service.status)
     own = held is None
     if own:
         held = lease.Lease(compute, host, kind='drain',
                            owner=nova_services.lease_owner(),
                            break_lease=getattr(opts, 'break_lease', False),
-                           events=events).acquire()
+                           events=events, runtime=runtime).acquire()
     if taken_over_since is None and held.took is not None:
         taken_over_since = timeutil.parse_time(held.took.since)
     abandoned = True  # an exception: leave the lease to expire
@@ -164,9 +165,7 @@ def drain_host(compute, host, service, opts, features=None, events=None,
             reason_default or nova_services.default_reason())
         ctx.emit('service', '%s nova-compute %s' % (host, note))
         report = _drain_host(ctx, compute, host, service, opts, features,
-                             note, dict(executor_kwargs or {},
-                                        guard=held.check),
-                             taken_over_since)
+                             note, held.check, taken_over_since)
         abandoned = report.abandoned
         return report
     finally:
@@ -191,7 +190,7 @@ def end_lease(ctx, held, abandoned=False):
 
 
 def _drain_host(ctx, compute, host, service, opts, features, note,
-                executor_kwargs, taken_over_since=None):
+                guard=None, taken_over_since=None):
     since = timeutil.utcnow() - datetime.timedelta(hours=1)
     poller = engine.HostPoller(compute, host, features, since=since)
     snap = calls.call_with_retry(lambda: poller.snapshot(full=True))
@@ -220,8 +219,7 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
                         or opts.allow_skipped for i in items)
         report.api_calls = poller.calls
         return report
-    executor = engine.Executor.from_options(ctx, poller, opts,
-                                            **(executor_kwargs or {}))
+    executor = engine.Executor.from_options(ctx, poller, opts, guard=guard)
     executor.run(items, initial_snapshot=snap)
     items.extend(earlier)   # rows, not work: the stopped run did them
     engine.settle(items, False)
@@ -283,7 +281,7 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
 
 
 def drain_hosts(compute, hosts, services, opts, features=None, events=None,
-                reason_default=None, executor_kwargs=None, reports=None,
+                reason_default=None, runtime=None, reports=None,
                 conn=None):
     """Drain several hosts one after the other (rolling).
 
@@ -311,7 +309,7 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
         for host in hosts:
             reports.append(drain_host(
                 compute, host, services[host], opts, features=features,
-                events=events, executor_kwargs=executor_kwargs, conn=conn,
+                events=events, runtime=runtime, conn=conn,
                 draining=hosts))
         return reports
     held = {}
@@ -321,11 +319,12 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
             held[host] = lease.Lease(
                 compute, host, kind='drain', owner=nova_services.lease_owner(),
                 break_lease=getattr(opts, 'break_lease', False),
-                events=events).acquire()
+                events=events, runtime=runtime).acquire()
         for host in hosts[1:]:
             held[host].check()
             # The event carries its host (``--events`` readers filter by it)
-            ctx = _context(compute, host, features, opts, events, None)
+            ctx = _context(compute, host, features, opts, events, None,
+                           runtime)
             note = nova_services.disable_service(
                 ctx, nova_services.compute_service(compute, host),
                 opts.reason, reason_default)
@@ -335,18 +334,18 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
             report = drain_host(compute, host, services[host], opts,
                                 features=features, events=events,
                                 reason_default=reason_default,
-                                executor_kwargs=executor_kwargs, conn=conn,
+                                runtime=runtime, conn=conn,
                                 draining=hosts, held=held[host])
             current = None
             reports.append(report)
-            end_lease(_context(compute, host, features, opts, events, None),
-                      held.pop(host), report.abandoned)
+            end_lease(_context(compute, host, features, opts, events, None,
+                               runtime), held.pop(host), report.abandoned)
             if report.interrupted or report.error:
                 break
     finally:
         for host, rest in held.items():  # not reached: released
-            end_lease(_context(compute, host, features, opts, events, None),
-                      rest, abandoned=host == current)
+            end_lease(_context(compute, host, features, opts, events, None,
+                               runtime), rest, abandoned=host == current)
     return reports
 
 
@@ -437,13 +436,13 @@ def list_drained_from(compute, host):
 
 
 def undrain_host(compute, host, service, opts, features=None, events=None,
-                 executor_kwargs=None, held=None):
+                 runtime=None, held=None):
     """S6 (and S7 with ``opts.migrate_back``) for one host.
 
     The host's lease is taken before the enable and released after the
     last move home (``held``: one the caller holds and releases)."""
     features = features or nova.Features.from_proxy(compute)
-    ctx = _context(compute, host, features, opts, events, host)
+    ctx = _context(compute, host, features, opts, events, host, runtime)
     servers = []
     if opts.migrate_back:
         servers = list_drained_from(compute, host)
@@ -458,17 +457,17 @@ def undrain_host(compute, host, service, opts, features=None, events=None,
                                 '--migrate-back')
     if opts.dry_run:
         return _undrain_host(ctx, compute, host, service, opts, features,
-                             servers, executor_kwargs, None)
+                             servers, None)
     own = held is None
     if own:
         held = lease.Lease(compute, host, kind='undrain',
                            owner=nova_services.lease_owner(),
                            break_lease=getattr(opts, 'break_lease', False),
-                           events=events).acquire()
+                           events=events, runtime=runtime).acquire()
     abandoned = True
     try:
         report = _undrain_host(ctx, compute, host, service, opts, features,
-                               servers, executor_kwargs, held)
+                               servers, held)
         abandoned = report.abandoned
         return report
     finally:
@@ -477,7 +476,7 @@ def undrain_host(compute, host, service, opts, features=None, events=None,
 
 
 def _undrain_host(ctx, compute, host, service, opts, features, servers,
-                  executor_kwargs, held):
+                  held):
     if held is not None:
         held.check()
         # Read after the lease is ours: what another run did before counts.
@@ -515,8 +514,8 @@ def _undrain_host(ctx, compute, host, service, opts, features, servers,
                 item.message = ('already on %s; clearing the origin record '
                                 'failed: %s' % (host, errors.one_line(
                                     exc, style=errors.STATUS)))
-    executor = engine.Executor.from_options(
-        ctx, poller, opts, **dict(executor_kwargs or {}, guard=held.check))
+    executor = engine.Executor.from_options(ctx, poller, opts,
+                                            guard=held.check)
     executor.run(items, initial_snapshot=snap)
     engine.settle(items, False)
     report.interrupted = executor.interrupted

@@ -36,8 +36,7 @@ class Executor(object):
     def __init__(self, ctx, poller, max_parallel=4, poll_interval=2.0,
                  timeout=600.0, on_timeout='abort', retries=1,
                  retry_delay=5.0, transient_retries=6, grace=None,
-                 clock=None, wait=None, handle_sigint=True, hung_after=None,
-                 step_timeout=None, guard=None):
+                 hung_after=None, step_timeout=None, guard=None):
         if max_parallel < 1:
             raise ValueError('max_parallel must be at least 1')
         if step_timeout is not None:
@@ -52,11 +51,12 @@ class Executor(object):
         self.retries = retries
         self.retry_delay = retry_delay
         self.transient_retries = transient_retries
-        self.clock = clock or time.monotonic
+        # Time, waits and Ctrl-C: the run's ``runtime.Runtime``.
+        self.clock = ctx.runtime.clock
         self._wake = threading.Event()
-        self._wait = wait or self._wake.wait
+        self._wait = ctx.runtime.wait or self._wake.wait
         self.interrupts = interrupts.Interrupts(ctx.emit, self._wake,
-                                                handle_sigint)
+                                                ctx.runtime.handle_sigint)
         self.bounded = self.interrupts.bounded
         self.polls = snapshot.Polls(poller, poll_interval, ctx.emit,
                                     self.bounded)

@@ -4,10 +4,9 @@ an action returns; the ``Context`` actions work in.
 
 import dataclasses
 import logging
-import time
 
 from osc_nodeops import errors
-from osc_nodeops.ops import runtime
+from osc_nodeops.ops import runtime as runtime_mod
 from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.cloud import nova
 
@@ -207,14 +206,16 @@ class Context(object):
     """What actions need: the compute proxy, features, options."""
 
     def __init__(self, compute, host, features=None, target_host=None,
-                 options=None, events=None, sleep=None):
+                 options=None, events=None, runtime=None):
         self.compute = compute
         self.host = host
         self.features = features or nova.Features()
         self.target_host = target_host
         self.options = options or {}
         self._events = events
-        self.sleep = sleep or time.sleep
+        # The run's clock, sleep and Ctrl-C (``runtime.Runtime``).
+        self.runtime = runtime or runtime_mod.Runtime()
+        self.sleep = self.runtime.sleep
         # How a call is waited for: directly, or (while an executor runs)
         # in a thread the main thread can leave at a second Ctrl-C.
         self.bounded = lambda fn: fn()
@@ -222,8 +223,8 @@ class Context(object):
     def emit(self, kind, message, item=None):
         if self._events:
             try:
-                self._events(runtime.Event(kind, message, item,
-                                           host=self.host))
+                self._events(runtime_mod.Event(kind, message, item,
+                                               host=self.host))
             except Exception:  # never let printing break the run
                 LOG.exception('event callback failed')
 

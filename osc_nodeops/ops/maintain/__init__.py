@@ -25,13 +25,13 @@ the rows and what both share.  The submodules never import this one.
 
 import dataclasses
 import signal
-import time
 
 from osc_nodeops import errors
 from osc_nodeops import timeutil
 from osc_nodeops.ops import campaign
 from osc_nodeops.ops import drain
 from osc_nodeops.ops import node_list
+from osc_nodeops.ops import runtime as runtime_mod
 from osc_nodeops.ops.maintain.common import COLUMNS  # noqa
 from osc_nodeops.ops.maintain.common import DONE_RE
 from osc_nodeops.ops.maintain.common import Emitter
@@ -159,12 +159,13 @@ def check_request(req):
                                         'this run' % host)
 
 
-def run(conn, req, events=None, sleep=time.sleep):
-    """Maintain the hosts of ``req``; returns a ``Report``."""
+def run(conn, req, events=None, runtime=None):
+    """Maintain the hosts of ``req``; returns a ``Report``.  ``runtime``:
+    the ``runtime.Runtime`` of its waits and drains (the real one)."""
     check_request(req)
     old = _install_signals()
     try:
-        return _run(conn, req, events, sleep)
+        return _run(conn, req, events, runtime or runtime_mod.Runtime())
     finally:
         _restore_signals(old)
 
@@ -208,7 +209,7 @@ def _classify(run, services, hosts, todo):
     return left
 
 
-def _run(conn, req, events, sleep):
+def _run(conn, req, events, runtime):
     compute = conn.compute
     cache = State(req.state_file)  # a file not ours: exit 2, no cloud call
     services = _scope(compute, req)
@@ -226,7 +227,7 @@ def _run(conn, req, events, sleep):
     results = {h: HostResult(h, steps={s: 'done' for s in STEPS
                                        if state.done(h, s)}) for h in hosts}
     run = Run(conn, req, state, results, maintain_owner(), Emitter(events),
-               sleep, {}, {})
+               runtime, {}, {})
     emit = run.emit
     report = Report([results[h] for h in hosts])
     todo = [h for h in hosts if not state.done(h, 'undrain')]
@@ -350,7 +351,7 @@ def _wave(run, wave):
                 reason_default='maintenance: osc-nodeops compute node '
                                'maintain at %s' % timeutil.api_time(
                                    timeutil.utcnow()),
-                conn=conn)
+                runtime=run.runtime, conn=conn)
         except errors.Refused as exc:  # a lease taken meanwhile
             for h in to_drain:
                 results[h].result = 'failed'

@@ -104,6 +104,6 @@ class Run(object):
     results: dict
     owner: str
     emit: typing.Any
-    sleep: typing.Any
+    runtime: runtime.Runtime  # the clock and sleep of the waits
     leases_at_start: dict  # host -> (owner, at) another run held then
     kept: dict  # host -> its own disabled reason (--include-disabled)

@@ -4,7 +4,6 @@ newer than the step, ``--check``, the undrain; and the host's lease and
 disabled reason along the way."""
 
 import dataclasses
-import time
 
 from osc_nodeops import errors
 from osc_nodeops import timeutil
@@ -128,7 +127,7 @@ def cycle_host(run, host, result):
         result.current = 'wait'
         emit('start', 'waiting for nova-compute up with a fresh heartbeat',
              host=host, step='wait')
-        wait_up(compute, host, step_ended, req, run.sleep)
+        wait_up(compute, host, step_ended, req, run.runtime)
         state.mark(host, 'wait')
         result.steps['wait'] = 'done'
         emit('done', 'nova-compute up', host=host, step='wait')
@@ -151,7 +150,8 @@ def cycle_host(run, host, result):
                                keep_disabled=kept is not None,
                                break_lease=False)
     report = drain.undrain_host(compute, host, svc, opts,
-                                events=forward_events(emit))
+                                events=forward_events(emit),
+                                runtime=run.runtime)
     moved = sum(1 for i in report.items if i.action and i.ok)
     result.moved_back = moved if opts.migrate_back else None
     if not report.ok:
@@ -196,7 +196,7 @@ def service_up(svc, since):
             and beat > since)
 
 
-def wait_up(compute, host, since, req, sleep=time.sleep):
+def wait_up(compute, host, since, req, runtime):
     def look():
         svc = drain.compute_service(compute, host)
         return svc if service_up(svc, since) else None

@@ -55,7 +55,7 @@ from osc_nodeops.ops.recover.via_db import UndoReport  # noqa
 from osc_nodeops.ops.recover.via_db import UndoRequest  # noqa
 
 
-def run(conn, request, events=None, executor_kwargs=None):
+def run(conn, request, events=None, runtime=None):
     """``server recover-all HOST``: validate, then bring the servers back.
 
     Reboot mode, dead mode with evacuate, or (``via_db``) the legacy DB
@@ -66,37 +66,35 @@ def run(conn, request, events=None, executor_kwargs=None):
     if not request.host:
         raise errors.UsageError('a host is required (or --undo JOURNAL)')
     validate(request)
-    held = None
+    held = guard = None
     if not (request.dry_run or (request.via_db and not request.execute)):
         # The host's lease (ops/lease.py): refused while another live run
         # holds it; checked again before each server.
         held = lease.Lease(conn.compute, request.host, kind='recover-all',
                            break_lease=request.break_lease,
-                           events=events).acquire()
-        executor_kwargs = dict(executor_kwargs or {}, guard=held.check)
+                           events=events, runtime=runtime).acquire()
+        guard = held.check
     try:
         if request.via_db:
             return recover_via_db(conn, request.host, request,
-                                  events=events,
-                                  executor_kwargs=executor_kwargs)
+                                  events=events, runtime=runtime,
+                                  guard=guard)
         return recover_host(conn, request.host, request, events=events,
-                            executor_kwargs=executor_kwargs)
+                            runtime=runtime, guard=guard)
     finally:
         if held is not None:
             held.release()
 
 
-def recover_host(conn, host, opts, features=None, events=None,
-                 executor_kwargs=None):
+def recover_host(conn, host, opts, events=None, runtime=None, guard=None):
     """Reboot mode (S9/S10) or dead mode with evacuate (S19-S20, S22)."""
     compute = conn.compute
     validate(opts, host)
-    features = features or nova.Features.from_proxy(compute)
+    features = nova.Features.from_proxy(compute)
     service, note, fenced = check_host(compute, host, opts,
                                        force_down=not opts.dry_run)
-    ctx = make_context(compute, host, features, opts, events,
-                       target=opts.target_host,
-                       block_storage=getattr(conn, 'block_storage', None))
+    ctx = make_context(conn, host, features, opts, events, runtime,
+                       target=opts.target_host)
     ctx.emit('service', note)
     since = timeutil.utcnow() - datetime.timedelta(hours=1)
     if opts.dead:
@@ -125,15 +123,14 @@ def recover_host(conn, host, opts, features=None, events=None,
         engine.settle(items, True)
         report.ok = all(i.action or i.success_if_skipped for i in items)
         return report
-    executor = make_executor(ctx, poller, opts, **(executor_kwargs or {}))
+    executor = make_executor(ctx, poller, opts, guard=guard)
     started = timeutil.utcnow()
     executor.run(items, initial_snapshot=snap)
     engine.settle(items, False)
     report.interrupted = executor.interrupted
     if opts.reattach_volumes and not report.interrupted:
         report.items += reattach(
-            ctx, [i for i in items if i.ok], opts, features,
-            executor_kwargs=executor_kwargs)
+            ctx, [i for i in items if i.ok], opts, features, guard=guard)
     explain_failures(ctx, report.items, started)
     report.ok = not report.interrupted and all(
         i.ok for i in report.items)

@@ -276,12 +276,12 @@ def explain_failures(ctx, items, started):
 
 # ---------------------------------------------------------------- running
 
-def make_context(compute, host, features, opts, events, target=None,
-                 block_storage=None):
+def make_context(conn, host, features, opts, events, runtime, target=None):
     return engine.Context(
-        compute, host, features=features, target_host=target,
-        options={'timeout': opts.timeout, 'block_storage': block_storage},
-        events=events)
+        conn.compute, host, features=features, target_host=target,
+        options={'timeout': opts.timeout,
+                 'block_storage': getattr(conn, 'block_storage', None)},
+        events=events, runtime=runtime)
 
 
 def make_executor(ctx, poller, opts, **kwargs):
@@ -292,6 +292,5 @@ def make_executor(ctx, poller, opts, **kwargs):
 
 
 # Volumes (S18) live in ops/volumes.py.
-def reattach(ctx, items, opts, features, executor_kwargs=None):
-    return volumes.reattach_items(ctx, items, opts, features,
-                                  executor_kwargs=executor_kwargs)
+def reattach(ctx, items, opts, features, guard=None):
+    return volumes.reattach_items(ctx, items, opts, features, guard=guard)

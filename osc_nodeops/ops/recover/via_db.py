@@ -210,7 +210,7 @@ def _resolve(source, what):
 
 def recover_via_db(conn, host, opts, nova_url=None, neutron_url=None,
                    journal_path=None, features=None, events=None,
-                   executor_kwargs=None, db_mode='auto', connector=None,
+                   runtime=None, guard=None, db_mode='auto', connector=None,
                    before_commit=None):
     """``recover-all --dead --via-db``; the URLs default to the request's
     ``nova_db`` / ``neutron_db`` sources, the journal to ``opts.journal``
@@ -225,9 +225,8 @@ def recover_via_db(conn, host, opts, nova_url=None, neutron_url=None,
     dry = not opts.execute
     service, note, fenced = common.check_host(compute, host, opts,
                                                force_down=not dry)
-    ctx = common.make_context(
-        compute, opts.target_host, features, opts, events,
-        block_storage=getattr(conn, 'block_storage', None))
+    ctx = common.make_context(conn, opts.target_host, features, opts, events,
+                              runtime)
     _say_unfinished(ctx, os.path.dirname(os.path.abspath(journal_path)))
     ctx.emit('service', note)
     report = common.Report(host, [], notes=[note])
@@ -242,12 +241,11 @@ def recover_via_db(conn, host, opts, nova_url=None, neutron_url=None,
     moved = _execute(conn, ctx, report, host, opts, db, journal_path,
                      before_commit)
     report.items.insert(0, disabled)
-    reboot = _reboot_moved(ctx, report, moved, host, opts, features,
-                           executor_kwargs)
+    reboot = _reboot_moved(ctx, report, moved, host, opts, features, guard)
     if opts.reattach_volumes and not report.interrupted:
         report.items += common.reattach(
             ctx, [i for i in reboot if i.ok and i.action], opts, features,
-            executor_kwargs=executor_kwargs)
+            guard=guard)
     report.ok = not report.interrupted and all(
         i.ok or isinstance(i, DBPlanItem) for i in report.items)
     return report
@@ -334,8 +332,7 @@ def _execute(conn, ctx, report, host, opts, db, journal_path,
     return moved
 
 
-def _reboot_moved(ctx, report, moved, host, opts, features,
-                  executor_kwargs):
+def _reboot_moved(ctx, report, moved, host, opts, features, guard):
     """S22: hard reboot each moved server that was running, on the new
     host; the reboot items (also added to the report)."""
     reboot = []
@@ -357,8 +354,7 @@ def _reboot_moved(ctx, report, moved, host, opts, features,
         since = timeutil.utcnow() - datetime.timedelta(hours=1)
         poller = engine.HostPoller(ctx.compute, opts.target_host, features,
                                    since=since)
-        executor = common.make_executor(ctx, poller, opts,
-                                         **(executor_kwargs or {}))
+        executor = common.make_executor(ctx, poller, opts, guard=guard)
         started = timeutil.utcnow()
         executor.run(reboot)
         engine.settle(reboot, False)
