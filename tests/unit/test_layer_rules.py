@@ -84,8 +84,7 @@ MECHANISM_HOMES = ('osc_nodeops.ops.cloud', 'osc_nodeops.ops.engine',
                    'osc_nodeops.ops.runtime', 'osc_nodeops.errors',
                    'osc_nodeops.privileged')
 MECHANISMS_ELSEWHERE = {
-    'drain': (DRAIN, {'sleep loop': 1, 'retry loop': 1,
-                      'placement HTTP': 7},
+    'drain': (DRAIN, {'placement HTTP': 7},
               'issue 22, helpers drain and mech (one wait, one placement '
               'client)'),
 }

@@ -42,6 +42,7 @@ from osc_nodeops.ops import engine
 from osc_nodeops.ops import runtime as runtime_mod
 from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.cloud import nova
+from osc_nodeops.ops.cloud import waiting
 
 LOG = logging.getLogger(__name__)
 
@@ -448,35 +449,39 @@ def audit_host(conn, host, features=None, servers=None, allowed=(),
     Returns an :class:`Audit`.  An API error while looking is a finding
     (``not-checked``): a host counts as drained only when the audit could
     look."""
-    settle, interval = SETTLE, SETTLE_INTERVAL
     runtime = runtime or runtime_mod.Runtime()
-    sleep, clock = runtime.sleep, runtime.clock
     calls.bound_api_timeout(conn)
     features = features or nova.Features.from_proxy(conn.compute)
-    read = _Reader(sleep=sleep)
+    read = _Reader(sleep=runtime.sleep)
     result = Audit(host)
-    started = clock()
-    while True:
+    first = [servers]  # later looks list again
+
+    def settled():
         result.looks += 1
-        try:
-            findings, sources = _look(conn, host, features, read,
-                                      servers=servers, allowed=allowed)
-        except Exception as exc:
-            LOG.debug('audit failed', exc_info=True)
-            findings = [Finding(NOT_CHECKED, host, 'the audit could not '
-                                'look: %s' % errors.one_line(exc),
-                                command='rerun openstack compute node '
-                                        'drain %s' % host)]
-            sources = {'error': errors.one_line(exc)}
-        servers = None  # later looks list again
-        if not any(f.settling for f in findings) or \
-                clock() - started + interval > settle:
-            break
-        sleep(interval)
-    result.findings = findings
-    result.sources = sources
+        result.findings, result.sources = _look_or_finding(
+            conn, host, features, read,
+            servers=first.pop() if first else None, allowed=allowed)
+        return not any(f.settling for f in result.findings)
+
+    # The last look when the time is up is the audit's verdict.
+    waiting.wait_until(settled, SETTLE, SETTLE_INTERVAL, last_look=True,
+                       runtime=runtime)
     result.calls = read.calls
     return result
+
+
+def _look_or_finding(conn, host, features, read, servers, allowed):
+    """One look (``_look``); a look that failed is a ``not-checked``
+    finding."""
+    try:
+        return _look(conn, host, features, read, servers=servers,
+                     allowed=allowed)
+    except Exception as exc:
+        LOG.debug('audit failed', exc_info=True)
+        return [Finding(NOT_CHECKED, host, 'the audit could not look: %s' %
+                        errors.one_line(exc),
+                        command='rerun openstack compute node drain %s' %
+                        host)], {'error': errors.one_line(exc)}
 
 
 # ------------------------------------------------------- the drain's hook

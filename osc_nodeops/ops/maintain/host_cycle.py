@@ -207,7 +207,7 @@ def wait_up(compute, host, since, req, runtime):
         svc = waiting.wait_until(
             look, req.up_timeout, req.poll_interval,
             retry_if=lambda exc: isinstance(exc, errors.NotFound) or
-            calls.is_transient(exc))
+            calls.is_transient(exc), runtime=runtime)
     except Exception as exc:
         raise Failed('wait', errors.one_line(exc))
     if svc is None:
