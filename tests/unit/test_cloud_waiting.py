@@ -4,6 +4,7 @@ import testtools
 
 from osc_nodeops.ops import runtime
 from osc_nodeops.ops.cloud import waiting
+from tests.unit.test_audit import Clock
 
 
 class _Looks(object):
@@ -21,32 +22,17 @@ class _Looks(object):
         return answer
 
 
-class _Clock(object):
-    """Moves only when the wait sleeps."""
-
-    def __init__(self):
-        self.now = 100.0
-        self.slept = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 class TestWaitUntil(testtools.TestCase):
 
     def test_on_the_runtimes_clock_and_sleep(self):
         # a look at 0, 2, 4 and (the time up at 6) the last one
-        clock = _Clock()
+        clock = Clock()  # moves only when the wait sleeps
         seen = []
         look = _Looks()
         self.assertIsNone(waiting.wait_until(
             lambda: seen.append(clock.now) or look(), 6, 2, last_look=True,
             runtime=runtime.Runtime(clock=clock, sleep=clock.sleep)))
-        self.assertEqual([100.0, 102.0, 104.0, 106.0], seen)
+        self.assertEqual([0.0, 2.0, 4.0, 6.0], seen)
         self.assertEqual([2, 2, 2], clock.slept)
 
     def test_first_true_value(self):
