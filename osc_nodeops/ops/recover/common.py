@@ -214,6 +214,17 @@ def excluded(server, exclude):
     return server.id in exclude or server.name in exclude
 
 
+def plan_each(snap, exclude, plan_one):
+    """A ``PlanItem`` for every server of ``snap``, by name then ID: a
+    skip that is no failure for one ``--exclude`` names, else
+    ``plan_one(server)``."""
+    return [engine.PlanItem(srv, reason='excluded (--exclude)',
+                            success_if_skipped=True)
+            if excluded(srv, exclude) else plan_one(srv)
+            for srv in sorted(snap.servers.values(),
+                              key=lambda s: (s.name or '', s.id))]
+
+
 # ------------------------------------------------------- nova's reasons
 
 # How far nova's clock may be behind ours when telling our own instance

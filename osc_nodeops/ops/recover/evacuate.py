@@ -13,6 +13,7 @@ from osc_nodeops.ops.cloud import nova
 from osc_nodeops.ops.recover.common import BUSY
 from osc_nodeops.ops.recover.common import excluded
 from osc_nodeops.ops.recover.common import LEFT_ALONE
+from osc_nodeops.ops.recover.common import plan_each
 from osc_nodeops.ops.recover.common import stopped_on_purpose
 
 
@@ -126,33 +127,28 @@ class RecoverPoller(engine.HostPoller):
 
 def plan_dead(ctx, snap, opts):
     """S19/S20: evacuate every server of the dead host."""
-    items = []
-    for srv in sorted(snap.servers.values(), key=lambda s: (s.name or '',
-                                                            s.id)):
-        if excluded(srv, opts.exclude):
-            items.append(engine.PlanItem(srv, reason='excluded (--exclude)',
-                                         success_if_skipped=True))
-            continue
-        m = snap.in_progress(srv.id, ('evacuation',))
-        if m is not None:
-            item = engine.PlanItem(srv, EVACUATE, adopt=True,
-                                   migration_id=m.id)
-            item.last_migration = m
-            items.append(item)
-            continue
-        if srv.status in ('ACTIVE', 'SHUTOFF', 'ERROR'):
-            item = engine.PlanItem(srv, EVACUATE)
-            if opts.all and srv.status == 'SHUTOFF':
-                item.data['wanted'] = 'ACTIVE'  # --all: started there
-                item.data['all'] = True
-            items.append(item)
-        elif srv.status in LEFT_ALONE:
-            items.append(engine.PlanItem(srv, reason=LEFT_ALONE[
-                srv.status] + '; nova cannot evacuate it'))
-        else:
-            items.append(engine.PlanItem(srv, reason=BUSY.get(
-                srv.status, '%s: nova cannot evacuate it' % srv.status)))
-    return items + plan_evacuated_earlier(ctx, snap, opts)
+    return plan_each(snap, opts.exclude, lambda srv: _plan_evacuation(
+        snap, opts, srv)) + plan_evacuated_earlier(ctx, snap, opts)
+
+
+def _plan_evacuation(snap, opts, srv):
+    m = snap.in_progress(srv.id, ('evacuation',))
+    if m is not None:
+        item = engine.PlanItem(srv, EVACUATE, adopt=True,
+                               migration_id=m.id)
+        item.last_migration = m
+        return item
+    if srv.status in ('ACTIVE', 'SHUTOFF', 'ERROR'):
+        item = engine.PlanItem(srv, EVACUATE)
+        if opts.all and srv.status == 'SHUTOFF':
+            item.data['wanted'] = 'ACTIVE'  # --all: started there
+            item.data['all'] = True
+        return item
+    if srv.status in LEFT_ALONE:
+        return engine.PlanItem(srv, reason=LEFT_ALONE[
+            srv.status] + '; nova cannot evacuate it')
+    return engine.PlanItem(srv, reason=BUSY.get(
+        srv.status, '%s: nova cannot evacuate it' % srv.status))
 
 
 def plan_evacuated_earlier(ctx, snap, opts):

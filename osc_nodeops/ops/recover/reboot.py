@@ -26,10 +26,10 @@ from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.cloud import nova
 from osc_nodeops.ops.recover.common import action_time
 from osc_nodeops.ops.recover.common import BUSY
-from osc_nodeops.ops.recover.common import excluded
 from osc_nodeops.ops.recover.common import GUEST_GONE
 from osc_nodeops.ops.recover.common import LEFT_ALONE
 from osc_nodeops.ops.recover.common import PAUSE_ACTIONS
+from osc_nodeops.ops.recover.common import plan_each
 from osc_nodeops.ops.recover.common import stopped_on_purpose
 
 
@@ -195,49 +195,41 @@ HARD_REBOOT_PAUSED = HardRebootPaused()
 
 def plan_reboot(ctx, snap, opts):
     """S9: what to do with each server of a host that was rebooted."""
-    items = []
-    for srv in sorted(snap.servers.values(), key=lambda s: (s.name or '',
-                                                            s.id)):
-        if excluded(srv, opts.exclude):
-            items.append(engine.PlanItem(srv, reason='excluded (--exclude)',
-                                         success_if_skipped=True))
-            continue
-        if srv.task_state:
-            items.append(engine.PlanItem(srv, reason='busy: task %s' %
-                                         srv.task_state))
-            continue
-        status = srv.status
-        running = srv.power_state == nova.POWER_RUNNING
-        if status == 'ACTIVE' and running:
-            items.append(engine.PlanItem(srv, reason='already running',
-                                         success_if_skipped=True))
-        elif status == 'ACTIVE':
-            items.append(engine.PlanItem(
-                srv, HARD_REBOOT if opts.hard else REBOOT,
-                reason='ACTIVE but power state %s' % srv.power_state))
-        elif status == 'SHUTOFF':
-            purpose, why = (False, '--all')
-            if not opts.all:
-                purpose, why = stopped_on_purpose(ctx.compute, srv)
-            if purpose:
-                items.append(engine.PlanItem(srv, reason=why,
-                                             success_if_skipped=True))
-            else:
-                items.append(engine.PlanItem(
-                    srv, HARD_REBOOT if opts.hard else START, reason=why))
-        elif status == 'ERROR':
-            items.append(engine.PlanItem(
-                srv, HARD_REBOOT, reason='ERROR: hard reboot (re-creates '
-                'the guest from its definition)'))
-        elif status == 'PAUSED':
-            items.append(_plan_paused(ctx, srv))
-        elif status in LEFT_ALONE:
-            items.append(engine.PlanItem(srv, reason=LEFT_ALONE[status],
-                                         success_if_skipped=True))
-        else:
-            items.append(engine.PlanItem(srv, reason=BUSY.get(
-                status, '%s: not handled' % status)))
-    return items
+    return plan_each(snap, opts.exclude,
+                     lambda srv: _plan_restart(ctx, opts, srv))
+
+
+def _plan_restart(ctx, opts, srv):
+    if srv.task_state:
+        return engine.PlanItem(srv, reason='busy: task %s' % srv.task_state)
+    status = srv.status
+    running = srv.power_state == nova.POWER_RUNNING
+    if status == 'ACTIVE' and running:
+        return engine.PlanItem(srv, reason='already running',
+                               success_if_skipped=True)
+    if status == 'ACTIVE':
+        return engine.PlanItem(
+            srv, HARD_REBOOT if opts.hard else REBOOT,
+            reason='ACTIVE but power state %s' % srv.power_state)
+    if status == 'SHUTOFF':
+        purpose, why = (False, '--all')
+        if not opts.all:
+            purpose, why = stopped_on_purpose(ctx.compute, srv)
+        if purpose:
+            return engine.PlanItem(srv, reason=why, success_if_skipped=True)
+        return engine.PlanItem(
+            srv, HARD_REBOOT if opts.hard else START, reason=why)
+    if status == 'ERROR':
+        return engine.PlanItem(
+            srv, HARD_REBOOT, reason='ERROR: hard reboot (re-creates '
+            'the guest from its definition)')
+    if status == 'PAUSED':
+        return _plan_paused(ctx, srv)
+    if status in LEFT_ALONE:
+        return engine.PlanItem(srv, reason=LEFT_ALONE[status],
+                               success_if_skipped=True)
+    return engine.PlanItem(srv, reason=BUSY.get(
+        status, '%s: not handled' % status))
 
 
 def _plan_paused(ctx, srv):
