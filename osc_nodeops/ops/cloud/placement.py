@@ -1,4 +1,8 @@
-"""Placement allocations of the servers a ``--via-db`` move takes along.
+"""The one placement client (``Client``), and the allocations of the
+servers a ``--via-db`` move takes along.
+
+The drain's pre-flight and audit read providers, inventories, usages and
+allocations through ``Client``; each call names its microversion.
 
 nova's evacuation moves a server's allocation itself; the guide's SQL move
 does not, so the scheduler would go on counting the servers on the dead
@@ -25,6 +29,10 @@ from osc_nodeops.ops.cloud import calls
 
 MICROVERSION = '1.28'   # consumer generations on GET/PUT /allocations
 TREE_MICROVERSION = '1.14'  # ?in_tree= on GET /resource_providers
+FORBIDDEN_MICROVERSION = '1.22'  # ?required=!TRAIT (forbidden traits)
+BASE = '1.0'            # what every placement answers
+# The trait nova puts on the provider of a disabled compute service.
+DISABLED_TRAIT = 'COMPUTE_STATUS_DISABLED'
 HTTP_TIMEOUT = calls.DEFAULT_API_TIMEOUT  # seconds, each request
 PUT_ATTEMPTS = 3        # a 409 (generation moved on) is read again
 
@@ -63,21 +71,36 @@ def _resources(res):
 
 
 class Client(object):
-    """The few placement calls this needs, each with a timeout and the
-    engine's retries of transient faults."""
+    """The placement calls of osc-nodeops, each at its own microversion
+    (as osc-placement asks), with a timeout and retries of transient
+    faults.
 
-    def __init__(self, placement, sleep=None):
+    ``read(fn)``: how each request is made (default: ``call_with_retry``
+    with ``sleep``), e.g. a counting reader; ``timeout``: seconds per
+    request, None for the session's (``--api-timeout``).
+    """
+
+    def __init__(self, placement, sleep=None, read=None,
+                 timeout=HTTP_TIMEOUT):
         self.placement = placement
         self.sleep = sleep
+        self.read = read or self._retried
+        self.timeout = timeout
+
+    def _retried(self, fn):
+        return calls.call_with_retry(fn, sleep=self.sleep)
 
     def _call(self, method, url, version=MICROVERSION, **kwargs):
+        if self.timeout is not None:
+            kwargs['timeout'] = self.timeout
+
         def once():
             resp = self.placement.request(
                 url, method, microversion=version, raise_exc=False,
-                timeout=HTTP_TIMEOUT, **kwargs)
+                **kwargs)
             sdk_exc.raise_from_response(resp)
             return resp.json() if resp.content else {}
-        return calls.call_with_retry(once, sleep=self.sleep)
+        return self.read(once)
 
     def check_version(self):
         if not sdk_utils.supports_microversion(self.placement, MICROVERSION):
@@ -86,22 +109,50 @@ class Client(object):
                 'generations): the allocations cannot be moved safely'
                 % MICROVERSION)
 
+    def _providers(self, version, **params):
+        return self._call('GET', '/resource_providers', version=version,
+                          params=params).get('resource_providers') or []
+
     def provider(self, name):
         """The UUID of the resource provider named ``name`` (nova names a
         compute node's provider after its hypervisor_hostname)."""
-        found = self._call('GET', '/resource_providers',
-                           params={'name': name}).get('resource_providers')
+        found = self._providers(MICROVERSION, name=name)
         if not found:
             raise errors.NotFound('placement has no resource provider %r'
                                   % name)
         return found[0]['uuid']
 
+    def named(self, name):
+        """UUIDs of the providers named ``name`` (none or one)."""
+        return [rp['uuid'] for rp in self._providers(BASE, name=name)]
+
     def tree(self, root):
         """UUIDs of the providers in ``root``'s tree (nested providers)."""
-        found = self._call('GET', '/resource_providers',
-                           version=TREE_MICROVERSION,
-                           params={'in_tree': root})
-        return {rp['uuid'] for rp in found.get('resource_providers', ())}
+        return {rp['uuid'] for rp in self._providers(TREE_MICROVERSION,
+                                                     in_tree=root)}
+
+    def enabled(self):
+        """UUIDs of the providers nova has not disabled (without the
+        ``COMPUTE_STATUS_DISABLED`` trait)."""
+        return {rp['uuid'] for rp in self._providers(
+            FORBIDDEN_MICROVERSION, required='!' + DISABLED_TRAIT)}
+
+    def inventories(self, rp):
+        """{resource class: {total, reserved, allocation_ratio, ...}}."""
+        return self._call('GET', '/resource_providers/%s/inventories' % rp,
+                          version=BASE).get('inventories', {})
+
+    def usages(self, rp):
+        """{resource class: amount used} on provider ``rp``."""
+        return self._call('GET', '/resource_providers/%s/usages' % rp,
+                          version=BASE).get('usages', {})
+
+    def held(self, rp):
+        """{consumer: {resource class: amount}} on provider ``rp``."""
+        doc = self._call('GET', '/resource_providers/%s/allocations' % rp,
+                         version=BASE)
+        return {consumer: dict(a.get('resources') or {})
+                for consumer, a in (doc.get('allocations') or {}).items()}
 
     def allocation(self, consumer):
         """``(allocations, generation, project_id, user_id)``, allocations
