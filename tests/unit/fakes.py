@@ -25,6 +25,7 @@ per-server script says how each attempt ends:
 """
 
 import itertools
+import json
 import uuid
 import warnings
 from unittest import mock
@@ -397,9 +398,13 @@ class FakeNova(object):
 
 
 class _Response(object):
+    """A 200 answer (what ``Client`` reads: status, content, JSON)."""
+
+    status_code = 200
 
     def __init__(self, body):
         self._body = body
+        self.content = json.dumps(body).encode()
 
     def json(self):
         return self._body
@@ -407,7 +412,10 @@ class _Response(object):
 
 class FakeCloud(object):
     """A Connection-shaped fake for the drain's pre-flight: ``compute``
-    (a ``FakeNova``'s proxy), ``network`` ports, placement raw GETs.
+    (a ``FakeNova``'s proxy), ``network`` ports, placement GETs (through
+    ``placement.Client``: ``placement.request``, answered by
+    ``placement_get``, which a test may replace, with the query in the
+    URL; ``gets`` lists the URLs).
 
     ``size``: every provider's inventory, {rc: total}; ``used``: {host:
     {rc: used}}; ``ports``: SDK Port objects; ``groups``: ServerGroups."""
@@ -442,10 +450,17 @@ class FakeCloud(object):
         self.network.ports.side_effect = lambda **kw: iter(
             p for p in ports
             if p.binding_host_id == kw.get('binding_host_id'))
-        self.placement = mock.Mock()
-        self.placement.get.side_effect = self._get
+        self.placement = mock.Mock(spec=['request'])
+        self.placement.request.side_effect = self._request
+        self.placement_get = self._get
         self.config = mock.Mock(auth={'username': 'op'})
         self.session = mock.Mock(timeout=None)
+
+    def _request(self, url, method, microversion=None, params=None, **kw):
+        assert method == 'GET', method
+        if params:
+            url += '?' + '&'.join('%s=%s' % kv for kv in params.items())
+        return self.placement_get(url, microversion=microversion)
 
     def _get(self, url, **kw):
         self.gets.append(url)

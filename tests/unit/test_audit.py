@@ -190,7 +190,7 @@ class TestRules(testtools.TestCase):
                            dest='c02', uuid=mig_uuid)
         conn.extra['c01'] = {mig_uuid: RES}
         looks = []
-        real = conn.placement.get.side_effect
+        real = conn.placement_get
 
         def get(url, **kw):
             if url.endswith('/allocations'):
@@ -198,7 +198,7 @@ class TestRules(testtools.TestCase):
                 if len(looks) == 2:
                     conn.extra['c01'] = {}
             return real(url, **kw)
-        conn.placement.get.side_effect = get
+        conn.placement_get = get
         result, clock = run_audit(conn)
         self.assertTrue(result.clean, result.findings)
         self.assertEqual(2, result.looks)
@@ -267,7 +267,7 @@ class TestRules(testtools.TestCase):
                 return fakes._Response({'resource_providers': [
                     {'uuid': '1', 'name': 'c01'}]})
             return real(url, **kw)
-        conn.placement.get.side_effect = get
+        conn.placement_get = get
         result, _ = run_audit(conn)
         self.assertTrue(result.clean, result.findings)
         self.assertIn('/resource_providers?name=c01', gets)

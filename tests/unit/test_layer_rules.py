@@ -83,11 +83,7 @@ FUNCTION_IMPORTS = {
 MECHANISM_HOMES = ('osc_nodeops.ops.cloud', 'osc_nodeops.ops.engine',
                    'osc_nodeops.ops.runtime', 'osc_nodeops.errors',
                    'osc_nodeops.privileged')
-MECHANISMS_ELSEWHERE = {
-    'drain': (DRAIN, {'placement HTTP': 7},
-              'issue 22, helpers drain and mech (one wait, one placement '
-              'client)'),
-}
+MECHANISMS_ELSEWHERE: dict = {}
 
 # Functions with more than MAX_PARAMETERS parameters today (issue 22's
 # design note counted 15 with eight or more): the number may only go down

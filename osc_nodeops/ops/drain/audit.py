@@ -35,13 +35,13 @@ requests have a timeout (``calls.bound_api_timeout``).
 import dataclasses
 import logging
 import re
-from urllib import parse
 
 from osc_nodeops import errors
 from osc_nodeops.ops import engine
 from osc_nodeops.ops import runtime as runtime_mod
 from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.cloud import nova
+from osc_nodeops.ops.cloud import placement
 from osc_nodeops.ops.cloud import waiting
 
 LOG = logging.getLogger(__name__)
@@ -51,7 +51,6 @@ SETTLE_INTERVAL = 2.0
 MAX_LOOKUPS = 50     # GETs of unknown consumers per look
 RUNNING_VMS_GONE = '2.88'   # compute API: hypervisors lose running_vms
 MIGRATION_UUIDS = '2.59'    # compute API: migrations show their uuid
-TREE_MICROVERSION = '1.14'  # placement: ?in_tree=
 
 # Migration statuses that are over (the engine's final ones).
 MIGRATION_OVER = nova.MIGRATION_FINAL
@@ -163,13 +162,6 @@ class _Reader(object):
         return calls.call_with_retry(fn, sleep=self.sleep)
 
 
-def _json(resp):
-    try:
-        return resp.json() or {}
-    except Exception:
-        return {}
-
-
 def _resources(res):
     return ', '.join('%s=%s' % (rc, n) for rc, n in sorted(res.items()))
 
@@ -181,36 +173,21 @@ def _hypervisors_of(compute, host, read):
     return found
 
 
-def _providers(conn, hypervisors, read):
+def _providers(client, hypervisors):
     """Resource provider UUIDs of the host: each hypervisor's (its ID from
     compute API 2.53, else the provider named after it) and the providers
     nested under them."""
-    placement = conn.placement
     roots = []
     for hv in hypervisors:
         hid = str(hv.id)
         if _UUID.fullmatch(hid):
             roots.append(hid)
             continue
-        body = _json(read(lambda: placement.get(
-            '/resource_providers?%s' % parse.urlencode({'name': hv.name}),
-            raise_exc=True)))
-        roots.extend(rp['uuid'] for rp in body.get('resource_providers', ()))
+        roots.extend(client.named(hv.name))
     out = []
     for root in roots:
-        body = _json(read(lambda: placement.get(
-            '/resource_providers?in_tree=%s' % root,
-            microversion=TREE_MICROVERSION, raise_exc=True)))
-        tree = [rp['uuid'] for rp in body.get('resource_providers', ())]
-        out.extend([root] + sorted(set(tree) - {root}))
+        out.extend([root] + sorted(client.tree(root) - {root}))
     return out
-
-
-def _allocations(conn, rp, read):
-    body = _json(read(lambda: conn.placement.get(
-        '/resource_providers/%s/allocations' % rp, raise_exc=True)))
-    return {consumer: dict(a.get('resources') or {})
-            for consumer, a in (body.get('allocations') or {}).items()}
 
 
 def _is_not_found(exc):
@@ -397,10 +374,11 @@ def _look(conn, host, features, read, servers=None, allowed=()):
             'hypervisor for %s' % host))
         findings.extend(migration_findings(host, migrations))
         return findings, sources
-    rps = _providers(conn, hypervisors, read)
+    client = placement.Client(conn.placement, read=read, timeout=None)
+    rps = _providers(client, hypervisors)
     held: dict = {}   # consumer -> (rp, resources)
     for rp in rps:
-        for consumer, res in _allocations(conn, rp, read).items():
+        for consumer, res in client.held(rp).items():
             held.setdefault(consumer, (rp, res))
     sources['placement'] = '%d allocation(s) on provider(s) %s' % (
         len(held), ', '.join(rps) or 'none')

@@ -10,9 +10,10 @@ import dataclasses
 
 from osc_nodeops import errors
 from osc_nodeops.ops.cloud import calls
+from osc_nodeops.ops.cloud import placement
 from osc_nodeops.ops.drain import preflight
 
-DISABLED_TRAIT = 'COMPUTE_STATUS_DISABLED'
+DISABLED_TRAIT = placement.DISABLED_TRAIT
 
 
 @dataclasses.dataclass
@@ -28,13 +29,6 @@ class Cloud(object):
     # What each server holds on the source provider now (placement's
     # allocations of the host, one GET): the demand, exact.
     allocations: dict = dataclasses.field(default_factory=dict)
-
-
-def _json(resp):
-    try:
-        return resp.json()
-    except Exception:
-        return {}
 
 
 class _Reader(object):
@@ -59,13 +53,9 @@ def _zones(compute, read):
     return zones
 
 
-def _placement_hosts(conn, names, hypervisors, zones, read, notes):
+def _placement_hosts(client, names, hypervisors, zones, notes):
     """Host objects for ``names`` from placement (O(names) GETs)."""
-    placement = conn.placement
-    body = _json(read(lambda: placement.get(
-        '/resource_providers?required=!%s' % DISABLED_TRAIT,
-        microversion='1.22', raise_exc=True)))
-    enabled = {rp['uuid'] for rp in body.get('resource_providers', ())}
+    enabled = client.enabled()
     hosts = []
     for name in names:
         uuid = hypervisors.get(name)
@@ -76,12 +66,8 @@ def _placement_hosts(conn, names, hypervisors, zones, read, notes):
             notes.append('%s: its provider has the %s trait; not a '
                          'candidate' % (name, DISABLED_TRAIT))
             continue
-        inv = _json(read(lambda: placement.get(
-            '/resource_providers/%s/inventories' % uuid, raise_exc=True)))
-        use = _json(read(lambda: placement.get(
-            '/resource_providers/%s/usages' % uuid, raise_exc=True)))
         hosts.append(preflight.host_from_placement(
-            name, inv.get('inventories', {}), use.get('usages', {}),
+            name, client.inventories(uuid), client.usages(uuid),
             zone=zones.get(name, preflight.DEFAULT_ZONE)))
     return hosts
 
@@ -143,8 +129,10 @@ def gather(conn, host, servers, features=None, draining=(),
             svc = getattr(h, 'service_details', None) or {}
             hyps[svc.get('host') or h.name] = h.id
         try:
-            hosts = _placement_hosts(conn, names, hyps, zones, read, notes)
-            allocations = _source_allocations(conn, hyps.get(host), read)
+            client = placement.Client(conn.placement, read=read,
+                                      timeout=None)
+            hosts = _placement_hosts(client, names, hyps, zones, notes)
+            allocations = _source_allocations(client, hyps.get(host))
         except Exception as exc:
             notes.append('capacity not checked: placement said %s' %
                          errors.one_line(exc, style=errors.STATUS))
@@ -153,11 +141,8 @@ def gather(conn, host, servers, features=None, draining=(),
                  notes=notes, allocations=locals().get('allocations') or {})
 
 
-def _source_allocations(conn, uuid, read):
+def _source_allocations(client, uuid):
     """{consumer: {resource class: amount}} on the source provider."""
     if uuid is None:
         return {}
-    body = _json(read(lambda: conn.placement.get(
-        '/resource_providers/%s/allocations' % uuid, raise_exc=True)))
-    return {consumer: dict(a.get('resources') or {})
-            for consumer, a in (body.get('allocations') or {}).items()}
+    return client.held(uuid)
