@@ -1,6 +1,8 @@
 """The drain's pre-flight: blocker rules, packing, and the drain keeping
 the plan's promise (issue 12 items 1 and 2)."""
 
+from unittest import mock
+
 from openstack.compute.v2 import server_group as _group
 from openstack.network.v2 import port as _port
 import testtools
@@ -327,6 +329,18 @@ class TestDrainKeepsThePlan(testtools.TestCase):
         self.assertFalse(report.ok)
         self.assertIn('COMPUTE_STATUS_DISABLED',
                       ' '.join(report.preflight_notes))
+
+    def test_a_placement_out_of_reach_is_a_note(self):
+        # building the placement proxy fails (no endpoint, no version
+        # document): the capacity is not checked, the pre-flight says so
+        nova, cloud = self.cloud()
+        nova.add('a', flavor=flavor(ram=512))
+        with mock.patch.object(fakes.FakeCloud, 'placement', create=True,
+                               new_callable=mock.PropertyMock,
+                               side_effect=ConnectionError('no endpoint')):
+            [report] = run_drain(cloud, dry_run=True)
+        self.assertIn('capacity not checked: placement said no endpoint',
+                      report.preflight_notes)
 
     def test_list_calls_are_o_hosts(self):
         nova, cloud = self.cloud()
