@@ -8,7 +8,9 @@ base.NodeOpsLister)``.  Each family is an osc-lib ``Command`` (so that the
 type checker knows its ``super()`` calls); its ``get_parser`` calls its
 base's and adds its options.  A command words an option's help for itself
 through the family's class attributes (``timeout_help``, ...), never by
-adding the option a second time.
+adding the option a second time.  A family of several options keeps them in
+one table (``Executor.executor_table``, ``Moves.move_table``); a command
+takes the ones its ``executor_options`` or ``move_options`` names.
 
 Only cheap imports here (``openstack`` imports every plugin's commands).
 """
@@ -16,6 +18,7 @@ Only cheap imports here (``openstack`` imports every plugin's commands).
 import argparse
 import math
 import os
+from typing import Any
 
 from osc_lib.command import command
 
@@ -152,6 +155,20 @@ def given(parsed_args, dest):
 BASE_DESTS = ('api_timeout', 'events_file')
 
 
+#: An option family's table: one ``(dest, help attribute, argparse
+#: keywords)`` per option, spelled ``--dest-with-dashes``.
+OptionTable = tuple[tuple[str, str, dict[str, Any]], ...]
+
+
+def add_options(parser, command, table, wanted):
+    """Add the options of ``table`` that ``wanted`` names, in the table's
+    order, each with the help the command words (its help attribute)."""
+    for dest, help_attr, kwargs in table:
+        if dest in wanted:
+            parser.add_argument('--' + dest.replace('_', '-'),
+                                help=getattr(command, help_attr), **kwargs)
+
+
 class ApiTimeout(command.Command):
     """``--api-timeout``: a bound on every API request (read by the base's
     ``conn``)."""
@@ -242,31 +259,26 @@ class Executor(command.Command):
     poll_help = 'Seconds between two looks at the host (default 2)'
     exclude_help = 'Leave this server alone (name or ID; repeatable)'
 
+    # (dest, the attribute that words its help, argparse keywords), in the
+    # order of the help.  Defaults stay None here (given() tells what the
+    # operator said); executor_request puts them in.
+    executor_table: OptionTable = (
+        ('max_parallel', 'parallel_help', dict(type=positive_int,
+                                               metavar='N')),
+        ('timeout', 'timeout_help', dict(type=positive_float,
+                                         metavar='SECONDS')),
+        ('retries', 'retries_help', dict(type=non_negative_int,
+                                         metavar='N')),
+        ('poll_interval', 'poll_help', dict(type=positive_float,
+                                            metavar='SECONDS')),
+        ('exclude', 'exclude_help', dict(action='append',
+                                         metavar='SERVER')),
+    )
+
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
-        wanted = self.executor_options
-        # Defaults stay None here (given() tells what the operator said);
-        # executor_request puts them in.
-        if 'max_parallel' in wanted:
-            parser.add_argument(
-                '--max-parallel', type=positive_int, metavar='N',
-                help=self.parallel_help)
-        if 'timeout' in wanted:
-            parser.add_argument(
-                '--timeout', type=positive_float, metavar='SECONDS',
-                help=self.timeout_help)
-        if 'retries' in wanted:
-            parser.add_argument(
-                '--retries', type=non_negative_int, metavar='N',
-                help=self.retries_help)
-        if 'poll_interval' in wanted:
-            parser.add_argument(
-                '--poll-interval', type=positive_float, metavar='SECONDS',
-                help=self.poll_help)
-        if 'exclude' in wanted:
-            parser.add_argument(
-                '--exclude', action='append', metavar='SERVER',
-                help=self.exclude_help)
+        add_options(parser, self, self.executor_table,
+                    self.executor_options)
         return parser
 
     def executor_defaults(self):
@@ -302,44 +314,40 @@ class Moves(command.Command):
     allow_skipped_help = ('Exit 0 even if servers were skipped (they are '
                           'still listed)')
 
+    block_migration_help = (
+        'Live migrations: copy local disks (yes), rely on shared storage '
+        '(no), or let nova decide per server (auto, the default; needs '
+        'compute API 2.25, else decided from the server: volume-backed '
+        'means no)')
+    on_timeout_help = (
+        'What to do with a live migration still running after --timeout: '
+        'abort it (the server stays where it was), force-complete it (pause '
+        'and finish), or leave it running (a rerun picks it up).  Repeat it '
+        'for a sequence, e.g. --on-timeout force-complete --on-timeout '
+        'abort: the first step after --timeout, each next one '
+        '--step-timeout after the one before (a step nova refuses or that '
+        'cannot apply goes on to the next at once); leave only last.  The '
+        'comma form (force-complete,abort) is deprecated.  An aborted or '
+        'failed live migration is then retried (--retries).  Default: '
+        'abort')
+    step_timeout_help = (
+        'Seconds each --on-timeout step gets before the next one (and the '
+        'last before the migration is left running).  Default: half of '
+        '--timeout, at least 60')
+    move_table: OptionTable = (
+        ('block_migration', 'block_migration_help',
+         dict(choices=('auto', 'yes', 'no'))),
+        ('on_timeout', 'on_timeout_help', dict(metavar='<step>',
+                                               action=ListOption)),
+        ('step_timeout', 'step_timeout_help', dict(type=positive_float,
+                                                   metavar='SECONDS')),
+        ('move_suspended', 'move_suspended_help', dict(action='store_true')),
+        ('allow_skipped', 'allow_skipped_help', dict(action='store_true')),
+    )
+
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
-        wanted = self.move_options
-        if 'block_migration' in wanted:
-            parser.add_argument(
-                '--block-migration', choices=('auto', 'yes', 'no'),
-                help='Live migrations: copy local disks (yes), rely on '
-                     'shared storage (no), or let nova decide per server '
-                     '(auto, the default; needs compute API 2.25, else '
-                     'decided from the server: volume-backed means no)')
-        if 'on_timeout' in wanted:
-            parser.add_argument(
-                '--on-timeout', metavar='<step>', action=ListOption,
-                help='What to do with a live migration still running '
-                     'after --timeout: abort it (the server stays where it '
-                     'was), force-complete it (pause and finish), or leave '
-                     'it running (a rerun picks it up).  Repeat it for a '
-                     'sequence, e.g. --on-timeout force-complete '
-                     '--on-timeout abort: the first step after --timeout, '
-                     'each next one --step-timeout after the one before (a '
-                     'step nova refuses or that cannot apply goes on to the '
-                     'next at once); leave only last.  The comma form '
-                     '(force-complete,abort) is deprecated.  An aborted or '
-                     'failed live migration is then retried (--retries).  '
-                     'Default: abort')
-        if 'step_timeout' in wanted:
-            parser.add_argument(
-                '--step-timeout', type=positive_float, default=None,
-                metavar='SECONDS',
-                help='Seconds each --on-timeout step gets before the next '
-                     'one (and the last before the migration is left '
-                     'running).  Default: half of --timeout, at least 60')
-        if 'move_suspended' in wanted:
-            parser.add_argument('--move-suspended', action='store_true',
-                                help=self.move_suspended_help)
-        if 'allow_skipped' in wanted:
-            parser.add_argument('--allow-skipped', action='store_true',
-                                help=self.allow_skipped_help)
+        add_options(parser, self, self.move_table, self.move_options)
         return parser
 
     def moves_request(self, parsed_args):
