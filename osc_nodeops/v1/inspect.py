@@ -36,8 +36,10 @@ class InspectDisk(base.NodeOpsLister):
             '--reason', metavar='TEXT',
             help='Why (required); both go to the audit log')
         self._add_actions(parser)
+        # The options of a session default to None so that --cleanup can
+        # refuse them (request() puts in the defaults).
         parser.add_argument(
-            '--disk', default='disk', metavar='NAME',
+            '--disk', metavar='NAME',
             help='Which disk of the domain: its file name (disk, '
                  'disk.local, ...) or target (vda, vdb); paths come from '
                  'the domain XML.  Default: disk')
@@ -52,7 +54,7 @@ class InspectDisk(base.NodeOpsLister):
                  'noload, XFS with norecovery).  Editing a guest\'s files '
                  'can break its ACLs and ownership')
         parser.add_argument(
-            '--connector', choices=('auto', 'nbd', 'fuse'), default='auto',
+            '--connector', choices=('auto', 'nbd', 'fuse'),
             help='nbd: the nbd kernel module (qemu-nbd -c /dev/nbdX); '
                  'fuse: qemu-nbd on a unix socket + nbdfuse + a loop '
                  'device (no kernel module needed); auto (default): nbd '
@@ -62,7 +64,7 @@ class InspectDisk(base.NodeOpsLister):
             help='The name nova knows this node by.  Default: [DEFAULT] '
                  'host of --nova-conf, else this machine\'s hostname')
         parser.add_argument(
-            '--nova-conf', default='/etc/nova/nova.conf', metavar='FILE',
+            '--nova-conf', metavar='FILE',
             help='nova.conf to read host and instances_path from '
                  '(default /etc/nova/nova.conf)')
         options.add_deprecated_alias(parser, '--nova-config', '--nova-conf',
@@ -73,7 +75,7 @@ class InspectDisk(base.NodeOpsLister):
                  'refused.  Default: instances_path of --nova-conf, else '
                  '/var/lib/nova/instances')
         parser.add_argument(
-            '--libvirt-uri', default='qemu:///system', metavar='URI',
+            '--libvirt-uri', metavar='URI',
             help='libvirt connection URI (default qemu:///system)')
         parser.add_argument(
             '--state-dir', default='/var/lib/osc-nodeops/inspect',
@@ -86,8 +88,7 @@ class InspectDisk(base.NodeOpsLister):
             help='Audit log, one JSON line per session start, end and '
                  'clean-up (default /var/log/osc-nodeops/inspect-disk.log)')
         parser.add_argument(
-            '--step-timeout', type=options.positive_float, default=30.0,
-            metavar='SECONDS',
+            '--step-timeout', type=options.positive_float, metavar='SECONDS',
             help='Bound on each connect/mount step (default 30)')
         return parser
 
@@ -123,23 +124,43 @@ class InspectDisk(base.NodeOpsLister):
             return 0  # --cat/--exec/--shell wrote their own output
         return super().produce_output(parsed_args, column_names, data)
 
+    #: The options only a session reads.  --cleanup reads SERVER, the
+    #: journals of --state-dir (each records its libvirt URI and devices)
+    #: and --audit-log; it refuses these.
+    SESSION_ONLY = ('approved_by', 'reason', 'disk', 'partition',
+                    'read_write', 'connector', 'host', 'nova_conf',
+                    'instances_path', 'libvirt_uri', 'step_timeout')
+
     def request(self, parsed_args):
         from osc_nodeops.ops import inspect_disk as ops
 
         action, args = self._action(parsed_args)
+        if action == 'cleanup':
+            for dest in self.SESSION_ONLY:
+                if getattr(parsed_args, dest) not in (None, False):
+                    raise base.UsageError(
+                        '--%s does not go with --cleanup (it reads only '
+                        'SERVER, --state-dir and --audit-log)'
+                        % dest.replace('_', '-'))
+
+        def given_or(dest, field):
+            value = getattr(parsed_args, dest)
+            return getattr(ops.Request, field) if value is None else value
+
         return ops.Request(
             server=parsed_args.server, approved_by=parsed_args.approved_by,
             reason=parsed_args.reason, action=action,
-            action_args=tuple(args), disk=parsed_args.disk,
+            action_args=tuple(args), disk=given_or('disk', 'disk'),
             partition=parsed_args.partition,
             read_write=parsed_args.read_write,
-            connector=parsed_args.connector, host=parsed_args.host,
-            nova_config=parsed_args.nova_conf,
+            connector=given_or('connector', 'connector'),
+            host=parsed_args.host,
+            nova_config=given_or('nova_conf', 'nova_config'),
             instances_path=parsed_args.instances_path,
-            libvirt_uri=parsed_args.libvirt_uri,
+            libvirt_uri=given_or('libvirt_uri', 'libvirt_uri'),
             state_dir=parsed_args.state_dir,
             audit_log=parsed_args.audit_log,
-            step_timeout=parsed_args.step_timeout,
+            step_timeout=given_or('step_timeout', 'step_timeout'),
             out=getattr(self.app.stdout, 'buffer', None) or sys.stdout.buffer)
 
     def take_action(self, parsed_args):

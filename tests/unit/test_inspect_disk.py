@@ -628,13 +628,13 @@ class TestCommand(testtools.TestCase):
                                   '0'])
         self.assertEqual(['/etc', '/tmp/x'], args.copy_out)
         self.assertEqual(0, args.partition)
-        self.assertEqual('qemu:///system', args.libvirt_uri)
+        self.assertEqual('qemu:///system', cmd.request(args).libvirt_uri)
         self.assertRaises(SystemExit, parser.parse_args,
                           ['vm1', '--list', '/', '--shell'])
         self.assertEqual(('exec', ['ls']), cmd._action(
             parser.parse_args(['vm1', '--exec', 'ls'])))
         self.assertEqual((None, []), cmd._action(parser.parse_args(['vm1'])))
-        err = self.assertRaises(ops.InspectError, ops.inspect, None,
+        err = self.assertRaises(errors.UsageError, ops.inspect, None,
                                 ops.Request(server='vm1', action=None))
         self.assertIn('say what to do: --list PATH', str(err))
 

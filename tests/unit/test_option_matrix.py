@@ -46,6 +46,10 @@ class App(object):
         self.command_manager = argparse.Namespace(
             namespace='osc_nodeops.tests.no_hooks')
 
+    def prepare_to_run_command(self, cmd):
+        raise AssertionError('the command prepared to log in before '
+                             'judging its arguments')
+
 
 def make(cls, name):
     return cls(App(), None, cmd_name=name)
@@ -102,6 +106,7 @@ NEEDS = {
     ('server recover-all', '--journal'): VIA_DB + ['--execute'],
     ('server recover-all', '--undo'): (),
     ('instance inspect-disk', '--nova-config'): [],
+    ('instance inspect-disk', '--cleanup'): (),
 }
 for _schema in ('nova', 'neutron'):
     for _kind in ('db', 'conf'):
@@ -288,11 +293,33 @@ REFUSED = [
     ('instance inspect-disk', ['vm1', '--list', '/'], '--approved-by'),
     ('instance inspect-disk', ['vm1', '--list', '/', '--approved-by', 'me'],
      '--reason'),
+    ('instance inspect-disk', ['vm1', '--approved-by', 'me', '--reason',
+                               'why'], 'say what to do'),
     ('port float recover', ['10.0.0.300', '--network', 'n1'],
      'not an IP address'),
     ('port float create', ['p1', '--network', 'n1', '--fixed-ip',
                            'ip-address=10.0.0'], 'not an IP address'),
 ]
+
+# inspect-disk --cleanup reads the journals of --state-dir (each records
+# its libvirt URI and devices), writes to --audit-log and may be limited to
+# one SERVER; every other option of the command is refused with it.  (A
+# state dir that does not exist: were a refusal missing, the clean-up
+# would find nothing to do.)
+CLEANUP = ['--cleanup', '--state-dir', '/nonexistent/osc-nodeops-matrix']
+CLEANUP_READS = {'--cleanup', '--state-dir', '--audit-log'}
+CLEANUP_VALUES = {
+    '--approved-by': ['me'], '--reason': ['why'], '--disk': ['vdb'],
+    '--partition': ['2'], '--read-write': [], '--connector': ['nbd'],
+    '--host': ['c01'], '--nova-conf': ['/etc/n.conf'],
+    '--nova-config': ['/etc/n.conf'], '--instances-path': ['/srv/i'],
+    '--libvirt-uri': ['test:///default'], '--step-timeout': ['5'],
+}
+for _opt, _value in sorted(CLEANUP_VALUES.items()):
+    if _opt == '--nova-config':
+        continue  # the hidden alias: a deprecation line, then the same
+    REFUSED.append(('instance inspect-disk', CLEANUP + [_opt] + _value,
+                    _opt))
 
 
 class TestRefusedBeforeTheCloud(testtools.TestCase):
@@ -313,6 +340,26 @@ class TestRefusedBeforeTheCloud(testtools.TestCase):
                     name, ' '.join(argv), rc, err))
         self.assertEqual([], failures)
 
+    def test_inspect_disk_cleanup_refuses_every_option_it_does_not_read(self):
+        # From the parser, so that a new option of inspect-disk cannot be
+        # silently ignored by --cleanup: each is in CLEANUP_VALUES (and so
+        # in REFUSED above) or read by the clean-up; the other actions are
+        # refused by argparse (one mutually exclusive group).
+        classes = dict(commands())
+        cmd = make(classes['instance inspect-disk'], 'instance inspect-disk')
+        group = {o for g in cmd.get_parser('x')._mutually_exclusive_groups
+                 for a in g._group_actions for o in a.option_strings}
+        for action in own_actions(cmd):
+            for option in action.option_strings:
+                if option in group:
+                    self.assertIn('--cleanup', group)
+                    continue
+                self.assertTrue(option in CLEANUP_READS or
+                                option in CLEANUP_VALUES, option)
+        # And the clean-up's own: a request without a refusal.
+        args = parse(cmd, CLEANUP + ['--audit-log', '/tmp/a', 'vm1'])
+        self.assertEqual('cleanup', cmd.request(args).action)
+
 
 class TestOneVocabulary(testtools.TestCase):
 
@@ -328,7 +375,8 @@ class TestOneVocabulary(testtools.TestCase):
     def test_nova_config_still_works_with_a_warning(self):
         classes = dict(commands())
         cmd = make(classes['instance inspect-disk'], 'instance inspect-disk')
-        args = parse(cmd, ['--cleanup', '--nova-config', '/etc/n.conf'])
+        args = parse(cmd, ['vm1', '--list', '/', '--nova-config',
+                           '/etc/n.conf'])
         self.assertEqual('/etc/n.conf', args.nova_conf)
         self.assertEqual(['--nova-config is deprecated and goes in a later '
                           'release: use --nova-conf'],

@@ -92,7 +92,11 @@ def check_step_timeout(value):
 def check_arguments(req):
     """The usage errors of a request, judged from its arguments alone
     (the command calls it before any cloud call, before root)."""
-    if req.action == 'cleanup' or req.action not in ACTIONS:
+    if req.action not in ACTIONS:
+        raise errors.UsageError(
+            'say what to do: --list PATH, --cat PATH, --copy-out PATH DEST, '
+            '--exec CMD, --shell or --cleanup')
+    if req.action == 'cleanup':
         return
     if not req.server and req.target is None:
         raise errors.UsageError('SERVER is required')
@@ -102,14 +106,9 @@ def check_arguments(req):
 
 def check(req):
     """Refuse a request that cannot run: before root, before the API."""
-    if req.action not in ACTIONS:
-        raise InspectError(
-            'say what to do: --list PATH, --cat PATH, --copy-out PATH DEST, '
-            '--exec CMD, --shell or --cleanup')
-    if req.action == 'cleanup':
-        return
     check_arguments(req)
-    require_root()
+    if req.action != 'cleanup':
+        require_root()
 
 
 def resolve(compute, req):
