@@ -74,9 +74,9 @@ DRAIN = ('osc_nodeops.ops.drain', 'osc_nodeops.ops.node_show')
 
 FUNCTION_IMPORTS = {
     'events': (('osc_nodeops.ops.events',), {'import': 3},
-               'rich is not in requirements.txt (cliff brings it): the '
-               'live block imports it on a terminal only; declare it, then '
-               'import it at the top'),
+               'the live block imports rich on a terminal only (it falls '
+               'back to one line per event without it); rich is declared '
+               'in requirements.txt now: import it at the top'),
 }
 
 # Where sleeping, sleep loops, retry loops and placement HTTP may live.
