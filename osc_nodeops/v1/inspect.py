@@ -131,6 +131,26 @@ class InspectDisk(base.NodeOpsLister):
                     'read_write', 'connector', 'host', 'nova_conf',
                     'instances_path', 'libvirt_uri', 'step_timeout')
 
+    #: The actions that write their own output (the file's bytes, the
+    #: command's, the shell's), not rows: they refuse the formatters'
+    #: options.
+    OWN_OUTPUT = ('cat', 'exec', 'shell')
+
+    def _refuse_formatting(self, parsed_args, action):
+        """A usage error when an option of cliff's output formatters was
+        given (its value is not the default) to an action without rows."""
+        from cliff import lister
+        for option in lister.Lister.get_parser(self, 'x')._actions:
+            if not option.option_strings or option.dest == 'help':
+                continue
+            value = getattr(parsed_args, option.dest, option.default)
+            if value == option.default or (
+                    option.const is not None and value != option.const):
+                continue  # not given, or the other option of its dest
+            raise base.UsageError(
+                '%s does not go with --%s (it writes its own output, not '
+                'rows)' % (option.option_strings[-1], action))
+
     def request(self, parsed_args):
         from osc_nodeops.ops import inspect_disk as ops
 
@@ -142,6 +162,8 @@ class InspectDisk(base.NodeOpsLister):
                         '--%s does not go with --cleanup (it reads only '
                         'SERVER, --state-dir and --audit-log)'
                         % dest.replace('_', '-'))
+        if action in self.OWN_OUTPUT:
+            self._refuse_formatting(parsed_args, action)
 
         def given_or(dest, field):
             value = getattr(parsed_args, dest)

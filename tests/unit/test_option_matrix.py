@@ -321,6 +321,17 @@ for _opt, _value in sorted(CLEANUP_VALUES.items()):
     REFUSED.append(('instance inspect-disk', CLEANUP + [_opt] + _value,
                     _opt))
 
+# --cat, --exec and --shell write their own output (the file's bytes, the
+# command's, the shell's), not rows: the output formatters' options are
+# refused with them.
+SESSION = ['vm1', '--approved-by', 'me', '--reason', 'why']
+OWN_OUTPUT = (['--cat', '/etc/hostname'], ['--exec', 'ls'], ['--shell'])
+for _mode, _opt, _says in zip(
+        OWN_OUTPUT, (['-f', 'json'], ['-c', 'Name'], ['--sort-column', 'N']),
+        ('--format does not go with --cat', '--column does not go with '
+         '--exec', '--sort-column does not go with --shell')):
+    REFUSED.append(('instance inspect-disk', SESSION + _mode + _opt, _says))
+
 
 class TestRefusedBeforeTheCloud(testtools.TestCase):
 
@@ -359,6 +370,38 @@ class TestRefusedBeforeTheCloud(testtools.TestCase):
         # And the clean-up's own: a request without a refusal.
         args = parse(cmd, CLEANUP + ['--audit-log', '/tmp/a', 'vm1'])
         self.assertEqual('cleanup', cmd.request(args).action)
+
+    def test_inspect_disk_own_output_refuses_every_formatter_option(self):
+        # From cliff's parser, so that a formatter option cliff adds
+        # later is refused too.
+        from cliff import lister
+        classes = dict(commands())
+        name = 'instance inspect-disk'
+        cliffs = [a for a in lister.Lister.get_parser(
+            make(classes[name], name), 'x')._actions
+            if a.option_strings and a.dest != 'help']
+        self.assertGreaterEqual(len(cliffs), 9)
+        for action in cliffs:
+            option = action.option_strings[-1]
+            if action.nargs == 0:
+                value = []
+            elif action.choices:
+                value = [[c for c in action.choices
+                          if c != action.default][0]]
+            else:
+                value = ['3']
+            for mode in OWN_OUTPUT:
+                cmd = make(classes[name], name)
+                rc = cmd.run(parse(cmd, SESSION + mode + [option] + value))
+                err = cmd.app.stderr.getvalue()
+                self.assertEqual(2, rc, (option, mode, err))
+                self.assertIn('%s does not go with %s' % (option, mode[0]),
+                              err)
+                self.assertEqual(1, len(err.splitlines()), err)
+            # --list and --copy-out print rows: formatted as asked.
+            cmd = make(classes[name], name)
+            cmd.request(parse(cmd, SESSION + ['--list', '/', option] +
+                              value))
 
 
 class TestOneVocabulary(testtools.TestCase):
