@@ -41,6 +41,7 @@ import dataclasses
 import logging
 
 from osc_nodeops import errors
+from osc_nodeops.ops import engine
 from osc_nodeops.ops import runtime
 from osc_nodeops.ops.cloud import nova
 from osc_nodeops.ops.drain import actions
@@ -83,22 +84,18 @@ check_lease = nova_services.check_lease
 
 
 @dataclasses.dataclass
-class Options(object):
-    """The request of ``drain`` / ``undrain``: what the command line says."""
+class Options(engine.ExecutorOptions):
+    """The request of ``drain`` / ``undrain``: what the command line says
+    (the executor's options at ``engine.ExecutorOptions``' defaults)."""
 
     hosts: tuple = ()
     target_host: str | None = None
     block_migration: str = 'auto'
-    max_parallel: int = 4
-    timeout: float = 600.0
     on_timeout: str = 'abort'
     step_timeout: float | None = None  # each further --on-timeout step
     # 'cold': a live move that failed is cold-migrated
     fallback: str | None = None
     honour_skip: bool = False  # owners' nodeops:maintenance=skip is obeyed
-    retries: int = 1
-    retry_delay: float = 5.0
-    poll_interval: float = 2.0
     exclude: tuple = ()
     move_suspended: bool = False
     dry_run: bool = False

@@ -16,6 +16,7 @@ The names the runbooks use are imported here: ``engine.PlanItem``,
 from osc_nodeops.ops.engine.actions import Action
 from osc_nodeops.ops.engine.actions import MigrationAction
 from osc_nodeops.ops.engine.executor import Executor
+from osc_nodeops.ops.engine.executor import ExecutorOptions
 from osc_nodeops.ops.engine.interrupts import INTERRUPT_GRACE
 from osc_nodeops.ops.engine.items import another_host
 from osc_nodeops.ops.engine.items import CALL
@@ -40,9 +41,9 @@ from osc_nodeops.ops.engine.snapshot import HostPoller
 from osc_nodeops.ops.engine.snapshot import Snapshot
 
 __all__ = [
-    'Action', 'CALL', 'COMPLETE', 'Check', 'Context', 'Executor', 'FAILED',
-    'FATAL', 'HostPoller', 'INTERRUPTED', 'INTERRUPT_GRACE',
-    'MOVED_EARLIER', 'MigrationAction', 'NOT_STARTED', 'ON_TIMEOUT_CHOICES',
-    'PENDING', 'PLANNED', 'PlanItem', 'ROW_COLUMNS', 'SKIPPED', 'Snapshot',
-    'TIMEOUT', 'another_host', 'parse_ladder', 'settle',
+    'Action', 'CALL', 'COMPLETE', 'Check', 'Context', 'Executor',
+    'ExecutorOptions', 'FAILED', 'FATAL', 'HostPoller', 'INTERRUPTED',
+    'INTERRUPT_GRACE', 'MOVED_EARLIER', 'MigrationAction', 'NOT_STARTED',
+    'ON_TIMEOUT_CHOICES', 'PENDING', 'PLANNED', 'PlanItem', 'ROW_COLUMNS',
+    'SKIPPED', 'Snapshot', 'TIMEOUT', 'another_host', 'parse_ladder', 'settle',
 ]

@@ -3,6 +3,7 @@ faults; its timeouts are ``ladder.Ladder``'s, its Ctrl-C and the waits for
 calls ``interrupts.Interrupts``', its polls ``snapshot.Polls``."""
 
 import collections
+import dataclasses
 import logging
 import threading
 import time
@@ -18,14 +19,31 @@ from osc_nodeops.ops.engine import snapshot
 LOG = logging.getLogger(__name__)
 
 
+@dataclasses.dataclass
+class ExecutorOptions(object):
+    """The options of a command whose moves the executor runs (the base of
+    ``drain.Options`` and ``recover.Options``): at most ``max_parallel``
+    at once, ``timeout`` seconds each, ``retries`` more attempts
+    ``retry_delay`` seconds apart, a look at the host every
+    ``poll_interval`` seconds.  The defaults are drain's; a command that
+    wants others says so in its own dataclass (recover-all: 300 s, 2 s
+    between attempts)."""
+
+    max_parallel: int = 4
+    timeout: float = 600.0
+    retries: int = 1
+    retry_delay: float = 5.0
+    poll_interval: float = 2.0
+
+
 class Executor(object):
     """Bounded-parallel runner of plan items; see the module docstring."""
 
     @classmethod
     def from_options(cls, ctx, poller, opts, on_timeout=None, **kwargs):
-        """An executor configured from a command's options object
-        (``max_parallel``, ``poll_interval``, ``timeout``, ``retries``,
-        ``retry_delay`` and, unless given, ``on_timeout``)."""
+        """An executor configured from a command's options object (an
+        ``ExecutorOptions``: ``max_parallel``, ``poll_interval``, ``timeout``,
+        ``retries``, ``retry_delay``; and, unless given, ``on_timeout``)."""
         return cls(ctx, poller, max_parallel=opts.max_parallel,
                    poll_interval=opts.poll_interval, timeout=opts.timeout,
                    on_timeout=on_timeout or opts.on_timeout,

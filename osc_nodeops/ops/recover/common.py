@@ -51,8 +51,10 @@ BUSY = {
 
 
 @dataclasses.dataclass
-class Options(object):
-    """The request of ``server recover-all``: what the command line says.
+class Options(engine.ExecutorOptions):
+    """The request of ``server recover-all``: what the command line says
+    (the executor's options, with a timeout of 300 s and 2 s between
+    attempts).
 
     ``nova_db`` / ``neutron_db`` (``--via-db``) are ``via_db.DBSource``;
     ``journal`` is where a ``--via-db --execute`` move writes its journal.
@@ -71,11 +73,8 @@ class Options(object):
     fence_check: str | None = None
     fence_timeout: float = fencing.FENCE_TIMEOUT
     reattach_volumes: bool = False
-    max_parallel: int = 4
     timeout: float = 300.0
-    retries: int = 1
     retry_delay: float = 2.0
-    poll_interval: float = 2.0
     exclude: tuple = ()
     nova_db: object = None
     neutron_db: object = None
