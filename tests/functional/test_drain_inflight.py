@@ -240,7 +240,10 @@ class TestDrainInFlight(DrainRigTestCase):
         log = self.state['faults_log']
         before = os.path.getsize(log) if os.path.exists(log) else 0
         self.addCleanup(self.minicloud, 'faults', 'clear')
-        self.minicloud('faults', 'set', 'nova', '503=0.2', 'reset=0.05')
+        # at most 3 faults in a row on one request (see test_drain's
+        # test_drain_finishes_through_hung_requests)
+        self.minicloud('faults', 'set', 'nova', '503=0.2', 'reset=0.05',
+                       'max-streak=3')
         rows, err, took = self.drain('--max-parallel', '4',
                                      cloud='minicloud-faulty')
         self.minicloud('faults', 'clear')

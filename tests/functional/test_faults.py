@@ -90,8 +90,9 @@ class TestRecoverThroughFaults(_Interrupts, test_recover._Base):
         servers = self._rebooted(4)
         ids = {s.id for s in servers}
         mark = self.fault_mark()
+        # at most 3 faults in a row on one request: the reads try 5 times
         self.set_faults('nova', **{'503': 0.2, 'reset': 0.05,
-                                   'hang': 0.05})
+                                   'hang': 0.05, 'max_streak': 3})
         start = time.monotonic()
         res, rows = self.recover('c01', '--timeout', '120', '--api-timeout',
                                  '3', '--retries', '2',
@@ -166,7 +167,8 @@ class TestPortFloatThroughFaults(_Interrupts,
         port_id, addrs = row['ID'], sorted(row['Addresses'].split(', '))
         mark = self.fault_mark()
         for service in ('nova', 'neutron'):
-            self.set_faults(service, **{'503': 0.2, 'reset': 0.05})
+            self.set_faults(service, **{'503': 0.2, 'reset': 0.05,
+                                        'max_streak': 3})
         for _ in range(4):
             res = self.faulty('attach', port_id, server.id)
             attached = json.loads(res.stdout)

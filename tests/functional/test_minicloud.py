@@ -573,6 +573,17 @@ class TestFaultProxy(RigTestCase):
             self.faulty.session.get(url, raise_exc=False).status_code
             for _ in range(5)])
 
+    def test_max_streak_lets_the_next_try_through(self):
+        # At most 2 faults in a row on one request (method and path; the
+        # query is not part of it): the third try is forwarded.
+        url = self.faulty.compute.get_endpoint() + '/os-services'
+        self.addCleanup(self.minicloud, 'faults', 'clear')
+        self.minicloud('faults', 'set', 'nova', '503=1', 'max-streak=2')
+        codes = [self.faulty.session.get('%s?n=%d' % (url, n),
+                                         raise_exc=False).status_code
+                 for n in range(9)]
+        self.assertEqual([503, 503, 200] * 3, codes)
+
     def test_reset_hang_delay(self):
         from keystoneauth1 import exceptions as ksa_exc
         url = (self.state["fault_proxy"]["neutron"]["url"]
@@ -597,6 +608,7 @@ class TestFaultProxy(RigTestCase):
                      ('faults', 'set', 'nova', '503=2'),
                      ('faults', 'set', 'nova', '503=0.6', '502=0.6'),
                      ('faults', 'set', 'nova', 'boom=1'),
+                     ('faults', 'set', 'nova', 'max-streak=1.5'),
                      ('timing', 'set', 'warp=9'),
                      ('set', 'token-ttl=1')):
             res = base._run_minicloud(*args, check=False)

@@ -19,7 +19,11 @@ and done, then the connection is reset instead of answering (the caller
 never learns the outcome); ``hang``: the request is held without an answer
 until the client gives up (at most an hour); ``delay``: seconds added to
 every request before it is forwarded.  One random draw per request decides
-among the shares.
+among the shares.  ``max-streak``: at most that many faults in a row on
+one request (service, method and path without the query: a call and its
+retries), the next one is forwarded, so a caller that tries more times
+than that always gets through (random faults alone would, now and then,
+strike every try of a call).
 
 Every injected fault is one line of ``STATE_DIR/logs/faults.log``::
 
@@ -46,6 +50,7 @@ STATE = None
 ROUTES = {}          # listen port -> (name, backend port)
 _lock = threading.Lock()
 _control = {'mtime': None, 'doc': {}}
+_streaks: dict = {}  # (service, method, path) -> faults in a row on it
 _logs = {}
 
 FRACTIONS = ('503', '502', 'reset', 'reset-after', 'hang')
@@ -103,6 +108,20 @@ def choose(settings):
     return None
 
 
+def bounded(fault, settings, key):
+    """FAULT, or None when ``max-streak`` faults in a row struck KEY."""
+    try:
+        most = int(settings.get('max-streak') or 0)
+    except (TypeError, ValueError):
+        most = 0
+    with _lock:
+        run = _streaks.get(key, 0)
+        if fault and most and run >= most:
+            fault = None
+        _streaks[key] = run + 1 if fault else 0
+    return fault
+
+
 def reset(sock):
     """Close with RST, not FIN."""
     try:
@@ -144,7 +163,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         name, backend = ROUTES[port]
         body = self._body()
         settings = control().get(name) or {}
-        fault = choose(settings)
+        fault = bounded(choose(settings), settings,
+                        (name, self.command, self.path.split('?')[0]))
         try:
             delay = min(600.0, max(0.0, float(settings.get('delay') or 0)))
         except (TypeError, ValueError):
