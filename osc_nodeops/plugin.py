@@ -95,16 +95,18 @@ def hide_db_passwords():
 
 
 def build_option_parser(parser):
-    """Add the global option selecting this plugin's (command-set) version.
+    """OSC's hook for a plugin's global options: osc-nodeops adds none.
+
+    OSC calls every plugin's ``build_option_parser`` (it has no default),
+    and finds a plugin's command set from ``API_VERSION_OPTION`` in the
+    cloud configuration (``nodeops_api_version``), falling back to
+    ``DEFAULT_API_VERSION``.  The plugin has no API of its own and one
+    command set, so an ``--os-nodeops-api-version`` option would only be
+    one more line in every ``openstack --help``: there is none (as in
+    clouds.yaml or ``OS_NODEOPS_API_VERSION``, ``1`` is the only value).
 
     OSC calls this before it parses and logs the command line, so this is
-    also where the DB-password filter goes onto its loggers.
+    where the secret filter goes onto its loggers.
     """
     hide_db_passwords()
-    parser.add_argument(
-        '--os-nodeops-api-version',
-        metavar='<nodeops-api-version>',
-        default=os.environ.get('OS_NODEOPS_API_VERSION', DEFAULT_API_VERSION),
-        help='osc-nodeops command set version, default=%s '
-             '(Env: OS_NODEOPS_API_VERSION)' % DEFAULT_API_VERSION)
     return parser

@@ -20,7 +20,9 @@ from osc_nodeops import terminal
 from osc_nodeops.v1 import options
 
 if typing.TYPE_CHECKING:  # pragma: no cover
-    from openstackclient import shell
+    # osc-lib's shell, which OSC's ``OpenStackShell`` extends: the plugin
+    # needs osc-lib only; python-openstackclient provides the command.
+    from osc_lib import shell
 
 LOG = logging.getLogger(__name__)
 

@@ -50,8 +50,11 @@ class StopService(_ServiceCommand):
 
 
 class StartService(_ServiceCommand):
-    """Undo stop-service: unmask (or move the init files back) and start
-    nova-compute on this node."""
+    """Start nova-compute on this node again, undoing stop-service.
+
+    With systemd: systemctl unmask, then start; with init files: move them
+    back from the hold directory, then start.
+    """
 
     direction = 'start'
 

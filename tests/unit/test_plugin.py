@@ -19,11 +19,32 @@ class TestPlugin(testtools.TestCase):
         self.assertIs(Instance.sdk_connection,
                       plugin.make_client(Instance()))
 
-    def test_option_parser_default(self):
+    def test_option_parser_adds_no_option(self):
+        # The plugin has no API of its own and one command set: OSC reads
+        # the version from the cloud config (``nodeops_api_version``,
+        # default DEFAULT_API_VERSION) whether or not an option exists,
+        # so none is added to every ``openstack --help``.
         import argparse
-        parser = plugin.build_option_parser(argparse.ArgumentParser())
-        args = parser.parse_args([])
-        self.assertEqual('1', args.os_nodeops_api_version)
+        parser = argparse.ArgumentParser()
+        before = [a.dest for a in parser._actions]
+        self.assertIs(parser, plugin.build_option_parser(parser))
+        self.assertEqual(before, [a.dest for a in parser._actions])
+
+    def test_openstack_help_has_no_nodeops_version_option(self):
+        # The real CLI: no --os-nodeops-api-version in the global options,
+        # and the command set is still loaded (v1, OSC's default lookup).
+        import os
+        exe = os.path.join(os.path.dirname(sys.executable), 'openstack')
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith('OS_')}
+        res = subprocess.run([exe, '--help'], capture_output=True,
+                             text=True, env=env, timeout=120)
+        self.assertEqual(0, res.returncode, res.stderr)
+        lines = res.stdout.splitlines()
+        self.assertEqual([], [x for x in lines if 'nodeops-api' in x])
+        self.assertIn('--os-compute-api-version', res.stdout)
+        self.assertTrue(any(x.lstrip().startswith('compute node drain ')
+                            for x in lines))
 
     def test_command_modules_import_nothing_heavy(self):
         # Every ``openstack`` run loads our entry points: importing the

@@ -131,3 +131,16 @@ class TestRequirements(testtools.TestCase):
                                '# a comment', 'osc_lib>=3.0.0',
                                'libvirt-python>=9.0.0; '
                                'sys_platform=="linux"']))
+
+    def test_osc_lib_is_the_requirement_not_openstackclient(self):
+        # As osc-placement: a plugin needs osc-lib (and cliff); OSC
+        # (python-openstackclient) provides the ``openstack`` command the
+        # operator installs beside it (doc/source/install.rst), and only
+        # the tests need it here.  No module may import it then.
+        self.assertNotIn('openstackclient', third_party_imports())
+        with open(os.path.join(ROOT, 'requirements.txt')) as f:
+            runtime = requirement_names(f)
+        self.assertIn('osc-lib', runtime)
+        self.assertNotIn('python-openstackclient', runtime)
+        with open(os.path.join(ROOT, 'test-requirements.txt')) as f:
+            self.assertIn('python-openstackclient', requirement_names(f))
