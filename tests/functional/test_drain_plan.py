@@ -16,33 +16,12 @@ import uuid
 
 import fixtures
 
+from tests import tables
 from tests.functional import base
 
 # A dry run's default table (issue 23 item 1).
 PLAN_VIEW = ['ID', 'Name', 'Status Before', 'Method', 'Landing', 'Fits',
              'Ladder', 'Notes', 'Message']
-
-
-def table(text):
-    """(header, [row dicts]) of a cliff table: a line whose first cell is
-    not empty starts a row; the lines of a multi-line cell are joined with
-    newlines."""
-    lines = text.splitlines()
-
-    def cells(line):
-        return [c.strip() for c in line[1:-1].split('|')]
-    header = cells(lines[1])
-    rows = []
-    for line in lines[3:]:
-        if line.startswith('+'):
-            continue
-        part = cells(line)
-        if part[0]:
-            rows.append(part)
-        else:
-            rows[-1] = [('%s\n%s' % (a, b)).strip('\n')
-                        for a, b in zip(rows[-1], part)]
-    return header, [dict(zip(header, r)) for r in rows]
 
 
 class TestDrainPlan(base.FunctionalTestCase):
@@ -239,7 +218,7 @@ class TestDrainPlan(base.FunctionalTestCase):
         self.assertEqual(0, res.returncode, res.stderr)
         widths = [len(line) for line in res.stdout.splitlines()]
         self.assertLessEqual(max(widths), 160, res.stdout)
-        header, rows = table(res.stdout)
+        header, rows = tables.read(res.stdout)
         self.assertEqual(PLAN_VIEW, header)
         mine = [r for r in rows if r['ID'] in ids]
         self.assertEqual(6, len(mine), res.stdout)

@@ -15,6 +15,7 @@ from osc_nodeops.ops import engine
 from osc_nodeops.v1 import columns
 from osc_nodeops.v1 import node
 from osc_nodeops.v1 import recover
+from tests import tables
 from tests.unit import fakes
 from tests.unit.test_drain import run_command
 from tests.unit.test_recover import RecoverNova
@@ -31,29 +32,6 @@ EVERY_DRAIN_FIELD = ['ID', 'Name', 'Project', 'Status Before', 'Method',
                      'Audit']
 LADDER = ['live', 'abort after 600s', 'left running after 300s more',
           'retry 1 time(s) on another host']
-
-
-def table(text):
-    """(header, [row dicts]) of a cliff table: a line whose first cell
-    is not empty starts a row; the lines of a multi-line cell are joined
-    with newlines."""
-    lines = text.splitlines()
-    assert lines[0].startswith('+'), text
-
-    def cells(line):
-        return [c.strip() for c in line[1:-1].split('|')]
-    header = cells(lines[1])
-    rows = []
-    for line in lines[3:]:
-        if line.startswith('+'):
-            continue
-        part = cells(line)
-        if part[0]:
-            rows.append(part)
-        else:
-            rows[-1] = [('%s\n%s' % (a, b)).strip('\n')
-                        for a, b in zip(rows[-1], part)]
-    return header, [dict(zip(header, r)) for r in rows]
 
 
 def servers(nova, count=4, prefix='web-'):
@@ -98,14 +76,14 @@ class TestDrainViews(testtools.TestCase):
     def test_default_table_shows_the_result_columns(self):
         rc, out = self.drain()
         self.assertEqual(0, rc)
-        header, rows = table(out)
+        header, rows = tables.read(out)
         self.assertEqual(RESULT_VIEW, header)
         self.assertEqual({'moved'}, {r['Result'] for r in rows})
         self.assertEqual({'c02'}, {r['Dest Compute'] for r in rows})
 
     def test_long_shows_every_column(self):
         rc, out = self.drain('--long')
-        header, rows = table(out)
+        header, rows = tables.read(out)
         self.assertEqual(EVERY_DRAIN_FIELD, header)
         # After the run, the plan's guess says it is one.
         self.assertEqual({'c02 (planned)'}, {r['Landing'] for r in rows})
@@ -113,7 +91,7 @@ class TestDrainViews(testtools.TestCase):
     def test_dry_run_table_shows_the_plan_columns(self):
         rc, out = self.drain('--dry-run')
         self.assertEqual(0, rc)
-        header, rows = table(out)
+        header, rows = tables.read(out)
         self.assertEqual(PLAN_VIEW, header)
         for row in rows:
             # The ladder in run order, one step a line.
@@ -123,13 +101,13 @@ class TestDrainViews(testtools.TestCase):
 
     def test_dry_run_long_shows_every_column(self):
         rc, out = self.drain('--dry-run', '--long')
-        header, rows = table(out)
+        header, rows = tables.read(out)
         self.assertEqual(EVERY_DRAIN_FIELD, header)
         self.assertEqual({'c02'}, {r['Landing'] for r in rows})
 
     def test_c_picks_any_column_without_long(self):
         rc, out = self.drain('-c', 'Name', '-c', 'Project')
-        header, rows = table(out)
+        header, rows = tables.read(out)
         self.assertEqual(['Name', 'Project'], header)
         self.assertEqual({'p1'}, {r['Project'] for r in rows})
 
@@ -166,11 +144,11 @@ class TestDrainViews(testtools.TestCase):
         rc, out = self.drain('--dry-run', nova=nova)
         widest = max(len(line) for line in out.splitlines())
         self.assertLessEqual(widest, 160, out)
-        header, rows = table(out)
+        header, rows = tables.read(out)
         self.assertEqual(6, len(rows))
 
-    def test_before_this_change_the_table_was_wider(self):
-        # What the --long table costs: more than twice the default.
+    def test_the_default_table_is_less_than_half_as_wide(self):
+        # --long is the table every run printed before issue 23.
         rc, short = self.drain()
         rc, long = self.drain('--long')
         self.assertGreater(max(map(len, long.splitlines())),
@@ -228,12 +206,12 @@ class TestOtherCommands(testtools.TestCase):
         drained_away(nova, 'a')
         argv = ['c01', '--migrate-back'] + POLL
         rc, app = run_command(node.UndrainNode, nova, argv)
-        header, rows = table(app.stdout.getvalue())
+        header, rows = tables.read(app.stdout.getvalue())
         self.assertEqual(RESULT_VIEW, header)
         self.assertEqual('moved', rows[0]['Result'])
         drained_away(nova, 'b')
         rc, app = run_command(node.UndrainNode, nova, argv + ['--long'])
-        header, rows = table(app.stdout.getvalue())
+        header, rows = tables.read(app.stdout.getvalue())
         self.assertEqual(list(engine.ROW_COLUMNS), header)
 
     def test_recover_all_default_long_and_json(self):
@@ -241,10 +219,10 @@ class TestOtherCommands(testtools.TestCase):
         nova.add('a', power_state=0)
         argv = ['c01', '--timeout', '5'] + POLL
         rc, app = run_command(recover.RecoverAll, nova, argv)
-        header, rows = table(app.stdout.getvalue())
+        header, rows = tables.read(app.stdout.getvalue())
         self.assertEqual(RESULT_VIEW, header)
         rc, app = run_command(recover.RecoverAll, nova, argv + ['--long'])
-        header, rows = table(app.stdout.getvalue())
+        header, rows = tables.read(app.stdout.getvalue())
         self.assertEqual(list(engine.ROW_COLUMNS), header)
         rc, app = run_command(recover.RecoverAll, nova, argv + ['-f',
                                                                 'json'])
