@@ -33,11 +33,20 @@ class Ordered(columns.FormattableColumn):
     item a line in a table, the list as it is in ``-f json``.  osc-lib's
     ``ListColumn`` sorts, which puts ``abort`` before ``live``."""
 
+    separator = '\n'
+
     def human_readable(self):
-        return '\n'.join(str(v) for v in self._value or ())
+        return self.separator.join(str(v) for v in self._value or ())
 
     def machine_readable(self):
         return list(self._value or ())
+
+
+class OrderedLine(Ordered):
+    """An ``Ordered`` on one line (``a, b``): a ShowOne field, which ``-f
+    value`` and ``-f shell`` print as shown, one line each."""
+
+    separator = ', '
 
 
 class Planned(columns.FormattableColumn):

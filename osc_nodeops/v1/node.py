@@ -286,7 +286,7 @@ class ShowNode(base.NodeOpsShowOne):
 
     def format(self, info):
         """Dicts and lists of dicts as osc-lib shows them; a list in the
-        order the runbook gives it (``columns.Ordered``)."""
+        order the runbook gives it, on one line (``columns.OrderedLine``)."""
         from osc_lib.cli import format_columns
         values = []
         for value in info.values():
@@ -296,6 +296,6 @@ class ShowNode(base.NodeOpsShowOne):
                     isinstance(v, dict) for v in value):
                 value = format_columns.ListDictColumn(value)
             elif isinstance(value, list):
-                value = columns.Ordered(value)
+                value = columns.OrderedLine(value)
             values.append(value)
         return tuple(info.keys()), tuple(values)

@@ -232,5 +232,6 @@ class TestOtherCommands(testtools.TestCase):
     def test_show_keeps_the_order_of_its_lists(self):
         cmd = node.ShowNode(None, None)
         names, values = cmd.format({'Migrations In Progress': ['b', 'a']})
-        self.assertEqual(('b\na', ['b', 'a']), (
+        # One line: -f value and -f shell print a ShowOne field as shown.
+        self.assertEqual(('b, a', ['b', 'a']), (
             values[0].human_readable(), values[0].machine_readable()))
