@@ -69,7 +69,8 @@ class Views(command.Lister):
     ``default_columns`` or overrides ``view``."""
 
     default_columns: tuple[str, ...] | None = None
-    long_help = 'List additional fields in output'
+    long_help = ('List additional fields in output (a table shows the most '
+                 'used ones; -f json, yaml, csv and value give every field)')
 
     def get_parser(self, prog_name):
         parser = super(Views, self).get_parser(prog_name)
