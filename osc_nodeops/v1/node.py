@@ -5,29 +5,36 @@ cliff classes only: parse arguments, call ``osc_nodeops.ops.drain`` /
 results into columns.
 """
 
-from cliff import columns
+from cliff import columns as cliff_columns
 
 from osc_nodeops.v1 import base
+from osc_nodeops.v1 import columns
 from osc_nodeops.v1 import options
 
-PLAN_COLUMNS = ('Blockers', 'Fits', 'Landing')
+PLAN_COLUMNS = ('Blockers', 'Notes', 'Fits', 'Landing')
 LADDER_COLUMNS = ('Policy', 'Ladder', 'Steps', 'Blame', 'Blame Detail')
 AUDIT_COLUMNS = ('Audit',)
 
+# What a table shows without --long (issue 23 item 1): after a run, what
+# happened to each server; in a dry run, the plan.  -f json, yaml, csv and
+# value give every column (``columns.Views``).
+RESULT_VIEW = columns.RESULT_VIEW
+PLAN_VIEW = ('ID', 'Name', 'Status Before', 'Method', 'Landing', 'Fits',
+             'Ladder', 'Notes', 'Message')
 
-class _Reasons(columns.FormattableColumn):
-    """Pre-flight reasons: codes in a table (``!``: it blocks the move),
-    every field in ``-f json``."""
+
+class _Reasons(cliff_columns.FormattableColumn):
+    """Pre-flight reasons: their codes in a table, one a line; every field
+    in ``-f json``."""
 
     def human_readable(self):
-        return ', '.join('%s%s' % (r['code'], '!' if r['blocks'] else '')
-                         for r in self._value)
+        return '\n'.join(r['code'] for r in self._value)
 
     def machine_readable(self):
         return list(self._value)
 
 
-class _Findings(columns.FormattableColumn):
+class _Findings(cliff_columns.FormattableColumn):
     """The post-drain audit's findings about a row: codes in a table,
     every field in ``-f json`` ([] when the audit found nothing, null when
     none ran)."""
@@ -41,31 +48,39 @@ class _Findings(columns.FormattableColumn):
         return None if self._value is None else list(self._value)
 
 
-def _plan_fields(item):
+def _plan_fields(item, dry_run):
+    """Blockers (the reasons that rule out a move), Notes (the ones that
+    block nothing), Fits, and Landing: after a run, labelled as the plan's
+    guess (Dest Compute says where the server went)."""
     reasons = list(item.blockers)
     if item.capacity is not None:
         reasons.append(item.capacity)
-    return (_Reasons([r.as_dict() for r in reasons]), item.fits,
-            item.landing)
+    return (_Reasons([r.as_dict() for r in reasons if r.blocks]),
+            _Reasons([r.as_dict() for r in reasons if not r.blocks]),
+            item.fits,
+            item.landing if dry_run else columns.Planned(item.landing))
 
 
-def _ladder_fields(item):
-    from osc_lib.cli import format_columns
-    return (item.policy, format_columns.ListColumn(item.ladder),
-            format_columns.ListColumn(item.steps), item.blame,
-            item.blame_detail)
+def _ladder_fields(item, message):
+    """Policy, Ladder and Steps in run order, Blame, and Blame Detail
+    unless the row's Message already says it (a skip's reason)."""
+    detail = item.blame_detail
+    if detail and detail in (message or ''):
+        detail = ''
+    return (item.policy, columns.Ordered(item.ladder),
+            columns.Ordered(item.steps), item.blame, detail)
 
 
 def _no_ladder():
-    from osc_lib.cli import format_columns
-    return (None, format_columns.ListColumn([]),
-            format_columns.ListColumn([]), None, None)
+    return (None, columns.Ordered([]), columns.Ordered([]), None, None)
 
 
 class _MoveCommand(options.Moves, options.Executor, options.DryRun,
                    options.BreakLease, options.EventsFile, options.ApiTimeout,
-                   base.NodeOpsLister):
+                   columns.Views, base.NodeOpsLister):
     """Options and output shared by drain and undrain."""
+
+    default_columns = RESULT_VIEW
 
     parallel_help = (
         'Servers in flight at once (default 4).  nova-compute runs live '
@@ -166,14 +181,20 @@ class DrainNode(_MoveCommand):
         report = drain.drain(self.conn, request, events=self.events)
         names, rows = self.report_rows(report)
         found = drain.audit.row_findings(report)
-        rows = [row + _plan_fields(item) + _ladder_fields(item)
+        message = names.index('Message')
+        rows = [row + _plan_fields(item, request.dry_run)
+                + _ladder_fields(item, row[message])
                 + (_Findings(found.get(id(item))),)
                 for row, item in zip(rows, report.items)]
         # Leftovers about no row's server (an orphan allocation, ...).
-        rows += [row + (_Reasons([]), None, None) + _no_ladder()
+        rows += [row + (_Reasons([]), _Reasons([]), None, None)
+                 + _no_ladder()
                  + (_Findings(findings),)
                  for row, findings in drain.audit.extra_rows(report)]
         return names + PLAN_COLUMNS + LADDER_COLUMNS + AUDIT_COLUMNS, rows
+
+    def view(self, parsed_args, column_names):
+        return PLAN_VIEW if parsed_args.dry_run else RESULT_VIEW
 
 
 class UndrainNode(_MoveCommand):
@@ -264,6 +285,8 @@ class ShowNode(base.NodeOpsShowOne):
         return self.format(info)
 
     def format(self, info):
+        """Dicts and lists of dicts as osc-lib shows them; a list in the
+        order the runbook gives it, on one line (``columns.OrderedLine``)."""
         from osc_lib.cli import format_columns
         values = []
         for value in info.values():
@@ -273,6 +296,6 @@ class ShowNode(base.NodeOpsShowOne):
                     isinstance(v, dict) for v in value):
                 value = format_columns.ListDictColumn(value)
             elif isinstance(value, list):
-                value = format_columns.ListColumn(value)
+                value = columns.OrderedLine(value)
             values.append(value)
         return tuple(info.keys()), tuple(values)

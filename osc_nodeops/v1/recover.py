@@ -7,6 +7,7 @@ columns.
 
 from osc_nodeops import errors
 from osc_nodeops.v1 import base
+from osc_nodeops.v1 import columns
 from osc_nodeops.v1 import options
 
 UNDO_COLUMNS = ('Table', 'Restored', 'Already Back', 'Gone')
@@ -24,7 +25,7 @@ UNDO_TAKES = ('undo', 'dry_run', 'api_timeout', 'events_file') + \
 
 class RecoverAll(options.DBSources, options.Executor, options.DryRun,
                  options.BreakLease, options.EventsFile, options.ApiTimeout,
-                 base.NodeOpsLister):
+                 columns.Views, base.NodeOpsLister):
     """Bring back every server of a host after a reboot or a failure.
 
     After a reboot (the default): the host's nova-compute must
@@ -79,6 +80,7 @@ class RecoverAll(options.DBSources, options.Executor, options.DryRun,
     """
 
     db_schemas = ('nova', 'neutron')
+    default_columns = columns.RESULT_VIEW
     timeout_default = 300.0
     timeout_help = ('Per server: how long to wait for it (default 300); a '
                     'start or reboot still not back is then hard rebooted')
@@ -209,6 +211,10 @@ class RecoverAll(options.DBSources, options.Executor, options.DryRun,
             raise errors.UsageError('a host is required (or --undo JOURNAL)')
         recover.validate(request)
         return request
+
+    def view(self, parsed_args, column_names):
+        # --undo's four columns are all shown.
+        return None if parsed_args.undo else self.default_columns
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import recover

@@ -5,12 +5,23 @@ and the placement capacity check: a full cloud refuses and changes nothing,
 ``--allow-partial`` moves what fits.  The cloud is made full with placement
 allocations of made-up consumers on c02 and c03 (what the scheduler reads),
 removed by the test's cleanups; the rig's host size is left alone.
+
+Issue 23 items 1, 2 and 6: a dry run's table fits 160 columns and its
+ladder reads in run order; ``Blockers`` holds only what blocks a move, the
+other pre-flight reasons are ``Notes``.
 """
 
 import json
 import uuid
 
+import fixtures
+
+from tests import tables
 from tests.functional import base
+
+# A dry run's default table (issue 23 item 1).
+PLAN_VIEW = ['ID', 'Name', 'Status Before', 'Method', 'Landing', 'Fits',
+             'Ladder', 'Notes', 'Message']
 
 
 class TestDrainPlan(base.FunctionalTestCase):
@@ -156,6 +167,9 @@ class TestDrainPlan(base.FunctionalTestCase):
         def codes(sid):
             return {r['code']: r for r in rows[sid]['Blockers']}
 
+        def notes(sid):
+            return {r['code']: r for r in rows[sid]['Notes']}
+
         self.assertEqual('skip', rows[locked.id]['Method'])
         self.assertIn('openstack server unlock %s' % locked.id,
                       rows[locked.id]['Message'])
@@ -163,17 +177,22 @@ class TestDrainPlan(base.FunctionalTestCase):
         self.assertTrue(codes(locked.id)['locked']['pre_existing'])
         # nova 2.79+ (the rig: 2.100) live-migrates direct ports and
         # pinned guests: a note, the move is planned.
-        self.assertIn(port.id, codes(sriov.id)['passthrough-port'][
+        self.assertIn(port.id, notes(sriov.id)['passthrough-port'][
             'message'])
-        self.assertEqual([], codes(sriov.id)['passthrough-port']['blocks'])
+        self.assertEqual([], notes(sriov.id)['passthrough-port']['blocks'])
         self.assertEqual('live', rows[sriov.id]['Method'])
         self.assertIn('hw:cpu_policy=dedicated',
-                      codes(pinned.id)['numa']['message'])
+                      notes(pinned.id)['numa']['message'])
         self.assertEqual('live', rows[pinned.id]['Method'])
         self.assertIs(True, rows[pinned.id]['Fits'])
         self.assertEqual('live', rows[plain.id]['Method'])
         self.assertIs(True, rows[plain.id]['Fits'])
-        self.assertIn('local-disk', codes(plain.id))
+        self.assertIn('local-disk', notes(plain.id))
+        # Issue 23 item 6: Blockers only block, Notes block nothing.
+        for sid in (plain.id, sriov.id, pinned.id):
+            self.assertEqual({}, codes(sid), sid)
+        for row in rows.values():
+            self.assertFalse([r for r in row['Notes'] if r['blocks']], row)
 
         # The drain keeps the plan: the locked server stays, exit 1.
         self.admin_conn.network.delete_port(port.id)
@@ -183,6 +202,38 @@ class TestDrainPlan(base.FunctionalTestCase):
         for sid in (plain.id, sriov.id, pinned.id):
             self.assertEqual('moved', rows[sid]['Result'],
                              rows[sid]['Message'])
+
+    def test_dry_run_table_fits_and_reads_in_order(self):
+        # Issue 23 items 1 and 2: six servers, the default format, no
+        # --max-width, COLUMNS=160 (cliff fits a table only to a terminal;
+        # this one is piped, so it must be narrow by itself).
+        ids = {s.id for s in self.boot(count=6)}
+        self.useFixture(fixtures.EnvironmentVariable('COLUMNS', '160'))
+        ladder = ['--on-timeout', 'force-complete', '--on-timeout', 'abort']
+        run_order = ['live', 'force-complete after 600s',
+                     'abort after 300s more', 'left running after 300s more',
+                     'retry 1 time(s) on another host']
+        res = self.openstack('compute', 'node', 'drain', 'c01', '--dry-run',
+                             *ladder, check=False)
+        self.assertEqual(0, res.returncode, res.stderr)
+        widths = [len(line) for line in res.stdout.splitlines()]
+        self.assertLessEqual(max(widths), 160, res.stdout)
+        header, rows = tables.read(res.stdout)
+        self.assertEqual(PLAN_VIEW, header)
+        mine = [r for r in rows if r['ID'] in ids]
+        self.assertEqual(6, len(mine), res.stdout)
+        for row in mine:
+            self.assertEqual(('live', 'True'), (row['Method'], row['Fits']))
+            self.assertEqual(run_order, row['Ladder'].splitlines())
+
+        rows, err = self.drain('c01', '--dry-run', *ladder)
+        for sid in ids:
+            self.assertEqual(run_order, rows[sid]['Ladder'])
+            self.assertEqual('planned', rows[sid]['Result'])
+        # -f json keeps every field, not only the table's.
+        self.assertIn('Project', rows[sid])
+        self.assertIn('Blame Detail', rows[sid])
+        self.assertEqual('enabled', self.service('c01').status)
 
     def test_server_groups(self):
         aff = self.group('affinity')

@@ -862,7 +862,7 @@ class TestCommands(testtools.TestCase):
         rows = json.loads(app.stdout.getvalue())
         self.assertEqual(['ID', 'Name', 'Project', 'Status Before', 'Method',
                           'Source Compute', 'Dest Compute', 'Result',
-                          'Seconds', 'Message', 'Blockers', 'Fits',
+                          'Seconds', 'Message', 'Blockers', 'Notes', 'Fits',
                           'Landing', 'Policy', 'Ladder', 'Steps', 'Blame',
                           'Blame Detail', 'Audit'], list(rows[0]))
         # issue 12 items 3, 4, 6: the planned ladder, no policy, no blame
@@ -874,10 +874,12 @@ class TestCommands(testtools.TestCase):
             rows[0]['Policy'], rows[0]['Steps'], rows[0]['Blame']))
         self.assertEqual('moved', rows[0]['Result'])
         self.assertEqual([], rows[0]['Audit'])  # issue 12 item 5
-        # The pre-flight's fields (issue 12): a plain server, a local disk.
+        # The pre-flight's fields (issue 12): a plain server, a local disk:
+        # a note, not a blocker (issue 23 item 6).
+        self.assertEqual([], rows[0]['Blockers'])
         self.assertEqual(['local-disk'],
-                         [r['code'] for r in rows[0]['Blockers']])
-        self.assertEqual([], rows[0]['Blockers'][0]['blocks'])
+                         [r['code'] for r in rows[0]['Notes']])
+        self.assertEqual([], rows[0]['Notes'][0]['blocks'])
         self.assertEqual((True, 'c02'), (rows[0]['Fits'],
                                          rows[0]['Landing']))
         self.assertIn('disabled', app.stderr.getvalue())

@@ -20,6 +20,7 @@ import testtools
 from testtools import content
 
 from osc_nodeops.v1 import base
+from osc_nodeops.v1 import columns
 from osc_nodeops.v1 import options
 
 
@@ -173,9 +174,17 @@ def _request(cmd, argv):
 
 
 def honoured(name, cls, action):
-    """'request', 'base' or 'default'; AssertionError otherwise."""
+    """'request', 'base', 'default' or 'output'; AssertionError
+    otherwise."""
     cmd = make(cls, name)
     option = action.option_strings[-1]
+    if action.dest == 'long' and issubclass(cls, columns.Views):
+        # Read at output time (``columns.Views``): the table shows more.
+        names = ('ID', 'Project') + columns.RESULT_VIEW
+        argv = BASE[name]
+        assert cmd.shown_columns(parse(cmd, argv), names) != \
+            cmd.shown_columns(parse(cmd, argv + [option]), names), name
+        return 'output'
     if action.dest in options.BASE_DESTS:
         one, _two = _values(action)
         args = parse(cmd, BASE[name] + [option] + one)
