@@ -432,14 +432,15 @@ class Sink(object):
         if self.block is not None:
             self.block.progress.feed(event)
         level = level_of(event)
+        if DEFAULT <= level <= self.verbose < VERBOSE and \
+                self.notes.add(event):
+            return  # in the line of its code
+        for text in self.notes.lines():  # said before the next event
+            self._write(text)
         if level == DEBUG:
             LOG.debug('%s', terminal.printable(str(event)))
-            return
-        if level > self.verbose:
-            return
-        if self.verbose < VERBOSE and self.notes.add(event):
-            return  # in the line of its code
-        self.say(line_of(event, level, self.verbose))
+        elif level <= self.verbose:
+            self._write(line_of(event, level, self.verbose))
 
     def say(self, line):
         """One line for people (above the live block), after the notes

@@ -252,6 +252,28 @@ class TestLevels(testtools.TestCase):
                 return True
         self.assertIsNone(events.Sink(Tty(), verbose=0).block)
 
+    def test_the_live_block_counts_what_the_lines_leave_out(self):
+        class Tty(io.StringIO):
+            def isatty(self):
+                return True
+        stream = Tty()
+        out = events.Sink(stream, verbose=1)
+        self.assertIsNotNone(out.block)
+        out(runtime.Event('hosts-total', '3', step='plan'))
+        out(runtime.Event('plan', 'c01: 2 server(s), 2 to move, 0 skipped',
+                          host='c01'))
+        out(note('a'))
+        out(runtime.Event('host-done', 'maintained', host='c01',
+                          step='undrain'))
+        self.assertEqual((3, 2, 1), (out.block.progress.hosts_total,
+                                     out.block.progress.servers_total,
+                                     out.block.progress.hosts_done))
+        text = stream.getvalue()
+        self.assertIn('plan: c01: 2 server(s)', text)
+        self.assertIn('local-disk: 1 server (a)', text)  # at host-done
+        self.assertNotIn('hosts-total', text)
+        self.assertNotIn('maintained', text)
+
     def test_events_file_keeps_every_kind_and_the_detail(self):
         path = os.path.join(self.useFixture(fixtures.TempDir()).path,
                             'ev.jsonl')
