@@ -9,9 +9,18 @@ hours.  ``Progress`` keeps the counters a status block shows (hosts done,
 current wave, servers moved, in flight with percent, failed, elapsed, ETA)
 from the same events; ``LiveBlock`` draws them with ``rich`` (installed
 with cliff's cmd2; imported only on a terminal).
+
+The people's lines follow ``openstack``'s ``-q`` / ``-v`` / ``--debug``
+(cliff's ``verbose_level``, ``level_of``): the default says about two
+lines per server moved; the pre-flight notes of one code are one line per
+run (``local-disk: 200 servers (web-001, ...)``, ``Notes``); warnings and
+errors begin ``warning: `` / ``error: `` and are all ``-q`` keeps; a run's
+internal counters go to the debug log.  The ``--events`` file keeps every
+event, each server's notes included.
 """
 
 import json
+import logging
 import os
 import re
 import threading
@@ -29,6 +38,8 @@ _MOVED = ('live', 'cold', 'live-suspended', 'done-move', 'ok', 'recovered',
 _FAILED = ('failed', 'timeout', 'not-started', 'interrupted')
 _STARTED = ('start',)
 _TO_MOVE = re.compile(r', (\d+) to \w+')
+
+LOG = logging.getLogger(__name__)
 
 
 def record(event, step=None, now=None):
@@ -49,12 +60,20 @@ def record(event, step=None, now=None):
         'server': getattr(item, 'id', None),
         'step': getattr(event, 'step', None) or step,
         'state': getattr(event, 'kind', None),
-        'message': str(getattr(event, 'message', event)),
+        'message': _with_detail(str(getattr(event, 'message', event)),
+                                getattr(event, 'detail', None)),
     }
     name = getattr(server, 'name', None)
     if name:
         out['server_name'] = name
+    code = getattr(event, 'code', None)
+    if code:
+        out['code'] = code
     return out
+
+
+def _with_detail(text, detail):
+    return '%s (%s)' % (text, detail) if detail else text
 
 
 class EventLog(object):
@@ -272,19 +291,133 @@ class LiveBlock(object):
             self.say(line)
 
 
+# ------------------------------------------------------ the people's lines
+
+# The levels of the people's lines on cliff's ``verbose_level`` scale: an
+# event is said when its level is at most the run's (``openstack -q`` 0,
+# the default 1, ``-v`` 2, ``-vv`` or ``--debug`` 3 (osc-lib)).  Errors
+# and warnings are said at every level; DEBUG goes to the debug log.
+ERROR, WARNING, QUIET, DEFAULT, VERBOSE, DEBUG = -2, -1, 0, 1, 2, 3
+_PREFIX = {ERROR: 'error: ', WARNING: 'warning: '}
+_ERROR_KINDS = frozenset(('failed', 'refused', 'fatal'))
+_WARNING_KINDS = frozenset(('warning', 'timeout', 'unsure', 'interrupt',
+                            'interrupted', 'not-started', 'conflict',
+                            'fallback'))
+# Each step of a move seen from the poller: ``-v``.
+_VERBOSE_KINDS = frozenset(('issued', 'progress', 'call'))
+# A run's internal counters (maintain's, for the live block): debug log.
+_DEBUG_KINDS = frozenset(('hosts-total', 'plan-count', 'host-done'))
+
+
+def is_warning_or_error(line):
+    """A line of the people's stream that ``-q`` keeps."""
+    return line.startswith(tuple(_PREFIX.values()))
+
+
+def level_of(event):
+    """The level of ``event``: a plain string is said by default unless it
+    begins ``warning: `` or ``error: ``."""
+    kind = getattr(event, 'kind', None)
+    if kind is None:
+        text = str(event)
+        return next((lvl for lvl, prefix in _PREFIX.items()
+                     if text.startswith(prefix)), DEFAULT)
+    if kind in _ERROR_KINDS:
+        return ERROR
+    if kind in _WARNING_KINDS:
+        return WARNING
+    if kind in _DEBUG_KINDS:
+        return DEBUG
+    if kind in _VERBOSE_KINDS:
+        return VERBOSE
+    return DEFAULT
+
+
+def line_of(event, level, verbose=DEFAULT):
+    """The line people read for ``event``: a warning or an error begins
+    with its level, once; ``-v`` adds the event's ``detail``."""
+    text = str(event)
+    kind = getattr(event, 'kind', None)
+    message = str(getattr(event, 'message', ''))
+    if kind and getattr(event, 'item', None) is None and \
+            not getattr(event, 'step', None) and \
+            message.startswith(kind + ': '):
+        text = message  # 'refused: refused: ...' said once
+    if verbose >= VERBOSE:
+        text = _with_detail(text, getattr(event, 'detail', None))
+    prefix = _PREFIX.get(level, '')
+    return text if text.startswith(prefix) else prefix + text
+
+
+def _inline(value, width=40):
+    """A tenant's string (a server name) inside a line: terminal controls,
+    newlines and tabs escaped, at most ``width`` characters."""
+    text = terminal.printable(str(value)).replace('\n', '\\n').replace(
+        '\t', '\\t')
+    return text if len(text) <= width else text[:width - 3] + '...'
+
+
+class Notes(object):
+    """The pre-flight notes of the servers, one line per code: ``local-disk:
+    200 servers (web-001, web-002, web-003, ... +197)``.  A server counts
+    once per code and run; a note about no server is said once per run.
+    The ``--events`` file and the rows keep each server's note."""
+
+    SHOWN = 3
+
+    def __init__(self):
+        self._pending: dict = {}  # code -> {server id: name}
+        self._said: set = set()
+
+    def add(self, event):
+        """Take a pre-flight note of a server; False for any other event
+        (and for a note about no server: it is said as it is, once)."""
+        if getattr(event, 'kind', None) != 'preflight':
+            return False
+        item = event.item
+        if item is None:
+            key = (None, event.message)
+            if key in self._said:
+                return True
+            self._said.add(key)
+            return False
+        code = event.code or event.message.split(':', 1)[0]
+        key = (code, item.id)
+        if key not in self._said:
+            self._said.add(key)
+            name = getattr(getattr(item, 'server', None), 'name', None)
+            self._pending.setdefault(code, {})[item.id] = name or item.id
+        return True
+
+    def lines(self):
+        """The aggregated lines of the notes taken since the last call."""
+        out = []
+        for code, names in self._pending.items():
+            shown = [_inline(n) for n in list(names.values())[:self.SHOWN]]
+            more = len(names) - len(shown)
+            out.append('%s: %d server%s (%s%s)' % (
+                code, len(names), '' if len(names) == 1 else 's',
+                ', '.join(shown), ', ... +%d' % more if more else ''))
+        self._pending.clear()
+        return out
+
+
 class Sink(object):
     """Where a command's events go: the people's view on ``stream`` (a
-    live block on a terminal, else one line per event) and, with ``path``,
-    the JSON lines of ``EventLog``.  ``with Sink(...) as events:``."""
+    live block on a terminal, else one line per event said at ``verbose``,
+    cliff's ``verbose_level``) and, with ``path``, the JSON lines of
+    ``EventLog`` (every event).  ``with Sink(...) as events:``."""
 
     def __init__(self, stream, path=None, step=None, compute=None,
-                 live=None):
+                 live=None, verbose=DEFAULT):
         self.stream = stream
+        self.verbose = verbose
+        self.notes = Notes()
         self.log = EventLog(path, step=step) if path else None
         self.block = None
         if live is None:
             live = bool(getattr(stream, 'isatty', lambda: False)())
-        if live:
+        if live and verbose > QUIET:  # -q: no status block either
             try:
                 self.block = LiveBlock(stream, Progress(), compute=compute)
             except ImportError:  # no rich: one line per event
@@ -297,10 +430,30 @@ class Sink(object):
             except OSError:
                 pass  # a full disk must not stop a drain
         if self.block is not None:
-            self.block(event)
+            self.block.progress.feed(event)
+        level = level_of(event)
+        if DEFAULT <= level <= self.verbose < VERBOSE and \
+                self.notes.add(event):
+            return  # in the line of its code
+        for text in self.notes.lines():  # said before the next event
+            self._write(text)
+        if level == DEBUG:
+            LOG.debug('%s', terminal.printable(str(event)))
+        elif level <= self.verbose:
+            self._write(line_of(event, level, self.verbose))
+
+    def say(self, line):
+        """One line for people (above the live block), after the notes
+        gathered so far."""
+        for text in self.notes.lines() + [str(line)]:
+            self._write(text)
+
+    def _write(self, text):
+        text = terminal.printable(text.rstrip('\n'))
+        if self.block is not None:
+            self.block.say(text)
         else:
-            self.stream.write(terminal.printable(str(event).rstrip('\n')) +
-                              '\n')
+            self.stream.write(text + '\n')
             self.stream.flush()
 
     def __enter__(self):
@@ -309,8 +462,10 @@ class Sink(object):
         return self
 
     def close(self):
-        """End the live block (its last state stays as one line) and the
-        log; idempotent."""
+        """Say the notes left, end the live block (its last state stays as
+        one line) and the log; idempotent."""
+        for text in self.notes.lines():
+            self._write(text)
         block, self.block = self.block, None
         if block is not None:
             block.stop()

@@ -48,6 +48,12 @@ class Event(object):
     item: Subject | None = None
     host: str | None = None  # the host the run works on (for --events)
     step: str | None = None  # a step of compute node maintain
+    # What a note is (a pre-flight reason's code: ``local-disk``): the
+    # people's stream aggregates the notes of one code (``ops.events``).
+    code: str | None = None
+    # More than people need to read by default (which counts an audit
+    # used, microversions): ``-v`` and the ``--events`` file show it.
+    detail: str | None = None
 
     def __str__(self):
         if self.item is not None:

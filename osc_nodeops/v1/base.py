@@ -197,24 +197,34 @@ class _NodeOpsCommand(ExitStatusMixin, display.DisplayCommandBase):
     _sink = None
 
     def events(self, event):
-        """The ``events`` callback of the ops layer: one line per event,
-        or (commands with ``--events``) the ``ops.events.Sink``: a live
-        status block on a terminal, the JSON lines file."""
+        """The ``events`` callback of the ops layer: the
+        ``ops.events.Sink`` of the run (the lines ``-q`` / ``-v`` ask for;
+        with ``--events``, a live status block on a terminal and the JSON
+        lines file)."""
         if self._sink is not None:
             self._sink(event)
         else:
             self.say(event)
 
+    def verbose_level(self):
+        """``openstack -q`` 0, the default 1, ``-v`` 2, ``--debug`` 3
+        (cliff's option, which osc-lib raises to 3 on ``--debug``)."""
+        level = getattr(getattr(self.app, 'options', None), 'verbose_level',
+                        1)
+        return level if isinstance(level, int) else 1
+
     def run(self, parsed_args):
-        if not hasattr(parsed_args, 'events_file'):
-            return super(_NodeOpsCommand, self).run(parsed_args)
         from osc_nodeops.ops import events
+        has_file = hasattr(parsed_args, 'events_file')
         try:
             self._sink = events.Sink(
-                self.app.stderr, parsed_args.events_file,
+                self.app.stderr, getattr(parsed_args, 'events_file', None),
                 step=((getattr(self, 'cmd_name', None) or '').split()
                       or [None])[-1],
-                compute=lambda: self.conn.compute)
+                compute=lambda: self.conn.compute,
+                # the live block: commands with --events (long runs)
+                live=None if has_file else False,
+                verbose=self.verbose_level())
         except errors.NodeOpsError as exc:
             return self._say_error(exc, exc.exit_status)
         try:
@@ -224,8 +234,8 @@ class _NodeOpsCommand(ExitStatusMixin, display.DisplayCommandBase):
             self._sink = None
 
     def say(self, message):
-        if self._sink is not None and self._sink.block is not None:
-            self._sink.block.say(message)  # above the live block
+        if self._sink is not None:
+            self._sink.say(message)  # after the notes, above the block
         else:
             super(_NodeOpsCommand, self).say(message)
 

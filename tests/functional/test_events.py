@@ -28,8 +28,9 @@ class TestEventsFile(base.FunctionalTestCase):
         self.assertEqual({'before': True}, json.loads(lines[0]))
         records = [json.loads(line) for line in lines[1:]]  # each a line
         for rec in records:
+            # ``code``: a pre-flight note's (issue 23.3)
             self.assertEqual({'time', 'host', 'server', 'step', 'state',
-                              'message'}, set(rec) - {'server_name'})
+                              'message'}, set(rec) - {'server_name', 'code'})
             self.assertRegex(rec['time'], r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$')
         steps = [r['step'] for r in records]
         self.assertIn('drain', steps)
@@ -38,6 +39,9 @@ class TestEventsFile(base.FunctionalTestCase):
         moved = [(r['step'], r['host']) for r in records
                  if r['server'] == server.id and r['state'] == 'moved']
         self.assertEqual([('drain', host), ('undrain', host)], moved)
+        notes = [r['code'] for r in records
+                 if r['server'] == server.id and r['state'] == 'preflight']
+        self.assertEqual(1, notes.count('local-disk'), notes)  # once
         self.assertEqual(host, self.admin_conn.compute.get_server(
             server.id).compute_host)
 

@@ -130,17 +130,22 @@ class Audit(object):
     def for_server(self, server_id):
         return [f for f in self.findings if f.server_id == server_id]
 
-    def summary(self):
+    def head(self):
+        """Clean, or how many leftovers: the line people read."""
         if self.clean:
-            head = '%s: clean' % self.host
-        else:
-            allowed = sum(1 for f in self.findings if f.allowed)
-            head = '%s: %d leftover(s)%s' % (
-                self.host, len(self.findings),
-                ' (%d allowed by --allow-skipped)' % allowed
-                if allowed else '')
-        return '%s (%s)' % (head, '; '.join(
-            '%s: %s' % (k, v) for k, v in self.sources.items()))
+            return '%s: clean' % self.host
+        allowed = sum(1 for f in self.findings if f.allowed)
+        return '%s: %d leftover(s)%s' % (
+            self.host, len(self.findings),
+            ' (%d allowed by --allow-skipped)' % allowed if allowed else '')
+
+    def counts(self):
+        """Which counts were used (and which microversion hid one): ``-v``
+        and the ``--events`` file."""
+        return '; '.join('%s: %s' % (k, v) for k, v in self.sources.items())
+
+    def summary(self):
+        return '%s (%s)' % (self.head(), self.counts())
 
     def as_dict(self):
         return {'host': self.host, 'clean': self.clean, 'ok': self.ok,
@@ -491,7 +496,7 @@ def after_drain(ctx, report, remaining, opts):
     known = {i.id: i for i in report.items}
     for f in result.findings:
         ctx.emit('audit', str(f), item=known.get(f.server_id))
-    ctx.emit('audit', result.summary())
+    ctx.emit('audit', result.head(), detail=result.counts())
     if not result.ok:
         report.ok = False
     return result

@@ -297,6 +297,7 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
     """
     features = features or nova.Features.from_proxy(compute)
     reason_default = reason_default or nova_services.default_reason()
+    events = SayOnce.wrap(events)
     if conn is not None and not opts.dry_run and not opts.allow_partial:
         refused = refuse_if_misfits(compute, hosts, services, opts,
                                     features, events, conn)
@@ -369,15 +370,44 @@ def run_preflight(ctx, host, items, opts, features, pool=None):
                               shared=pool is not None)
     for item in items:
         item.candidates = preflight.candidates_for(item, cloud)
-    for text in cloud.notes:
-        ctx.emit('preflight', '%s: %s' % (host, text))
+    for text in cloud.notes:  # about the cloud, the same for every host
+        ctx.emit('preflight', text)
     for item in items:
         for r in item.blockers:
             ctx.emit('preflight', '%s%s' % (r, ' [blocks %s]' % '+'.join(
-                r.blocks) if r.blocks else ''), item=item)
+                r.blocks) if r.blocks else ''), item=item, code=r.code)
         if item.fits is False:
-            ctx.emit('preflight', str(item.capacity), item=item)
+            ctx.emit('preflight', str(item.capacity), item=item,
+                     code=item.capacity.code)
     return misfits, cloud.notes
+
+
+class SayOnce(object):
+    """The events of one drain run with each pre-flight note once.
+
+    A real drain plans every host twice: the capacity pre-pass
+    (``refuse_if_misfits``, all hosts on one pool, before anything
+    changes) and then each host's own plan, just before its moves; both
+    find the same notes.  The first to find a note says it (the pre-pass:
+    before anything changes); a host's plan says only what is new (the
+    cloud changed meanwhile).  A note is its server and its text."""
+
+    def __init__(self, events):
+        self.events = events
+        self._said: set = set()
+
+    def __call__(self, event):
+        if getattr(event, 'kind', None) == 'preflight':
+            key = (getattr(event.item, 'id', None), event.message)
+            if key in self._said:
+                return
+            self._said.add(key)
+        self.events(event)
+
+    @classmethod
+    def wrap(cls, events):
+        return events if events is None or isinstance(events, cls) \
+            else cls(events)
 
 
 def refuse_if_misfits(compute, hosts, services, opts, features, events,

@@ -220,11 +220,12 @@ class Context(object):
         # in a thread the main thread can leave at a second Ctrl-C.
         self.bounded = lambda fn: fn()
 
-    def emit(self, kind, message, item=None):
+    def emit(self, kind, message, item=None, code=None, detail=None):
         if self._events:
             try:
                 self._events(runtime_mod.Event(kind, message, item,
-                                               host=self.host))
+                                               host=self.host, code=code,
+                                               detail=detail))
             except Exception:  # never let printing break the run
                 LOG.exception('event callback failed')
 
