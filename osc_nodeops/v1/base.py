@@ -78,7 +78,7 @@ class ExitStatusMixin(command.Command):
     """
 
     exit_status = EXIT_OK
-    error_after_rows = None
+    error_after_rows: str | None = None
 
     def run(self, parsed_args):
         self.exit_status = EXIT_OK
