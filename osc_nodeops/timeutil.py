@@ -52,3 +52,16 @@ def parse_time(value):
 def api_time(dt):
     """An aware datetime as the APIs write it: ``2026-11-23T21:15:19Z``."""
     return dt.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def seconds_text(value):
+    """A number of seconds as messages say it: one decimal, none for a
+    whole number (``600``, ``0.3``, ``2.5``); a positive duration never
+    reads ``0`` (``0.04``).  ``--timeout 0.3`` said "after 0s" with
+    ``%d``."""
+    value = float(value)
+    shown = round(value, 1)
+    if shown == 0 and value > 0:
+        return '%.1g' % value
+    text = '%.1f' % shown
+    return text[:-2] if text.endswith('.0') else text

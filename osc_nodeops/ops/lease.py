@@ -294,8 +294,8 @@ def judge(host, held, break_lease=False, now=None, token=None):
         return None
     what = 'the %s lease of %s' % (held.kind, held.describe())
     if held.expired(now):
-        return 'took over %s: it expired (not renewed for %ds)' % (
-            what, held.ttl)
+        return 'took over %s: it expired (not renewed for %ss)' % (
+            what, timeutil.seconds_text(held.ttl))
     if held.gone():
         return 'took over %s: that process is gone' % what
     if break_lease:

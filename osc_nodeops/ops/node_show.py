@@ -26,6 +26,35 @@ class Request(object):
     local: bool = False
     compute_log: str = '/var/log/nova/nova-compute.log'
     audit: bool = False
+    require_up: bool = False
+
+
+#: ``--require-up``: the newest heartbeat may be this old (nova's default
+#: ``service_down_time``; nova says ``down`` after its own setting).
+FRESH_HEARTBEAT = 60
+
+
+def check_failure(info):
+    """``--require-up``: why ``info`` (``show``'s fields) is not a healthy
+    nova-compute, one line, or None when it is: the service up, not
+    forced down, a heartbeat at most ``FRESH_HEARTBEAT`` seconds old and,
+    when the node itself was looked at (``--local``), the process running
+    and connected to AMQP since it started."""
+    host, age = info['Host'], info['Heartbeat Age Seconds']
+    if info['Forced Down']:
+        return 'nova-compute on %s is forced down' % host
+    if info['State'] != 'up':
+        return 'nova-compute on %s is %s (last heartbeat %s)' % (
+            host, info['State'], info['Last Heartbeat'] or 'never')
+    if age is None:
+        return 'nova-compute on %s has no heartbeat' % host
+    if age > FRESH_HEARTBEAT:
+        return ('nova-compute on %s: last heartbeat %d s ago (more than %d)'
+                % (host, age, FRESH_HEARTBEAT))
+    if info.get('Local OK') is False:
+        return ('nova-compute on %s: %s; %s' % (
+            host, info.get('Local Process'), info.get('Local AMQP')))
+    return None
 
 
 def _hypervisor_for(compute, host):

@@ -5,6 +5,7 @@ import signal
 import subprocess
 
 from osc_nodeops import errors
+from osc_nodeops import timeutil
 
 
 class PrivilegedError(errors.NodeOpsError):
@@ -30,8 +31,9 @@ def run(argv, timeout=60, check=True, input=None):
     except FileNotFoundError:
         raise PrivilegedError('%s: command not found' % argv[0])
     except subprocess.TimeoutExpired:
-        raise PrivilegedError('%s did not finish within %d s'
-                              % (' '.join(argv), timeout))
+        raise PrivilegedError('%s did not finish within %s s'
+                              % (' '.join(argv),
+                                 timeutil.seconds_text(timeout)))
     if check and res.returncode != 0:
         raise PrivilegedError('%s failed (exit %d): %s' % (
             ' '.join(argv), res.returncode,

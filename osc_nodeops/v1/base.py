@@ -80,7 +80,7 @@ class ExitStatusMixin(command.Command):
     """
 
     exit_status = EXIT_OK
-    error_after_rows = None
+    error_after_rows: str | None = None
 
     def run(self, parsed_args):
         self.exit_status = EXIT_OK
@@ -280,8 +280,9 @@ class NodeOpsLister(_NodeOpsCommand, command.Lister):
     """A Lister whose exit status tells whether everything was done."""
 
     def produce_output(self, parsed_args, column_names, data):
-        if self._escaping(parsed_args):
-            data = (_printable_row(row) for row in data)
+        formatter = getattr(parsed_args, 'formatter', None)
+        escaping = self._escaping(parsed_args)
+        data = (_cells(row, formatter, escaping) for row in data)
         return super(NodeOpsLister, self).produce_output(
             parsed_args, column_names, data)
 
@@ -303,20 +304,38 @@ class NodeOpsShowOne(_NodeOpsCommand, command.ShowOne):
 
     def produce_output(self, parsed_args, column_names, data):
         formatter = getattr(parsed_args, 'formatter', None)
-        if formatter in ('shell', 'value'):
-            data = tuple(_plain(value, shell=formatter == 'shell')
-                         for value in data)
-        if self._escaping(parsed_args):
-            data = _printable_row(data)
+        data = _cells(data, formatter, self._escaping(parsed_args))
         return super(NodeOpsShowOne, self).produce_output(
             parsed_args, column_names, data)
 
 
 _EXACT_FORMATS = ('json', 'yaml')
+#: Formats that print a list or dict field as people read it
+#: (``ACTIVE='2', SHUTOFF='1'``), not as a Python repr.
+_PLAIN_FORMATS = ('shell', 'value', 'csv')
 
 
-def _printable_row(row):
-    return tuple(_printable_value(v) for v in row)
+def _cells(row, formatter, escaping):
+    """A row (or a ShowOne's values) as every command hands it to cliff:
+
+    - "nothing" (None or an empty string) is one thing, as in OSC: empty
+      in a table, ``-f value``, ``-f csv`` and ``-f shell``, null in
+      ``-f json`` and ``-f yaml``;
+    - a list or dict field (a cliff ``FormattableColumn``) is its shown
+      form under ``-f value``, ``-f csv`` and ``-f shell``, in a Lister
+      as in a ShowOne (cliff would print its Python repr), structured in
+      ``-f json`` and ``-f yaml``;
+    - tenant strings are escaped unless ``escaping`` is false (JSON and
+      YAML stay exact)."""
+    out = []
+    for value in row:
+        if value is None or (isinstance(value, str) and not value):
+            out.append('' if escaping else None)
+            continue
+        if formatter in _PLAIN_FORMATS:
+            value = _plain(value, shell=formatter == 'shell')
+        out.append(_printable_value(value) if escaping else value)
+    return tuple(out)
 
 
 def _printable_value(value):

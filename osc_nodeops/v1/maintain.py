@@ -14,21 +14,50 @@ class ListNode(options.Scope, base.NodeOpsLister):
 
     One row per compute host: the nova-compute service's status, state,
     last report and disabled reason (the columns of ``compute service
-    list``), forced_down, the osc-nodeops drain/maintain lease that holds
-    the host (owner, since when), its instances and running instances, and
-    the migrations in flight from and to it.  A few list calls, whatever
-    the number of hosts.
+    list``) and the osc-nodeops drain/maintain lease that holds the host:
+    two calls, whatever the size of the cloud.  --long adds forced_down,
+    the lease's start and expiry, the host's instances and running
+    instances, and the migrations in flight from and to it.
     """
 
+    def get_parser(self, prog_name):
+        parser = super(ListNode, self).get_parser(prog_name)
+        parser.add_argument(
+            '--host', dest='hosts', metavar='<host>', action='append',
+            default=[], help='Only this compute host (repeatable)')
+        parser.add_argument(
+            '--status', choices=('enabled', 'disabled'),
+            help='Only hosts whose nova-compute service has this status')
+        parser.add_argument(
+            '--state', choices=('up', 'down'),
+            help='Only hosts whose nova-compute service is in this state')
+        parser.add_argument(
+            '--leased', action='store_true',
+            help='Only hosts an osc-nodeops run holds (a lease, even an '
+                 'expired one)')
+        parser.add_argument(
+            '--long', action='store_true',
+            help='Add forced_down, the lease\'s start and expiry, the '
+                 'instance counts and the migrations in flight (per host '
+                 'for a few hosts, else one listing of every server)')
+        return parser
+
     def request(self, parsed_args):
-        return dict(aggregate=parsed_args.aggregate,
-                    zone=parsed_args.availability_zone)
+        from osc_nodeops.ops import node_list
+        a = parsed_args
+        req = node_list.Request(
+            hosts=tuple(a.hosts), aggregate=a.aggregate,
+            zone=a.availability_zone, status=a.status, state=a.state,
+            leased=a.leased, long=a.long)
+        req.validate()
+        return req
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import node_list
         req = self.request(parsed_args)
-        rows = node_list.gather(self.conn.compute, **req)
-        return node_list.COLUMNS, [r.row() for r in rows]
+        rows = node_list.run(self.conn, req, events=self.events)
+        return ((node_list.LONG_COLUMNS if req.long else node_list.COLUMNS),
+                [r.row(long=req.long) for r in rows])
 
 
 class MaintainNode(options.Moves, options.Executor, options.BreakLease,

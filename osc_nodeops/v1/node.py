@@ -242,6 +242,8 @@ class ShowNode(base.NodeOpsShowOne):
     and its age, hypervisor state, instance counts by status, the servers
     (name, ID, status, project) and the migrations in progress to or from
     the host; with --audit, what the post-drain audit finds left on it.
+    With --require-up it exits 1 unless nova-compute is up with a fresh
+    heartbeat: usable in a script to check a host.
     """
 
     def get_parser(self, prog_name):
@@ -263,6 +265,12 @@ class ShowNode(base.NodeOpsShowOne):
                  'nova (servers, unconfirmed resizes, migrations not over) '
                  'or placement (allocations on its resource provider), each '
                  'with the command that clears it; exit 1 unless clean')
+        parser.add_argument(
+            '--require-up', action='store_true',
+            help='Exit 1 (and say why on stderr) unless nova-compute is up, '
+                 'not forced down, with a heartbeat at most 60 s old (and, '
+                 'with --local, running and connected to AMQP); the fields '
+                 'are printed either way')
         return parser
 
     def request(self, parsed_args):
@@ -274,7 +282,7 @@ class ShowNode(base.NodeOpsShowOne):
         return node_show.Request(
             host=a.host, local=a.local,
             compute_log=a.compute_log or node_show.Request.compute_log,
-            audit=a.audit)
+            audit=a.audit, require_up=a.require_up)
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import node_show
@@ -282,6 +290,10 @@ class ShowNode(base.NodeOpsShowOne):
         info = node_show.show(self.conn, request)
         if info.get('Audit Clean') is False:
             self.exit_status = base.EXIT_INCOMPLETE
+        failure = node_show.check_failure(info) if request.require_up else None
+        if failure:
+            self.exit_status = base.EXIT_INCOMPLETE
+            self.error_after_rows = 'check failed: %s' % failure
         return self.format(info)
 
     def format(self, info):

@@ -5,6 +5,8 @@ cliff classes only: parse arguments, call ``osc_nodeops.ops.port_float``
 port is a neutron port tagged ``nodeops-float``.
 """
 
+from cliff import columns
+from osc_lib.cli import format_columns
 from osc_lib.cli import parseractions
 from osc_lib.command import command
 
@@ -20,16 +22,33 @@ PORT_COLUMNS = (
 )
 
 
+class _Addresses(columns.FormattableColumn):
+    """A port's addresses in their order (IPv4 first): comma-separated
+    in a table, a list in ``-f json`` (osc-lib's ``ListColumn`` would
+    sort them)."""
+
+    def human_readable(self):
+        return ', '.join(str(v) for v in self._value)
+
+    def machine_readable(self):
+        return list(self._value)
+
+
+def _value(key, value):
+    """A row's field as a cliff value: lists stay lists in ``-f json``,
+    as in ``openstack port show``."""
+    if key == 'addresses':
+        return _Addresses(value or [])
+    if isinstance(value, list):
+        return format_columns.ListColumn(value)
+    return value
+
+
 def _show(row, extra=()):
     """ShowOne columns of a port row (plus EXTRA (key, label) pairs)."""
     pairs = list(PORT_COLUMNS) + list(extra)
-    values = []
-    for key, _label in pairs:
-        value = row.get(key)
-        if isinstance(value, list):
-            value = ', '.join(str(v) for v in value) if value else ''
-        values.append(value)
-    return tuple(label for _k, label in pairs), tuple(values)
+    return (tuple(label for _k, label in pairs),
+            tuple(_value(key, row.get(key)) for key, _label in pairs))
 
 
 def _address(text):
@@ -96,7 +115,8 @@ class CreatePortFloat(options.ApiTimeout, base.NodeOpsShowOne):
 
 
 class ListPortFloat(options.ApiTimeout, base.NodeOpsLister):
-    """List float ports with their addresses, server, host and status."""
+    """List float ports with their addresses, server, host, status and
+    tags."""
 
     def get_parser(self, prog_name):
         parser = super(ListPortFloat, self).get_parser(prog_name)
@@ -112,14 +132,11 @@ class ListPortFloat(options.ApiTimeout, base.NodeOpsLister):
         req = self.request(parsed_args)
         rows = port_float.list_ports(self.conn, req['network'])
         keys = ('id', 'name', 'network_id', 'addresses', 'server_id',
-                'server_name', 'binding_host', 'status')
+                'server_name', 'binding_host', 'status', 'tags')
         labels = ('ID', 'Name', 'Network', 'Addresses', 'Server ID',
-                  'Server Name', 'Binding Host', 'Status')
-        out = []
-        for row in rows:
-            out.append(tuple(', '.join(row[k]) if k == 'addresses'
-                             else row[k] for k in keys))
-        return labels, out
+                  'Server Name', 'Binding Host', 'Status', 'Tags')
+        return labels, [tuple(_value(k, row[k]) for k in keys)
+                        for row in rows]
 
 
 class _PortCommand(_WaitTimeout, options.ApiTimeout, base.NodeOpsShowOne):

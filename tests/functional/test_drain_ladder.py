@@ -168,7 +168,7 @@ class TestDrainLadder(test_drain_inflight.DrainRigTestCase):
         row = rows[skip.id]
         self.assertEqual(('skipped', 'skip'), (row['Result'], row['Policy']))
         self.assertIn('honoured (--honour-skip)', row['Message'])
-        self.assertEqual('none', row['Blame'])
+        self.assertIsNone(row['Blame'])
         self.assertEqual(self.source, self.get(skip.id).compute_host)
         # an unknown value is ignored, said in the row
         row = rows[junk.id]

@@ -164,7 +164,7 @@ class TestPortFloatThroughFaults(_Interrupts,
     def test_attach_detach_through_503_and_resets(self):
         server = self.create_server(host='c01')
         row = self.float_create('ft-faults-%s' % uuid.uuid4().hex[:6])
-        port_id, addrs = row['ID'], sorted(row['Addresses'].split(', '))
+        port_id, addrs = row['ID'], sorted(row['Addresses'])
         mark = self.fault_mark()
         for service in ('nova', 'neutron'):
             self.set_faults(service, **{'503': 0.2, 'reset': 0.05,

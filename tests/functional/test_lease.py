@@ -116,7 +116,7 @@ class TestLease(base.FunctionalTestCase):
         # a live lease of another machine: shown, and refused
         held = self.put_lease(renewed=now)
         rows = {r['Host']: r for r in self.openstack(
-            'compute', 'node', 'list', parse_json=True)}
+            'compute', 'node', 'list', '--long', parse_json=True)}
         self.assertEqual((OTHER, timeutil.api_time(held.expires)),
                          (rows['c01']['Lease Owner'],
                           rows['c01']['Lease Expires']))

@@ -18,7 +18,8 @@ class TestNodeList(base.FunctionalTestCase):
             disabled_reason='ft list [osc-nodeops lease owner=ft@elsewhere:1'
                             ' at=2026-01-01T00:00:00Z]')
 
-        rows = self.openstack('compute', 'node', 'list', parse_json=True)
+        rows = self.openstack('compute', 'node', 'list', '--long',
+                              parse_json=True)
         services = self.openstack('compute', 'service', 'list', '--long',
                                   '--service', 'nova-compute',
                                   parse_json=True)
@@ -48,6 +49,58 @@ class TestNodeList(base.FunctionalTestCase):
         rows = self.openstack('compute', 'node', 'list', '--aggregate', agg,
                               parse_json=True)
         self.assertEqual(sorted(zone_hosts), [r['Host'] for r in rows])
+
+    def test_default_columns(self):
+        rows = self.openstack('compute', 'node', 'list', parse_json=True)
+        self.assertEqual(['Host', 'Zone', 'Status', 'State', 'Updated At',
+                          'Disabled Reason', 'Lease Owner'], list(rows[0]))
+        self.assertEqual(sorted(self.state['compute_hosts']),
+                         [r['Host'] for r in rows])
+
+    def test_one_host_long(self):
+        compute = self.admin_conn.compute
+        running = self.create_server(host='c01')
+        stopped = self.create_server(host='c01', stopped=True)
+        elsewhere = self.create_server(host='c02')
+        [row] = self.openstack('compute', 'node', 'list', '--host', 'c01',
+                               '--long', parse_json=True)
+        self.assertEqual('c01', row['Host'])
+        on_host = list(compute.servers(all_projects=True,
+                                       compute_host='c01'))
+        self.assertIn(running.id, {s.id for s in on_host})
+        self.assertIn(stopped.id, {s.id for s in on_host})
+        self.assertNotIn(elsewhere.id, {s.id for s in on_host})
+        self.assertEqual(len(on_host), row['Instances'])
+        self.assertEqual(sum(1 for s in on_host if s.power_state == 1),
+                         row['Running Instances'])
+        self.assertLess(row['Running Instances'], row['Instances'])
+        in_flight = [m for m in compute.migrations(host='c01')
+                     if m.status not in ('completed', 'confirmed', 'error',
+                                         'failed', 'cancelled', 'done',
+                                         'reverted')]
+        self.assertEqual(
+            sum(1 for m in in_flight if m.source_compute == 'c01'),
+            row['Migrations Out'])
+        self.assertEqual(
+            sum(1 for m in in_flight if m.dest_compute == 'c01'),
+            row['Migrations In'])
+
+        # Filters: the service's status and state, two hosts.
+        rows = self.openstack('compute', 'node', 'list', '--host', 'c01',
+                              '--host', 'c02', '--status', 'enabled',
+                              '--state', 'up', parse_json=True)
+        self.assertEqual(['c01', 'c02'], [r['Host'] for r in rows])
+        rows = self.openstack('compute', 'node', 'list', '--host', 'c01',
+                              '--status', 'disabled', parse_json=True)
+        self.assertEqual([], rows)
+
+    def test_unknown_host(self):
+        res = self.openstack('compute', 'node', 'list', '--host',
+                             'no-such-host', check=False)
+        self.assertEqual(1, res.returncode)
+        self.assertEqual('', res.stdout)
+        self.assertIn('no-such-host', res.stderr)
+        self.assertEqual(1, len(res.stderr.strip().splitlines()))
 
     def test_unknown_aggregate(self):
         res = self.openstack('compute', 'node', 'list', '--aggregate',

@@ -1,5 +1,6 @@
 """``openstack compute node show`` on the minicloud."""
 
+import json
 import subprocess
 import time
 
@@ -104,3 +105,51 @@ class TestNodeShow(base.FunctionalTestCase):
                               parse_json=True)
         self.assertFalse([line for line in info['Migrations In Progress']
                           if line.startswith('%s ' % mig.id)], info)
+
+
+class TestNodeShowCheck(base.FunctionalTestCase):
+    """``compute node show --require-up``: exit 1 when nova-compute is down,
+    0 when it is up again; the fields are printed either way."""
+
+    def _state(self, host):
+        [svc] = [s for s in self.admin_conn.compute.services(
+            binary='nova-compute', host=host) if s.host == host]
+        return svc.state
+
+    def _wait_state(self, host, state, timeout=120):
+        deadline = time.time() + timeout
+        while self._state(host) != state:
+            if time.time() > deadline:
+                self.fail('nova-compute on %s not %s within %ds' % (
+                    host, state, timeout))
+            time.sleep(1)
+
+    def _start(self, host):
+        self.minicloud('start-compute', host)
+        self._wait_state(host, 'up')
+
+    def test_check_exit_status_follows_the_service(self):
+        res = self.openstack('compute', 'node', 'show', 'c01', '--require-up',
+                             '-f', 'json', check=False)
+        self.assertEqual(0, res.returncode, res.stderr)
+        self.assertNotIn('check failed', res.stderr)
+
+        self.addCleanup(self._start, 'c01')
+        self.minicloud('kill-compute', 'c01')
+        # nova says down after its service_down_time (12 s on the rig)
+        self._wait_state('c01', 'down')
+        res = self.openstack('compute', 'node', 'show', 'c01', '--require-up',
+                             '-f', 'json', check=False)
+        self.assertEqual(1, res.returncode, res.stderr)
+        self.assertEqual('down', json.loads(res.stdout)['State'])
+        [line] = res.stderr.strip().splitlines()
+        self.assertIn('nova-compute on c01 is down', line)
+        # Without --require-up: the same fields, exit 0.
+        res = self.openstack('compute', 'node', 'show', 'c01', check=False)
+        self.assertEqual(0, res.returncode)
+
+        self._start('c01')
+        res = self.openstack('compute', 'node', 'show', 'c01', '--require-up',
+                             '-f', 'json', check=False)
+        self.assertEqual(0, res.returncode, res.stderr)
+        self.assertNotIn('check failed', res.stderr)

@@ -59,7 +59,7 @@ class PortFloatTestCase(base.FunctionalTestCase):
                              self.net.id, *extra, cloud=cloud,
                              parse_json=True)
         self.assertEqual(name, row['Name'])
-        self.assertEqual(TAG, row['Tags'])
+        self.assertEqual([TAG], row['Tags'])     # a list, as in port show
         return row
 
     def addresses_of(self, server_id):
@@ -96,7 +96,7 @@ class TestPortFloat(PortFloatTestCase):
         row = self.float_create('www-%s.example.com' % uuid.uuid4().hex[:6],
                                 '--description', 'web front')
         port_id = row['ID']
-        addrs = row['Addresses'].split(', ')
+        addrs = row['Addresses']
         self.assertEqual(2, len(addrs))
         self.assertIn('.', addrs[0])
         self.assertIn(':', addrs[1])
@@ -112,6 +112,9 @@ class TestPortFloat(PortFloatTestCase):
         rows = self.openstack('port', 'float', 'list', '--network',
                               self.net.id, parse_json=True)
         self.assertEqual(1, len(rows))
+        # Lists in -f json (issue 23 item 5), addresses IPv4 first.
+        self.assertEqual(addrs, rows[0]['Addresses'])
+        self.assertEqual([TAG], rows[0]['Tags'])
         self.assertEqual(a.id, rows[0]['Server ID'])
         self.assertEqual(a.name, rows[0]['Server Name'])
         self.assertEqual('c01', rows[0]['Binding Host'])
@@ -191,7 +194,7 @@ class TestPortFloat(PortFloatTestCase):
         time.sleep(1.1)     # neutron's created_at has 1 s resolution
         row = self.float_create('mv.example.com', cloud=demo)
         port_id = row['ID']
-        addrs = sorted(row['Addresses'].split(', '))
+        addrs = sorted(row['Addresses'])
         row = self.openstack('port', 'float', 'attach', port_id, x.id,
                              cloud=demo, parse_json=True)
         self.assertEqual('ACTIVE', row['Status'])
@@ -262,7 +265,7 @@ class TestPortFloat(PortFloatTestCase):
                              parse_json=True)
         self.assertEqual('direct', row['Method'])
         self.assertEqual(1, row['Attempts'])
-        self.assertIn(lost, row['Addresses'].split(', '))
+        self.assertIn(lost, row['Addresses'])
         self.assertEqual('back.example.com', row['Name'])
         self.assertEqual([row['ID']], list(self.ports_on_net()))
         self.assertIn(TAG, self.admin_conn.network.get_port(row['ID']).tags)
@@ -306,7 +309,7 @@ class TestPortFloat(PortFloatTestCase):
         self.assertEqual('loop', row['Method'])
         self.assertLessEqual(row['Attempts'], 10)   # 10 free addresses
         self.assertEqual(row['Attempts'] - 1, row['Ports Deleted'])
-        self.assertIn(lost, row['Addresses'].split(', '))
+        self.assertIn(lost, row['Addresses'])
         port = self.admin_conn.network.get_port(row['ID'])
         self.assertIn(TAG, port.tags)
         self.assertEqual('back.example.com', port.name)
@@ -407,7 +410,7 @@ class TestPortFloat(PortFloatTestCase):
         rows = pf.check(self.admin_conn, row['ID'], tcp_port=22, timeout=2,
                         probe_fn=isolated_probe)
         elapsed = time.monotonic() - start
-        self.assertEqual(row['Addresses'].split(', '),
+        self.assertEqual(row['Addresses'],
                          [r['address'] for r in rows])
         self.assertEqual([4, 6], [r['ip_version'] for r in rows])
         self.assertEqual({'unreachable'}, {r['result'] for r in rows})

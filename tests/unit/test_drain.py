@@ -870,7 +870,7 @@ class TestCommands(testtools.TestCase):
                           'left running after 300s more',
                           'retry 1 time(s) on another host'],
                          rows[0]['Ladder'])
-        self.assertEqual((None, [], 'none'), (
+        self.assertEqual((None, [], None), (
             rows[0]['Policy'], rows[0]['Steps'], rows[0]['Blame']))
         self.assertEqual('moved', rows[0]['Result'])
         self.assertEqual([], rows[0]['Audit'])  # issue 12 item 5

@@ -68,8 +68,9 @@ class TestLadder(testtools.TestCase):
                                retries=1)
         timeouts = [(t, m) for t, k, m in events if k == 'timeout']
         self.assertEqual(2, len(timeouts), events)
-        self.assertRegex(timeouts[0][1], r'^force-complete after 1[01]s ')
-        self.assertRegex(timeouts[1][1], r'^abort after 1[789]s ')
+        self.assertRegex(timeouts[0][1],
+                         r'^force-complete after 1[01](\.\d)?s ')
+        self.assertRegex(timeouts[1][1], r'^abort after 1[789](\.\d)?s ')
         self.assertGreaterEqual(timeouts[0][0], 10.0)
         self.assertLess(timeouts[0][0], 13.0)
         self.assertGreaterEqual(timeouts[1][0] - timeouts[0][0], 7.0)
@@ -228,7 +229,7 @@ class TestOwnerPolicy(testtools.TestCase):
         self.assertEqual('skip', items['s'].method)
         self.assertIn('honoured (--honour-skip)', items['s'].reason)
         self.assertFalse(report.ok)
-        self.assertEqual('none', items['s'].blame)
+        self.assertIsNone(items['s'].blame)
 
     def test_stop_cold_and_fallback_in_the_plan(self):
         nova = fakes.FakeNova()
@@ -292,7 +293,7 @@ class TestBlame(testtools.TestCase):
                       rows['bad'].blame_detail)
         self.assertIn('compute_live_migration Error',
                       rows['bad'].blame_detail)
-        self.assertEqual(('none', ''), (rows['good'].blame,
+        self.assertEqual((None, ''), (rows['good'].blame,
                                         rows['good'].blame_detail))
         # only the failed move's actions were read
         nova.compute.server_actions.assert_called_once_with(bad.id)
@@ -311,3 +312,24 @@ class TestBlame(testtools.TestCase):
         self.assertIn('nova fault: No valid host was found (code 500)',
                       item.blame_detail)
         self.assertIn('no move in the instance actions', item.blame_detail)
+
+
+class TestSecondsInMessages(testtools.TestCase):
+    """Issue 23 item 5: ``--timeout 0.3`` said "after 0s"."""
+
+    def test_seconds_text(self):
+        from osc_nodeops import timeutil
+        for value, text in ((600, '600'), (600.0, '600'), (0.3, '0.3'),
+                            (2.5, '2.5'), (2.96, '3'), (10.44, '10.4'),
+                            (0.04, '0.04'), (0, '0')):
+            self.assertEqual(text, timeutil.seconds_text(value), value)
+
+    def test_sub_second_timeout_in_the_plan_and_the_row(self):
+        nova = fakes.FakeNova()
+        nova.add('a', script=['hang'])
+        [item] = items = [engine.PlanItem(s, drain.LiveMigrate())
+                          for s in nova.on('c01')]
+        events, ex = run_items(nova, items, timeout=0.3, on_timeout='leave')
+        self.assertEqual('timeout', item.result)
+        self.assertIn('timed out after 0.3s', item.message)
+        self.assertNotIn('after 0s', item.full_message())

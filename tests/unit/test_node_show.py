@@ -154,3 +154,83 @@ class TestShowAudit(testtools.TestCase):
         rc, out = self.run_show(nova, None, 'c01')
         self.assertEqual(0, rc)
         self.assertNotIn('Audit Clean', out)
+
+
+class TestShowCheck(testtools.TestCase):
+    """``--require-up``: exit 1 unless nova-compute is up with a fresh
+    heartbeat; the fields are printed either way (issue 23 item 7)."""
+
+    def run_show(self, nova, *argv):
+        app = FakeApp(nova)
+        cmd = node.ShowNode(app, None)
+        args = cmd.get_parser('show').parse_args(list(argv) + ['-f', 'json'])
+        rc = cmd.run(args)
+        return rc, json.loads(app.stdout.getvalue() or 'null'), \
+            app.stderr.getvalue()
+
+    def fresh(self, nova, host='c01', age=5):
+        from osc_nodeops import timeutil
+        nova.services[host].updated_at = timeutil.api_time(
+            timeutil.utcnow() - datetime.timedelta(seconds=age))
+
+    def test_up_and_fresh_exits_0(self):
+        nova = fakes.FakeNova()
+        self.fresh(nova)
+        rc, out, err = self.run_show(nova, 'c01', '--require-up')
+        self.assertEqual((0, ''), (rc, err))
+        self.assertEqual('up', out['State'])
+
+    def test_disabled_but_up_exits_0(self):
+        nova = fakes.FakeNova()
+        self.fresh(nova)
+        nova.services['c01'].status = 'disabled'
+        self.assertEqual(0, self.run_show(nova, 'c01', '--require-up')[0])
+
+    def test_down_exits_1_with_the_row_and_one_line(self):
+        nova = fakes.FakeNova()
+        self.fresh(nova, age=300)
+        nova.services['c01'].state = 'down'
+        rc, out, err = self.run_show(nova, 'c01', '--require-up')
+        self.assertEqual(1, rc)
+        self.assertEqual('down', out['State'])   # the row is printed
+        self.assertEqual(1, len(err.splitlines()))
+        self.assertIn('check failed: nova-compute on c01 is down', err)
+        # Without --require-up: exit 0, as before.
+        self.assertEqual((0, ''), self.run_show(nova, 'c01')[::2])
+
+    def test_stale_heartbeat_and_forced_down_exit_1(self):
+        nova = fakes.FakeNova()
+        self.fresh(nova, age=node_show.FRESH_HEARTBEAT + 30)
+        rc, _out, err = self.run_show(nova, 'c01', '--require-up')
+        self.assertEqual(1, rc)
+        self.assertIn('last heartbeat', err)
+        self.fresh(nova)
+        nova.services['c01'].is_forced_down = True
+        rc, _out, err = self.run_show(nova, 'c01', '--require-up')
+        self.assertEqual(1, rc)
+        self.assertIn('forced down', err)
+
+    def test_local_not_connected_exits_1(self):
+        from unittest import mock
+
+        from osc_nodeops.ops import local_service
+        nova = fakes.FakeNova()
+        self.fresh(nova)
+        fields = [('Local Process', 'nova-compute not running'),
+                  ('Local AMQP', 'no "Connected to AMQP server" line')]
+        with mock.patch.object(local_service, 'local_report',
+                               return_value=(fields, False)):
+            rc, out, err = self.run_show(nova, 'c01', '--local',
+                                         '--require-up')
+        self.assertEqual(1, rc)
+        self.assertFalse(out['Local OK'])
+        self.assertIn('nova-compute not running', err)
+        with mock.patch.object(local_service, 'local_report',
+                               return_value=(fields, True)):
+            self.assertEqual(0, self.run_show(
+                nova, 'c01', '--local', '--require-up')[0])
+
+    def test_help_says_the_threshold(self):
+        cmd = node.ShowNode(FakeApp(fakes.FakeNova()), None)
+        self.assertIn('%d s old' % node_show.FRESH_HEARTBEAT,
+                      cmd.get_parser('show').format_help())

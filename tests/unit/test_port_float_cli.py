@@ -48,8 +48,11 @@ class TestCli(CliBase):
             '--fixed-ip', 'subnet=2001:db8::/64'])
         row = dict(zip(labels, values))
         self.assertEqual('www.example.com', row['Name'])
-        self.assertEqual('203.0.113.9, 2001:db8::1', row['Addresses'])
-        self.assertEqual(pf.TAG, row['Tags'])
+        self.assertEqual('203.0.113.9, 2001:db8::1',
+                         row['Addresses'].human_readable())
+        self.assertEqual(['203.0.113.9', '2001:db8::1'],
+                         row['Addresses'].machine_readable())
+        self.assertEqual([pf.TAG], row['Tags'].machine_readable())
         self.assertIn('created float port', self.stderr.getvalue())
 
     def test_unknown_network_is_one_line_exit_1(self):
@@ -78,9 +81,10 @@ class TestCli(CliBase):
                                    tags=[pf.TAG], name='a')
         command, (labels, rows) = self.run_cmd(cmd.ListPortFloat, [])
         self.assertEqual(('ID', 'Name', 'Network', 'Addresses', 'Server ID',
-                          'Server Name', 'Binding Host', 'Status'), labels)
+                          'Server Name', 'Binding Host', 'Status', 'Tags'),
+                         labels)
         self.assertEqual(1, len(rows))
-        self.assertEqual('203.0.113.5', rows[0][3])
+        self.assertEqual('203.0.113.5', rows[0][3].human_readable())
 
     def test_check_exit_status_follows_results(self):
         port = self.conn.neutron.add_port(self.net, ['203.0.113.5'],
@@ -114,3 +118,72 @@ class TestCli(CliBase):
         self.assertEqual(0, command.exit_status)
         self.assertIn('not attached', self.stderr.getvalue())
         self.assertIn('Detached From', labels)
+
+
+class TestTypedOutput(CliBase):
+    """Issue 23 item 5: lists stay lists in ``-f json`` (as ``openstack
+    port show`` gives them), shown forms under ``-f value`` and ``-f csv``
+    (no Python repr), one "nothing": empty in text, null in JSON."""
+
+    def output(self, klass, argv):
+        import json as _json
+        command = klass(self.app, None)
+        self.app.stdout = io.StringIO()
+        args = command.get_parser('openstack port float').parse_args(argv)
+        self.assertEqual(0, command.run(args), self.stderr.getvalue())
+        text = self.app.stdout.getvalue()
+        return _json.loads(text) if '-f' in argv and argv[
+            argv.index('-f') + 1] == 'json' else text
+
+    def setUp(self):
+        super(TestTypedOutput, self).setUp()
+        self.port = self.conn.neutron.add_port(
+            self.net, ['203.0.113.5', '2001:db8::5'],
+            tags=[pf.TAG, 'web'], name='www.example.com')
+
+    def test_list_json_gives_lists(self):
+        [row] = self.output(cmd.ListPortFloat, ['-f', 'json'])
+        self.assertEqual(['203.0.113.5', '2001:db8::5'], row['Addresses'])
+        self.assertEqual(sorted([pf.TAG, 'web']), row['Tags'])
+        self.assertIsNone(row['Server ID'])     # nothing: null
+        self.assertIsNone(row['Binding Host'])
+
+    def test_list_value_and_csv_are_plain(self):
+        text = self.output(cmd.ListPortFloat, ['-f', 'value', '-c',
+                                               'Addresses', '-c', 'Tags',
+                                               '-c', 'Server ID'])
+        # (cliff keeps the command's column order: Server ID is empty)
+        self.assertEqual('203.0.113.5, 2001:db8::5  %s, web\n' % pf.TAG,
+                         text)
+        self.assertNotIn('[', text)
+        self.assertNotIn('None', text)
+        text = self.output(cmd.ListPortFloat, ['-f', 'csv', '-c',
+                                               'Addresses', '-c',
+                                               'Server ID'])
+        self.assertEqual(['"Addresses","Server ID"',
+                          '"203.0.113.5, 2001:db8::5",""'],
+                         text.splitlines())
+
+    def test_list_table_shows_nothing_as_empty(self):
+        text = self.output(cmd.ListPortFloat, ['-c', 'Name', '-c',
+                                               'Server ID'])
+        self.assertNotIn('None', text)
+        self.assertIn('www.example.com', text)
+
+    def test_show_json_gives_lists_and_null(self):
+        out = self.output(cmd.DetachPortFloat, [self.port.id, '-f', 'json'])
+        self.assertEqual(['203.0.113.5', '2001:db8::5'], out['Addresses'])
+        self.assertEqual(sorted([pf.TAG, 'web']), out['Tags'])
+        self.assertIsNone(out['Server ID'])
+
+    def test_show_value_and_shell_are_plain(self):
+        text = self.output(cmd.DetachPortFloat, [
+            self.port.id, '-f', 'value', '-c', 'Addresses', '-c', 'Tags',
+            '-c', 'Server ID'])
+        self.assertEqual(['203.0.113.5, 2001:db8::5', '',
+                          '%s, web' % pf.TAG], text.splitlines())
+        text = self.output(cmd.DetachPortFloat, [
+            self.port.id, '-f', 'shell', '-c', 'Addresses', '-c',
+            'Server ID'])
+        self.assertIn('addresses="203.0.113.5, 2001:db8::5"', text)
+        self.assertIn('server_id=""', text)

@@ -1,6 +1,7 @@
 """The drain's moves as engine ``Action``s: live, cold, stop-cold-start
 and suspended-live, each recording the server's origin around its move."""
 
+from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
 from osc_nodeops.ops.drain import origin
 
@@ -160,8 +161,9 @@ class RestoringColdMigrate(ColdMigrate):
                 return engine.Check(engine.CALL, 'cold-migrate (stopped)',
                                     call=lambda: self._migrate(ctx, item))
             if waited > self.stop_grace:
-                return engine.Check(engine.FATAL, 'did not stop in %ds '
-                                    '(status %s)' % (waited, getattr(
+                return engine.Check(engine.FATAL, 'did not stop in %ss '
+                                    '(status %s)' % (
+                                        timeutil.seconds_text(waited), getattr(
                                         srv, 'status', None)))
             return engine.Check(engine.PENDING, 'stopping')
         if phase == 'start':
@@ -237,8 +239,8 @@ class SuspendedLiveMigrate(LiveMigrate):
                                     call=lambda: self._migrate(ctx, item))
             waited = snap.taken_at - (item.issued_at or snap.taken_at)
             if waited > self.resume_grace:
-                return engine.Check(engine.FAILED, 'did not resume in %ds' %
-                                    waited)
+                return engine.Check(engine.FAILED, 'did not resume in %ss' %
+                                    timeutil.seconds_text(waited))
             return engine.Check(engine.PENDING, 'resuming')
         check = super(SuspendedLiveMigrate, self).progress(ctx, item, snap)
         if check.state == engine.COMPLETE and phase == 'migrate':

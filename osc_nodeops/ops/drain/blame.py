@@ -7,11 +7,12 @@ from osc_nodeops.ops import engine
 # (the server was ERROR, locked, busy or migrating before the drain, or a
 # pre-flight reason that was there before stopped the move), ``move`` (the
 # drain's move failed: nova's fault and the instance action's events say
-# why) or ``none`` (nothing went wrong, or the operator chose the skip).
+# why) or nothing, None (nothing went wrong, or the operator chose the
+# skip): empty in a table, null in ``-f json``, as every "nothing" is.
 
 BLAME_PRE = 'pre-existing'
 BLAME_MOVE = 'move'
-BLAME_NONE = 'none'
+BLAME_NONE: str | None = None
 
 MOVE_ACTIONS = ('live-migration', 'live_migration', 'migrate', 'resize',
                 'stop', 'start')

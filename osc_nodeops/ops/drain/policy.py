@@ -1,5 +1,6 @@
 """The owner's maintenance policy, and the ladder a dry run shows."""
 
+from osc_nodeops import timeutil
 from osc_nodeops.ops.drain import actions
 
 # A server's owner may say what maintenance it accepts: server metadata
@@ -99,10 +100,12 @@ def plan_ladder(item, opts, ladder):
         step = opts.step_timeout if opts.step_timeout else max(
             60.0, opts.timeout / 2)
         for n, mode in enumerate(ladder):
-            steps.append('%s after %ds' % (mode, opts.timeout) if n == 0
-                         else '%s after %ds more' % (mode, step))
+            steps.append('%s after %ss' % (
+                mode, timeutil.seconds_text(opts.timeout)) if n == 0
+                else '%s after %ss more' % (mode, timeutil.seconds_text(step)))
         if ladder[-1] != 'leave':
-            steps.append('left running after %ds more' % step)
+            steps.append('left running after %ss more'
+                         % timeutil.seconds_text(step))
     if opts.retries:
         steps.append('retry %d time(s)%s' % (
             opts.retries, ' on another host' if name != 'live-suspended'

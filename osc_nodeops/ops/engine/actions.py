@@ -2,6 +2,7 @@
 doc/source/contributor/architecture.rst); ``MigrationAction``: the
 bookkeeping of the methods that make a nova migration record."""
 
+from osc_nodeops import timeutil
 from osc_nodeops.ops.cloud import nova
 from osc_nodeops.ops.engine import items
 
@@ -97,8 +98,9 @@ class MigrationAction(Action):
             if (srv is not None and not srv.task_state
                     and waited > self.no_record_grace):
                 return items.Check(
-                    items.FAILED, 'no migration record appeared after %ds; '
-                    'server still %s on %s' % (waited, srv.status,
+                    items.FAILED, 'no migration record appeared after %ss; '
+                    'server still %s on %s' % (timeutil.seconds_text(waited),
+                                               srv.status,
                                                srv.compute_host))
             return items.Check(items.PENDING,
                                'waiting for the migration record')

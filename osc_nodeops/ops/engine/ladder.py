@@ -10,6 +10,7 @@ import logging
 import time
 
 from osc_nodeops import errors
+from osc_nodeops import timeutil
 from osc_nodeops.ops.engine import items
 
 LOG = logging.getLogger(__name__)
@@ -92,26 +93,27 @@ class Ladder(object):
             if call is None:
                 # Not possible now (e.g. force-complete of a migration
                 # that is not running): the next step at once.
-                note = '%s after %ds not possible (%s)' % (mode, waited,
-                                                           what)
+                note = '%s after %ss not possible (%s)' % (
+                    mode, timeutil.seconds_text(waited), what)
                 item.step(note)
                 self.ctx.emit('timeout', note, item)
                 continue
             item.data['ladder_asked'] = asked = mode
-            note = '%s after %ds (%s)' % (mode, waited, what)
+            note = '%s after %ss (%s)' % (
+                mode, timeutil.seconds_text(waited), what)
             item.step(note)
             self.ctx.emit('timeout', note, item)
             item.deadline = now + self.grace
-            item.message = 'timed out after %ds; %s requested' % (
-                self.timeout, mode)
+            item.message = 'timed out after %ss; %s requested' % (
+                timeutil.seconds_text(self.timeout), mode)
             return items.Check(items.CALL, mode, call=call)
         if asked:
-            return items.Check(items.TIMEOUT, 'still not finished %ds after '
+            return items.Check(items.TIMEOUT, 'still not finished %ss after '
                                '%s; left running (rerun to pick it up)' % (
-                                   self.grace, asked))
-        return items.Check(items.TIMEOUT, 'timed out after %ds (%s); left '
-                           'running (rerun to pick it up)' % (self.timeout,
-                                                              what))
+                                   timeutil.seconds_text(self.grace), asked))
+        return items.Check(items.TIMEOUT, 'timed out after %ss (%s); left '
+                           'running (rerun to pick it up)' % (
+                               timeutil.seconds_text(self.timeout), what))
 
     def _hung(self, item):
         """The item's deadline passed with one of its calls not answered
@@ -125,6 +127,7 @@ class Ladder(object):
         m = item.last_migration
         what = (' (migration %s %s)' % (m.id, m.status)) if m else ''
         return items.Check(items.TIMEOUT, 'the %s call did not return '
-                           'within %ds%s; it may or may not have taken '
+                           'within %ss%s; it may or may not have taken '
                            'effect (rerun to pick it up)' % (
-                               kind, self.hung_after, what))
+                               kind, timeutil.seconds_text(self.hung_after),
+                               what))

@@ -182,8 +182,9 @@ class Polls(object):
             delay = min(30.0, self.interval * (2 ** self.failures))
             self.next_at = now + delay
             self.emit('poll', 'listing the host failed (%s); retrying in '
-                      '%.0fs' % (errors.one_line(
-                          exc, style=errors.STATUS), delay))
+                      '%ss' % (errors.one_line(
+                          exc, style=errors.STATUS),
+                          timeutil.seconds_text(delay)))
             return None
         self.failures = 0
         self.next_at = now + self.interval

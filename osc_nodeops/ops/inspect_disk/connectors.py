@@ -23,6 +23,7 @@ import os
 import stat
 
 from osc_nodeops import errors
+from osc_nodeops import timeutil
 from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.cloud import waiting
 from osc_nodeops.ops.inspect_disk import host
@@ -89,7 +90,8 @@ class FuseConnector(Connector):
                                   host.INTERVAL, last_look=True):
             code = child.poll()
             raise InspectError('nbdfuse did not expose the disk within '
-                               '%d s%s' % (timeout, '' if code is None else
+                               '%s s%s' % (timeutil.seconds_text(timeout),
+                                           '' if code is None else
                                            ' (it exited %d)' % code))
         return r['image']
 

@@ -182,8 +182,9 @@ def _step(req, host, step, cmd, timeout, emit):
     if out:
         emit('output', out, host=host, step=step)
     if rc is None:
-        raise Failed(step, 'did not finish within %ds (started %s)' % (
-            timeout, timeutil.api_time(started)), output=out)
+        raise Failed(step, 'did not finish within %ss (started %s)' % (
+            timeutil.seconds_text(timeout), timeutil.api_time(started)),
+            output=out)
     if rc != 0:
         raise Failed(step, 'exit %d' % rc, output=out, status=rc)
 
@@ -212,5 +213,6 @@ def wait_up(compute, host, since, req, runtime):
         raise Failed('wait', errors.one_line(exc))
     if svc is None:
         raise Failed('wait', 'nova-compute not up with a heartbeat newer '
-                      'than the step within %ds' % req.up_timeout)
+                      'than the step within %ss' % timeutil.seconds_text(
+                          req.up_timeout))
     return svc

@@ -21,6 +21,7 @@ after a compute restart, or shut down or crashed) is hard rebooted, then paused
 again when a user had paused it (``HardRebootPaused``).
 """
 
+from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
 from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.cloud import nova
@@ -124,7 +125,8 @@ class PowerOn(engine.Action):
     def on_timeout(self, ctx, item, mode, snap):
         if self.escalation is None or self._escalated(item):
             return None
-        why = 'not back within %ds' % ctx.options.get('timeout', 0)
+        why = 'not back within %ss' % timeutil.seconds_text(
+            ctx.options.get('timeout', 0))
         return lambda: self._escalate(ctx, item, why)
 
 
