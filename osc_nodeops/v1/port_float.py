@@ -115,8 +115,7 @@ class CreatePortFloat(options.ApiTimeout, base.NodeOpsShowOne):
 
 
 class ListPortFloat(options.ApiTimeout, base.NodeOpsLister):
-    """List float ports with their addresses, server, host, status and
-    tags."""
+    """List float ports: addresses, server, host, status and tags."""
 
     def get_parser(self, prog_name):
         parser = super(ListPortFloat, self).get_parser(prog_name)
