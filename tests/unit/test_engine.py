@@ -207,6 +207,47 @@ class TestPoller(testtools.TestCase):
         self.assertIn('changes_since', kwargs)
         nova.compute.get_server.assert_not_called()
 
+    def test_planning_retries_each_listing_on_its_own(self):
+        # Faults on two listings that never strike one of them more than
+        # three times in a row: migrations fail on their 2nd and 4th call,
+        # servers on their first three.  One retry around the whole
+        # snapshot (5 tries) loses every try: mig ok/srv 503, mig 503,
+        # mig ok/srv 503, mig 503, mig ok/srv 503 (the clean run of
+        # e88991b failed so on the rig).  Each listing retried on its own:
+        # migrations read once, servers on their 4th call.
+        def flaky(mock, failing):
+            real, count = mock.side_effect, [0]
+
+            def call(*args, **kwargs):
+                count[0] += 1
+                if count[0] in failing:
+                    raise fakes.http_error(503, 'Service Unavailable')
+                return real(*args, **kwargs)
+            mock.side_effect = call
+            return count
+
+        def nova_with_faults():
+            nova = fakes.FakeNova()
+            nova.add('s1')
+            migs = flaky(nova.compute.migrations, {2, 4})
+            srvs = flaky(nova.compute.servers, {1, 2, 3})
+            return nova, migs, srvs
+
+        nova, migs, srvs = nova_with_faults()
+        poller = engine.HostPoller(nova.compute, 'c01')
+        self.assertRaises(Exception, cloud_calls.call_with_retry,
+                          lambda: poller.snapshot(full=True),
+                          sleep=lambda s: None)
+        self.assertEqual((5, 3), (migs[0], srvs[0]))
+
+        nova, migs, srvs = nova_with_faults()
+        poller = engine.HostPoller(nova.compute, 'c01')
+        snap = poller.snapshot(
+            full=True, each=lambda fn: cloud_calls.call_with_retry(
+                fn, sleep=lambda s: None))
+        self.assertEqual(1, len(snap.servers))
+        self.assertEqual((1, 4), (migs[0], srvs[0]))
+
     def test_no_changes_since_before_2_59(self):
         nova = fakes.FakeNova(max_version='2.58')
         f = cloud_nova.Features.from_proxy(nova.compute)

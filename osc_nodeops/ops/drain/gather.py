@@ -13,7 +13,6 @@ from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.cloud import placement
 from osc_nodeops.ops.drain import preflight
 
-DISABLED_TRAIT = placement.DISABLED_TRAIT
 
 
 @dataclasses.dataclass
@@ -64,7 +63,7 @@ def _placement_hosts(client, names, hypervisors, zones, notes):
             continue
         if uuid not in enabled:
             notes.append('%s: its provider has the %s trait; not a '
-                         'candidate' % (name, DISABLED_TRAIT))
+                         'candidate' % (name, placement.DISABLED_TRAIT))
             continue
         hosts.append(preflight.host_from_placement(
             name, client.inventories(uuid), client.usages(uuid),

@@ -193,7 +193,7 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
                 guard=None, taken_over_since=None):
     since = timeutil.utcnow() - datetime.timedelta(hours=1)
     poller = engine.HostPoller(compute, host, features, since=since)
-    snap = calls.call_with_retry(lambda: poller.snapshot(full=True))
+    snap = poller.snapshot(full=True, each=calls.call_with_retry)
     items = plan.plan_drain(ctx, snap, opts)
     earlier = []
     if taken_over_since is not None and not opts.dry_run:
@@ -425,8 +425,7 @@ def refuse_if_misfits(compute, hosts, services, opts, features, events,
         ctx.preflight = (conn, tuple(hosts))
         poller = engine.HostPoller(compute, host, features)
         try:
-            snap = calls.call_with_retry(
-                lambda: poller.snapshot(full=True))
+            snap = poller.snapshot(full=True, each=calls.call_with_retry)
             items = plan.plan_drain(ctx, snap, plan_opts)
             misfits, notes = run_preflight(ctx, host, items, plan_opts,
                                            features, pool=pool)
@@ -523,7 +522,7 @@ def _undrain_host(ctx, compute, host, service, opts, features, servers,
         return report
     since = timeutil.utcnow() - datetime.timedelta(hours=1)
     poller = plan.UndrainPoller(compute, host, features, since=since)
-    snap = calls.call_with_retry(lambda: poller.snapshot(full=True))
+    snap = poller.snapshot(full=True, each=calls.call_with_retry)
     items = plan.plan_undrain(ctx, snap, servers, opts)
     poller.items = items
     report.items = items

@@ -135,8 +135,15 @@ class HostPoller(object):
                 details=True, all_projects=True, compute_host=other))
         return found
 
-    def snapshot(self, full=False):
+    def snapshot(self, full=False, each=None):
         """Migrations, then servers.
+
+        ``each(fn)`` makes each listing (planning passes
+        ``calls.call_with_retry``): a listing is retried on its own, so a
+        fault on one does not make the ones already read be read again
+        (one retry around the whole snapshot lost all of its tries, now and
+        then, to faults that no single listing met more than three times
+        in a row).
 
         ``full`` (planning): every migration record, servers listed at
         once.  Otherwise (the executor's polls): records changed since
@@ -145,10 +152,13 @@ class HostPoller(object):
         completed, so a record seen completed is never contradicted by an
         older server list.
         """
-        migrations = self.list_migrations(None if full else self.since)
-        servers = self.list_servers() if full else self.list_servers
+        each = each or (lambda fn: fn())
+        migrations = each(
+            lambda: self.list_migrations(None if full else self.since))
+        servers = each(self.list_servers) if full else self.list_servers
         return Snapshot(self.host, servers, migrations,
-                        elsewhere=self.list_elsewhere(migrations))
+                        elsewhere=each(
+                            lambda: self.list_elsewhere(migrations)))
 
 
 class Polls(object):

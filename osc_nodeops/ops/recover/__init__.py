@@ -103,7 +103,7 @@ def recover_host(conn, host, opts, events=None, runtime=None, guard=None):
             extra_hosts=[opts.target_host])
     else:
         poller = engine.HostPoller(compute, host, features, since=since)
-    snap = calls.call_with_retry(lambda: poller.snapshot(full=True))
+    snap = poller.snapshot(full=True, each=calls.call_with_retry)
     items = (plan_dead if opts.dead else plan_reboot)(ctx, snap, opts)
     if isinstance(poller, RecoverPoller):
         # --dead: keep watching where earlier evacuations went
