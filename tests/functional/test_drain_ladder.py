@@ -74,13 +74,13 @@ class TestDrainLadder(test_drain_inflight.DrainRigTestCase):
         row = rows[srv.id]
         self.assertEqual('moved', row['Result'], row)
         steps = row['Steps']
-        self.assertRegex(steps[0], r'^force-complete after [5-9]s not '
+        self.assertRegex(steps[0], r'^force-complete after [5-9](\.\d)?s not '
                          r'possible \(migration \d+ queued\)$')
         # at once, not --step-timeout later
-        self.assertRegex(steps[1], r'^abort after [5-9]s ')
+        self.assertRegex(steps[1], r'^abort after [5-9](\.\d)?s ')
         self.assertIn('cancelled', steps[2])
         self.assertIn('retry 1 of 1 (on c0', steps[2])
-        self.assertRegex(steps[3], r'^force-complete after [5-9]s '
+        self.assertRegex(steps[3], r'^force-complete after [5-9](\.\d)?s '
                          r'\(migration \d+ running\)')
         for step in steps:
             self.assertIn(step, row['Message'])

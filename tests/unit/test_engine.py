@@ -7,6 +7,7 @@ import time
 from unittest import mock
 
 import testtools
+from openstack import exceptions as sdk_exc
 
 from osc_nodeops import timeutil
 from osc_nodeops.ops import drain
@@ -463,6 +464,49 @@ class TestExecutor(testtools.TestCase):
         self.assertEqual(1, nova.compute.live_migrate_server.call_count)
         self.assertEqual(['unsure', 'adopted'], [
             e.kind for e in events if e.kind in ('unsure', 'adopted')])
+
+    def _faulty_retry_start(self, faults_wanted):
+        """A move that fails once and is retried; the server list its
+        retry's start looks at (a fresh poll's, made when first needed)
+        answers 503 ``faults_wanted`` times."""
+        nova = fakes.FakeNova()
+        nova.add('a', script=['fail', 'ok'])
+        events = []
+        ctx, poller, ex = make_executor(nova, retries=1,
+                                        events=events.append)
+        real_list = poller.list_servers
+        faults = []
+        plan = live_items(nova)
+
+        def list_servers():
+            if ('requeued_at' in plan[0].data
+                    and len(faults) < faults_wanted):
+                faults.append(1)
+                raise sdk_exc.HttpException(
+                    message='Service Unavailable', http_status=503)
+            return real_list()
+        poller.list_servers = list_servers
+        [item] = ex.run(plan)
+        return nova, item, faults, events
+
+    def test_a_fault_in_the_list_a_start_looks_at_delays_not_fails(self):
+        # Clean run 12 (functional test_faults_503_and_resets): the server
+        # list a queued item's precheck looks at answered 503 once, and the
+        # item ended "precheck failed" without its move being tried.  A
+        # transient fault there is a reason to look again at a later poll.
+        nova, item, faults, events = self._faulty_retry_start(2)
+        self.assertEqual('moved', item.result, item.message)
+        self.assertEqual(2, len(faults))
+        self.assertEqual(2, nova.compute.live_migrate_server.call_count)
+        self.assertEqual(2, len([e for e in events if e.kind == 'retry'
+                                 and '503' in e.message]), events)
+
+    def test_a_start_gives_up_after_the_tries_of_a_call(self):
+        nova, item, faults, events = self._faulty_retry_start(100)
+        self.assertEqual('failed', item.result)
+        self.assertIn('503', item.message)
+        self.assertEqual(5, len(faults))  # cloud_calls.call_with_retry's
+        self.assertEqual(1, nova.compute.live_migrate_server.call_count)
 
     def test_unsure_call_rides_out_a_server_list_that_times_out(self):
         # The list a timed-out issue call is looked up in times out too

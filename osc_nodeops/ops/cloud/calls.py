@@ -180,7 +180,11 @@ def linear(delay):
 EXPONENTIAL = exponential()
 
 
-def call_with_retry(fn, attempts=5, backoff=EXPONENTIAL, sleep=None,
+#: The tries of an API call (the first and the retries).
+ATTEMPTS = 5
+
+
+def call_with_retry(fn, attempts=ATTEMPTS, backoff=EXPONENTIAL, sleep=None,
                     on_retry=None, retry_if=is_transient):
     """Call ``fn()``; again after a pause while it raises an error that
     ``retry_if`` accepts (transient faults), at most ``attempts`` times.
