@@ -425,7 +425,7 @@ class TestExecutor(testtools.TestCase):
         results = sorted(i.result for i in items)
         self.assertEqual(['moved', 'not-started', 'not-started',
                           'not-started'], results)
-        self.assertTrue(ex.interrupted)
+        self.assertTrue(ex.interrupts.interrupted)
         self.assertEqual(1, nova.compute.live_migrate_server.call_count)
 
     def test_second_interrupt_leaves_in_flight(self):
@@ -619,7 +619,7 @@ class TestExecutor(testtools.TestCase):
         [item] = ex.run(live_items(nova))
         self.assertLess(time.monotonic() - started, 10)
         self.assertEqual('interrupted', item.result)
-        self.assertTrue(ex.interrupted)
+        self.assertTrue(ex.interrupts.interrupted)
         self.assertIn('rerun to pick it up', item.message)
         return nova
 

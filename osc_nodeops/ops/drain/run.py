@@ -223,9 +223,9 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
     executor.run(items, initial_snapshot=snap)
     items.extend(earlier)   # rows, not work: the stopped run did them
     engine.settle(items, False)
-    report.interrupted = executor.interrupted
+    report.interrupted = executor.interrupts.interrupted
     report.error = executor.stopped_by
-    if executor.abandon:
+    if executor.interrupts.abandon:
         # A second Ctrl-C: leave now with what is known (no re-list).
         report.abandoned = True
         report.api_calls = poller.calls
@@ -547,9 +547,9 @@ def _undrain_host(ctx, compute, host, service, opts, features, servers,
                                             guard=held.check)
     executor.run(items, initial_snapshot=snap)
     engine.settle(items, False)
-    report.interrupted = executor.interrupted
+    report.interrupted = executor.interrupts.interrupted
     report.error = executor.stopped_by
-    report.abandoned = executor.abandon
+    report.abandoned = executor.interrupts.abandon
     report.api_calls = poller.calls
     report.ok = not report.error and not report.interrupted and all(
         i.ok or (i.action is None and opts.allow_skipped) for i in items)

@@ -85,17 +85,6 @@ class Executor(object):
         self.guard = guard
         self.stopped_by = None
 
-    @property
-    def interrupted(self):
-        """An interrupt came (``interrupts.interrupt``: SIGINT)."""
-        return self.interrupts.interrupted
-
-    @property
-    def abandon(self):
-        """The operations in flight were left running (a second
-        interrupt, or a call unanswered after the first)."""
-        return self.interrupts.abandon
-
     def _finish(self, item, result, message=''):
         detail = item.finish(result, message, self.clock())
         self.ctx.emit(result, detail or result, item)
@@ -115,7 +104,10 @@ class Executor(object):
         try:
             stop = item.action.precheck(self.ctx, item, snap)
         except Exception as exc:
-            if self._look_again(item, exc):
+            n = item.put_off(self.clock(), exc)
+            if n:
+                self.ctx.emit('retry', 'transient API fault (%s), retry %d' % (
+                    errors.one_line(exc, style=errors.STATUS), n), item)
                 return
             stop = items.Check(items.FAILED, 'precheck failed: %s' %
                                errors.one_line(exc, style=errors.STATUS))
@@ -124,26 +116,11 @@ class Executor(object):
                 item.started_at = self.clock()
             self._finish(item, items.FAILED, stop.message)
             return
-        item.data.pop('start_faults', None)
         item.begin_attempt(self.clock(), self.timeout, snap)
         self.ctx.emit('start', '%s (attempt %d)' % (item.method,
                                                      item.attempts), item)
         self._submit(pool, item, 'issue',
                      lambda: item.action.issue(self.ctx, item))
-
-    def _look_again(self, item, exc):
-        """A transient fault in what a start looks at (a poll's server
-        list, made when first needed) puts the start off to a fresh poll,
-        with the backoff and tries of a call; True if it did."""
-        n = item.data.get('start_faults', 0)
-        if not calls.is_transient(exc) or n + 1 >= calls.ATTEMPTS:
-            return False
-        item.data['start_faults'] = n + 1
-        item.data['requeued_at'] = now = self.clock()
-        item.not_before = now + calls.EXPONENTIAL(n)
-        self.ctx.emit('retry', 'transient API fault (%s), retry %d' % (
-            errors.one_line(exc, style=errors.STATUS), n + 1), item)
-        return True
 
     def _requeue(self, item):
         item.requeue(self.clock(), self.retry_delay, self.ctx.target_host)

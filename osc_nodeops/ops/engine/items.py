@@ -115,6 +115,7 @@ class PlanItem(object):
         next); the migrations known before it are remembered: its own is
         the one that is not among them."""
         self.attempts += 1
+        self.data.pop('start_faults', None)
         if self.started_at is None:
             self.started_at = now
         # An issue call that never returns times out like a move.
@@ -130,6 +131,19 @@ class PlanItem(object):
         self.attempts = 1
         self.started_at = self.issued_at = now
         self.deadline = now + timeout
+
+    def put_off(self, now, exc):
+        """A transient fault in what the start looks at (a poll's server
+        list, made when first needed) puts the start off to a fresh poll,
+        with the backoff and tries of a call: the number of this retry, or
+        0 (not transient, or out of tries: the start fails)."""
+        n = self.data.get('start_faults', 0) + 1
+        if not calls.is_transient(exc) or n >= calls.ATTEMPTS:
+            return 0
+        self.data['start_faults'] = n
+        self.data['requeued_at'] = now
+        self.not_before = now + calls.EXPONENTIAL(n - 1)
+        return n
 
     def requeue(self, now, retry_delay, target_host=None):
         """Back to the queue for another attempt, ``retry_delay`` seconds

@@ -127,7 +127,7 @@ def recover_host(conn, host, opts, events=None, runtime=None, guard=None):
     started = timeutil.utcnow()
     executor.run(items, initial_snapshot=snap)
     engine.settle(items, False)
-    report.interrupted = executor.interrupted
+    report.interrupted = executor.interrupts.interrupted
     if opts.reattach_volumes and not report.interrupted:
         report.items += reattach(
             ctx, [i for i in items if i.ok], opts, features, guard=guard)

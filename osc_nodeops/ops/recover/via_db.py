@@ -359,7 +359,7 @@ def _reboot_moved(ctx, report, moved, host, opts, features, guard):
         executor.run(reboot)
         engine.settle(reboot, False)
         common.explain_failures(ctx, reboot, started)
-        report.interrupted = executor.interrupted
+        report.interrupted = executor.interrupts.interrupted
         report.items += reboot
     return reboot
 
