@@ -7,7 +7,6 @@ import time
 from unittest import mock
 
 import testtools
-from openstack import exceptions as sdk_exc
 
 from osc_nodeops import timeutil
 from osc_nodeops.ops import drain
@@ -482,8 +481,7 @@ class TestExecutor(testtools.TestCase):
             if ('requeued_at' in plan[0].data
                     and len(faults) < faults_wanted):
                 faults.append(1)
-                raise sdk_exc.HttpException(
-                    message='Service Unavailable', http_status=503)
+                raise fakes.http_error(503, 'Service Unavailable')
             return real_list()
         poller.list_servers = list_servers
         [item] = ex.run(plan)

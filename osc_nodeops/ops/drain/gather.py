@@ -14,7 +14,6 @@ from osc_nodeops.ops.cloud import placement
 from osc_nodeops.ops.drain import preflight
 
 
-
 @dataclasses.dataclass
 class Cloud(object):
     """What ``gather`` read: the rules' facts and the candidate hosts."""

@@ -106,8 +106,7 @@ class Executor(object):
         except Exception as exc:
             n = item.put_off(self.clock(), exc)
             if n:
-                self.ctx.emit('retry', 'transient API fault (%s), retry %d' % (
-                    errors.one_line(exc, style=errors.STATUS), n), item)
+                self.ctx.retried(exc, n, item)
                 return
             stop = items.Check(items.FAILED, 'precheck failed: %s' %
                                errors.one_line(exc, style=errors.STATUS))

@@ -243,13 +243,16 @@ class Context(object):
             except Exception:  # never let printing break the run
                 LOG.exception('event callback failed')
 
+    def retried(self, exc, n, item=None):
+        """Say that a transient fault ``exc`` is tried again (retry ``n``)."""
+        self.emit('retry', 'transient API fault (%s), retry %d' % (
+            errors.one_line(exc, style=errors.STATUS), n), item)
+
     def api(self, fn, *args, **kwargs):
         """One API call with transient-fault retries."""
         return self.bounded(lambda: calls.call_with_retry(
             lambda: fn(*args, **kwargs), sleep=self.sleep,
-            on_retry=lambda exc, n: self.emit(
-                'retry', 'transient API fault (%s), retry %d' % (
-                    errors.one_line(exc, style=errors.STATUS), n))))
+            on_retry=self.retried))
 
 
 def settle(items, dry_run):
