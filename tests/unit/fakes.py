@@ -114,6 +114,10 @@ class FakeNova(object):
         self.servers = {}
         self.migrations = {}
         self.scripts = {}
+        # polls for which a confirmed resize's server still reads
+        # VERIFY_RESIZE: nova's compute saves the migration 'confirmed'
+        # before the instance
+        self.confirm_lag = 0
         self.default_dest = default_dest
         self.max_version = max_version
         self._ids = itertools.count(1)
@@ -257,6 +261,10 @@ class FakeNova(object):
 
     def tick(self):
         for m in list(self.migrations.values()):
+            if getattr(m, '_settle', 0):
+                m._settle -= 1
+                if not m._settle:
+                    self.servers[m.server_id].status = 'SHUTOFF'
             outcome = getattr(m, '_outcome', None)
             if outcome is None:
                 continue
@@ -305,7 +313,9 @@ class FakeNova(object):
         for m in list(self.migrations.values()):
             if m.server_id == srv.id and m.status == 'finished':
                 m.status = 'confirmed'
-        srv.status = 'SHUTOFF'
+                m._settle = self.confirm_lag
+        if not self.confirm_lag:
+            srv.status = 'SHUTOFF'
 
     def _set_metadata(self, server, **md):
         srv = self.servers[getattr(server, 'id', server)]

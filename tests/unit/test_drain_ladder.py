@@ -265,6 +265,21 @@ class TestOwnerPolicy(testtools.TestCase):
         self.assertEqual('stop-cold', drain.parse_marker(
             now.metadata[drain.MARKER_KEY])['method'])
 
+    def test_stop_starts_again_once_the_confirm_settles(self):
+        # nova saves the migration 'confirmed' before the server leaves
+        # VERIFY_RESIZE (clean run 13: the start was never sent and the
+        # row said moved with the server SHUTOFF)
+        nova = fakes.FakeNova()
+        nova.confirm_lag = 2
+        srv = with_policy(nova, 'st', 'stop')
+        report, events = run_drain(nova)
+        [item] = report.items
+        self.assertEqual('moved', item.result, item.full_message())
+        now = nova.servers[srv.id]
+        self.assertEqual(('ACTIVE', 'c02'), (now.status, now.compute_host))
+        self.assertEqual([srv.id], nova.started)
+        self.assertIn('ACTIVE again on c02', item.steps)
+
 
 class TestBlame(testtools.TestCase):
 

@@ -167,21 +167,40 @@ class RestoringColdMigrate(ColdMigrate):
                                         srv, 'status', None)))
             return engine.Check(engine.PENDING, 'stopping')
         if phase == 'start':
-            srv = ctx.api(ctx.compute.get_server, item.id)
-            if srv.status == 'ACTIVE' or waited > self.start_grace:
-                return engine.Check(engine.COMPLETE, 'started',
-                                    destination=srv.compute_host)
-            return engine.Check(engine.PENDING, 'starting again (%s)' %
-                                srv.status)
+            return self._restart(ctx, item, snap)
         check = super(RestoringColdMigrate, self).progress(ctx, item, snap)
         if check.state == engine.COMPLETE and phase == 'migrate':
-            def start():
-                srv = ctx.compute.get_server(item.id)
-                item.data['phase'] = 'start'
-                if srv.status == 'SHUTOFF' and not srv.task_state:
-                    ctx.compute.start_server(item.id)
-            return engine.Check(engine.CALL, 'start again', call=start)
+            item.data['phase'] = 'start'
+            item.data['start_from'] = snap.taken_at
+            return self._restart(ctx, item, snap)
         return check
+
+    def _restart(self, ctx, item, snap):
+        """After the confirm, run the server again where it landed.
+
+        Nova's compute saves the migration ``confirmed`` before the
+        instance leaves VERIFY_RESIZE, so the record alone does not say
+        the server can be started: wait for SHUTOFF with no task, start
+        it once, then wait for ACTIVE (nova's own restart, the cold
+        fallback of a running server, needs no start).  After
+        ``start_grace`` it is left as it is and ``verify`` says so."""
+        srv = ctx.api(ctx.compute.get_server, item.id)
+        if srv.status == 'ACTIVE' and not srv.task_state:
+            return engine.Check(engine.COMPLETE, 'started',
+                                destination=srv.compute_host)
+        if srv.status == 'SHUTOFF' and not srv.task_state and \
+                not item.data.get('start_sent'):
+            def start():
+                ctx.compute.start_server(item.id)
+                item.data['start_sent'] = True
+            return engine.Check(engine.CALL, 'start again', call=start)
+        waited = snap.taken_at - item.data.get('start_from', snap.taken_at)
+        if waited > self.start_grace:
+            return engine.Check(engine.COMPLETE, 'not running after %ss' %
+                                timeutil.seconds_text(waited),
+                                destination=srv.compute_host)
+        return engine.Check(engine.PENDING, 'starting again (%s)' %
+                            srv.status)
 
     def verify(self, ctx, item, snap):
         ok, message, dest = super(RestoringColdMigrate, self).verify(
