@@ -88,7 +88,9 @@ class _MoveCommand(options.Moves, options.Executor, options.DryRun,
         '(max_concurrent_live_migrations) and queues the rest, so more '
         'parallelism overlaps API calls, scheduling, cold migrations and '
         'queueing; it does not push one host\'s memory copies faster')
-    timeout_help = 'Per server: how long a move may take (default 600)'
+    timeout_help = ('Per server: how long nova may work on a move '
+                    '(default 600); a live migration\'s wait in nova\'s '
+                    'queue behind others from the host is not counted')
     poll_help = ('Seconds between two looks at the host: one migration '
                  'list, and one server list when a move needs checking, for '
                  'all servers together (default 2)')

@@ -254,7 +254,9 @@ class Executor(command.Command):
                                          'exclude')
     timeout_default = 600.0
     parallel_help = 'Servers in flight at once (default 4)'
-    timeout_help = 'Per server: how long a move may take (default 600)'
+    timeout_help = ('Per server: how long nova may work on a move '
+                    '(default 600); a live migration\'s wait in nova\'s '
+                    'queue behind others from the host is not counted')
     retries_help = 'Retries after a failure (default 1)'
     poll_help = 'Seconds between two looks at the host (default 2)'
     exclude_help = 'Leave this server alone (name or ID; repeatable)'

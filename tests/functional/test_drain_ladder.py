@@ -99,6 +99,25 @@ class TestDrainLadder(test_drain_inflight.DrainRigTestCase):
         self.wait_migration(blocker.id, ('cancelled',))
         self.assertEqual(self.source, self.get(blocker.id).compute_host)
 
+    def test_time_queued_in_nova_is_not_counted(self):
+        # Issue 24 item 2.  nova runs one live migration per source on the
+        # rig and queues the rest: three servers of 6 s each, issued at
+        # once, end about 6, 12 and 18 s after the issue.  --timeout 10
+        # counted from the issue aborted the last two (the second while
+        # it ran, the third while it waited queued); counted from the
+        # time nova works on each, none is late.
+        servers = self.servers(3, 'slow:6')
+        rows, err, took = self.drain(
+            '--max-parallel', '3', '--timeout', '10', '--on-timeout',
+            'abort', '--retries', '0')
+        for s in servers:
+            self.assertEqual('moved', rows[s.id]['Result'], rows[s.id])
+            self.assertEqual([], rows[s.id]['Steps'])
+            self.assert_moved_once(s.id)
+        self.assertNotIn('timeout', err)
+        # they did run one after the other, past --timeout in all
+        self.assertGreater(took, 17)
+
     def test_fail_retried_elsewhere_then_cold_only_when_allowed(self):
         self.timing('on')
         owner_ok, operator_ok = self.servers(2, 'fail')

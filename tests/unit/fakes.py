@@ -118,6 +118,9 @@ class FakeNova(object):
         # VERIFY_RESIZE: nova's compute saves the migration 'confirmed'
         # before the instance
         self.confirm_lag = 0
+        # nova's max_concurrent_live_migrations per source (None: no
+        # limit): a live migration past it stays 'queued'.
+        self.live_slots = None
         self.default_dest = default_dest
         self.max_version = max_version
         self._ids = itertools.count(1)
@@ -272,10 +275,17 @@ class FakeNova(object):
             steps = (LIVE_STEPS if m.migration_type == 'live-migration'
                      else COLD_STEPS)
             if m._step < len(steps):
+                if (steps[m._step] == 'preparing' and self.live_slots
+                        and self._live_busy(m) >= self.live_slots):
+                    continue   # waits 'queued' for a slot
                 m.status = steps[m._step]
                 m._step += 1
                 continue
             if outcome == 'hang':
+                continue
+            if outcome.startswith('slow:'):   # runs N more polls
+                left = int(outcome[5:]) - 1
+                m._outcome = 'slow:%d' % left if left > 0 else 'ok'
                 continue
             if outcome == 'slow-host':
                 m.status = 'completed'
@@ -305,6 +315,12 @@ class FakeNova(object):
                 srv.status = 'VERIFY_RESIZE'
                 srv.task_state = None
             m._outcome = None
+
+    def _live_busy(self, m):
+        return sum(1 for x in list(self.migrations.values())
+                   if x is not m and x.migration_type == 'live-migration'
+                   and x.source_compute == m.source_compute
+                   and x.status in ('preparing', 'running'))
 
     def _confirm(self, server):
         srv = self.servers[getattr(server, 'id', server)]

@@ -123,6 +123,70 @@ class TestLadder(testtools.TestCase):
         self.assertTrue(all('not possible' in s for s in item.steps))
         nova.compute.abort_server_migration.assert_not_called()
 
+    def test_time_queued_behind_others_is_not_counted(self):
+        # nova runs one live migration per source at a time (its default
+        # max_concurrent_live_migrations) and queues the rest: the third
+        # server waits behind two moves, longer than --timeout, and is not
+        # aborted for the wait.  (Before: the two last were aborted.)
+        nova = fakes.FakeNova()
+        nova.live_slots = 1
+        for name in 'abc':
+            nova.add(name, script=['slow:8'])
+        items = [engine.PlanItem(s, drain.LiveMigrate())
+                 for s in nova.on('c01')]
+        events, ex = run_items(nova, items, timeout=12.0, max_parallel=3,
+                               on_timeout='abort', retries=0)
+        self.assertEqual(['moved'] * 3, [i.result for i in items],
+                         [i.full_message() for i in items])
+        nova.compute.abort_server_migration.assert_not_called()
+        self.assertEqual([], [m for t, k, m in events if k == 'timeout'])
+        # all three were issued at once and ran one after the other: the
+        # last finished more than twice --timeout after its issue
+        self.assertEqual(3, nova.in_flight_max)
+        done = sorted(t for t, k, m in events if k == 'moved')
+        self.assertGreater(done[-1], 24.0)
+
+    def test_a_queue_that_does_not_move_still_times_out(self):
+        # Someone else's live migration from the source never ends: ours
+        # waits queued behind it, and that wait is bounded by --timeout.
+        nova = fakes.FakeNova()
+        nova.live_slots = 1
+        other = nova.add('other')
+        nova.add_migration(other.id, status='running', dest='c03')
+        srv = nova.add('a')
+        items = [engine.PlanItem(srv, drain.LiveMigrate())]
+        events, ex = run_items(nova, items, timeout=10.0, retries=0,
+                               on_timeout='abort')
+        timeouts = [(t, m) for t, k, m in events if k == 'timeout']
+        self.assertEqual(1, len(timeouts), events)
+        self.assertRegex(timeouts[0][1],
+                         r'^abort after 1[01](\.\d)?s \(migration \d+ '
+                         r'queued\)$')
+        self.assertLess(timeouts[0][0], 13.0)
+        self.assertEqual('failed', items[0].result)
+
+    def test_a_queue_that_moves_restarts_the_clock(self):
+        # Two moves ahead of ours, each shorter than --timeout: each time
+        # one of them changes status the wait starts again; the timeout
+        # message counts from the last restart, not from the issue.
+        nova = fakes.FakeNova()
+        nova.live_slots = 1
+        for name in 'ab':
+            nova.add(name, script=['slow:6'])
+        nova.add('c', script=['hang'])
+        items = [engine.PlanItem(s, drain.LiveMigrate())
+                 for s in nova.on('c01')]
+        events, ex = run_items(nova, items, timeout=10.0, max_parallel=3,
+                               on_timeout='abort', retries=0)
+        self.assertEqual(['moved', 'moved', 'failed'],
+                         [i.result for i in items])
+        [(t, msg)] = [(t, m) for t, k, m in events if k == 'timeout']
+        self.assertRegex(msg, r'^abort after 1[01](\.\d)?s \(migration '
+                         r'\d+ running\)$')
+        # c started running after a and b (about 8 polls each), then had
+        # its own 10 s
+        self.assertGreater(t, 25.0)
+
     def test_without_candidates_the_scheduler_chooses(self):
         nova = fakes.FakeNova()
         nova.add('a', script=['fail'])

@@ -46,6 +46,9 @@ class LiveMigrate(_OriginMixin, engine.MigrationAction):
     name = 'live'
     migration_types = ('live-migration',)
     done_statuses = ('completed',)
+    # nova's queue (conductor, then max_concurrent_live_migrations): the
+    # time spent there is not the move's (ladder.Ladder.running_time).
+    queue_statuses = ('accepted', 'queued')
 
     def issue(self, ctx, item):
         self._record(ctx, item)

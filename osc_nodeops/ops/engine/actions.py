@@ -57,6 +57,9 @@ class MigrationAction(Action):
     """
 
     migration_types: tuple[str, ...] = ()
+    # Statuses of a move waiting in nova's queue: not counted against its
+    # timeout while the queue moves (ladder.Ladder.running_time).
+    queue_statuses: tuple[str, ...] = ()
     done_statuses: tuple[str, ...] = ('completed',)
     # Statuses at which progress() returns a follow-up call.
     no_record_grace = 90.0

@@ -1,6 +1,9 @@
 """``--on-timeout``: what happens to an item whose time is up.
 
-When an item's ``--timeout`` has passed, the first step of its ladder runs
+An item's ``--timeout`` counts the time nova works on its move, not the
+time the move waits in nova's queue behind others (``Ladder.running_time``:
+nova runs ``max_concurrent_live_migrations`` per source, default 1, and
+queues the rest).  When it has passed, the first step of its ladder runs
 (``abort``, ``force-complete``: the action's ``on_timeout`` call), each
 further one ``--step-timeout`` after the one before; after the last (or
 at ``leave``) the item ends ``timeout``, its operation left running.
@@ -11,6 +14,7 @@ import time
 
 from osc_nodeops import errors
 from osc_nodeops import timeutil
+from osc_nodeops.ops.cloud import nova
 from osc_nodeops.ops.engine import items
 
 LOG = logging.getLogger(__name__)
@@ -61,6 +65,7 @@ class Ladder(object):
         ``Check(CALL, mode, call=fn)``, the next step's call to run now
         (the item gets ``grace`` seconds more), or ``Check(TIMEOUT,
         message)``: the item ends ``timeout``."""
+        self.running_time(item, snap)
         if item.deadline is None or now < item.deadline:
             return None
         if item.future is not None:
@@ -79,8 +84,8 @@ class Ladder(object):
             item.data['ladder_step'] = step
             # Seconds the migration has run (a step after one that could
             # not apply runs at once, not a --step-timeout later).
-            waited = now - (item.issued_at if item.issued_at is not None
-                            else now)
+            waited = now - item.data.get('clock_from', (
+                item.issued_at if item.issued_at is not None else now))
             if mode == 'leave':
                 break
             try:
@@ -114,6 +119,51 @@ class Ladder(object):
         return items.Check(items.TIMEOUT, 'timed out after %ss (%s); left '
                            'running (rerun to pick it up)' % (
                                timeutil.seconds_text(self.timeout), what))
+
+    def running_time(self, item, snap):
+        """Keep the clock of a move that waits in nova's queue.
+
+        The action names its waiting statuses (``queue_statuses``: a live
+        migration's ``accepted`` and ``queued``).  While the move waits, its
+        clock starts again each time a move that was ahead of it in the
+        queue (an unfinished one from the same source when ours was first
+        seen waiting) changes status: the queue moved, so the wait is
+        nova's, not a stuck move's.  A queue that does not move (a move
+        ahead that never ends) leaves the clock running: the wait is
+        bounded.  Once ours leaves the queue, its clock starts once more,
+        at the poll that saw it, and from then counts on: ``--timeout`` is
+        the time nova worked on it.  Not after a ladder step."""
+        waiting = getattr(item.action, 'queue_statuses', ())
+        m = item.last_migration
+        if (not waiting or m is None or snap is None
+                or item.state != items.RUNNING
+                or item.data.get('ladder_step')
+                or item.data.get('left_queue')):
+            return
+        if m.status not in waiting:
+            item.data['left_queue'] = True
+            self._restart_clock(item, snap.taken_at)
+            return
+        ahead = item.data.get('queue_ahead')
+        seen = {o.id: o.status for o in snap.migrations_by_id.values()
+                if o.server_id != item.id
+                and o.source_compute == item.source
+                and (ahead is not None and o.id in ahead
+                     or ahead is None and o.status not in
+                     nova.MIGRATION_FINAL)
+                and (not item.action.migration_types
+                     or o.migration_type in item.action.migration_types)}
+        if ahead is None:
+            item.data['queue_ahead'] = seen
+            return
+        moved = {i: s for i, s in seen.items() if ahead.get(i) != s}
+        if moved:
+            ahead.update(moved)
+            self._restart_clock(item, snap.taken_at)
+
+    def _restart_clock(self, item, at):
+        item.data['clock_from'] = at
+        item.deadline = at + self.timeout
 
     def _hung(self, item):
         """The item's deadline passed with one of its calls not answered
