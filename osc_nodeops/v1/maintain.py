@@ -60,9 +60,9 @@ class ListNode(options.Scope, base.NodeOpsLister):
                 [r.row(long=req.long) for r in rows])
 
 
-class MaintainNode(options.Moves, options.Executor, options.BreakLease,
-                   options.Scope, options.EventsFile, options.ApiTimeout,
-                   base.NodeOpsLister):
+class MaintainNode(options.Moves, options.Executor, options.DryRun,
+                   options.BreakLease, options.Scope, options.EventsFile,
+                   options.ApiTimeout, base.NodeOpsLister):
     """Rolling maintenance: drain, your step, wait, check, undrain, in waves.
 
     For each wave of at most --max-hosts hosts (fewest instances first
@@ -79,20 +79,32 @@ class MaintainNode(options.Moves, options.Executor, options.BreakLease,
     nodeops-maintain-<campaign>, no hosts): rerun the same command from
     any machine and it goes on where a run stopped; a finished or
     interrupted --exec runs again only with --rerun-exec HOST.  SIGTERM and
-    SIGHUP act like Ctrl-C.
+    SIGHUP act like Ctrl-C.  The drain's options (--on-timeout, --retries,
+    --fallback, --exclude, ...) apply to every host's drain and move back;
+    --dry-run shows the waves, each host's drain plan and the steps that
+    would run, and changes nothing.
     """
 
     aggregate_help = 'Every host of this aggregate'
     zone_help = 'Every host of this availability zone'
-    move_options = ('move_suspended', 'allow_skipped')
+    move_options = options.Moves.drain_options
     move_suspended_help = ('Move SUSPENDED servers: resume, live-migrate, '
                            'suspend again (default: a host holding one is '
                            'refused)')
     allow_skipped_help = ('Maintain a host even if the drain leaves servers '
                           'on it (ERROR, SUSPENDED, locked...); default: its '
                           'wave is refused before anything changes')
-    executor_options = ('max_parallel', 'timeout', 'poll_interval')
+    executor_options = ('max_parallel', 'timeout', 'retries',
+                        'poll_interval', 'exclude')
     parallel_help = 'Servers in flight at once per host (default 4)'
+    retries_help = ('Retry a refused, failed or aborted move N times '
+                    '(default 1), a live migration on another host than '
+                    'the one it failed to')
+    exclude_help = ('Do not move this server (name or ID; repeatable): its '
+                    'host\'s wave is refused unless --allow-skipped')
+    dry_run_help = ('Show the waves, each host\'s drain plan (what moves '
+                    'how, what stays, what does not fit) and the commands '
+                    'that would run; change nothing')
     poll_help = ('Seconds between two looks at a host: while it is drained, '
                  'and while waiting for its nova-compute to be up again '
                  '(default 2)')
@@ -197,7 +209,7 @@ class MaintainNode(options.Moves, options.Executor, options.BreakLease,
             keep_going=a.keep_going, order=a.order, state_file=a.state_file,
             rerun_exec=tuple(a.rerun_exec), exec_env=tuple(a.exec_env),
             campaign=a.campaign, include_disabled=a.include_disabled,
-            poll_interval=a.poll_interval,
+            poll_interval=a.poll_interval, dry_run=a.dry_run,
             drain_options=drain.Options(
                 break_lease=a.break_lease,
                 **self.moves_request(a), **self.executor_request(a)))

@@ -133,6 +133,7 @@ class DrainNode(_MoveCommand):
     retries_help = ('Retry a refused, failed or aborted move N times '
                     '(default 1), a live migration on another host than '
                     'the one it failed to; the others go on meanwhile')
+    move_options = options.Moves.drain_options
 
     def get_parser(self, prog_name):
         parser = super(DrainNode, self).get_parser(prog_name)
@@ -148,34 +149,11 @@ class DrainNode(_MoveCommand):
             '--target-host', metavar='<host>',
             help='Move everything to this host (default: the scheduler '
                  'chooses)')
-        parser.add_argument(
-            '--allow-partial', action='store_true',
-            help='When the pre-flight finds servers the rest of the cloud '
-                 'cannot hold (placement inventories and usages of the '
-                 'candidate hosts), move what fits and leave the rest '
-                 '(default: refuse to start, nothing changed)')
-        parser.add_argument(
-            '--fallback', choices=('none', 'cold'), default='none',
-            help='After the last live attempt of an ACTIVE server failed '
-                 '(ladder and retries): cold-migrate it (it is powered off '
-                 'for the move, then ACTIVE again on the new host), or '
-                 'leave it (none, the default; an owner\'s '
-                 'nodeops:maintenance=cold allows it for that server)')
-        parser.add_argument(
-            '--honour-skip', action='store_true',
-            help='Obey servers whose owner set nodeops:maintenance=skip '
-                 '(metadata or tag): leave them on the host.  Without it, '
-                 'they are moved like the others and the row says the owner '
-                 'asked to skip')
         return parser
 
     def request(self, parsed_args):
         return self._request(parsed_args, parsed_args.hosts,
-                             reason=parsed_args.reason,
-                             allow_partial=parsed_args.allow_partial,
-                             fallback=(None if parsed_args.fallback ==
-                                       'none' else parsed_args.fallback),
-                             honour_skip=parsed_args.honour_skip)
+                             reason=parsed_args.reason)
 
     def take_action(self, parsed_args):
         from osc_nodeops.ops import drain

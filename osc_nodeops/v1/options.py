@@ -305,8 +305,14 @@ ON_TIMEOUT_DEFAULT = 'abort'
 class Moves(command.Command):
     """How servers are moved off a host (drain, undrain, maintain):
     --block-migration, --on-timeout (repeatable), --step-timeout,
-    --move-suspended, --allow-skipped.  ``move_options`` names the ones a
-    command takes."""
+    --move-suspended, --allow-skipped; and (drain, maintain)
+    --allow-partial, --fallback, --honour-skip.  ``move_options`` names the
+    ones a command takes."""
+
+    drain_options: tuple[str, ...] = ('block_migration', 'on_timeout',
+                                      'step_timeout', 'move_suspended',
+                                      'allow_skipped', 'allow_partial',
+                                      'fallback', 'honour_skip')
 
     move_options: tuple[str, ...] = ('block_migration', 'on_timeout',
                                      'step_timeout', 'move_suspended',
@@ -336,6 +342,21 @@ class Moves(command.Command):
         'Seconds each --on-timeout step gets before the next one (and the '
         'last before the migration is left running).  Default: half of '
         '--timeout, at least 60')
+    allow_partial_help = (
+        'When the pre-flight finds servers the rest of the cloud cannot '
+        'hold (placement inventories and usages of the candidate hosts), '
+        'move what fits and leave the rest (default: refuse to start, '
+        'nothing changed)')
+    fallback_help = (
+        'After the last live attempt of an ACTIVE server failed (ladder '
+        'and retries): cold-migrate it (it is powered off for the move, '
+        'then ACTIVE again on the new host), or leave it (none, the '
+        'default; an owner\'s nodeops:maintenance=cold allows it for that '
+        'server)')
+    honour_skip_help = (
+        'Obey servers whose owner set nodeops:maintenance=skip (metadata '
+        'or tag): leave them on the host.  Without it, they are moved like '
+        'the others and the row says the owner asked to skip')
     move_table: OptionTable = (
         ('block_migration', 'block_migration_help',
          dict(choices=('auto', 'yes', 'no'))),
@@ -345,6 +366,9 @@ class Moves(command.Command):
                                                    metavar='SECONDS')),
         ('move_suspended', 'move_suspended_help', dict(action='store_true')),
         ('allow_skipped', 'allow_skipped_help', dict(action='store_true')),
+        ('allow_partial', 'allow_partial_help', dict(action='store_true')),
+        ('fallback', 'fallback_help', dict(choices=('none', 'cold'))),
+        ('honour_skip', 'honour_skip_help', dict(action='store_true')),
     )
 
     def get_parser(self, prog_name):
@@ -361,6 +385,8 @@ class Moves(command.Command):
         if 'on_timeout' in out:
             out['on_timeout'] = ','.join(out['on_timeout'] or
                                          [ON_TIMEOUT_DEFAULT])
+        if 'fallback' in out and out['fallback'] == 'none':
+            out['fallback'] = None
         return out
 
     def given_moves(self, parsed_args):

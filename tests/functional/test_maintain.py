@@ -178,6 +178,50 @@ class TestMaintain(MaintainHelpers, base.FunctionalTestCase):
         self.assertNotEqual(host, self._host_of(moves.id))
         self.assertEqual('enabled', self._status(host).status)
 
+    def test_dry_run_then_drain_options(self):
+        # Issue 24 item 4.  --dry-run: the waves, each host's drain plan
+        # and the step's command line, nothing changed; it exits 1 as the
+        # real run would refuse the second wave (a server --exclude keeps
+        # there, without --allow-skipped).  Then the real run honours
+        # --exclude: that server stays, the other moves.
+        first, host = self.hosts[-2:]
+        keep = self.create_server(host=host)
+        move = self.create_server(host=host)
+        marker = os.path.join(self.tmp, 'exec-ran')
+        step = 'touch %s-{host}' % marker
+        res = self._maintain(first, host, '--order', 'given', '--exec', step,
+                             '--exclude', keep.id, '--retries', '0',
+                             '--dry-run', '-f', 'json')
+        self.assertEqual(1, res.returncode, res.stderr)
+        rows = {r['Host']: r for r in json.loads(res.stdout)}
+        self.assertEqual((1, 'planned', 'touch %s-%s' % (marker, first)), (
+            rows[first]['Wave'], rows[first]['Result'], rows[first]['Exec']))
+        row = rows[host]
+        self.assertEqual((2, 'would-refuse', 'would move 1 (1 live)'),
+                         (row['Wave'], row['Result'], row['Drained']))
+        self.assertIn(keep.id, row['Message'])
+        self.assertIn('--allow-skipped', row['Message'])
+        for h in (first, host):
+            svc = self._status(h)
+            self.assertEqual(('enabled', None),
+                             (svc.status, svc.disabled_reason or None))
+        self.assertEqual([], self._campaigns())
+        for s in (keep, move):
+            self.assertEqual(host, self._host_of(s.id))
+            self.assertEqual([], list(self.admin_conn.compute.migrations(
+                instance_uuid=s.id)))
+        self.assertEqual([], [f for f in os.listdir(self.tmp)
+                              if f.startswith('exec-ran')])
+        # The real run, the server excluded and allowed to stay.
+        res = self._maintain(host, '--exec', step, '--exclude', keep.id,
+                             '--allow-skipped', '--retries', '0', '-f',
+                             'json')
+        self.assertEqual(0, res.returncode, res.stderr)
+        self.assertTrue(os.path.exists('%s-%s' % (marker, host)))
+        self.assertEqual(host, self._host_of(keep.id))
+        self.assertNotEqual(host, self._host_of(move.id))
+        self.assertEqual('enabled', self._status(host).status)
+
     def test_host_disabled_by_someone_else_is_left_alone(self):
         # Issue 20 item 4: a named host another admin disabled ("RMA")
         # was drained, its step run, and ENABLED at the end; with

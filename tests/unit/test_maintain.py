@@ -362,6 +362,74 @@ class TestMaintain(testtools.TestCase):
         self.assertEqual(['broken'], [s.name for s in self.nova.on('c02')])
         self.assertEqual('enabled', self.nova.services['c02'].status)
 
+    # -- issue 24 item 4: --dry-run, and drain's options
+
+    def assert_nothing_changed(self, log):
+        c = self.nova.compute
+        for call in (c.disable_service, c.enable_service,
+                     c.live_migrate_server, c.migrate_server,
+                     c.create_aggregate, c.set_aggregate_metadata,
+                     c.set_server_metadata):
+            call.assert_not_called()
+        self.assertFalse(os.path.exists(log))
+        self.assertFalse(os.path.exists(os.path.join(self.tmp,
+                                                     'state.json')))
+        self.assertEqual(['c01', 'c01', 'c02'], sorted(
+            s.compute_host for s in self.nova.servers.values()))
+
+    def test_dry_run_shows_waves_plans_and_steps_and_changes_nothing(self):
+        log = self.marker('exec.log')
+        report = self.run_it(hosts=('c01', 'c02', 'c03'), max_hosts=2,
+                             exec_cmd='echo {host} >> %s' % log,
+                             check_cmd='ping -c1 {host}', migrate_back=True,
+                             dry_run=True)
+        self.assertTrue(report.ok, [h.row() for h in report.hosts])
+        rows = {h.host: h for h in report.hosts}
+        # fewest instances first, two hosts a wave
+        self.assertEqual({'c03': 1, 'c02': 1, 'c01': 2},
+                         {h: r.wave for h, r in rows.items()})
+        self.assertEqual({'planned'}, {r.result for r in rows.values()})
+        c01 = rows['c01']
+        self.assertEqual('would move 2 (2 live)', c01.steps['drain'])
+        self.assertEqual('echo c01 >> %s' % log, c01.steps['exec'])
+        self.assertEqual('ping -c1 c01', c01.steps['check'])
+        self.assertEqual('enable, move back', c01.steps['undrain'])
+        self.assertEqual('would move 0', rows['c03'].steps['drain'])
+        self.assertEqual(2, report.max_out_of_service)
+        self.assert_nothing_changed(log)
+        waves = [e.message for e in self.seen if e.kind == 'wave']
+        self.assertEqual(['1: c03 c02 (dry run)', '2: c01 (dry run)'],
+                         waves)
+
+    def test_dry_run_says_which_wave_would_be_refused(self):
+        log = self.marker('exec.log')
+        self.nova.add('broken', host='c02', status='ERROR')
+        report = self.run_it(hosts=('c01', 'c02'), exec_cmd='true > %s' % log,
+                             dry_run=True)
+        self.assertFalse(report.ok)
+        rows = {h.host: h for h in report.hosts}
+        self.assertEqual('planned', rows['c01'].result)
+        self.assertEqual('would-refuse', rows['c02'].result)
+        self.assertIn('1 would stay (broken', rows['c02'].message)
+        self.assertIn('--allow-skipped', rows['c02'].message)
+        self.nova.compute.disable_service.assert_not_called()
+        self.assertFalse(os.path.exists(log))
+
+    def test_drain_options_reach_each_drain(self):
+        # --exclude leaves a server on its host (with --allow-skipped the
+        # wave goes on); --retries 0: a server whose live migration fails
+        # is not tried again.
+        a1 = next(s for s in self.nova.servers.values() if s.name == 'a1')
+        a2 = next(s for s in self.nova.servers.values() if s.name == 'a2')
+        self.nova.scripts[a2.id] = ['fail', 'ok']
+        report = self.run_it(hosts=('c01',), drain_options=drain.Options(
+            poll_interval=0.01, retry_delay=0.01, timeout=30, retries=0,
+            exclude=(a1.id,), allow_skipped=True))
+        self.assertFalse(report.ok)
+        self.assertEqual('c01', self.nova.servers[a1.id].compute_host)
+        self.assertEqual(1, self.nova.compute.live_migrate_server.call_count)
+        self.assertIn('drain', report.hosts[0].message)
+
     # -- issue 20 item 4: leases, hosts disabled by others, the budget
 
     def test_no_break_lease_note_without_the_flag(self):

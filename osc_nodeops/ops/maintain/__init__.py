@@ -19,7 +19,8 @@ host's first unfinished step and never re-runs a finished or interrupted
 
 The modules: this one plans the run and its waves and drains each wave;
 ``host_cycle`` takes one drained host through ``--exec``, the wait for
-nova-compute, ``--check`` and the undrain; ``common`` holds the request,
+nova-compute, ``--check`` and the undrain; ``dry_run`` words a host's
+row of ``--dry-run``; ``common`` holds the request,
 the rows and what both share.  The submodules never import this one.
 """
 
@@ -32,6 +33,7 @@ from osc_nodeops.ops import campaign
 from osc_nodeops.ops import drain
 from osc_nodeops.ops import node_list
 from osc_nodeops.ops import runtime as runtime_mod
+from osc_nodeops.ops.maintain import dry_run
 from osc_nodeops.ops.maintain.common import COLUMNS  # noqa
 from osc_nodeops.ops.maintain.common import DONE_RE
 from osc_nodeops.ops.maintain.common import Emitter
@@ -193,7 +195,8 @@ def _classify(run, services, hosts, todo):
         reason = svc.disabled_reason or ''
         if h in req.hosts and req.include_disabled:
             run.kept[h] = reason
-            state.keep_reason(h, reason)
+            if not req.dry_run:
+                state.keep_reason(h, reason)
             left.append(h)
             continue
         results[h].result = 'failed' if h in req.hosts else 'skipped'
@@ -245,6 +248,9 @@ def _run(conn, req, events, runtime):
     emit('plan', '%d host(s), %d to maintain, at most %d out of service '
          'at once; progress in %s' % (len(hosts), len(todo), req.max_hosts,
                                       state.where), step='plan')
+    if req.dry_run:
+        plan_waves(run, report, scope, todo)
+        return report
     _waves(run, report, scope, todo)
     if all(results[h].result in ('done', 'skipped') for h in hosts):
         note = state.finish()
@@ -269,31 +275,46 @@ def _next_wave(run, scope, todo, live):
     return wave, out
 
 
-def _waves(run, report, scope, todo):
-    req, results, emit = run.req, run.results, run.emit
+def _no_room(run, report, out, todo):
+    msg = ('%d host(s) of the scope are out of service already (%s): '
+           '--max-hosts %d leaves no room for %s' % (
+               len(out), ', '.join(out), run.req.max_hosts,
+               ', '.join(todo)))
+    run.emit('refused', msg, step='plan')
+    for h in todo:
+        run.results[h].message = msg
+    report.ok = False
+
+
+def _each_wave(run, report, scope, todo, live=None, note=''):
+    """Yield ``(wave, hosts left after it)`` while the budget has room;
+    the services are listed again before each wave unless ``live`` (the
+    dry run's one listing) is given."""
+    req = run.req
     wave_no = 0
-    failed_hosts: list[str] = []
     while todo:
-        live = {s.host: s for s in node_list.compute_services(
-            run.conn.compute, req.aggregate, req.zone)}
-        wave, out = _next_wave(run, scope, todo, live)
+        now = live if live is not None else {
+            s.host: s for s in node_list.compute_services(
+                run.conn.compute, req.aggregate, req.zone)}
+        wave, out = _next_wave(run, scope, todo, now)
         if not wave:
-            msg = ('%d host(s) of the scope are out of service already (%s): '
-                   '--max-hosts %d leaves no room for %s' % (
-                       len(out), ', '.join(out), req.max_hosts,
-                       ', '.join(todo)))
-            emit('refused', msg, step='plan')
-            for h in todo:
-                results[h].message = msg
-            report.ok = False
-            break
+            _no_room(run, report, out, todo)
+            return
         todo = [h for h in todo if h not in wave]
         wave_no += 1
         report.max_out_of_service = max(report.max_out_of_service, len(
             set(out) | set(wave)))
-        emit('wave', '%d: %s' % (wave_no, ' '.join(wave)), step='wave')
+        run.emit('wave', '%d: %s%s' % (wave_no, ' '.join(wave), note),
+                 step='wave')
         for h in wave:
-            results[h].wave = wave_no
+            run.results[h].wave = wave_no
+        yield wave, todo
+
+
+def _waves(run, report, scope, todo):
+    req, results = run.req, run.results
+    failed_hosts: list[str] = []
+    for wave, todo in _each_wave(run, report, scope, todo):
         ok = _wave(run, wave)
         if not ok:
             failed_hosts.extend(h for h in wave
@@ -308,6 +329,24 @@ def _waves(run, report, scope, todo):
                         '%s' % ', '.join(failed_hosts)
                 break
 
+
+def plan_waves(run, report, scope, todo):
+    """``--dry-run``: the waves the budget makes of the hosts out of
+    service now (each wave's hosts back in service before the next), each
+    host's drain plan with the pre-flight's fit (``drain_hosts`` in its
+    dry run) and the steps that would run.  Nothing is changed: no lease,
+    no disabled service, no progress record, no step."""
+    req, results = run.req, run.results
+    compute = run.conn.compute
+    live = {s.host: s for s in node_list.compute_services(
+        compute, req.aggregate, req.zone)}
+    opts = dataclasses.replace(req.drain_options, dry_run=True, reason=None)
+    for wave, _ in _each_wave(run, report, scope, todo, live, ' (dry run)'):
+        plans = {r.host: r for r in drain.drain_hosts(
+            compute, wave, {h: live[h] for h in wave}, opts, conn=run.conn)}
+        for h in wave:
+            if not dry_run.host_plan(req, results[h], plans.get(h)):
+                report.ok = False
 
 
 def _refuse_taken(run, host, held):

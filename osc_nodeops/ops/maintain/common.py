@@ -39,6 +39,7 @@ class Request(object):
     exec_env: tuple = ()  # names of variables the steps get (--exec-env)
     drain_options: drain.Options | None = None
     poll_interval: float = 3.0
+    dry_run: bool = False  # the waves and plans; nothing changed
 
 
 @dataclasses.dataclass
