@@ -310,7 +310,8 @@ class Moves(command.Command):
     ones a command takes."""
 
     drain_options: tuple[str, ...] = ('block_migration', 'on_timeout',
-                                      'step_timeout', 'move_suspended',
+                                      'step_timeout', 'timeout_per_gib',
+                                      'move_suspended',
                                       'allow_skipped', 'allow_partial',
                                       'fallback', 'honour_skip')
 
@@ -357,6 +358,13 @@ class Moves(command.Command):
         'Obey servers whose owner set nodeops:maintenance=skip (metadata '
         'or tag): leave them on the host.  Without it, they are moved like '
         'the others and the row says the owner asked to skip')
+    timeout_per_gib_help = (
+        'Per live migration: SECONDS per GiB it copies (the flavor\'s '
+        'memory, and its local disks unless --block-migration no or the '
+        'root is a volume), when that is more than --timeout, as nova\'s '
+        'live_migration_completion_timeout counts (800 there).  The plan\'s '
+        'Ladder shows each server\'s.  Needs compute API 2.47 (flavor '
+        'sizes in the server listing); before it, --timeout')
     move_table: OptionTable = (
         ('block_migration', 'block_migration_help',
          dict(choices=('auto', 'yes', 'no'))),
@@ -364,6 +372,8 @@ class Moves(command.Command):
                                                action=ListOption)),
         ('step_timeout', 'step_timeout_help', dict(type=positive_float,
                                                    metavar='SECONDS')),
+        ('timeout_per_gib', 'timeout_per_gib_help', dict(
+            type=positive_float, metavar='SECONDS')),
         ('move_suspended', 'move_suspended_help', dict(action='store_true')),
         ('allow_skipped', 'allow_skipped_help', dict(action='store_true')),
         ('allow_partial', 'allow_partial_help', dict(action='store_true')),

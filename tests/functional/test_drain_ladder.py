@@ -118,6 +118,22 @@ class TestDrainLadder(test_drain_inflight.DrainRigTestCase):
         # they did run one after the other, past --timeout in all
         self.assertGreater(took, 17)
 
+    def test_timeout_per_gib(self):
+        # Issue 24 item 2: a deadline per GiB the migration copies.  The
+        # rig's flavor has 64 MiB of memory and a 1 GiB root disk, copied
+        # (image-backed, --block-migration auto): at 20 s per GiB, 21.25 s.
+        # A 10 s migration outlives --timeout 5, not its own deadline.
+        [srv] = self.servers(1, 'slow:10')
+        args = ('--timeout', '5', '--timeout-per-gib', '20', '--on-timeout',
+                'abort', '--retries', '0')
+        plan, _, _ = self.drain('--dry-run', *args)
+        self.assertRegex(plan[srv.id]['Ladder'][1],
+                         r'^abort after 21(\.\d)?s \(1\.1 GiB x 20s\)$')
+        rows, err, took = self.drain(*args)
+        self.assertEqual('moved', rows[srv.id]['Result'], rows[srv.id])
+        self.assert_moved_once(srv.id)
+        self.assertGreater(took, 9)
+
     def test_fail_retried_elsewhere_then_cold_only_when_allowed(self):
         self.timing('on')
         owner_ok, operator_ok = self.servers(2, 'fail')

@@ -187,6 +187,56 @@ class TestLadder(testtools.TestCase):
         # its own 10 s
         self.assertGreater(t, 25.0)
 
+    def test_timeout_per_gib_in_the_plan(self):
+        # 2 GiB of memory and a 10 GiB root disk, 10 s per GiB: 120 s, more
+        # than --timeout 60; without the disk copy (--block-migration no)
+        # 20 s, less: --timeout.  A volume-backed root is not copied.
+        flavor = {'vcpus': 1, 'ram': 2048, 'disk': 10, 'ephemeral': 0,
+                  'swap': 0, 'extra_specs': {}, 'original_name': 'f'}
+        nova = fakes.FakeNova()
+        nova.add('big', flavor=flavor)
+        nova.add('vol', flavor=flavor, image='')
+        report, _ = run_drain(nova, dry_run=True, timeout=60.0,
+                              timeout_per_gib=10.0)
+        items = {i.server.name: i for i in report.items}
+        self.assertEqual(120.0, items['big'].timeout)
+        self.assertEqual('abort after 120s (12 GiB x 10s)',
+                         items['big'].ladder[1])
+        self.assertEqual(60.0, items['vol'].timeout)
+        self.assertEqual('abort after 60s (2 GiB x 10s)',
+                         items['vol'].ladder[1])
+        report, _ = run_drain(nova, dry_run=True, timeout=60.0,
+                              timeout_per_gib=10.0, block_migration='no')
+        self.assertEqual({60.0}, {i.timeout for i in report.items})
+        # Without the option, or without flavor sizes: the run's --timeout.
+        report, _ = run_drain(nova, dry_run=True, timeout=60.0)
+        self.assertEqual({None}, {i.timeout for i in report.items})
+        self.assertEqual('abort after 60s', report.items[0].ladder[1])
+        nova.servers.clear()
+        nova.add('old')   # no embedded flavor (compute API < 2.47)
+        report, _ = run_drain(nova, dry_run=True, timeout=60.0,
+                              timeout_per_gib=10.0)
+        [item] = report.items
+        self.assertIsNone(item.timeout)
+        self.assertIn('abort after 60s (--timeout-per-gib: no flavor '
+                      'sizes', item.ladder[1])
+
+    def test_an_items_own_timeout(self):
+        # The executor times each item by its own timeout when it has one.
+        nova = fakes.FakeNova()
+        nova.add('small', script=['hang'])
+        nova.add('big', script=['hang'])
+        items = [engine.PlanItem(s, drain.LiveMigrate())
+                 for s in nova.on('c01')]
+        items[1].timeout = 25.0
+        events, ex = run_items(nova, items, timeout=10.0, max_parallel=2,
+                               on_timeout='abort', retries=0)
+        at = {m.split()[2]: t for t, k, m in events if k == 'timeout'}
+        self.assertEqual(2, len(at), events)
+        self.assertLess(abs(min(at.values()) - 10.0), 3.0)
+        self.assertLess(abs(max(at.values()) - 25.0), 3.0)
+        self.assertRegex(items[1].full_message(), r'^abort after 2[5-7]')
+
     def test_without_candidates_the_scheduler_chooses(self):
         nova = fakes.FakeNova()
         nova.add('a', script=['fail'])

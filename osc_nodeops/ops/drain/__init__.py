@@ -93,6 +93,8 @@ class Options(engine.ExecutorOptions):
     block_migration: str = 'auto'
     on_timeout: str = 'abort'
     step_timeout: float | None = None  # each further --on-timeout step
+    # a live migration's own --timeout: seconds per GiB it copies
+    timeout_per_gib: float | None = None
     # 'cold': a live move that failed is cold-migrated
     fallback: str | None = None
     honour_skip: bool = False  # owners' nodeops:maintenance=skip is obeyed

@@ -2,6 +2,7 @@
 
 from osc_nodeops import timeutil
 from osc_nodeops.ops.drain import actions
+from osc_nodeops.ops.drain import preflight
 
 # A server's owner may say what maintenance it accepts: server metadata
 # ``nodeops:maintenance=VALUE`` or a server tag ``nodeops:maintenance=VALUE``.
@@ -99,10 +100,13 @@ def plan_ladder(item, opts, ladder):
     if name in ('live', 'live-suspended'):
         step = opts.step_timeout if opts.step_timeout else max(
             60.0, opts.timeout / 2)
+        item.timeout, basis = per_gib_timeout(item.server, opts)
+        first = '%ss%s' % (timeutil.seconds_text(
+            item.timeout or opts.timeout), ' (%s)' % basis if basis else '')
         for n, mode in enumerate(ladder):
-            steps.append('%s after %ss' % (
-                mode, timeutil.seconds_text(opts.timeout)) if n == 0
-                else '%s after %ss more' % (mode, timeutil.seconds_text(step)))
+            steps.append('%s after %s' % (mode, first) if n == 0
+                         else '%s after %ss more' % (
+                             mode, timeutil.seconds_text(step)))
         if ladder[-1] != 'leave':
             steps.append('left running after %ss more'
                          % timeutil.seconds_text(step))
@@ -114,3 +118,28 @@ def plan_ladder(item, opts, ladder):
         steps.append('cold fallback (%s), ACTIVE again' %
                      item.data['cold_ok'])
     item.ladder = steps
+
+
+def per_gib_timeout(server, opts):
+    """``--timeout-per-gib``: how long a live migration of ``server`` may
+    run, as nova's ``live_migration_completion_timeout`` counts it: that
+    many seconds per GiB of its memory, and of its local disks unless they
+    stay (``--block-migration no``, a volume-backed root), never less than
+    ``--timeout``.  Returns ``(seconds or None, what it was counted
+    from)``; ``(None, why)`` without the flavor's sizes (compute API
+    before 2.47), ``(None, '')`` without the option."""
+    per = getattr(opts, 'timeout_per_gib', None)
+    if not per:
+        return None, ''
+    flavor = preflight.flavor_of(server)
+    if flavor.get('ram') is None:
+        return None, ('--timeout-per-gib: no flavor sizes in the listing '
+                      '(compute API 2.47)')
+    gib = float(flavor['ram']) / 1024
+    if opts.block_migration != 'no':
+        gib += float(flavor.get('ephemeral') or 0)
+        if not preflight.volume_backed(server):
+            gib += float(flavor.get('disk') or 0)
+    seconds = max(opts.timeout, per * gib)
+    return seconds, '%s GiB x %ss' % (timeutil.seconds_text(gib),
+                                      timeutil.seconds_text(per))

@@ -115,7 +115,7 @@ class Executor(object):
                 item.started_at = self.clock()
             self._finish(item, items.FAILED, stop.message)
             return
-        item.begin_attempt(self.clock(), self.timeout, snap)
+        item.begin_attempt(self.clock(), self.ladder.timeout_of(item), snap)
         self.ctx.emit('start', '%s (attempt %d)' % (item.method,
                                                      item.attempts), item)
         self._submit(pool, item, 'issue',
@@ -170,14 +170,14 @@ class Executor(object):
             if exc is None:
                 item.state = items.RUNNING
                 item.issued_at = now
-                item.deadline = now + self.timeout
+                item.deadline = now + self.ladder.timeout_of(item)
                 item.transient = 0
                 self.ctx.emit('issued', item.method, item)
             elif calls.is_transient(exc):
                 item.transient += 1
                 item.state = items.UNSURE
                 item.issued_at = now
-                item.deadline = now + self.timeout
+                item.deadline = now + self.ladder.timeout_of(item)
                 self.ctx.emit('unsure', 'transient fault while issuing (%s); '
                               'checking whether it went through' % why, item)
             else:
@@ -314,7 +314,7 @@ class Executor(object):
             if not item.adopt:
                 queue.append(item)
                 continue
-            item.resume(self.clock(), self.timeout)
+            item.resume(self.clock(), self.ladder.timeout_of(item))
             inflight.append(item)
             self.ctx.emit('resume', 'picking up %s in flight' % (
                 'migration %s' % item.migration_id

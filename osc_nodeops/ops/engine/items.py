@@ -74,6 +74,9 @@ class PlanItem(object):
         self.issued_at = None
         self.started_at = None
         self.deadline = None
+        # Its own --timeout (the drain's --timeout-per-gib), else None:
+        # the run's (``ladder.Ladder.timeout_of``).
+        self.timeout = None
         self.not_before = 0.0
         self.future = None
         self.future_kind = None

@@ -60,6 +60,11 @@ class Ladder(object):
         # Real seconds after which a call that has not returned is given up.
         self.hung_after = hung_after
 
+    def timeout_of(self, item):
+        """The item's own ``--timeout`` (``item.timeout``: the drain's
+        ``--timeout-per-gib``), else the run's."""
+        return item.timeout or self.timeout
+
     def check(self, item, snap, now):
         """None while ``item`` has time.  After its deadline:
         ``Check(CALL, mode, call=fn)``, the next step's call to run now
@@ -110,7 +115,7 @@ class Ladder(object):
             self.ctx.emit('timeout', note, item)
             item.deadline = now + self.grace
             item.message = 'timed out after %ss; %s requested' % (
-                timeutil.seconds_text(self.timeout), mode)
+                timeutil.seconds_text(self.timeout_of(item)), mode)
             return items.Check(items.CALL, mode, call=call)
         if asked:
             return items.Check(items.TIMEOUT, 'still not finished %ss after '
@@ -118,7 +123,8 @@ class Ladder(object):
                                    timeutil.seconds_text(self.grace), asked))
         return items.Check(items.TIMEOUT, 'timed out after %ss (%s); left '
                            'running (rerun to pick it up)' % (
-                               timeutil.seconds_text(self.timeout), what))
+                               timeutil.seconds_text(self.timeout_of(item)),
+                               what))
 
     def running_time(self, item, snap):
         """Keep the clock of a move that waits in nova's queue.
@@ -163,7 +169,7 @@ class Ladder(object):
 
     def _restart_clock(self, item, at):
         item.data['clock_from'] = at
-        item.deadline = at + self.timeout
+        item.deadline = at + self.timeout_of(item)
 
     def _hung(self, item):
         """The item's deadline passed with one of its calls not answered
