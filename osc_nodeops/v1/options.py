@@ -311,7 +311,7 @@ class Moves(command.Command):
 
     drain_options: tuple[str, ...] = ('block_migration', 'on_timeout',
                                       'step_timeout', 'timeout_per_gib',
-                                      'move_suspended',
+                                      'stall_timeout', 'move_suspended',
                                       'allow_skipped', 'allow_partial',
                                       'fallback', 'honour_skip')
 
@@ -365,6 +365,12 @@ class Moves(command.Command):
         'live_migration_completion_timeout counts (800 there).  The plan\'s '
         'Ladder shows each server\'s.  Needs compute API 2.47 (flavor '
         'sizes in the server listing); before it, --timeout')
+    stall_timeout_help = (
+        'A running live migration whose bytes still to copy (memory and '
+        'disk) have not reached a new low for SECONDS is stalled: the first '
+        '--on-timeout step runs at once, before --timeout.  One more API '
+        'call per running migration per poll.  Needs compute API 2.23.  '
+        'Default: off')
     move_table: OptionTable = (
         ('block_migration', 'block_migration_help',
          dict(choices=('auto', 'yes', 'no'))),
@@ -373,6 +379,8 @@ class Moves(command.Command):
         ('step_timeout', 'step_timeout_help', dict(type=positive_float,
                                                    metavar='SECONDS')),
         ('timeout_per_gib', 'timeout_per_gib_help', dict(
+            type=positive_float, metavar='SECONDS')),
+        ('stall_timeout', 'stall_timeout_help', dict(
             type=positive_float, metavar='SECONDS')),
         ('move_suspended', 'move_suspended_help', dict(action='store_true')),
         ('allow_skipped', 'allow_skipped_help', dict(action='store_true')),

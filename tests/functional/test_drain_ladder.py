@@ -134,6 +134,28 @@ class TestDrainLadder(test_drain_inflight.DrainRigTestCase):
         self.assert_moved_once(srv.id)
         self.assertGreater(took, 9)
 
+    def test_stall_timeout(self):
+        # Issue 24 item 2: a progress timeout.  A never-converging guest's
+        # bytes still to copy hover at a third of its memory: with
+        # --stall-timeout 6 the ladder aborts it long before --timeout
+        # 120.  A slow migration that makes progress (its disk, then its
+        # memory) is not stalled.
+        [stuck] = self.servers(1, 'never-converge')
+        [fine] = self.servers(1, 'slow:8')
+        self.addCleanup(self.abort_if_running, stuck.id)
+        rows, err, took = self.drain(
+            '--timeout', '120', '--stall-timeout', '6', '--on-timeout',
+            'abort', '--retries', '0', expect=1)
+        row = rows[stuck.id]
+        self.assertEqual('failed', row['Result'], row)
+        self.assertRegex(row['Steps'][0], r'^stalled: \d+ MiB still to '
+                         r'copy, no progress for [6-9](\.\d)?s$')
+        self.assertIn('cancelled', row['Message'])
+        self.assertEqual('moved', rows[fine.id]['Result'], rows[fine.id])
+        self.assertEqual([], rows[fine.id]['Steps'])
+        self.assert_moved_once(fine.id)
+        self.assertLess(took, 90)
+
     def test_fail_retried_elsewhere_then_cold_only_when_allowed(self):
         self.timing('on')
         owner_ok, operator_ok = self.servers(2, 'fail')

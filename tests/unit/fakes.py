@@ -95,6 +95,7 @@ def http_error(status, message='boom'):
     return exc
 
 
+GIB = 1024 ** 3
 LIVE_STEPS = ('queued', 'preparing', 'running')
 COLD_STEPS = ('pre-migrating', 'migrating', 'post-migrating')
 
@@ -143,6 +144,7 @@ class FakeNova(object):
         c.enable_service.side_effect = self._enable
         c.abort_server_migration.side_effect = self._abort
         c.force_complete_server_migration.side_effect = self._force
+        c.get_server_migration.side_effect = self._server_migration
         c.resume_server.side_effect = self._resume
         c.stop_server.side_effect = self._stop
         c.start_server.side_effect = self._start_server
@@ -283,7 +285,9 @@ class FakeNova(object):
                 continue
             if outcome == 'hang':
                 continue
+            m._left = getattr(m, '_left', GIB)   # bytes still to copy
             if outcome.startswith('slow:'):   # runs N more polls
+                m._left = max(0, m._left - GIB // 32)
                 left = int(outcome[5:]) - 1
                 m._outcome = 'slow:%d' % left if left > 0 else 'ok'
                 continue
@@ -315,6 +319,13 @@ class FakeNova(object):
                 srv.status = 'VERIFY_RESIZE'
                 srv.task_state = None
             m._outcome = None
+
+    def _server_migration(self, migration_id, server, ignore_missing=True):
+        m = self.migrations.get(migration_id)
+        if m is None or m.status != 'running':
+            return None   # nova: 404 for one not in progress
+        return mock.Mock(memory_remaining_bytes=getattr(m, '_left', GIB),
+                         disk_remaining_bytes=0)
 
     def _live_busy(self, m):
         return sum(1 for x in list(self.migrations.values())

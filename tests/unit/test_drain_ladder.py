@@ -237,6 +237,42 @@ class TestLadder(testtools.TestCase):
         self.assertLess(abs(max(at.values()) - 25.0), 3.0)
         self.assertRegex(items[1].full_message(), r'^abort after 2[5-7]')
 
+    def test_a_stalled_migration_goes_to_the_ladder_early(self):
+        # --stall-timeout 5: the guest's bytes still to copy stay at 1 GiB
+        # (it dirties memory as fast as it is sent): abort after about
+        # 5 s of no progress, not after --timeout 60.
+        nova = fakes.FakeNova()
+        nova.add('busy', script=['hang'])
+        nova.add('fine', script=['slow:12'])
+        items = [engine.PlanItem(s, drain.LiveMigrate())
+                 for s in nova.on('c01')]
+        ctx, poller, ex = make_executor(nova, timeout=60.0, retries=0,
+                                        on_timeout='abort', max_parallel=2)
+        ctx.options['stall_timeout'] = 5.0
+        events = []
+        ctx._events = timed_events(ex, events)
+        start = ex.clock()
+        ex.run(items)
+        busy, fine = items
+        self.assertEqual(('failed', 'moved'), (busy.result, fine.result),
+                         busy.full_message())
+        self.assertRegex(busy.steps[0], r'^stalled: 1024 MiB still to copy, '
+                         r'no progress for [5-7](\.\d)?s$')
+        self.assertIn('cancelled', busy.full_message())
+        [t] = [t - start for t, k, m in events if k == 'timeout']
+        self.assertLess(t, 12.0)
+        self.assertEqual([], fine.steps)
+        self.assertTrue(nova.compute.get_server_migration.called)
+
+    def test_no_progress_calls_without_the_option(self):
+        nova = fakes.FakeNova()
+        nova.add('a', script=['slow:3'])
+        items = [engine.PlanItem(s, drain.LiveMigrate())
+                 for s in nova.on('c01')]
+        run_items(nova, items)
+        self.assertEqual('moved', items[0].result)
+        nova.compute.get_server_migration.assert_not_called()
+
     def test_without_candidates_the_scheduler_chooses(self):
         nova = fakes.FakeNova()
         nova.add('a', script=['fail'])

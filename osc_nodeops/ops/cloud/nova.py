@@ -114,6 +114,11 @@ class Features(object):
         return self.supports('2.65')
 
     @property
+    def migration_progress(self):
+        # GET /servers/{id}/migrations/{id}: bytes still to copy
+        return self.supports('2.23')
+
+    @property
     def force_complete(self):
         return self.supports('2.22')
 

@@ -95,6 +95,9 @@ class Options(engine.ExecutorOptions):
     step_timeout: float | None = None  # each further --on-timeout step
     # a live migration's own --timeout: seconds per GiB it copies
     timeout_per_gib: float | None = None
+    # a running live migration whose bytes left have not dropped for this
+    # long goes to the ladder at once
+    stall_timeout: float | None = None
     # 'cold': a live move that failed is cold-migrated
     fallback: str | None = None
     honour_skip: bool = False  # owners' nodeops:maintenance=skip is obeyed

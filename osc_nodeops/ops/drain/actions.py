@@ -49,6 +49,7 @@ class LiveMigrate(_OriginMixin, engine.MigrationAction):
     # nova's queue (conductor, then max_concurrent_live_migrations): the
     # time spent there is not the move's (ladder.Ladder.running_time).
     queue_statuses = ('accepted', 'queued')
+    reports_progress = True
 
     def issue(self, ctx, item):
         self._record(ctx, item)

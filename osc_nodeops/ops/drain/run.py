@@ -44,7 +44,8 @@ class HostReport(runtime.Report):
 def _context(compute, host, features, opts, events, target, runtime=None):
     return engine.Context(
         compute, host, features=features, target_host=target,
-        options={'block_migration': opts.block_migration}, events=events,
+        options={'block_migration': opts.block_migration,
+                 'stall_timeout': opts.stall_timeout}, events=events,
         runtime=runtime)
 
 

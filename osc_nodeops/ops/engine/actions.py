@@ -131,7 +131,43 @@ class MigrationAction(Action):
             # host (Executor._retry_or_fail).
             return items.Check(items.FAILED, 'migration %s %s%s' % (
                 m.id, m.status, where))
+        self.watch_progress(ctx, item, snap, m)
         return items.Check(items.PENDING, 'migration %s %s' % (m.id, m.status))
+
+    # Whether nova reports the bytes this kind of migration still has to
+    # copy (a live migration: memory, and disk when it is copied).
+    reports_progress = False
+
+    def watch_progress(self, ctx, item, snap, m):
+        """``--stall-timeout``: a running migration whose bytes still to
+        copy (memory and disk) have not reached a new low for that long
+        is stalled (a guest that dirties memory as fast as it is sent):
+        ``item.data['stalled']`` says so, and the ladder takes its first
+        step at once (``ladder.Ladder.check``).  One call per running
+        migration per poll, only with the option."""
+        stall = ctx.options.get('stall_timeout')
+        if (not stall or not self.reports_progress or m.status != 'running'
+                or not ctx.features.migration_progress
+                or item.data.get('stalled')):
+            return
+        sm = ctx.api(ctx.compute.get_server_migration, m.id, item.id,
+                     ignore_missing=True)
+        parts = [getattr(sm, k, None) for k in (
+            'memory_remaining_bytes', 'disk_remaining_bytes')] if sm else []
+        if not parts or parts[0] is None:
+            return
+        left = sum(p or 0 for p in parts)
+        low = item.data.get('progress_low')
+        if low is None or left < low[0]:
+            item.data['progress_low'] = (left, snap.taken_at)
+            return
+        if snap.taken_at - low[1] >= stall:
+            note = ('stalled: %s MiB still to copy, no progress for %ss' % (
+                left // (1024 * 1024),
+                timeutil.seconds_text(snap.taken_at - low[1])))
+            item.data['stalled'] = note
+            item.step(note)
+            ctx.emit('progress', note, item)
 
     def verify(self, ctx, item, snap):
         m = item.last_migration

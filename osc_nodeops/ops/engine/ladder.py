@@ -70,7 +70,7 @@ class Ladder(object):
         ``Check(CALL, mode, call=fn)``, the next step's call to run now
         (the item gets ``grace`` seconds more), or ``Check(TIMEOUT,
         message)``: the item ends ``timeout``."""
-        self.running_time(item, snap)
+        self.move_deadline(item, snap, now)
         if item.deadline is None or now < item.deadline:
             return None
         if item.future is not None:
@@ -125,6 +125,15 @@ class Ladder(object):
                            'running (rerun to pick it up)' % (
                                timeutil.seconds_text(self.timeout_of(item)),
                                what))
+
+    def move_deadline(self, item, snap, now):
+        """Before the ladder's first step: the deadline follows nova's
+        queue (``running_time``), and a stalled migration's
+        (``--stall-timeout``, ``MigrationAction.watch_progress``) is now."""
+        self.running_time(item, snap)
+        if item.data.get('stalled') and not item.data.get('ladder_step') \
+                and item.deadline is not None:
+            item.deadline = min(item.deadline, now)
 
     def running_time(self, item, snap):
         """Keep the clock of a move that waits in nova's queue.
