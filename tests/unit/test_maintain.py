@@ -429,6 +429,17 @@ class TestMaintain(testtools.TestCase):
         self.assertEqual('c01', self.nova.servers[a1.id].compute_host)
         self.assertEqual(1, self.nova.compute.live_migrate_server.call_count)
         self.assertIn('drain', report.hosts[0].message)
+        # Excluded, with nothing failing: the host is cycled, the undrain
+        # (with or without --migrate-back) does not look for the excluded
+        # server among those to bring back (the rig: it refused).
+        for back in (False, True):
+            report = self.run_it(hosts=('c01',), migrate_back=back,
+                                 drain_options=drain.Options(
+                                     poll_interval=0.01, retry_delay=0.01,
+                                     timeout=30, exclude=(a1.id,),
+                                     allow_skipped=True))
+            self.assertTrue(report.ok, [h.row() for h in report.hosts])
+            self.assertEqual('c01', self.nova.servers[a1.id].compute_host)
 
     # -- issue 20 item 4: leases, hosts disabled by others, the budget
 

@@ -145,10 +145,12 @@ def cycle_host(run, host, result):
         raise Failed('undrain', 'leased by %s since %s after this run '
                       'started; left to it' % held)
     kept = run.kept.get(host)
+    # --exclude is the drain's: an excluded server never left its host,
+    # so there is nothing of it to bring back.
     opts = dataclasses.replace(req.drain_options,
                                migrate_back=req.migrate_back and kept is None,
                                keep_disabled=kept is not None,
-                               break_lease=False)
+                               break_lease=False, exclude=())
     report = drain.undrain_host(compute, host, svc, opts,
                                 events=forward_events(emit),
                                 runtime=run.runtime)
