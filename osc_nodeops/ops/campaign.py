@@ -24,6 +24,7 @@ the campaign is done.  ``--state FILE`` is a cache of the same records.
 
 import hashlib
 import json
+import threading
 
 from osc_nodeops import durable
 from osc_nodeops import errors
@@ -77,6 +78,7 @@ class Progress(object):
         self.hosts = {}
         self._reasons = {}
         self._aggregate = None
+        self._lock = threading.Lock()
         for agg in calls.call_with_retry(
                 lambda: list(compute.aggregates())):
             if agg.name == self.name:
@@ -101,17 +103,19 @@ class Progress(object):
         return step in self.hosts.get(host, {})
 
     def mark(self, host, step, drop=()):
-        steps = self.hosts.setdefault(host, {})
-        for gone in drop:
-            steps.pop(gone, None)
-        steps[step] = _stamp()
-        self._write(host)
+        with self._lock:   # a wave's hosts are cycled in threads
+            steps = self.hosts.setdefault(host, {})
+            for gone in drop:
+                steps.pop(gone, None)
+            steps[step] = _stamp()
+            self._write(host)
 
     def forget(self, host, *steps):
-        if any(s in self.hosts.get(host, {}) for s in steps):
-            for step in steps:
-                self.hosts[host].pop(step, None)
-            self._write(host)
+        with self._lock:
+            if any(s in self.hosts.get(host, {}) for s in steps):
+                for step in steps:
+                    self.hosts[host].pop(step, None)
+                self._write(host)
 
     def reason(self, host):
         return self._reasons.get(host)

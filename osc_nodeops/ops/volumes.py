@@ -181,7 +181,7 @@ class VolumePoller(object):
         self.volume_ids = set(volume_ids)
         self.calls = 0
 
-    def snapshot(self, full=False):
+    def snapshot(self, full=False, fresh=True):
         self.calls += 1
         vols = [v for v in self.block_storage.volumes(details=True,
                                                       all_projects=True)

@@ -17,12 +17,15 @@ import re
 import shlex
 import signal
 import subprocess
+import time
 
 HOST_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,254}')
 NAME_RE = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 PLACEHOLDER = '{host}'
 BASE_ENV = ('PATH', 'HOME', 'LANG', 'TERM')
 DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+# Seconds between two looks at ``cancel`` while a step runs in a thread.
+TICK = 0.2
 
 
 class StepError(Exception):
@@ -56,8 +59,12 @@ def environment(forward=(), source=None):
     return env
 
 
-def run(template, host, timeout, forward=(), grace=5.0):
+def run(template, host, timeout, forward=(), grace=5.0, cancel=None):
     """Run the step; return ``(exit status, last lines of its output)``.
+
+    ``cancel`` (a ``threading.Event``, for a step run in a thread, where no
+    SIGINT arrives): once set, the step's process group is ended and
+    ``KeyboardInterrupt`` raised, as a Ctrl-C does in the main thread.
 
     Exit status ``None`` means it did not finish within ``timeout`` seconds
     (its process group got SIGTERM, then SIGKILL after ``grace``).  Its
@@ -69,15 +76,23 @@ def run(template, host, timeout, forward=(), grace=5.0):
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              start_new_session=True, close_fds=True,
                              env=env, text=True, errors='replace')
-    try:
-        out, _ = child.communicate(timeout=timeout)
-        return child.returncode, _tail(out)
-    except subprocess.TimeoutExpired:
-        _end_group(child, grace)
-        return None, ''
-    except BaseException:
-        _end_group(child, grace)
-        raise
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            out, _ = child.communicate(
+                timeout=max(0.0, left if cancel is None else min(left, TICK)))
+            return child.returncode, _tail(out)
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                _end_group(child, grace)
+                return None, ''
+            if cancel.is_set():   # a Ctrl-C the main thread passed on
+                _end_group(child, grace)
+                raise KeyboardInterrupt()
+        except BaseException:
+            _end_group(child, grace)
+            raise
 
 
 def _end_group(child, grace):

@@ -11,7 +11,7 @@ from osc_nodeops.v1 import base
 from osc_nodeops.v1 import columns
 from osc_nodeops.v1 import options
 
-PLAN_COLUMNS = ('Blockers', 'Notes', 'Fits', 'Landing')
+PLAN_COLUMNS = ('Blockers', 'Notes', 'Fits', 'Landing', 'Queue')
 LADDER_COLUMNS = ('Policy', 'Ladder', 'Steps', 'Blame', 'Blame Detail')
 AUDIT_COLUMNS = ('Audit',)
 
@@ -21,6 +21,21 @@ AUDIT_COLUMNS = ('Audit',)
 RESULT_VIEW = columns.RESULT_VIEW
 PLAN_VIEW = ('ID', 'Name', 'Status Before', 'Method', 'Landing', 'Fits',
              'Ladder', 'Notes', 'Message')
+
+
+class _Landing(cliff_columns.FormattableColumn):
+    """A dry run's Landing with the move's place in its source's queue in
+    a table (``c02 #3``: the third to leave its host); the host alone in
+    ``-f json``, whose Queue field has the place."""
+
+    def human_readable(self):
+        host, place = self._value
+        if host is None:
+            return ''
+        return '%s #%d' % (host, place) if place else host
+
+    def machine_readable(self):
+        return self._value[0]
 
 
 class _Reasons(cliff_columns.FormattableColumn):
@@ -50,15 +65,18 @@ class _Findings(cliff_columns.FormattableColumn):
 
 def _plan_fields(item, dry_run):
     """Blockers (the reasons that rule out a move), Notes (the ones that
-    block nothing), Fits, and Landing: after a run, labelled as the plan's
-    guess (Dest Compute says where the server went)."""
+    block nothing), Fits, Landing: after a run, labelled as the plan's
+    guess (Dest Compute says where the server went), and Queue: the
+    move's place in its source host's queue (1: first)."""
     reasons = list(item.blockers)
     if item.capacity is not None:
         reasons.append(item.capacity)
     return (_Reasons([r.as_dict() for r in reasons if r.blocks]),
             _Reasons([r.as_dict() for r in reasons if not r.blocks]),
             item.fits,
-            item.landing if dry_run else columns.Planned(item.landing))
+            _Landing((item.landing, item.data.get('queue'))) if dry_run
+            else columns.Planned(item.landing),
+            item.data.get('queue'))
 
 
 def _ladder_fields(item, message):
@@ -167,7 +185,7 @@ class DrainNode(_MoveCommand):
                 + (_Findings(found.get(id(item))),)
                 for row, item in zip(rows, report.items)]
         # Leftovers about no row's server (an orphan allocation, ...).
-        rows += [row + (_Reasons([]), _Reasons([]), None, None)
+        rows += [row + (_Reasons([]), _Reasons([]), None, None, None)
                  + _no_ladder()
                  + (_Findings(findings),)
                  for row, findings in drain.audit.extra_rows(report)]

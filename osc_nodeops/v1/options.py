@@ -311,12 +311,14 @@ class Moves(command.Command):
 
     drain_options: tuple[str, ...] = ('block_migration', 'on_timeout',
                                       'step_timeout', 'timeout_per_gib',
-                                      'stall_timeout', 'move_suspended',
+                                      'stall_timeout', 'source_slots',
+                                      'dest_slots', 'move_suspended',
                                       'allow_skipped', 'allow_partial',
                                       'fallback', 'honour_skip')
 
     move_options: tuple[str, ...] = ('block_migration', 'on_timeout',
-                                     'step_timeout', 'move_suspended',
+                                     'step_timeout', 'source_slots',
+                                     'dest_slots', 'move_suspended',
                                      'allow_skipped')
     move_suspended_help = ('Move SUSPENDED servers: resume, live-migrate, '
                            'suspend again (default: skip them)')
@@ -371,6 +373,17 @@ class Moves(command.Command):
         '--on-timeout step runs at once, before --timeout.  One more API '
         'call per running migration per poll.  Needs compute API 2.23.  '
         'Default: off')
+    source_slots_help = (
+        'Moves at once out of one host (default 1, nova\'s default '
+        'max_concurrent_live_migrations): a move starts only when fewer '
+        'unfinished migrations leave its host, counting every one nova '
+        'lists (another tool\'s too), so none waits queued in nova')
+    dest_slots_help = (
+        'Moves at once into one host (default 1): each move names its '
+        'destination (the pre-flight\'s landing, else another candidate '
+        'with a free slot; compute API 2.30 live, 2.56 cold, else the '
+        'scheduler chooses and only --source-slots applies) and starts '
+        'only when fewer unfinished migrations, anyone\'s, go there')
     move_table: OptionTable = (
         ('block_migration', 'block_migration_help',
          dict(choices=('auto', 'yes', 'no'))),
@@ -382,6 +395,10 @@ class Moves(command.Command):
             type=positive_float, metavar='SECONDS')),
         ('stall_timeout', 'stall_timeout_help', dict(
             type=positive_float, metavar='SECONDS')),
+        ('source_slots', 'source_slots_help', dict(type=positive_int,
+                                                   metavar='N')),
+        ('dest_slots', 'dest_slots_help', dict(type=positive_int,
+                                               metavar='N')),
         ('move_suspended', 'move_suspended_help', dict(action='store_true')),
         ('allow_skipped', 'allow_skipped_help', dict(action='store_true')),
         ('allow_partial', 'allow_partial_help', dict(action='store_true')),
@@ -405,6 +422,9 @@ class Moves(command.Command):
                                          [ON_TIMEOUT_DEFAULT])
         if 'fallback' in out and out['fallback'] == 'none':
             out['fallback'] = None
+        for name in ('source_slots', 'dest_slots'):
+            if name in out and out[name] is None:
+                out[name] = 1
         return out
 
     def given_moves(self, parsed_args):

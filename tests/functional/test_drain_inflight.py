@@ -285,7 +285,8 @@ class TestDrainInFlight(DrainRigTestCase):
         self.minicloud('set', 'max-concurrent-live-migrations=2')
         servers = self.servers(6, 'slow:4')
         ids = [s.id for s in servers]
-        proc = self.popen_drain('--max-parallel', '4')
+        # --source-slots 4: past nova's two, which queues the rest
+        proc = self.popen_drain('--max-parallel', '4', '--source-slots', '4')
         peak = 0
         queued = False
         while proc.poll() is None:

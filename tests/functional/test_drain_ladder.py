@@ -40,9 +40,13 @@ class TestDrainLadder(test_drain_inflight.DrainRigTestCase):
         blocker, srv = self.servers(2, 'never-converge')
         for s in (blocker, srv):
             self.addCleanup(self.abort_if_running, s.id)
+        # --source-slots 2: the drain's slot scheduler would not issue the
+        # move while the blocker holds c01's one slot; here it must wait
+        # queued in nova.
         args = ('--timeout', '5', '--step-timeout', '10', '--on-timeout',
                 'force-complete', '--on-timeout', 'abort', '--retries', '1',
-                '--exclude', blocker.id, '--allow-skipped')
+                '--exclude', blocker.id, '--allow-skipped',
+                '--source-slots', '2')
         plan, _, _ = self.drain('--dry-run', *args)
         self.assertEqual(['live', 'force-complete after 5s',
                           'abort after 10s more',
@@ -106,10 +110,12 @@ class TestDrainLadder(test_drain_inflight.DrainRigTestCase):
         # counted from the issue aborted the last two (the second while
         # it ran, the third while it waited queued); counted from the
         # time nova works on each, none is late.
+        # (--source-slots 3: issued at once, past the slot scheduler's
+        # default of one, so that nova queues them.)
         servers = self.servers(3, 'slow:6')
         rows, err, took = self.drain(
             '--max-parallel', '3', '--timeout', '10', '--on-timeout',
-            'abort', '--retries', '0')
+            'abort', '--retries', '0', '--source-slots', '3')
         for s in servers:
             self.assertEqual('moved', rows[s.id]['Result'], rows[s.id])
             self.assertEqual([], rows[s.id]['Steps'])

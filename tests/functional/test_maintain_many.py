@@ -1,10 +1,11 @@
 """``openstack compute node maintain`` across many hosts: the rig grown to
-six computes for this class (``base.GrownRigTestCase``), an aggregate of
-the three new ones.  Waves of one and two hosts with the operator's step
-``minicloud restart-compute {host}`` (a reboot of the fake hypervisor) and
-``--migrate-back``, the disruption budget sampled from the service list in
-a thread, a failing step on the second host, SIGKILL in the middle and a
-rerun."""
+eight computes for this class (``base.GrownRigTestCase``), an aggregate of
+three of the new ones (the other two: room to move to).  Waves of one and
+two hosts with the operator's step ``minicloud restart-compute {host}`` (a
+reboot of the fake hypervisor) and ``--migrate-back``, the disruption
+budget sampled from the service list in a thread, a failing step on the
+second host, SIGKILL in the middle and a rerun; a wave of three drained
+at once, the migration list sampled in a thread (issue 24)."""
 
 import json
 import os
@@ -18,6 +19,7 @@ import fixtures
 
 from tests.functional import base
 from tests.functional import test_maintain
+from tests.functional.test_drain_inflight import BEHAVIOUR
 
 # The step gets an explicit environment: the rig's MINICLOUD_DIR is
 # forwarded by name (--exec-env MINICLOUD_DIR).
@@ -76,10 +78,60 @@ class ServiceSampler(object):
         self._thread.join(10)
 
 
+FINAL = ('completed', 'confirmed', 'done', 'failed', 'error', 'cancelled',
+         'reverted', 'finished')
+
+
+class MigrationSampler(ServiceSampler):
+    """Samples nova's migration list during a run (every unfinished
+    migration of the rig, anyone's): the most moves out of one source and
+    into one destination at once, the samples where a live migration of
+    ``ours`` waited ``queued`` behind another from its source (nova's
+    max_concurrent_live_migrations), the most sources of ours moving at
+    once, and every destination ours were sent to."""
+
+    def __init__(self, conn, ours):
+        super(MigrationSampler, self).__init__(conn, ())
+        self.ours = set(ours)
+        self.most_out = self.most_in = self.sources_at_once = 0
+        self.queued_behind = []
+        self.destinations = set()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self.sample(list(self.conn.compute.migrations()))
+            except Exception:
+                pass
+            self._stop.wait(0.3)
+
+    def sample(self, migrations):
+        running = [m for m in migrations if m.status not in FINAL]
+        for key, attr in (('source_compute', 'most_out'),
+                          ('dest_compute', 'most_in')):
+            counts: dict = {}
+            for m in running:
+                counts[getattr(m, key)] = counts.get(getattr(m, key), 0) + 1
+            setattr(self, attr, max([getattr(self, attr)]
+                                    + list(counts.values())))
+        mine = [m for m in running if m.server_id in self.ours]
+        for m in mine:
+            if m.status == 'queued' and any(
+                    x.source_compute == m.source_compute and x.status not in
+                    ('accepted', 'queued') for x in running):
+                self.queued_behind.append((m.id, m.source_compute))
+        self.sources_at_once = max(self.sources_at_once, len({
+            m.source_compute for m in mine
+            if m.status in ('preparing', 'running', 'post-migrating')}))
+        self.destinations |= {m.dest_compute for m in migrations
+                              if m.server_id in self.ours}
+        self.samples += 1
+
+
 class TestMaintainManyHosts(test_maintain.MaintainHelpers,
                             base.GrownRigTestCase):
 
-    COMPUTES = 6
+    COMPUTES = 8
 
     def setUp(self):
         super(TestMaintainManyHosts, self).setUp()
@@ -89,12 +141,15 @@ class TestMaintainManyHosts(test_maintain.MaintainHelpers,
         for host in self.hosts:
             self.addCleanup(self.enable_computes, host)
         self._forget_campaigns()
-        # The aggregate: the grown hosts (c04..c06), which hold nothing but
-        # this class's servers (a server another test leaked on c01..c03
-        # cannot stop these runs); c01..c03 take servers like any other
-        # host in service.
-        self.members = self.hosts[self._before_computes:]
-        self.assertGreaterEqual(len(self.members), 3)
+        # The aggregate: three grown hosts (c04..c06), which hold nothing
+        # but this class's servers (a server another test leaked on
+        # c01..c03 cannot stop these runs); c01..c03 and the two other
+        # grown hosts (c07, c08) take servers like any other host in
+        # service.
+        self.members = self.hosts[self._before_computes:][:3]
+        self.spare = self.hosts[self._before_computes:][3:]
+        self.assertEqual(3, len(self.members))
+        self.assertEqual(2, len(self.spare))
         self.agg = self._aggregate('nodeops-maint-%d' % os.getpid(),
                                    self.members)
 
@@ -167,6 +222,76 @@ class TestMaintainManyHosts(test_maintain.MaintainHelpers,
             self.assertFalse(svc.disabled_reason)
             self.assertEqual(h, self._host_of(later[h]))
 
+    def _abort_live(self, server_id):
+        for m in self.admin_conn.compute.migrations(
+                instance_uuid=server_id, migration_type='live-migration'):
+            if m.status not in FINAL:
+                self.admin_conn.compute.abort_server_migration(
+                    m.id, server_id, ignore_missing=True)
+
+    def _live_status(self, server_id):
+        migs = sorted(self.admin_conn.compute.migrations(
+            instance_uuid=server_id, migration_type='live-migration'),
+            key=lambda m: m.id)
+        return migs[-1].status if migs else None
+
+    def test_a_wave_drains_its_hosts_at_once_within_the_slots(self):
+        # Issue 24 items 1, 3 and 5.  A wave of the three members, two
+        # servers each whose live migrations take 4 s (nova's
+        # max_concurrent_live_migrations is 1 on the rig).  Before it, the
+        # test starts a live migration that never converges from c01 to a
+        # spare host: while it runs, that host is no destination of ours.
+        # Sampled from nova's migration list all along: never more than
+        # one move out of a source or into a destination (the slots'
+        # defaults, counting the test's migration), none of ours ever
+        # waiting queued behind another, two hosts moving at once.
+        busy = self.spare[0]
+        blocker = self.create_server(host=self.hosts[0])
+        self.admin_conn.compute.set_server_metadata(
+            blocker.id, **{BEHAVIOUR: 'never-converge'})
+        self.addCleanup(self._abort_live, blocker.id)
+        self.admin_conn.compute.live_migrate_server(
+            blocker.id, host=busy, block_migration='auto')
+        deadline = time.time() + 60
+        while self._live_status(blocker.id) != 'running':
+            self.assertLess(time.time(), deadline, 'the test migration to '
+                            '%s never ran' % busy)
+            time.sleep(0.3)
+        ours = {}
+        for host in self.members:
+            for srv in self.create_servers(2, host=host):
+                self.admin_conn.compute.set_server_metadata(
+                    srv.id, **{BEHAVIOUR: 'slow:4'})
+                ours[srv.id] = host
+        log = os.path.join(self.tmp, 'steps.log')
+        step = ('echo start {host} $(date +%%s.%%N) >> %s; sleep 2; '
+                'echo end {host} $(date +%%s.%%N) >> %s' % (log, log))
+        with MigrationSampler(self.admin_conn, ours) as sample:
+            res = self._maintain('--aggregate', self.agg, '--max-hosts', '3',
+                                 '--exec', step, '--poll-interval', '1',
+                                 '-f', 'json')
+        self.assertEqual(0, res.returncode, res.stderr)
+        rows = json.loads(res.stdout)
+        self.assertEqual([('done', 1)] * 3,
+                         [(r['Result'], r['Wave']) for r in rows], rows)
+        self.assertGreater(sample.samples, 10)
+        self.assertEqual(1, sample.most_out)
+        self.assertEqual(1, sample.most_in)
+        self.assertEqual([], sample.queued_behind)
+        self.assertGreaterEqual(sample.sources_at_once, 2)
+        self.assertNotIn(busy, sample.destinations)
+        self.assertEqual('running', self._live_status(blocker.id))
+        for sid, host in ours.items():
+            self.assertNotEqual(host, self._host_of(sid))
+        # The three steps ran at the same time: each started before any
+        # ended.
+        with open(log) as f:
+            lines = [ln.split() for ln in f]
+        starts = [float(t) for what, _, t in lines if what == 'start']
+        ends = [float(t) for what, _, t in lines if what == 'end']
+        self.assertEqual(3, len(starts))
+        self.assertLess(max(starts), min(ends))
+
     def _start(self, args, cwd):
         argv = [os.path.join(os.path.dirname(sys.executable), 'openstack'),
                 '--os-cloud', 'minicloud'] + args
@@ -186,13 +311,17 @@ class TestMaintainManyHosts(test_maintain.MaintainHelpers,
 
     def test_sigkill_and_resume(self):
         # Issue 20 item 6: the progress is in the cloud.  The run is
-        # killed during the second host's step; the rerun, from another
-        # directory and without --state, does not repeat the first host's
-        # step, and refuses to start the cut one again without
+        # killed during the second host's step, the first host's step
+        # done (the two run at once: one wave, issue 24); the rerun, from
+        # another directory and without --state, does not repeat the first
+        # host's step, and refuses to start the cut one again without
         # --rerun-exec (issue 21 item 5).
         members = sorted(self.members)
         log = os.path.join(self.tmp, 'exec.log')
-        exec_cmd = 'echo {host} >> %s; sleep 3' % log
+        go = os.path.join(self.tmp, 'go')
+        # the second host's step lasts until the kill (then ``go``)
+        exec_cmd = 'echo {host} >> %s; test {host} != %s || test -e %s || ' \
+            'sleep 60' % (log, members[1], go)
         args = ['compute', 'node', 'maintain', '--aggregate', self.agg,
                 '--max-hosts', '2', '--order', 'name', '--exec', exec_cmd]
         here = os.path.join(self.tmp, 'first')
@@ -201,8 +330,16 @@ class TestMaintainManyHosts(test_maintain.MaintainHelpers,
         os.mkdir(there)
         run = self._start(args, here)
         self._wait_for_line(log, members[1])
+        deadline = time.time() + 120
+        while not any(' exec=' in ' ' + a.metadata.get(
+                'host:' + members[0], '') for a in self._campaigns()):
+            self.assertLess(time.time(), deadline, 'the first step was '
+                            'never recorded as done')
+            time.sleep(0.3)
         run.send_signal(signal.SIGKILL)
         run.wait(30)
+        with open(go, 'w'):
+            pass
         self.assertEqual('disabled', self._status(members[1]).status)
         self.assertIn('osc-nodeops lease',
                       self._status(members[1]).disabled_reason)
@@ -227,8 +364,10 @@ class TestMaintainManyHosts(test_maintain.MaintainHelpers,
         with open(log) as f:
             ran = f.read().split()
         # The first host's step finished before the kill: not run again;
-        # the second's was cut: run again only with --rerun-exec.
-        self.assertEqual([members[0], members[1]] + members[1:], ran)
+        # the second's was cut: run again only with --rerun-exec; then the
+        # third's, in the next wave.
+        self.assertEqual(members[:2], sorted(ran[:2]))
+        self.assertEqual(members[1:], ran[2:])
         self.assertLessEqual(sample.most, 2)
         for h in members:
             self.assertEqual('enabled', self._status(h).status)

@@ -204,8 +204,7 @@ class FakeNova(object):
         if self.fail_lists:
             self.fail_lists -= 1
             raise http_error(503, 'service unavailable')
-        if host is not None:
-            self.tick()  # one step of every migration per poll
+        self.tick()  # one step of every migration per poll
         found = [m for m in list(self.migrations.values())
                  if host is None or host in (m.source_compute,
                                              m.dest_compute)]

@@ -87,7 +87,7 @@ class Base(testtools.TestCase):
                       + ((r['level'],) if 'level' in r else ())
                       for r in db.data[table])
 
-    def snapshot(self):
+    def snapshot(self, fresh=True):
         return (json.dumps(self.nova_db.data, sort_keys=True),
                 json.dumps(self.neutron_db.data, sort_keys=True))
 

@@ -863,8 +863,8 @@ class TestCommands(testtools.TestCase):
         self.assertEqual(['ID', 'Name', 'Project', 'Status Before', 'Method',
                           'Source Compute', 'Dest Compute', 'Result',
                           'Seconds', 'Message', 'Blockers', 'Notes', 'Fits',
-                          'Landing', 'Policy', 'Ladder', 'Steps', 'Blame',
-                          'Blame Detail', 'Audit'], list(rows[0]))
+                          'Landing', 'Queue', 'Policy', 'Ladder', 'Steps',
+                          'Blame', 'Blame Detail', 'Audit'], list(rows[0]))
         # issue 12 items 3, 4, 6: the planned ladder, no policy, no blame
         self.assertEqual(['live', 'abort after 600s',
                           'left running after 300s more',

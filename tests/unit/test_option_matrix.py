@@ -118,7 +118,8 @@ for _schema in ('nova', 'cinder'):
             '--from-db']
 for _opt in ('--block-migration', '--on-timeout', '--step-timeout',
              '--move-suspended', '--allow-skipped', '--max-parallel',
-             '--timeout', '--retries', '--poll-interval', '--exclude'):
+             '--timeout', '--retries', '--poll-interval', '--exclude',
+             '--source-slots', '--dest-slots'):
     NEEDS[('compute node undrain', _opt)] = ['--migrate-back']
 
 # Two values that must give two different requests (default: made up

@@ -28,8 +28,8 @@ PLAN_VIEW = ['ID', 'Name', 'Status Before', 'Method', 'Landing', 'Fits',
 EVERY_DRAIN_FIELD = ['ID', 'Name', 'Project', 'Status Before', 'Method',
                      'Source Compute', 'Dest Compute', 'Result', 'Seconds',
                      'Message', 'Blockers', 'Notes', 'Fits', 'Landing',
-                     'Policy', 'Ladder', 'Steps', 'Blame', 'Blame Detail',
-                     'Audit']
+                     'Queue', 'Policy', 'Ladder', 'Steps', 'Blame',
+                     'Blame Detail', 'Audit']
 LADDER = ['live', 'abort after 600s', 'left running after 300s more',
           'retry 1 time(s) on another host']
 
@@ -96,14 +96,19 @@ class TestDrainViews(testtools.TestCase):
         for row in rows:
             # The ladder in run order, one step a line.
             self.assertEqual('\n'.join(LADDER), row['Ladder'])
-            self.assertEqual(('c02', 'True', 'local-disk'),
-                             (row['Landing'], row['Fits'], row['Notes']))
+            self.assertEqual(('True', 'local-disk'),
+                             (row['Fits'], row['Notes']))
+        # Landing and each move's place in its host's queue (issue 24)
+        self.assertEqual(['c02 #%d' % n for n in range(1, len(rows) + 1)],
+                         [r['Landing'] for r in rows])
 
     def test_dry_run_long_shows_every_column(self):
         rc, out = self.drain('--dry-run', '--long')
         header, rows = tables.read(out)
         self.assertEqual(EVERY_DRAIN_FIELD, header)
-        self.assertEqual({'c02'}, {r['Landing'] for r in rows})
+        self.assertEqual({'c02'}, {r['Landing'].split()[0] for r in rows})
+        self.assertEqual([str(n) for n in range(1, len(rows) + 1)],
+                         [r['Queue'] for r in rows])
 
     def test_c_picks_any_column_without_long(self):
         rc, out = self.drain('-c', 'Name', '-c', 'Project')

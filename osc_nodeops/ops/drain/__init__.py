@@ -103,6 +103,10 @@ class Options(engine.ExecutorOptions):
     honour_skip: bool = False  # owners' nodeops:maintenance=skip is obeyed
     exclude: tuple = ()
     move_suspended: bool = False
+    # the slot scheduler (ops/engine/slots.py): moves at once out of one
+    # host, and into one host
+    source_slots: int = 1
+    dest_slots: int = 1
     dry_run: bool = False
     allow_skipped: bool = False
     allow_partial: bool = False

@@ -75,12 +75,14 @@ class LiveMigrate(_OriginMixin, engine.MigrationAction):
 
 
 def destination_for(ctx, item, live):
-    """The host a move names: ``--target-host``, else (a retry) another
-    candidate than the ones that failed, when the cloud lets a move name a
-    host (2.30 live without force, 2.56 cold); else None, the scheduler."""
+    """The host a move names: ``--target-host``, else the one the slot
+    scheduler chose when it started (``engine.slots``), else (a retry)
+    another candidate than the ones that failed, when the cloud lets a
+    move name a host (2.30 live without force, 2.56 cold); else None, the
+    scheduler."""
     if ctx.target_host:
         return ctx.target_host
-    host = item.data.get('retry_host')
+    host = item.data.get('dest_host') or item.data.get('retry_host')
     if host and (ctx.features.live_host_without_force if live
                  else ctx.features.cold_migrate_host):
         return host
@@ -234,7 +236,7 @@ class SuspendedLiveMigrate(LiveMigrate):
 
     def _migrate(self, ctx, item):
         ctx.compute.live_migrate_server(
-            item.id, host=ctx.target_host,
+            item.id, host=destination_for(ctx, item, True),
             block_migration=block_migration_for(ctx, item.server))
         item.data['phase'] = 'migrate'
 

@@ -515,6 +515,8 @@ def apply(items, cloud, target_host=None, shared=False):
         group = facts.groups.get(item.id)
         anti = group.id if group is not None and \
             _policy(group) == 'anti-affinity' else None
+        if anti:   # the slots name no other host than its landing
+            item.data['anti_affinity'] = True
         avoid = set()
         if anti:
             avoid = {facts.hosts_of.get(m) for m in group.member_ids

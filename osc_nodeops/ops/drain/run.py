@@ -9,6 +9,7 @@ from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
 from osc_nodeops.ops import lease
 from osc_nodeops.ops import runtime
+from osc_nodeops.ops import runtime as runtime_mod
 from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.cloud import nova
 from osc_nodeops.ops.drain import audit
@@ -18,6 +19,8 @@ from osc_nodeops.ops.drain import origin
 from osc_nodeops.ops.drain import plan
 from osc_nodeops.ops.drain import preflight
 from osc_nodeops.ops.drain import services as nova_services
+from osc_nodeops.ops.engine import slots as slots_mod
+from osc_nodeops.ops.engine import wave
 
 LOG = logging.getLogger(__name__)
 
@@ -70,6 +73,9 @@ def check_arguments(hosts, opts):
         raise errors.UsageError('--timeout must be positive')
     if opts.retries < 0:
         raise errors.UsageError('--retries must be 0 or more')
+    if opts.source_slots < 1 or opts.dest_slots < 1:
+        raise errors.UsageError('--source-slots and --dest-slots must be '
+                                'at least 1')
     if not hosts:
         raise errors.UsageError('name at least one host')
     if not all(host and host.strip() for host in hosts):
@@ -122,16 +128,37 @@ def check_excludes(compute, hosts, exclude):
 
 def _planned_destination(items, destination):
     """A dry run's rows name the destination where it is known (undrain:
-    the host; drain: --target-host), not None."""
-    if destination:
-        for item in items:
-            if item.action is not None and item.destination is None:
-                item.destination = destination
+    the host; drain: --target-host, else the pre-flight's landing), not
+    None."""
+    for item in items:
+        if item.action is not None and item.destination is None:
+            item.destination = destination or item.landing
+
+
+def _queue_places(items):
+    """Each move's place in its source's queue (1: the first to start;
+    the slots let ``--source-slots`` of them run at once): the plan's
+    Queue column."""
+    places: dict = {}
+    for item in items:
+        if item.action is not None and not item.adopt:
+            places[item.source] = places.get(item.source, 0) + 1
+            item.data['queue'] = places[item.source]
+
+
+def fleet_for(compute, hosts, opts, features, runtime=None):
+    """The poll and the slot pool the drains of ``hosts`` share."""
+    runtime = runtime or runtime_mod.Runtime()
+    return wave.Fleet(
+        wave.WavePoll(compute, hosts, features, opts.poll_interval,
+                      clock=runtime.clock, now=runtime.now),
+        slots_mod.Slots(opts.source_slots, opts.dest_slots))
 
 
 def drain_host(compute, host, service, opts, features=None, events=None,
                reason_default=None, runtime=None,
-               taken_over_since=None, conn=None, draining=(), held=None):
+               taken_over_since=None, conn=None, draining=(), held=None,
+               fleet=None):
     """S1-S4 for one host.  Returns a ``HostReport``.
 
     ``held``: a ``lease.Lease`` of ``host`` the caller holds (and releases);
@@ -140,14 +167,17 @@ def drain_host(compute, host, service, opts, features=None, events=None,
     ``taken_over_since``: when the run whose lease was taken over started
     (else from ``held``).  ``conn`` (a Connection):
     run the pre-flight (blockers, capacity) on the plan; ``draining``:
-    every host of this run (not candidates)."""
+    every host of this run (not candidates).  ``fleet``: the poll and slots
+    it shares with the other hosts of a wave drained at once (else its
+    own)."""
     features = features or nova.Features.from_proxy(compute)
     ctx = _context(compute, host, features, opts, events, opts.target_host,
                    runtime)
     ctx.preflight = (conn, tuple(draining) or (host,))
     if opts.dry_run:
         return _drain_host(ctx, compute, host, service, opts, features,
-                           'dry run: service left %s' % service.status)
+                           'dry run: service left %s' % service.status,
+                           fleet=fleet)
     own = held is None
     if own:
         held = lease.Lease(compute, host, kind='drain',
@@ -166,7 +196,7 @@ def drain_host(compute, host, service, opts, features=None, events=None,
             reason_default or nova_services.default_reason())
         ctx.emit('service', '%s nova-compute %s' % (host, note))
         report = _drain_host(ctx, compute, host, service, opts, features,
-                             note, held.check, taken_over_since)
+                             note, held.check, taken_over_since, fleet)
         abandoned = report.abandoned
         return report
     finally:
@@ -191,9 +221,13 @@ def end_lease(ctx, held, abandoned=False):
 
 
 def _drain_host(ctx, compute, host, service, opts, features, note,
-                guard=None, taken_over_since=None):
+                guard=None, taken_over_since=None, fleet=None):
     since = timeutil.utcnow() - datetime.timedelta(hours=1)
-    poller = engine.HostPoller(compute, host, features, since=since)
+    own = fleet is None
+    fleet = fleet or fleet_for(compute, [host], opts, features,
+                               ctx.runtime)
+    poller = wave.WaveHostPoller(compute, host, fleet.poll, features,
+                                 since=since)
     snap = poller.snapshot(full=True, each=calls.call_with_retry)
     items = plan.plan_drain(ctx, snap, opts)
     earlier = []
@@ -212,6 +246,7 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
         host, len(items), moving, len(items) - moving))
     report = HostReport(host, items, service_note=note,
                         preflight_notes=notes)
+    _queue_places(items)
     if opts.dry_run:
         engine.settle(items, True)
         _planned_destination(items, opts.target_host)
@@ -220,8 +255,14 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
                         or opts.allow_skipped for i in items)
         report.api_calls = poller.calls
         return report
-    executor = engine.Executor.from_options(ctx, poller, opts, guard=guard)
-    executor.run(items, initial_snapshot=snap)
+    executor = engine.Executor.from_options(ctx, poller, opts, guard=guard,
+                                            slots=fleet.slots)
+    fleet.register(executor.interrupts)
+    # No initial snapshot: the first starts count the slots on a poll of
+    # the cloud (the plan's listing saw this host's migrations only).
+    executor.run(items)
+    if own:   # the poll was this host's alone
+        poller.calls += fleet.poll.calls
     items.extend(earlier)   # rows, not work: the stopped run did them
     engine.settle(items, False)
     report.interrupted = executor.interrupts.interrupted
@@ -283,8 +324,10 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
 
 def drain_hosts(compute, hosts, services, opts, features=None, events=None,
                 reason_default=None, runtime=None, reports=None,
-                conn=None):
-    """Drain several hosts one after the other (rolling).
+                conn=None, at_once=False):
+    """Drain several hosts one after the other (rolling), or ``at_once``
+    (a wave of ``compute node maintain``: each in a thread of its own, one
+    poll and one slot pool for all, ``drain_at_once``).
 
     Every host is disabled first (S1), so the scheduler does not send the
     servers of the first host to the next one.  Stops after a host whose
@@ -331,6 +374,22 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
                 ctx, nova_services.compute_service(compute, host),
                 opts.reason, reason_default)
             ctx.emit('service', '%s nova-compute %s' % (host, note))
+        if at_once:
+            # Threads install no SIGINT handler: the fleet passes Ctrl-C
+            # on to each host's executor.
+            runtime = dataclasses.replace(runtime or runtime_mod.Runtime(),
+                                          handle_sigint=False)
+            fleet = fleet_for(compute, hosts, opts, features, runtime)
+            reports.extend(drain_at_once(
+                hosts, fleet, lambda host: drain_host(
+                    compute, host, services[host], opts, features=features,
+                    events=events, reason_default=reason_default,
+                    runtime=runtime, conn=conn, draining=hosts,
+                    held=held[host], fleet=fleet),
+                lambda host, report: end_lease(_context(
+                    compute, host, features, opts, events, None, runtime),
+                    held.pop(host), report.abandoned)))
+            return reports
         for host in hosts:
             current = host
             report = drain_host(compute, host, services[host], opts,
@@ -348,6 +407,27 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
         for host, rest in held.items():  # not reached: released
             end_lease(_context(compute, host, features, opts, events, None,
                                runtime), rest, abandoned=host == current)
+    return reports
+
+
+def drain_at_once(hosts, fleet, drain_one, release):
+    """Drain ``hosts`` (disabled, leased) at the same time: one thread
+    each (``drain_one(host)``), sharing ``fleet`` (one poll of the cloud
+    per interval for all of them, one slot pool).  Each host's failure is
+    its own: an error in one host's drain is its report's ``error`` (its
+    lease left to expire, as when a serial drain raises), the others
+    finish.  Returns the reports in the order of ``hosts``, each passed to
+    ``release(host, report)`` as it is known."""
+    done = fleet.run({host: (lambda host=host: drain_one(host))
+                      for host in hosts})
+    reports = []
+    for host in hosts:
+        report, exc = done[host]
+        if report is None:
+            report = HostReport(host, [], ok=False, abandoned=True,
+                                error='%s: %s' % (host, errors.one_line(exc)))
+        reports.append(report)
+        release(host, report)
     return reports
 
 
@@ -466,11 +546,13 @@ def list_drained_from(compute, host):
 
 
 def undrain_host(compute, host, service, opts, features=None, events=None,
-                 runtime=None, held=None):
+                 runtime=None, held=None, fleet=None):
     """S6 (and S7 with ``opts.migrate_back``) for one host.
 
     The host's lease is taken before the enable and released after the
-    last move home (``held``: one the caller holds and releases)."""
+    last move home (``held``: one the caller holds and releases).
+    ``fleet``: a ``wave.Fleet`` whose Ctrl-C reaches its moves (an undrain
+    run in a thread of a maintain wave)."""
     features = features or nova.Features.from_proxy(compute)
     ctx = _context(compute, host, features, opts, events, host, runtime)
     servers = []
@@ -497,7 +579,7 @@ def undrain_host(compute, host, service, opts, features=None, events=None,
     abandoned = True
     try:
         report = _undrain_host(ctx, compute, host, service, opts, features,
-                               servers, held)
+                               servers, held, fleet)
         abandoned = report.abandoned
         return report
     finally:
@@ -506,7 +588,7 @@ def undrain_host(compute, host, service, opts, features=None, events=None,
 
 
 def _undrain_host(ctx, compute, host, service, opts, features, servers,
-                  held):
+                  held, fleet=None):
     if held is not None:
         held.check()
         # Read after the lease is ours: what another run did before counts.
@@ -529,6 +611,7 @@ def _undrain_host(ctx, compute, host, service, opts, features, servers,
     report.items = items
     ctx.emit('plan', '%s: %d server(s) recorded as from here, %d to move '
              'back' % (host, len(items), sum(1 for i in items if i.action)))
+    _queue_places(items)
     if opts.dry_run:
         engine.settle(items, True)
         _planned_destination(items, host)
@@ -544,8 +627,13 @@ def _undrain_host(ctx, compute, host, service, opts, features, servers,
                 item.message = ('already on %s; clearing the origin record '
                                 'failed: %s' % (host, errors.one_line(
                                     exc, style=errors.STATUS)))
-    executor = engine.Executor.from_options(ctx, poller, opts,
-                                            guard=held.check)
+    # The slots count what this host's poll sees: every move into it, and
+    # the moves out of their sources that touch it.
+    executor = engine.Executor.from_options(
+        ctx, poller, opts, guard=held.check,
+        slots=slots_mod.Slots(opts.source_slots, opts.dest_slots))
+    if fleet is not None:
+        fleet.register(executor.interrupts)
     executor.run(items, initial_snapshot=snap)
     engine.settle(items, False)
     report.interrupted = executor.interrupts.interrupted

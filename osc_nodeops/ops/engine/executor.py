@@ -14,6 +14,7 @@ from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.engine import interrupts
 from osc_nodeops.ops.engine import items
 from osc_nodeops.ops.engine import ladder
+from osc_nodeops.ops.engine import slots as slots_mod
 from osc_nodeops.ops.engine import snapshot
 
 LOG = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ class Executor(object):
     def __init__(self, ctx, poller, max_parallel=4, poll_interval=2.0,
                  timeout=600.0, on_timeout='abort', retries=1,
                  retry_delay=5.0, transient_retries=6, grace=None,
-                 hung_after=None, step_timeout=None, guard=None):
+                 hung_after=None, step_timeout=None, guard=None,
+                 slots=None):
         if max_parallel < 1:
             raise ValueError('max_parallel must be at least 1')
         if step_timeout is not None:
@@ -84,6 +86,9 @@ class Executor(object):
         # why (one line).
         self.guard = guard
         self.stopped_by = None
+        # ``slots.Slots``: a move starts only with a free slot out of its
+        # source and into its destination (None: ``max_parallel`` only).
+        self.slots = slots
 
     def _finish(self, item, result, message=''):
         detail = item.finish(result, message, self.clock())
@@ -364,12 +369,16 @@ class Executor(object):
                              % (item.future_kind or 'API'))
                 self._finish(item, items.INTERRUPTED, 'left in flight%s; '
                              'rerun to pick it up' % what)
+            for item in inflight:
+                self._release(item)
             inflight.clear()
         for item in list(inflight):
             if item.state == items.FINISHED:
                 inflight.remove(item)
+                self._release(item)
             elif item.state == items.QUEUED and item.future is None:
                 inflight.remove(item)
+                self._release(item)
                 queue.append(item)
         if self.interrupts.stopping:
             for item in queue:
@@ -381,7 +390,7 @@ class Executor(object):
         """Start queued items whose time has come, at most
         ``max_parallel`` in flight; return the (maybe newer) snapshot."""
         now = self.clock()
-        guarded = False
+        guarded = looked = False
         while queue and len(inflight) < self.max_parallel:
             ready = [i for i in queue if i.not_before <= now]
             if not ready:
@@ -390,13 +399,31 @@ class Executor(object):
                 guarded = True
                 if not self._guard_allows(queue):
                     break
-            item = ready[0]
+            if self.slots is not None and snap is None:
+                snap = self._snapshot(force=True)   # what the slots count
+                if snap is None:
+                    break
+            item = ready[0] if self.slots is None else slots_mod.pick(
+                self.slots, ready, snap, self.ctx, now, self.ladder.timeout_of)
+            for late in [i for i in ready if i.data.get('slot_overdue')]:
+                queue.remove(late)   # waited for a slot past its --timeout
+                self._finish(late, items.TIMEOUT, late.data['slot_overdue'])
+            if item is None:   # no free slot
+                # With none of ours in flight no poll watches them: look
+                # at the cloud here, once, when a poll is due.
+                new = None if inflight or looked else self._snapshot()
+                looked = True
+                if new is None:
+                    break
+                snap = new
+                continue
             requeued = item.data.get('requeued_at')
             if requeued is not None and (
                     snap is None or snap.taken_at <= requeued):
                 # A retry looks at the host afresh before issuing.
                 new = self._snapshot(force=True)
                 if new is None:
+                    self._release(item)
                     break
                 snap = new
             queue.remove(item)
@@ -405,6 +432,10 @@ class Executor(object):
             if item.state == items.QUEUED:   # put off: _sort re-queues it
                 break
         return snap
+
+    def _release(self, item):
+        if self.slots is not None:
+            self.slots.release(item)
 
     def _guard_allows(self, queue):
         """Run the guard once for a batch; on refusal, every queued item
@@ -428,10 +459,12 @@ class Executor(object):
         wait = self.polls.interval
         if self.interrupts.stopping:   # to see a call hang past its grace
             wait = min(wait, self.interrupts.tick)
-        if any(i.future is None for i in inflight):
+        if any(i.future is None for i in inflight) or (
+                queue and self.slots is not None):   # a slot frees at a poll
             wait = min(wait, self.polls.next_at - now)
-        if queue:
-            wait = min(wait, min(i.not_before for i in queue) - now)
+        later = [i.not_before for i in queue if i.not_before > now]
+        if later:
+            wait = min(wait, min(later) - now)
         return max(0.05, wait)
 
     def run(self, plan_items, initial_snapshot=None):

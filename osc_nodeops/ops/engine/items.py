@@ -163,7 +163,8 @@ class PlanItem(object):
         self.last_migration = None
         for key in ('call_pending', 'done_seen', 'ladder_step', 'aborted',
                     'ladder_asked', 'confirm_sent', 'queue_ahead',
-                    'left_queue', 'clock_from', 'progress_low', 'stalled'):
+                    'left_queue', 'clock_from', 'progress_low', 'stalled',
+                    'dest_host'):
             self.data.pop(key, None)
         self.data['requeued_at'] = now
         self.not_before = now + retry_delay

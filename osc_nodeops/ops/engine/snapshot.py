@@ -24,8 +24,11 @@ class Snapshot(object):
     """
 
     def __init__(self, host, servers, migrations, taken_at=None,
-                 elsewhere=()):
+                 elsewhere=(), cloud=None):
         self.host = host
+        # Every record the poll saw (a wave's poll: the whole cloud's,
+        # ``wave.WavePoll``); the slot scheduler counts them.
+        self.all_migrations = list(migrations) if cloud is None else cloud
         self._servers = None
         self._load_servers = None
         self._load_error = None
@@ -43,6 +46,7 @@ class Snapshot(object):
         for lst in self._by_server.values():
             lst.sort(key=_migration_sort_key)
         self._elsewhere = {s.id: s for s in elsewhere}
+        self.cloud = cloud is not None
 
     def load_with(self, runner):
         """Make the deferred server list through ``runner(fn)`` (the
@@ -135,8 +139,10 @@ class HostPoller(object):
                 details=True, all_projects=True, compute_host=other))
         return found
 
-    def snapshot(self, full=False, each=None):
-        """Migrations, then servers.
+    def snapshot(self, full=False, each=None, fresh=True):
+        """Migrations, then servers (always listed now: ``fresh`` is for
+        ``wave.WaveHostPoller``, whose polls may be served from the wave's
+        latest).
 
         ``each(fn)`` makes each listing (planning passes
         ``calls.call_with_retry``): a listing is retried on its own, so a
@@ -181,7 +187,7 @@ class Polls(object):
         if now < self.next_at and not force:
             return None
         try:
-            snap = self.bounded(self.poller.snapshot)
+            snap = self.bounded(lambda: self.poller.snapshot(fresh=force))
             snap.load_with(self.bounded)
         except Exception as exc:
             if not calls.is_transient(exc):

@@ -33,6 +33,7 @@ from osc_nodeops.ops import campaign
 from osc_nodeops.ops import drain
 from osc_nodeops.ops import node_list
 from osc_nodeops.ops import runtime as runtime_mod
+from osc_nodeops.ops.engine import wave as wave_mod
 from osc_nodeops.ops.maintain import dry_run
 from osc_nodeops.ops.maintain.common import COLUMNS  # noqa
 from osc_nodeops.ops.maintain.common import DONE_RE
@@ -386,7 +387,8 @@ def _wave(run, wave):
         # disabled already) and refuses before anything changes.
         try:
             reports = drain.drain_hosts(
-                compute, to_drain, services, opts, events=forward_events(emit),
+                compute, to_drain, services, opts, at_once=True,
+                events=forward_events(emit),
                 reason_default='maintenance: osc-nodeops compute node '
                                'maintain at %s' % timeutil.api_time(
                                    timeutil.utcnow()),
@@ -419,36 +421,49 @@ def _wave(run, wave):
                 state.mark(h, 'drain')
                 results[h].steps['drain'] = 'done'
                 hold_host(run, h, 'maintenance in progress')
-    ok = True
+    ok = all(results[h].result not in ('failed', 'interrupted')
+             for h in wave)
+    stop = any(results[h].result == 'interrupted' for h in wave)
+    cycling = []
     for h in wave:
         if results[h].result in ('failed', 'interrupted'):
-            ok = False
             continue
-        if not ok and not req.keep_going:
-            # Drained with the wave, but the run stops: left disabled
-            # (a rerun goes on with it).
+        if stop:
+            # Drained with the wave, but a Ctrl-C stopped the run: left
+            # disabled (a rerun goes on with it).
             results[h].result = 'stopped'
             results[h].message = ('drained; the run stopped before its '
                                   'step')
-            hold_host(run, h, 'the run stopped at another host of the wave '
-                  'before this host\'s step')
+            hold_host(run, h, 'the run was interrupted before this '
+                      'host\'s step')
             continue
-        try:
-            cycle_host(run, h, results[h])
-        except Failed as exc:
-            fail_host(run, results[h], exc.step, str(exc), output=exc.output)
-            ok = False
-        except KeyboardInterrupt:
-            results[h].result = 'interrupted'
-            results[h].message = 'interrupted; a rerun goes on from here'
-            return False
-        except Exception as exc:
-            # Any other error is this host's row (the table is kept), not
-            # a traceback that loses every row.
-            fail_host(run, results[h], results[h].current or 'exec',
+        cycling.append(h)
+    # The wave's hosts go through their steps at once; each host's failure
+    # is its own (the others finish; the run stops before the next wave).
+    fleet = wave_mod.Fleet()
+    done = fleet.run({h: (lambda h=h: _cycle(run, h, fleet))
+                      for h in cycling})
+    return all(done[h][0] for h in cycling) and ok
+
+
+def _cycle(run, h, fleet):
+    """One host's steps after its drain (``cycle_host``) as the row says:
+    True when it was cycled."""
+    results = run.results
+    try:
+        cycle_host(run, h, results[h], fleet)
+        return True
+    except Failed as exc:
+        fail_host(run, results[h], exc.step, str(exc), output=exc.output)
+    except KeyboardInterrupt:
+        results[h].result = 'interrupted'
+        results[h].message = 'interrupted; a rerun goes on from here'
+    except Exception as exc:
+        # Any other error is this host's row (the table is kept), not
+        # a traceback that loses every row.
+        fail_host(run, results[h], results[h].current or 'exec',
                   errors.one_line(exc))
-            ok = False
-    return ok
+    return False
 
 
 def _refuse_skips(conn, hosts, services, opts, results, emit):

@@ -72,7 +72,7 @@ def fail_host(run, result, step, why, output=None):
             errors.one_line(exc),), host=result.host, step=step)
 
 
-def _exec(run, host, result):
+def _exec(run, host, result, fleet=None):
     """The operator's --exec, recorded as started before it runs: a kill
     or an interruption leaves ``exec-start`` without its end, and no
     rerun starts it again without ``--rerun-exec HOST``."""
@@ -96,7 +96,7 @@ def _exec(run, host, result):
                drop=('exec', campaign.EXEC_INTERRUPTED))
     emit('start', req.exec_cmd, host=host, step='exec')
     try:
-        _step(req, host, 'exec', req.exec_cmd, req.exec_timeout, emit)
+        _step(run, host, 'exec', req.exec_cmd, req.exec_timeout, fleet)
     except KeyboardInterrupt:
         try:
             state.mark(host, campaign.EXEC_INTERRUPTED)
@@ -117,26 +117,43 @@ def _exec(run, host, result):
     return True
 
 
-def cycle_host(run, host, result):
+def cycle_host(run, host, result, fleet=None):
+    """``--exec``, the wait, ``--check`` and the undrain of one drained
+    host.  ``fleet``: the ``wave.Fleet`` of the hosts of its wave cycled
+    at once (each in a thread): its Ctrl-C ends the step and the waits
+    (``KeyboardInterrupt``) and reaches the undrain's moves."""
     req, state, emit = run.req, run.state, run.emit
     compute = run.conn.compute
+    check = fleet.check if fleet is not None else (lambda: None)
+    runtime = run.runtime if fleet is None else dataclasses.replace(
+        run.runtime, sleep=fleet.sleep)
     step_ended = timeutil.utcnow()
-    if req.exec_cmd and _exec(run, host, result):
+    if req.exec_cmd and _exec(run, host, result, fleet):
         step_ended = timeutil.utcnow()
+    check()
     if not state.done(host, 'wait'):
         result.current = 'wait'
         emit('start', 'waiting for nova-compute up with a fresh heartbeat',
              host=host, step='wait')
-        wait_up(compute, host, step_ended, req, run.runtime)
+        wait_up(compute, host, step_ended, req, runtime)
         state.mark(host, 'wait')
         result.steps['wait'] = 'done'
         emit('done', 'nova-compute up', host=host, step='wait')
     if req.check_cmd and not state.done(host, 'check'):
         result.current = 'check'
         emit('start', req.check_cmd, host=host, step='check')
-        _step(req, host, 'check', req.check_cmd, req.check_timeout, emit)
+        _step(run, host, 'check', req.check_cmd, req.check_timeout, fleet)
         state.mark(host, 'check')
         result.steps['check'] = 'done'
+    check()
+    _undrain(run, host, result, runtime, fleet)
+
+
+def _undrain(run, host, result, runtime, fleet):
+    """The cycle's last step: enable (and with ``--migrate-back`` bring
+    its servers home); a host kept disabled gets its own reason back."""
+    req, state, emit = run.req, run.state, run.emit
+    compute = run.conn.compute
     result.current = 'undrain'
     emit('start', 'undraining', host=host, step='undrain')
     svc = drain.compute_service(compute, host)
@@ -153,7 +170,7 @@ def cycle_host(run, host, result):
                                break_lease=False, exclude=())
     report = drain.undrain_host(compute, host, svc, opts,
                                 events=forward_events(emit),
-                                runtime=run.runtime)
+                                runtime=runtime, fleet=fleet)
     moved = sum(1 for i in report.items if i.action and i.ok)
     result.moved_back = moved if opts.migrate_back else None
     if not report.ok:
@@ -172,13 +189,16 @@ def cycle_host(run, host, result):
     emit('host-done', 'maintained', host=host, step='undrain')
 
 
-def _step(req, host, step, cmd, timeout, emit):
+def _step(run, host, step, cmd, timeout, fleet=None):
     """Run the operator's ``cmd`` for ``host``; ``Failed`` unless it
-    exits 0.  Its output is an event (stderr, ``--events``)."""
+    exits 0.  Its output is an event (stderr, ``--events``).  A Ctrl-C
+    (``fleet.cancelled`` in a wave's thread) ends its process group."""
+    req, emit = run.req, run.emit
     started = timeutil.utcnow()
     try:
-        rc, out = operator_step.run(cmd, host, timeout,
-                                    forward=req.exec_env)
+        rc, out = operator_step.run(
+            cmd, host, timeout, forward=req.exec_env,
+            cancel=fleet.cancelled if fleet is not None else None)
     except (operator_step.StepError, OSError) as exc:
         raise Failed(step, errors.one_line(exc), status='not started')
     if out:
