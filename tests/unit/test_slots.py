@@ -1,6 +1,10 @@
 """Issue 24 items 1 and 3: the slot scheduler and the wave's one poll."""
 
 import datetime
+import os
+import signal
+import threading
+import time
 
 import fixtures
 import testtools
@@ -275,3 +279,35 @@ class TestWaveAtOnce(testtools.TestCase):
         self.assertEqual(1, watch.most_out)
         self.assertEqual(1, watch.most_in)
         self.assertEqual(0, watch.queued_behind)
+
+    def test_a_signal_during_the_wave_steps_ends_them_all(self):
+        # SIGTERM (as Ctrl-C) while both hosts' steps run in their
+        # threads: both process groups end, both rows say interrupted,
+        # exit 130.  (Waiting with Thread.join, the interrupt left a
+        # thread marked stopped while it ran: the run raised KeyError.)
+        tmp = self.useFixture(fixtures.TempDir()).path
+        nova = fakes.FakeNova(hosts=('c01', 'c02', 'c03', 'c04'))
+        for svc in nova.services.values():
+            svc.updated_at = test_maintain.FUTURE
+        req = test_maintain.request(tmp, hosts=('c01', 'c02'), max_hosts=2,
+                                    exec_cmd='sleep 30')
+        seen = []
+        timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
+        self.addCleanup(timer.cancel)
+
+        def term_once_both_run(event):
+            seen.append(event)
+            if not timer.is_alive() and not timer.finished.is_set() and sum(
+                    1 for e in seen if e.step == 'exec'
+                    and e.kind == 'start') == 2:
+                timer.start()
+        start = time.monotonic()
+        with test_maintain.one_owner():
+            report = maintain.run(fakes.FakeCloud(nova), req,
+                                  events=term_once_both_run)
+        self.assertLess(time.monotonic() - start, 20)
+        self.assertEqual(130, report.exit_status)
+        self.assertEqual(['interrupted'] * 2,
+                         [h.result for h in report.hosts])
+        self.assertEqual(2, sum(1 for e in seen if e.kind == 'interrupt'
+                                and e.step == 'exec'))

@@ -187,23 +187,29 @@ class Fleet(object):
 
     def run(self, jobs):
         """``{name: callable}`` -> ``{name: (result, exception)}``, each
-        job in its own thread, all at once."""
+        job in its own thread, all at once.
+
+        The main thread waits on an event per job, not ``Thread.join``: a
+        KeyboardInterrupt inside ``join`` can leave the thread marked
+        stopped while it runs (CPython's ``_wait_for_tstate_lock``), and
+        the wave would go on without it."""
         out: dict = {}
+        ended = {name: threading.Event() for name in jobs}
 
         def work(name, fn):
             try:
                 out[name] = (fn(), None)
             except BaseException as exc:   # reported, not lost
                 out[name] = (None, exc)
-        threads = [threading.Thread(target=work, args=(name, fn),
-                                    name='wave-%s' % name, daemon=True)
-                   for name, fn in jobs.items()]
-        for t in threads:
-            t.start()
-        for t in threads:
-            while t.is_alive():
+            finally:
+                ended[name].set()
+        for name, fn in jobs.items():
+            threading.Thread(target=work, args=(name, fn),
+                             name='wave-%s' % name, daemon=True).start()
+        for event in ended.values():
+            while not event.is_set():
                 try:
-                    t.join(0.2)
+                    event.wait(0.2)
                 except KeyboardInterrupt:
                     self.interrupt()
         return out
