@@ -400,7 +400,8 @@ class Executor(object):
                 if not self._guard_allows(queue):
                     break
             if self.slots is not None and snap is None:
-                snap = self._snapshot(force=True)   # what the slots count
+                # what the slots count: the wave's latest poll will do
+                snap = self._snapshot()
                 if snap is None:
                     break
             item = ready[0] if self.slots is None else slots_mod.pick(
