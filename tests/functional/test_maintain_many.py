@@ -96,6 +96,7 @@ class MigrationSampler(ServiceSampler):
         self.most_out = self.most_in = self.sources_at_once = 0
         self.queued_behind = []
         self.destinations = set()
+        self.worst: dict = {}   # the sample that set each maximum
 
     def _run(self):
         while not self._stop.is_set():
@@ -111,9 +112,17 @@ class MigrationSampler(ServiceSampler):
                           ('dest_compute', 'most_in')):
             counts: dict = {}
             for m in running:
-                counts[getattr(m, key)] = counts.get(getattr(m, key), 0) + 1
-            setattr(self, attr, max([getattr(self, attr)]
-                                    + list(counts.values())))
+                # No destination yet: nova's record has none until the
+                # scheduler has validated it, even a named one (without
+                # force, nova passes the host as the request spec's
+                # requested_destination).
+                if getattr(m, key):
+                    counts[getattr(m, key)] = counts.get(
+                        getattr(m, key), 0) + 1
+            if counts and max(counts.values()) > getattr(self, attr):
+                setattr(self, attr, max(counts.values()))
+                self.worst[attr] = [(m.id, m.status, m.source_compute,
+                                     m.dest_compute) for m in running]
         mine = [m for m in running if m.server_id in self.ours]
         for m in mine:
             if m.status == 'queued' and any(
@@ -275,8 +284,8 @@ class TestMaintainManyHosts(test_maintain.MaintainHelpers,
         self.assertEqual([('done', 1)] * 3,
                          [(r['Result'], r['Wave']) for r in rows], rows)
         self.assertGreater(sample.samples, 10)
-        self.assertEqual(1, sample.most_out)
-        self.assertEqual(1, sample.most_in)
+        self.assertEqual(1, sample.most_out, sample.worst)
+        self.assertEqual(1, sample.most_in, sample.worst)
         self.assertEqual([], sample.queued_behind)
         self.assertGreaterEqual(sample.sources_at_once, 2)
         self.assertNotIn(busy, sample.destinations)
