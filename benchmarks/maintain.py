@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
-"""Benchmark: rolling maintenance of several hosts, three ways.
+"""Benchmark: rolling maintenance of several hosts, four ways side by side.
 
-Not a test.  On ``--hosts`` compute hosts of the minicloud (default: up to
-4), each with ``--servers`` servers (default 10), hypervisor timing on (a
+Not a test.  On ``--hosts`` compute hosts of the minicloud (default 8),
+each with ``--servers`` servers (default 6), hypervisor timing on (a
 live migration takes seconds), each variant cycles every host --
 disable, empty, the step (``minicloud restart-compute HOST``: a reboot of
 the fake hypervisor), wait until nova-compute is up again, re-enable:
 
-``maintain-k1``  ``openstack compute node maintain --aggregate AGG
-                 --max-hosts 1 --exec 'minicloud restart-compute {host}'``
-                 (one process; AGG: an aggregate of the benchmark's hosts);
-``maintain-k2``  the same with ``--max-hosts 2``;
+``maintain-k1``  ``openstack --debug compute node maintain --aggregate AGG
+                 --max-hosts 1 --max-parallel 8 --poll-interval 1 --exec
+                 'minicloud restart-compute {host}'`` (one process; AGG: an
+                 aggregate of the benchmark's hosts);
+``maintain-k2``  the same with ``--max-hosts 2`` (waves of two hosts, each
+                 wave's drains at once on one poll of the cloud);
+``maintain-k4``  the same with ``--max-hosts 4``;
 ``hand``         the loop operators write today, per host: ``openstack
                  compute service set --disable``, the seed's per-server
                  ``openstack server migrate --live-migration --wait UUID``
@@ -18,32 +21,62 @@ the fake hypervisor), wait until nova-compute is up again, re-enable:
                  list`` until the host is up, ``service set --enable``.
 
 Before each variant the servers are booted fresh (not timed) and deleted
-after it.  Printed per variant: wall time, ratio to the hand loop, and the
-most hosts ever disabled at once (the service list sampled every 0.5 s).
+after it.  Printed per variant: wall time, its ratio to maintain-k1 and to
+the hand loop, the most hosts ever disabled at once (the service list
+sampled every 0.5 s) and, for the maintain variants, the requests per poll
+interval, counted from the ``--debug`` log of the run (keystoneauth logs
+each request as ``REQ: curl -g -i -X GET "https://.../os-migrations?..."``;
+the logs are kept, their paths printed): a wave's poll (``wave.WavePoll``)
+makes exactly one ``GET /os-migrations`` of the whole cloud (no ``host``),
+and one ``GET /servers/detail`` with ``changes-since`` (no ``host``)
+when a host's servers are looked at, so requests per poll = (those
+migration lists + those server lists) / those migration lists.  Also
+counted: a host's own polls (``/os-migrations?host=H&changes-since=...``,
+the undrain's with ``--migrate-back``; none here) and every other GET
+(planning, verification, leases, audit), per poll and by path.
+
+Goals (issue 24), computed: maintain-k2 <= 0.55 x maintain-k1 and
+maintain-k4 <= 0.35 x maintain-k1 in wall time; requests per poll the same
+(within 0.2) for k1, k2 and k4.
+
 Holds the functional-test lock of the rig.  Uses hosts that hold no
 server; when fewer than ``--hosts`` are free, grows the rig by what is
 missing (``MINICLOUD_COMPUTES=N minicloud up``) and shrinks it back
 afterwards (the extra hosts' services and providers deleted); restores
 timing at the end.
 
-    .venv/bin/python benchmarks/maintain.py [--hosts 4] [--servers 10]
+    .venv/bin/python benchmarks/maintain.py [--hosts 8] [--servers 6]
 """
 
 import argparse
+import collections
 import fcntl
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import drain as bench  # noqa: E402  (the drain benchmark's helpers)
 
 MINICLOUD = os.path.join(bench.REPO, 'tools', 'minicloud', 'minicloud')
-VARIANTS = ('maintain-k1', 'maintain-k2', 'hand')
+VARIANTS = ('maintain-k1', 'maintain-k2', 'maintain-k4', 'hand')
+MAINTAIN = VARIANTS[:3]
+# Wall time of a variant over maintain-k1's, at most (issue 24).
+GOALS = {'maintain-k2': 0.55, 'maintain-k4': 0.35}
+SPREAD = 0.2   # requests per poll, the most they may differ between k
+# keystoneauth's request line (session.py, _http_log_request): the URL
+# is quoted when it carries a query.
+REQ = re.compile(r'REQ: curl -g -i (?:--insecure |--cacert "[^"]*" )?'
+                 r'-X (\w+) "?([^"\s]+)')
+ID = re.compile(r'^([0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?'
+                r'[0-9a-f]{12}|[0-9a-f]{32}|\d+)$')
 
 
 def osc(*args, check=True):
@@ -73,13 +106,78 @@ class Sampler(threading.Thread):
                 pass
 
 
-def run_maintain(agg, k):
+def run_maintain(agg, k, debug_log):
+    """The maintain, its ``--debug`` log (every request) to ``debug_log``."""
     # An aggregate of the benchmark's hosts is the scope: a host of the
     # rig that some test left disabled does not take a place in the budget.
-    osc('compute', 'node', 'maintain', '--aggregate', agg, '--max-hosts', k,
-        '--exec', '%s restart-compute {host}' % MINICLOUD,
-        '--exec-env', 'MINICLOUD_DIR', '--max-parallel', 8,
-        '--poll-interval', 1, '-f', 'json')
+    argv = [bench.OPENSTACK, '--os-cloud', 'minicloud', '--debug',
+            'compute', 'node', 'maintain', '--aggregate', agg,
+            '--max-hosts', str(k),
+            '--exec', '%s restart-compute {host}' % MINICLOUD,
+            '--exec-env', 'MINICLOUD_DIR', '--max-parallel', '8',
+            '--poll-interval', '1', '-f', 'json']
+    with open(debug_log, 'w') as err:
+        res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=err,
+                             text=True, env=bench.cli_env())
+    if res.returncode != 0:
+        with open(debug_log, errors='replace') as f:
+            tail = f.read()[-2000:]
+        raise RuntimeError('maintain --max-hosts %s exited %d (log %s): %s'
+                           % (k, res.returncode, debug_log, tail))
+
+
+def endpoint_path(url):
+    """``/os-migrations``, ``/servers/{id}``...: the path after the API
+    version (or the endpoint's), IDs replaced."""
+    path = urllib.parse.urlsplit(url).path
+    parts = [p for p in path.split('/') if p]
+    for i, part in enumerate(parts):
+        if re.match(r'^v\d+(\.\d+)?$', part):
+            parts = parts[i + 1:]
+            if parts and re.match(r'^[0-9a-f]{32}$', parts[0]):
+                parts = parts[1:]   # an endpoint with the project's ID
+            break
+    return '/' + '/'.join('{id}' if ID.match(p) else p for p in parts)
+
+
+def count_requests(debug_log):
+    """The requests of a run's ``--debug`` log, by kind: ``polls`` (the
+    wave's cloud-wide migration lists), ``poll_servers`` (its
+    changes-since server lists), ``host_polls`` (a host's own migration
+    lists since a time), ``other`` (every other GET, by path) and
+    ``writes`` (the rest)."""
+    out = {'polls': 0, 'poll_servers': 0, 'host_polls': 0,
+           'other': collections.Counter(), 'writes': 0}
+    with open(debug_log, errors='replace') as f:
+        for line in f:
+            found = REQ.search(line)
+            if not found:
+                continue
+            method, url = found.groups()
+            if method != 'GET':
+                out['writes'] += 1
+                continue
+            path = endpoint_path(url)
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+            since = 'changes-since' in query
+            if path == '/os-migrations' and 'host' not in query:
+                out['polls'] += 1
+            elif path == '/os-migrations' and since:
+                out['host_polls'] += 1
+            elif (path == '/servers/detail' and since
+                  and 'host' not in query):
+                out['poll_servers'] += 1
+            else:
+                out['other']['GET %s%s' % (path, '?host=' if 'host' in query
+                                           else '')] += 1
+    return out
+
+
+def per_poll(counts):
+    """Requests per poll interval, or None without a poll."""
+    if not counts or not counts['polls']:
+        return None
+    return (counts['polls'] + counts['poll_servers']) / counts['polls']
 
 
 def run_hand(conn, hosts, ids):
@@ -147,11 +245,14 @@ def delete(conn, ids):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--hosts', type=int, default=4)
-    p.add_argument('--servers', type=int, default=10)
+    p.add_argument('--hosts', type=int, default=8)
+    p.add_argument('--servers', type=int, default=6)
     p.add_argument('--variants', nargs='+', default=list(VARIANTS),
                    choices=VARIANTS)
     args = p.parse_args()
+    # Every variant, in the order of VARIANTS (side by side).
+    args.variants = [v for v in VARIANTS if v in args.variants]
+    logs = tempfile.mkdtemp(prefix='bench-maintain-')
     # SIGTERM (timeout(1)) still runs the clean-up below.
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
     lock = open(os.path.join(bench.STATE, 'functional.lock'), 'a+')
@@ -178,6 +279,7 @@ def main():
     hosts = free[:args.hosts]
     bench.log('hosts: %s' % ' '.join(hosts))
     results = {}
+    counts = {}
     agg = None
     try:
         agg = conn.compute.create_aggregate(name='bench-maintain-%d'
@@ -199,13 +301,21 @@ def main():
                 if variant == 'hand':
                     run_hand(conn, hosts, ids)
                 else:
-                    run_maintain(agg.name, int(variant[-1]))
+                    debug_log = os.path.join(logs, '%s.debug.log' % variant)
+                    run_maintain(agg.name, int(variant[-1]), debug_log)
                 results[variant] = (time.time() - start, None)
                 sampler.stop.set()
                 sampler.join(5)
                 results[variant] = (results[variant][0], sampler.most)
                 bench.log('%s: %.1f s, at most %d disabled at once' % (
                     variant, results[variant][0], sampler.most))
+                if variant != 'hand':
+                    counts[variant] = count_requests(debug_log)
+                    bench.log('%s: %d polls, %d changes-since server lists; '
+                              'its --debug log: %s' % (
+                                  variant, counts[variant]['polls'],
+                                  counts[variant]['poll_servers'],
+                                  debug_log))
             finally:
                 bench.enable(conn, hosts)
                 delete(conn, ids)
@@ -223,13 +333,67 @@ def main():
                 restore(state, before)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+    report(args, hosts, results, counts, logs)
+
+
+def ratio(a, b):
+    return '%.2f' % (a / b) if a and b else '-'
+
+
+def report(args, hosts, results, counts, logs):
+    k1 = results.get('maintain-k1', (None,))[0]
     hand = results.get('hand', (None,))[0]
-    print('%-12s %9s %9s %s' % ('variant', 'seconds', 'hand/x',
-                                'most disabled'))
+    print('%d hosts x %d servers; maintain --max-parallel 8 '
+          '--poll-interval 1; --debug logs in %s' % (
+              len(hosts), args.servers, logs))
+    print('%-12s %8s %6s %7s %5s %9s %6s %9s %14s' % (
+        'variant', 'seconds', 'x/k1', 'x/hand', 'most', 'req/poll',
+        'polls', 'srv lists', 'other GET/poll'))
     for variant in args.variants:
         secs, most = results[variant]
-        print('%-12s %9.1f %9s %d' % (variant, secs, '%.2f' % (hand / secs)
-                                      if hand else '-', most))
+        c = counts.get(variant)
+        rp = per_poll(c)
+        other = sum(c['other'].values()) + c['host_polls'] if c else None
+        print('%-12s %8.1f %6s %7s %5d %9s %6s %9s %14s' % (
+            variant, secs, ratio(secs, k1), ratio(secs, hand), most,
+            '%.2f' % rp if rp is not None else '-',
+            c['polls'] if c else '-', c['poll_servers'] if c else '-',
+            '%.2f' % (other / c['polls']) if c and c['polls'] else '-'))
+    print('(x/k1, x/hand: wall time over maintain-k1\'s, over the hand '
+          'loop\'s; most: hosts disabled at once; req/poll: (migration lists '
+          '+ changes-since server lists) / migration lists of the waves\' '
+          'polls; other GET/poll: every other GET over the polls)')
+    for variant in args.variants:
+        c = counts.get(variant)
+        if not c:
+            continue
+        top = ', '.join('%s %d' % kv for kv in c['other'].most_common(6))
+        print('%s: other GETs %d (%s)%s; %d writes' % (
+            variant, sum(c['other'].values()), top or 'none',
+            '; a host\'s own polls %d' % c['host_polls']
+            if c['host_polls'] else '', c['writes']))
+    print()
+    for variant, most in GOALS.items():
+        if variant not in results or not k1:
+            print('goal: %s <= %.2f x maintain-k1: not measured' % (
+                variant, most))
+            continue
+        got = results[variant][0] / k1
+        print('goal: %s <= %.2f x maintain-k1: %.2f, %s' % (
+            variant, most, got, 'met' if got <= most else 'NOT met'))
+    rates = {v: per_poll(counts.get(v)) for v in MAINTAIN}
+    known = [r for r in rates.values() if r is not None]
+    if len(known) < len(MAINTAIN):
+        print('goal: requests per poll the same (within %.1f) for k1, k2, '
+              'k4: not measured (%s)' % (SPREAD, ', '.join(
+                  '%s %s' % (v, '%.2f' % r if r is not None else 'none')
+                  for v, r in rates.items())))
+    else:
+        spread = max(known) - min(known)
+        print('goal: requests per poll the same (within %.1f) for k1, k2, '
+              'k4: %s (spread %.2f), %s' % (
+                  SPREAD, ', '.join('%.2f' % r for r in known), spread,
+                  'met' if spread <= SPREAD else 'NOT met'))
 
 
 if __name__ == '__main__':
