@@ -400,8 +400,7 @@ class Executor(object):
                 if not self._guard_allows(queue):
                     break
             if self.slots is not None and snap is None:
-                # what the slots count: the wave's latest poll will do
-                snap = self._snapshot()
+                snap = self._snapshot()   # the slots count the wave's poll
                 if snap is None:
                     break
             item = ready[0] if self.slots is None else slots_mod.pick(
