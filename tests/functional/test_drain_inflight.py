@@ -285,8 +285,11 @@ class TestDrainInFlight(DrainRigTestCase):
         self.minicloud('set', 'max-concurrent-live-migrations=2')
         servers = self.servers(6, 'slow:4')
         ids = [s.id for s in servers]
-        # --source-slots 4: past nova's two, which queues the rest
-        proc = self.popen_drain('--max-parallel', '4', '--source-slots', '4')
+        # Slots past nova's two, so that it queues the rest: four out of
+        # c01 and four into each of the two hosts left (with one into each
+        # the slots alone would keep two running: clean run 25)
+        proc = self.popen_drain('--max-parallel', '4', '--source-slots', '4',
+                                '--dest-slots', '4')
         peak = 0
         queued = False
         while proc.poll() is None:
