@@ -17,6 +17,7 @@ from osc_nodeops.ops.engine import slots
 from osc_nodeops.ops.engine import wave
 from tests.unit import fakes
 from tests.unit.test_drain import run_drain
+from tests.unit import test_engine
 from tests.unit import test_maintain
 from tests.unit.test_engine import FakeClock
 
@@ -311,3 +312,23 @@ class TestWaveAtOnce(testtools.TestCase):
                          [h.result for h in report.hosts])
         self.assertEqual(2, sum(1 for e in seen if e.kind == 'interrupt'
                                 and e.step == 'exec'))
+
+
+class TestGuardOnlyBeforeAStart(testtools.TestCase):
+
+    def test_the_lease_is_checked_before_starts_not_while_waiting(self):
+        # The guard (the host lease's check: one API call) ran before
+        # every attempt to start, also when no slot was free: with ready
+        # items waiting for a slot, each loop of the executor made a call,
+        # whose end woke the loop again (benchmarks/drain.py --realistic:
+        # 14,379 requests for 30 servers).  Now once per start.
+        nova = fakes.FakeNova()
+        for name in 'abc':
+            nova.add(name, script=['slow:3'])
+        checks = []
+        ctx, poller, ex = test_engine.make_executor(
+            nova, guard=lambda: checks.append(1), slots=slots.Slots())
+        items = test_engine.live_items(nova)
+        ex.run(items)
+        self.assertEqual(['moved'] * 3, [i.result for i in items])
+        self.assertEqual(3, len(checks))

@@ -395,10 +395,6 @@ class Executor(object):
             ready = [i for i in queue if i.not_before <= now]
             if not ready:
                 break
-            if self.guard is not None and not guarded:
-                guarded = True
-                if not self._guard_allows(queue):
-                    break
             if self.slots is not None and snap is None:
                 snap = self._snapshot()   # the slots count the wave's poll
                 if snap is None:
@@ -408,15 +404,19 @@ class Executor(object):
             for late in [i for i in ready if i.data.get('slot_overdue')]:
                 queue.remove(late)   # waited for a slot past its --timeout
                 self._finish(late, items.TIMEOUT, late.data['slot_overdue'])
-            if item is None:   # no free slot
-                # With none of ours in flight no poll watches them: look
-                # at the cloud here, once, when a poll is due.
+            if item is None:   # no free slot; with none of ours in flight
+                # no poll watches them: look here, once, when a poll is due
                 new = None if inflight or looked else self._snapshot()
                 looked = True
                 if new is None:
                     break
                 snap = new
                 continue
+            if self.guard is not None and not guarded:   # before a start
+                guarded = True
+                if not self._guard_allows(queue):
+                    self._release(item)
+                    break
             requeued = item.data.get('requeued_at')
             if requeued is not None and (
                     snap is None or snap.taken_at <= requeued):
