@@ -332,3 +332,27 @@ class TestGuardOnlyBeforeAStart(testtools.TestCase):
         ex.run(items)
         self.assertEqual(['moved'] * 3, [i.result for i in items])
         self.assertEqual(3, len(checks))
+
+
+class TestSlotWaitSaidOnce(testtools.TestCase):
+
+    def test_a_reason_to_wait_is_said_once_per_move(self):
+        # Clean run 26: an undrain's move waited 'no free slot into c01',
+        # then for its source, then for c01 again: the same line twice.
+        nova = fakes.FakeNova()
+        ctx = engine.Context(nova.compute, 'c01', features=features(nova))
+        said = []
+        ctx.emit = lambda kind, message, item=None, **kw: said.append(message)
+        pool = slots.Slots()
+        a, c = [item_on(nova, n, candidates=('c02',)) for n in 'ac']
+        b = item_on(nova, 'b', host='c03')
+        pool.take(a, [], ('c02',))           # c01 out is busy
+        for now in range(3):
+            slots.pick(pool, [c], None, ctx, now, lambda i: 600)
+            pool.release(a)
+            pool.take(b, [], ('c02',))       # now c02 in is busy
+            slots.pick(pool, [c], None, ctx, now, lambda i: 600)
+            pool.release(b)
+            pool.take(a, [], ('c02',))
+        self.assertEqual(sorted(set(said)), sorted(said))
+        self.assertEqual(2, len(said))

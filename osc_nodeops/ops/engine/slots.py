@@ -151,7 +151,7 @@ def pick(slots, ready, snap, ctx, now, timeout_of):
                                destinations(ctx, item, live))
         if ok:
             item.data['dest_host'] = found
-            for key in ('slot_wait', 'slot_since', 'slot_moment'):
+            for key in ('slot_since', 'slot_moment'):
                 item.data.pop(key, None)
             return item
         if item.data.get('slot_moment') != moment:
@@ -161,7 +161,9 @@ def pick(slots, ready, snap, ctx, now, timeout_of):
             item.data['slot_overdue'] = (
                 'not started: no free slot within %ss (%s)' % (
                     timeutil.seconds_text(timeout_of(item)), found))
-        elif item.data.get('slot_wait') != found:
-            item.data['slot_wait'] = found
+        elif found not in item.data.setdefault('slot_said', set()):
+            # each reason once: a wait that goes from one reason to
+            # another and back says nothing twice
+            item.data['slot_said'].add(found)
             ctx.emit('progress', 'waiting for a slot: %s' % found, item)
     return None
