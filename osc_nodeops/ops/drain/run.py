@@ -8,7 +8,6 @@ from osc_nodeops import errors
 from osc_nodeops import timeutil
 from osc_nodeops.ops import engine
 from osc_nodeops.ops import lease
-from osc_nodeops.ops import runtime
 from osc_nodeops.ops import runtime as runtime_mod
 from osc_nodeops.ops.cloud import calls
 from osc_nodeops.ops.cloud import nova
@@ -28,7 +27,7 @@ BLOCK_MIGRATION_CHOICES = ('auto', 'yes', 'no')
 
 
 @dataclasses.dataclass
-class HostReport(runtime.Report):
+class HostReport(runtime_mod.Report):
     host: str
     items: list
     service_note: str = ''

@@ -107,15 +107,12 @@ class Slots(object):
         with self._lock:
             self._claims.pop(item.id, None)
 
-    def holds(self, item):
-        return item.id in self._claims
-
 
 def destinations(ctx, item, live):
     """Where ``item`` may go, best first: ``--target-host``; else, when
     the cloud lets a move name a host (2.30 live without force, 2.56
-    cold), a retry's next host then the pre-flight's candidates (landing
-    first), none a host a move of it failed to; an item in an
+    cold), the pre-flight's candidates (landing first), none a host a
+    move of it failed to; an item in an
     anti-affinity group only its landing (another candidate may hold a
     member).  Empty: the scheduler chooses."""
     if ctx.target_host:
@@ -123,10 +120,9 @@ def destinations(ctx, item, live):
     if not (ctx.features.live_host_without_force if live
             else ctx.features.cold_migrate_host):
         return ()
+    # (a retry's next host, ``items.another_host``, is the first of these)
     failed = set(item.data.get('failed_hosts', ())) | {item.source}
-    first = item.data.get('retry_host')
-    hosts = [h for h in dict.fromkeys(((first,) if first else ())
-                                      + tuple(item.candidates))
+    hosts = [h for h in dict.fromkeys(item.candidates)
              if h and h not in failed]
     if item.data.get('anti_affinity'):
         hosts = hosts[:1]
@@ -143,7 +139,7 @@ def pick(slots, ready, snap, ctx, now, timeout_of):
     or every destination and never ends (another tool's) bounds the wait;
     a queue that moves does not."""
     migrations = snap.all_migrations if snap is not None else ()
-    moment = slots.moment(migrations)
+    moment = None
     for item in ready:
         live = 'migration' not in getattr(item.action, 'migration_types',
                                           ())
@@ -154,6 +150,8 @@ def pick(slots, ready, snap, ctx, now, timeout_of):
             for key in ('slot_since', 'slot_moment'):
                 item.data.pop(key, None)
             return item
+        if moment is None:   # only when something waits
+            moment = slots.moment(migrations)
         if item.data.get('slot_moment') != moment:
             item.data['slot_moment'] = moment
             item.data['slot_since'] = now

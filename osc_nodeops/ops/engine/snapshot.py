@@ -46,7 +46,6 @@ class Snapshot(object):
         for lst in self._by_server.values():
             lst.sort(key=_migration_sort_key)
         self._elsewhere = {s.id: s for s in elsewhere}
-        self.cloud = cloud is not None
 
     def load_with(self, runner):
         """Make the deferred server list through ``runner(fn)`` (the
