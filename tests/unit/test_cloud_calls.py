@@ -1,5 +1,8 @@
 """ops/cloud/calls.py call_with_retry: each call site's policy."""
 
+import threading
+import time
+
 import testtools
 
 from osc_nodeops.ops.cloud import calls
@@ -52,3 +55,51 @@ class TestCallWithRetry(testtools.TestCase):
                           backoff=None, sleep=pauses.append,
                           retry_if=lambda exc: isinstance(exc, ValueError))
         self.assertEqual([], pauses)
+
+
+class TestConcurrently(testtools.TestCase):
+
+    def test_results_in_order_at_most_workers_at_once(self):
+        lock = threading.Lock()
+        state = {'now': 0, 'most': 0}
+        gate = threading.Barrier(3, timeout=10)
+
+        def read(n):
+            def fn():
+                with lock:
+                    state['now'] += 1
+                    state['most'] = max(state['most'], state['now'])
+                if n < 3:
+                    gate.wait()   # the first three are in flight together
+                with lock:
+                    state['now'] -= 1
+                return n * n
+            return fn
+        self.assertEqual([n * n for n in range(10)], calls.concurrently(
+            [read(n) for n in range(10)], workers=3))
+        self.assertEqual(3, state['most'])
+
+    def test_the_first_failure_raises_after_the_others_end(self):
+        done = []
+
+        def ok(n):
+            def fn():
+                time.sleep(0.01)
+                done.append(n)
+                return n
+            return fn
+
+        def bad(exc):
+            def fn():
+                raise exc
+            return fn
+        exc = self.assertRaises(ValueError, calls.concurrently, [
+            ok(0), bad(ValueError('first')), ok(2), bad(KeyError('later')),
+            ok(4)], workers=2)
+        self.assertEqual('first', str(exc))
+        self.assertEqual([0, 2, 4], sorted(done))
+
+    def test_one_call_runs_in_the_caller(self):
+        me = threading.current_thread()
+        self.assertEqual([me], calls.concurrently(
+            [threading.current_thread]))

@@ -354,6 +354,35 @@ class TestMaintain(testtools.TestCase):
         self.assertEqual('enabled', self.nova.services['c02'].status)
         self.assertEqual('enabled', self.nova.services['c03'].status)
 
+    def test_a_wave_plans_each_host_twice(self):
+        # Issue 24: a wave's hosts were planned three times, twice one
+        # host after the other (maintain's check for servers that would
+        # stay, then the drain's capacity pre-pass): now the one pre-pass
+        # does both, then each host's own plan before its moves.
+        planned = []
+        real = drain.plan.plan_drain
+
+        def plan_drain(ctx, snap, opts):
+            planned.append(ctx.host)
+            return real(ctx, snap, opts)
+        self.useFixture(fixtures.MockPatchObject(drain.plan, 'plan_drain',
+                                                 plan_drain))
+        cloud = fakes.FakeCloud(self.nova)
+        with one_owner():
+            report = maintain.run(cloud, request(
+                self.tmp, hosts=('c01', 'c02'), max_hosts=2,
+                exec_cmd='true'), events=self.seen.append)
+        self.assertTrue(report.ok, [h.row() for h in report.hosts])
+        self.assertEqual({'c01': 2, 'c02': 2}, {
+            h: planned.count(h) for h in set(planned)})
+        # The candidates' room is read once by the pre-pass and once by
+        # the wave's own plans (one pool for both hosts, as the pre-pass).
+        got = sorted(g for g in cloud.gets if 'inventories' in g)
+        self.assertEqual(['/resource_providers/rp-c03/inventories'] * 2 +
+                         ['/resource_providers/rp-c04/inventories'] * 2, got)
+        # (A server that would stay is refused by the pre-pass:
+        # test_wave_with_a_server_it_would_skip_is_refused_untouched.)
+
     def test_move_suspended_and_allow_skipped(self):
         self.nova.add('sleepy', host='c03', status='SUSPENDED')
         report = self.run_it(hosts=('c03',), drain_options=drain.Options(

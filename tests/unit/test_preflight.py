@@ -352,6 +352,19 @@ class TestDrainKeepsThePlan(testtools.TestCase):
         # source host's allocations
         self.assertEqual(1 + 2 * 2 + 1, len(cloud.gets))
 
+    def test_a_pre_pass_reads_the_candidates_once(self):
+        # Issue 24: every host a drain's pre-pass planned read the
+        # placement of every candidate again (2 GETs each: 2,000 per host
+        # on a 1,000-host cloud) to pack onto the pool the first one read.
+        nova, cloud = self.cloud(used={'c03': {'MEMORY_MB': 3584}})
+        nova.add('a', flavor=flavor(ram=512))
+        nova.add('b', host='c02', flavor=flavor(ram=512))
+        reports = run_drain(cloud, hosts=('c01', 'c02'))
+        self.assertTrue(all(r.refused for r in reports))  # b: no room
+        # one provider list, inventories and usages of c03 (the one
+        # candidate), and each source's allocations
+        self.assertEqual(1 + 2 + 2, len(cloud.gets), cloud.gets)
+
     def test_demand_is_what_placement_holds_for_the_server(self):
         # A pinned flavor on a cloud without PCPU inventory: nova fell back
         # to VCPU; placement's allocation, not the flavor, says so.

@@ -5,7 +5,9 @@ retry helper: transient faults, exponential backoff); ``is_transient`` says
 which faults are worth retrying, ``describe`` makes one line of a fault.
 ``bound_api_timeout`` gives every request of a connection a timeout and
 ``discover`` builds each service's proxy on a real version document.
-``Calls`` runs calls in daemon threads (the executor's pool).
+``Calls`` runs calls in daemon threads (the executor's pool);
+``concurrently`` runs independent reads a few at a time (a plan's lists,
+placement's per-host reads).
 """
 
 import logging
@@ -164,6 +166,43 @@ class Calls(object):
                     self.wake.set()
         threading.Thread(target=run, name='nodeops-call', daemon=True).start()
         return fut
+
+
+# Reads at once of one ``concurrently``: the API's workers and the
+# client's connection pool (requests keeps 10 per host) bound the gain.
+READERS = 8
+
+
+def concurrently(fns, workers=READERS):
+    """The results of the calls ``fns`` (reads: independent, each retried
+    as its caller says), in order, made at most ``workers`` at a time in
+    daemon threads (``Calls``: a call that hangs does not keep the process
+    alive).  The first call to fail (in the order of ``fns``) raises,
+    after the others have ended.  No thread for fewer than two calls."""
+    fns = list(fns)
+    if len(fns) < 2 or workers < 2:
+        return [fn() for fn in fns]
+    results: list = [None] * len(fns)
+    failed: dict = {}
+    todo = iter(enumerate(fns))
+    lock = threading.Lock()
+
+    def work():
+        while True:
+            with lock:
+                index, fn = next(todo, (-1, None))
+            if fn is None:
+                return
+            try:
+                results[index] = fn()
+            except Exception as exc:
+                failed[index] = exc
+    pool = Calls()
+    for fut in [pool.submit(work) for _ in range(min(workers, len(fns)))]:
+        fut.result()
+    if failed:
+        raise failed[min(failed)]
+    return results
 
 
 def exponential(delay=1.0, cap=15.0):

@@ -7,6 +7,7 @@ one GET per server); the rules and the packing that use it are pure
 """
 
 import dataclasses
+import threading
 
 from osc_nodeops import errors
 from osc_nodeops.ops.cloud import calls
@@ -30,19 +31,22 @@ class Cloud(object):
 
 
 class _Reader(object):
-    """Counted, retried list calls (transient faults only)."""
+    """Counted, retried list calls (transient faults only); thread-safe
+    (``calls.concurrently``)."""
 
     def __init__(self):
         self.calls = 0
+        self._lock = threading.Lock()
 
     def __call__(self, fn):
-        self.calls += 1
+        with self._lock:
+            self.calls += 1
         return calls.call_with_retry(fn)
 
 
-def _zones(compute, read):
+def _zones(aggregates):
     zones = {}
-    for agg in read(lambda: list(compute.aggregates())):
+    for agg in aggregates:
         zone = getattr(agg, 'availability_zone', None) or (
             getattr(agg, 'metadata', None) or {}).get('availability_zone')
         if zone:
@@ -52,9 +56,10 @@ def _zones(compute, read):
 
 
 def _placement_hosts(client, names, hypervisors, zones, notes):
-    """Host objects for ``names`` from placement (O(names) GETs)."""
+    """Host objects for ``names`` from placement (O(names) GETs, a few
+    at a time: ``calls.concurrently``)."""
     enabled = client.enabled()
-    hosts = []
+    wanted = []
     for name in names:
         uuid = hypervisors.get(name)
         if uuid is None:
@@ -64,22 +69,38 @@ def _placement_hosts(client, names, hypervisors, zones, notes):
             notes.append('%s: its provider has the %s trait; not a '
                          'candidate' % (name, placement.DISABLED_TRAIT))
             continue
-        hosts.append(preflight.host_from_placement(
+        wanted.append((name, uuid))
+    return calls.concurrently(
+        lambda name=name, uuid=uuid: preflight.host_from_placement(
             name, client.inventories(uuid), client.usages(uuid),
-            zone=zones.get(name, preflight.DEFAULT_ZONE)))
-    return hosts
+            zone=zones.get(name, preflight.DEFAULT_ZONE))
+        for name, uuid in wanted)
 
 
 def gather(conn, host, servers, features=None, draining=(),
-           target_host=None, block_migration='auto', capacity=True):
+           target_host=None, block_migration='auto', capacity=True,
+           pool=None):
     """Read what the rules and the packing need, for ``servers`` on
     ``host``.  A fixed number of list calls, plus two placement GETs per
-    candidate host."""
+    candidate host; none with ``pool`` (the candidate hosts an earlier
+    host's plan read, packed on since: several hosts' plans on one
+    pool)."""
     compute = conn.compute
     read = _Reader()
     draining = tuple(draining) or (host,)
     notes = []
-    services = read(lambda: list(compute.services(binary='nova-compute')))
+    # The lists do not depend on each other: read at once.
+    services, host_ports, groups, aggregates, hypervisors = \
+        calls.concurrently([
+            lambda: read(lambda: list(compute.services(
+                binary='nova-compute'))),
+            lambda: read(lambda: list(conn.network.ports(
+                binding_host_id=host))),
+            lambda: read(lambda: list(compute.server_groups(
+                all_projects=True))),
+            lambda: read(lambda: list(compute.aggregates())),
+            lambda: read(lambda: list(compute.hypervisors(
+                details=True))) if capacity else []])
     names = sorted(
         s.host for s in services if s.status == 'enabled'
         and s.state == 'up' and s.host not in draining)
@@ -93,11 +114,9 @@ def gather(conn, host, servers, features=None, draining=(),
     facts = preflight.Facts(features=features, draining=draining,
                   block_migration=block_migration, candidates=tuple(names))
     ids = {s.id for s in servers}
-    for port in read(lambda: list(conn.network.ports(
-            binding_host_id=host))):
+    for port in host_ports:
         if port.device_id in ids:
             facts.ports.setdefault(port.device_id, []).append(port)
-    groups = read(lambda: list(compute.server_groups(all_projects=True)))
     elsewhere = set()
     for group in groups:
         members = getattr(group, 'member_ids', None) or ()
@@ -113,7 +132,7 @@ def gather(conn, host, servers, features=None, draining=(),
             if s.id in elsewhere:
                 facts.hosts_of[s.id] = s.compute_host
     hosts: list | None = []
-    zones = _zones(compute, read)
+    zones = _zones(aggregates)
     if not facts.supports(preflight.PINNED_AZ):
         notes.append('availability-zone pins not visible (compute API %s '
                      'shows pinned_availability_zone, this cloud offers %s): '
@@ -123,13 +142,14 @@ def gather(conn, host, servers, features=None, draining=(),
                          getattr(features, 'effective', None) or 'unknown'))
     if capacity:
         hyps = {}
-        for h in read(lambda: list(compute.hypervisors(details=True))):
+        for h in hypervisors:
             svc = getattr(h, 'service_details', None) or {}
             hyps[svc.get('host') or h.name] = h.id
         try:
             client = placement.Client(conn.placement, read=read,
                                       timeout=None)
-            hosts = _placement_hosts(client, names, hyps, zones, notes)
+            hosts = pool if pool else _placement_hosts(
+                client, names, hyps, zones, notes)
             allocations = _source_allocations(client, hyps.get(host))
         except Exception as exc:
             notes.append('capacity not checked: placement said %s' %

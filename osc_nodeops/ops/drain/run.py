@@ -235,7 +235,11 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
         earlier = [i for i in plan.moved_by_stopped_run(ctx, snap, host,
                                                         taken_over_since)
                    if i.id not in planned]
-    misfits, notes = run_preflight(ctx, host, items, opts, features)
+    with fleet.planning:
+        # A wave's hosts pack onto one pool (their landings spread over the
+        # candidates; placement read once for all of them).
+        misfits, notes = run_preflight(ctx, host, items, opts, features,
+                                       pool=fleet.pool)
     if misfits and (opts.allow_partial or not opts.dry_run):
         # A real run after the pre-pass (drain_hosts) said it fits: the
         # cloud changed meanwhile; what no longer fits stays.
@@ -323,7 +327,7 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
 
 def drain_hosts(compute, hosts, services, opts, features=None, events=None,
                 reason_default=None, runtime=None, reports=None,
-                conn=None, at_once=False):
+                conn=None, at_once=False, refuse_skips=False):
     """Drain several hosts one after the other (rolling), or ``at_once``
     (a wave of ``compute node maintain``: each in a thread of its own, one
     poll and one slot pool for all, ``drain_at_once``).
@@ -336,14 +340,17 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
 
     With ``conn``, a pre-flight first (nothing changed): when a server of
     any host would not fit the rest of the cloud, the drain refuses (the
-    reports say which, ``refused``) unless ``opts.allow_partial``.
+    reports say which, ``refused``) unless ``opts.allow_partial``; with
+    ``refuse_skips`` (a wave of ``maintain`` without ``--allow-skipped``)
+    also when a server would stay on its host (a blocker, an exclude).
     """
     features = features or nova.Features.from_proxy(compute)
     reason_default = reason_default or nova_services.default_reason()
     events = SayOnce.wrap(events)
-    if conn is not None and not opts.dry_run and not opts.allow_partial:
-        refused = refuse_if_misfits(compute, hosts, services, opts,
-                                    features, events, conn)
+    if conn is not None and not opts.dry_run and (
+            refuse_skips or not opts.allow_partial):
+        refused = refuse_before(compute, hosts, services, opts, features,
+                                events, conn, refuse_skips)
         if refused:
             if reports is not None:
                 reports.extend(refused)
@@ -441,7 +448,8 @@ def run_preflight(ctx, host, items, opts, features, pool=None):
     servers = [i.server for i in items]
     cloud = gather.gather(
         conn, host, servers, features=features, draining=draining,
-        target_host=opts.target_host, block_migration=opts.block_migration)
+        target_host=opts.target_host, block_migration=opts.block_migration,
+        pool=pool)
     if pool is not None and cloud.hosts is not None:
         if not pool:
             pool.extend(cloud.hosts)
@@ -466,7 +474,7 @@ class SayOnce(object):
     """The events of one drain run with each pre-flight note once.
 
     A real drain plans every host twice: the capacity pre-pass
-    (``refuse_if_misfits``, all hosts on one pool, before anything
+    (``refuse_before``, all hosts on one pool, before anything
     changes) and then each host's own plan, just before its moves; both
     find the same notes.  The first to find a note says it (the pre-pass:
     before anything changes); a host's plan says only what is new (the
@@ -490,11 +498,19 @@ class SayOnce(object):
             else cls(events)
 
 
-def refuse_if_misfits(compute, hosts, services, opts, features, events,
-                      conn):
+def stays(report):
+    """The items of a plan that would stay on their host (a blocker, an
+    exclude, a skip: no method)."""
+    return [i for i in report.items if i.action is None]
+
+
+def refuse_before(compute, hosts, services, opts, features, events, conn,
+                  refuse_skips=False):
     """The pre-pass of a real drain: plan every host as a dry run would,
     packing all of them onto one pool.  Returns the reports (refused,
-    nothing changed) when something would not fit, else None."""
+    nothing changed) when something would not fit (unless
+    ``opts.allow_partial``) or, ``refuse_skips``, when a server would stay
+    (``stays``); else None."""
     plan_opts = dataclasses.replace(opts, dry_run=True)
     pool: list = []
     reports: list = []
@@ -516,18 +532,24 @@ def refuse_if_misfits(compute, hosts, services, opts, features, events,
             ctx.emit('warning', '%s: pre-flight not done (%s)' % (
                 host, errors.one_line(exc)))
             continue
-        misfit += len(misfits)
+        if opts.allow_partial:  # what does not fit would stay
+            preflight.partial(misfits)
+        else:
+            misfit += len(misfits)
         engine.settle(items, True)
         reports.append(HostReport(host, items, preflight_notes=notes,
                                   api_calls=poller.calls))
-    if not misfit:
+    staying = sum(len(stays(r)) for r in reports) if refuse_skips else 0
+    if not misfit and not staying:
         return None
     for report in reports:
         report.ok = False
         report.refused = True
         report.service_note = (
             'refused: %d server(s) would not fit the rest of the cloud; '
-            'nothing changed (--allow-partial moves what fits)' % misfit)
+            'nothing changed (--allow-partial moves what fits)' % misfit
+            if misfit else 'refused: %d server(s) would stay on their '
+            'host; nothing changed' % staying)
         for item in report.items:
             if item.action is not None:
                 item.result = engine.NOT_STARTED

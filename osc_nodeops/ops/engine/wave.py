@@ -141,7 +141,8 @@ class WaveHostPoller(snapshot.HostPoller):
 
 class Fleet(object):
     """What the hosts of a wave share while they are drained at once: one
-    ``WavePoll``, one ``slots.Slots``, and Ctrl-C.
+    ``WavePoll``, one ``slots.Slots``, the plans' pool of candidate hosts,
+    and Ctrl-C.
 
     ``run(jobs)`` runs each host's job in a thread of its own and waits
     in the main thread; the executors in the threads install no signal
@@ -154,6 +155,10 @@ class Fleet(object):
     def __init__(self, poll=None, slots=None):
         self.poll = poll
         self.slots = slots
+        # The wave's plans pack onto one pool of candidate hosts, read
+        # once (``drain.run.run_preflight``), one plan at a time.
+        self.pool: list = []
+        self.planning = threading.Lock()
         self.cancelled = threading.Event()
         self._lock = threading.Lock()
         self._interrupts: list = []

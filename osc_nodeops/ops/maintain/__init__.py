@@ -377,9 +377,6 @@ def _wave(run, wave):
         opts = dataclasses.replace(
             req.drain_options, reason=None, break_lease=any(
                 h in run.leases_at_start for h in to_drain))
-        if not opts.allow_skipped and _refuse_skips(
-                conn, to_drain, services, opts, results, emit):
-            return False
         for h in to_drain:
             emit('start', 'draining', host=h, step='drain')
         # With ``conn`` the drain's pre-flight checks this wave's servers
@@ -392,7 +389,8 @@ def _wave(run, wave):
                 reason_default='maintenance: osc-nodeops compute node '
                                'maintain at %s' % timeutil.api_time(
                                    timeutil.utcnow()),
-                runtime=run.runtime, conn=conn)
+                runtime=run.runtime, conn=conn,
+                refuse_skips=not opts.allow_skipped)
         except errors.Refused as exc:  # a lease taken meanwhile
             for h in to_drain:
                 results[h].result = 'failed'
@@ -400,12 +398,7 @@ def _wave(run, wave):
                 results[h].message = 'drain refused: %s' % exc
             return False
         if any(r.refused for r in reports):
-            note = next(r.service_note for r in reports if r.refused)
-            for h in to_drain:  # untouched: enabled, no lease, no move
-                results[h].result = 'failed'
-                results[h].steps['drain'] = 'refused'
-                results[h].message = 'drain %s' % note
-                emit('failed', results[h].message, host=h, step='drain')
+            _refused(run, to_drain, reports)
             return False
         done = {r.host: r for r in reports}
         for h in to_drain:
@@ -466,30 +459,32 @@ def _cycle(run, h, fleet):
     return False
 
 
-def _refuse_skips(conn, hosts, services, opts, results, emit):
-    """A wave whose drain would leave a server behind (ERROR, SUSPENDED
-    without --move-suspended, locked, busy...) cannot be finished: refuse
-    it before anything changes (a dry-run plan of the wave, with the
-    pre-flight's blockers).  True when refused."""
-    plan = drain.drain_hosts(conn.compute, hosts, dict(services),
-                             dataclasses.replace(opts, dry_run=True),
-                             conn=conn)
-    stays = {r.host: [i for i in r.items if i.action is None]
-             for r in plan}
-    if not any(stays.values()):
-        return False
+def _refused(run, hosts, reports):
+    """The drain's pre-pass refused the wave (nothing changed: enabled, no
+    lease, no move): a server would not fit the rest of the cloud or,
+    without --allow-skipped, would stay on its host.  Each row says
+    which."""
+    results = run.results
+    plans = {r.host: r for r in reports}
+    misfit = any(i.fits is False and i.action is not None
+                 for r in reports for i in r.items)
     for h in hosts:
-        items = stays.get(h) or []
+        plan = plans.get(h)
+        items = drain.stays(plan) if plan is not None else []
         results[h].result = 'failed'
         results[h].steps['drain'] = 'refused'
-        results[h].message = (
-            'refused, nothing changed: %s would stay on the host (%s); '
-            '--allow-skipped drains the rest and runs the step with it '
-            'there' % (items[0].label, items[0].reason) if items else
-            'refused, nothing changed: another host of the wave holds a '
-            'server the drain would leave behind')
-        if len(items) > 1:
-            results[h].message += ' (and %d more server(s))' % (
-                len(items) - 1)
-        emit('failed', results[h].message, host=h, step='drain')
-    return True
+        if items:
+            results[h].message = (
+                'refused, nothing changed: %s would stay on the host (%s); '
+                '--allow-skipped drains the rest and runs the step with it '
+                'there' % (items[0].label, items[0].reason))
+            if len(items) > 1:
+                results[h].message += ' (and %d more server(s))' % (
+                    len(items) - 1)
+        elif misfit:
+            results[h].message = 'drain %s' % reports[0].service_note
+        else:
+            results[h].message = (
+                'refused, nothing changed: another host of the wave holds a '
+                'server the drain would leave behind')
+        run.emit('failed', results[h].message, host=h, step='drain')
