@@ -112,6 +112,40 @@ class TestSlots(testtools.TestCase):
         self.assertEqual(2, pool.most_out)
         self.assertEqual(1, pool.most_in)
 
+    def test_a_pick_counts_the_clouds_migrations_once(self):
+        # Issue 24: each ready item counted every migration of the cloud
+        # again (20 waiting items x 2,000 records on a big cloud, every
+        # loop of every executor of the wave); now once per list, until a
+        # claim changes.
+        nova = fakes.FakeNova(hosts=('c01', 'c02', 'c03'))
+        pool = slots.Slots(per_source=1, per_dest=1)
+        first = item_on(nova, 'first')
+        self.assertTrue(pool.take(first, [], ())[0])
+        waiting = [item_on(nova, 'w%d' % n) for n in range(20)]
+        other = nova.add('other', host='c02')
+        cloud = [nova.add_migration(other.id, status='completed',
+                                    source='c02', dest='c03')
+                 for _ in range(50)]
+        snap = engine.Snapshot('c01', [], [], cloud=cloud)
+        ctx = engine.Context(nova.compute, 'c01', features=features(nova))
+        real = slots.unfinished
+        counted = []
+
+        def unfinished(m):
+            counted.append(m)
+            return real(m)
+        self.useFixture(fixtures.MockPatchObject(slots, 'unfinished',
+                                                 unfinished))
+        self.assertIsNone(slots.pick(pool, waiting, snap, ctx, 0.0,
+                                     lambda item: 60.0))
+        # once for the slots, once for what the wait is measured from
+        # (``Slots.moment``); not once per waiting item
+        self.assertEqual(2 * len(cloud), len(counted))
+        # a claim released: counted again, and the next item starts
+        pool.release(first)
+        self.assertIs(waiting[0], slots.pick(pool, waiting, snap, ctx, 0.0,
+                                             lambda item: 60.0))
+
     def test_destinations(self):
         nova = fakes.FakeNova()
         ctx = engine.Context(nova.compute, 'c01', features=features(nova))

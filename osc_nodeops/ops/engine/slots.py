@@ -49,11 +49,24 @@ class Slots(object):
         # destination when a move started (benchmarks, tests).
         self.most_out = 0
         self.most_in = 0
+        # ``busy`` of the last migration list it counted, until a claim
+        # changes: a pick tries each ready item against the same list
+        # (the cloud's, thousands of records on a big cloud).
+        self._counted: tuple = (None, None, None)
+        self._version = 0
 
     def busy(self, migrations):
         """``(out, in)``: unfinished moves per source and per destination,
         ours (claimed) and the cloud's (``migrations``, every record the
         run's poll sees)."""
+        seen, version, counts = self._counted
+        if seen is migrations and version == self._version:
+            return counts
+        counts = self._count(migrations)
+        self._counted = (migrations, self._version, counts)
+        return counts
+
+    def _count(self, migrations):
         out: collections.Counter = collections.Counter()
         into: collections.Counter = collections.Counter()
         for source, dest in self._claims.values():
@@ -88,6 +101,7 @@ class Slots(object):
                     return False, 'no free slot into %s' % ', '.join(hosts)
                 dest = free[0]
             self._claims[item.id] = [item.source, dest]
+            self._version += 1
             self.most_out = max(self.most_out, out[item.source] + 1)
             if dest:
                 self.most_in = max(self.most_in, into[dest] + 1)
@@ -105,7 +119,8 @@ class Slots(object):
     def release(self, item):
         """``item`` is no longer in flight (finished, or queued again)."""
         with self._lock:
-            self._claims.pop(item.id, None)
+            if self._claims.pop(item.id, None) is not None:
+                self._version += 1
 
 
 def destinations(ctx, item, live):
