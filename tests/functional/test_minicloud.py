@@ -7,6 +7,8 @@ killed, forced-down compute host all land where nova says they did.
 """
 
 import json
+import os
+import subprocess
 import time
 
 from openstack import exceptions as sdk_exc
@@ -100,6 +102,38 @@ class TestMinicloud(base.FunctionalTestCase):
         self.assertEqual('c02', server.compute_host)
         self.assertEqual(1, server.power_state)
         self.assertIn('reboot', self._actions(server))
+
+    def test_two_hosts_restart_at_once(self):
+        # Issue 24: a maintain wave runs its hosts' steps at once, but the
+        # rig took one state-changing command at a time, so two hosts'
+        # `restart-compute` ran one after the other (about 7 s each).
+        # Now a host's command waits only for that host's: both old
+        # nova-compute processes are gone before either command ends.
+        def pid(host):
+            path = os.path.join(base.STATE_DIR, 'pids',
+                                'nova-compute-%s.pid' % host)
+            with open(path) as f:
+                return int(f.read().split()[0])
+        hosts = ('c02', 'c03')
+        old = {h: pid(h) for h in hosts}
+        for h in hosts:
+            self.addCleanup(self.minicloud, 'start-compute', h)
+        procs = [subprocess.Popen(
+            [base.MINICLOUD, 'restart-compute', h], stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True) for h in hosts]
+        both_gone = False
+        while all(p.poll() is None for p in procs):
+            both_gone = both_gone or not any(
+                os.path.exists('/proc/%d' % old[h]) for h in hosts)
+            time.sleep(0.05)
+        for p in procs:
+            out = p.communicate(timeout=180)[0]
+            self.assertEqual(0, p.returncode, out)
+        self.assertTrue(both_gone, 'a restart-compute ended before the '
+                        'other host\'s nova-compute was killed')
+        for h in hosts:
+            self.assertNotEqual(old[h], pid(h))
+            self._wait_service(h, 'up', timeout=30)
 
     def test_smoke(self):
         for h in self.state['compute_hosts']:
