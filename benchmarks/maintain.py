@@ -106,8 +106,9 @@ class Sampler(threading.Thread):
                 pass
 
 
-def run_maintain(agg, k, debug_log):
-    """The maintain, its ``--debug`` log (every request) to ``debug_log``."""
+def run_maintain(agg, k, debug_log, events):
+    """The maintain, its ``--debug`` log (every request) to ``debug_log``,
+    its events (``--events``) to ``events``."""
     # An aggregate of the benchmark's hosts is the scope: a host of the
     # rig that some test left disabled does not take a place in the budget.
     argv = [bench.OPENSTACK, '--os-cloud', 'minicloud', '--debug',
@@ -115,7 +116,7 @@ def run_maintain(agg, k, debug_log):
             '--max-hosts', str(k),
             '--exec', '%s restart-compute {host}' % MINICLOUD,
             '--exec-env', 'MINICLOUD_DIR', '--max-parallel', '8',
-            '--poll-interval', '1', '-f', 'json']
+            '--poll-interval', '1', '--events', events, '-f', 'json']
     with open(debug_log, 'w') as err:
         res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=err,
                              text=True, env=bench.cli_env())
@@ -124,6 +125,42 @@ def run_maintain(agg, k, debug_log):
             tail = f.read()[-2000:]
         raise RuntimeError('maintain --max-hosts %s exited %d (log %s): %s'
                            % (k, res.returncode, debug_log, tail))
+
+
+PHASES = ('plan', 'moves', 'step', 'up', 'undrain')
+
+
+def phases(events):
+    """Seconds of each phase of the waves, summed over them, from a run's
+    ``--events`` (times to the second): ``plan`` from the wave to its
+    first move, ``moves`` to the last move's end, ``step`` to the last
+    ``--exec`` done, ``up`` to the last nova-compute up, ``undrain`` to the
+    last host maintained."""
+    with open(events) as f:
+        recs = [json.loads(line) for line in f if line.strip()]
+    waves = []
+    for rec in recs:
+        if rec.get('state') == 'wave':
+            waves.append([])
+        elif waves:
+            waves[-1].append(rec)
+    total = dict.fromkeys(PHASES, 0.0)
+
+    def at(rec):
+        return time.mktime(time.strptime(rec['time'],
+                                         '%Y-%m-%dT%H:%M:%SZ'))
+    starts = [at(r) for r in recs if r.get('state') == 'wave']
+    for t0, wave in zip(starts, waves):
+        moves = [at(r) for r in wave if r.get('server')]
+        marks = [t0, min(moves, default=t0), max(moves, default=t0)]
+        for step, state in (('exec', 'done'), ('wait', 'done'),
+                            ('undrain', 'host-done')):
+            marks.append(max([at(r) for r in wave if r.get('step') == step
+                              and r.get('state') == state],
+                             default=marks[-1]))
+        for name, a, b in zip(PHASES, marks, marks[1:]):
+            total[name] += max(0.0, b - a)
+    return total
 
 
 def endpoint_path(url):
@@ -302,7 +339,9 @@ def main():
                     run_hand(conn, hosts, ids)
                 else:
                     debug_log = os.path.join(logs, '%s.debug.log' % variant)
-                    run_maintain(agg.name, int(variant[-1]), debug_log)
+                    events = os.path.join(logs, '%s.events' % variant)
+                    run_maintain(agg.name, int(variant[-1]), debug_log,
+                                 events)
                 results[variant] = (time.time() - start, None)
                 sampler.stop.set()
                 sampler.join(5)
@@ -311,6 +350,7 @@ def main():
                     variant, results[variant][0], sampler.most))
                 if variant != 'hand':
                     counts[variant] = count_requests(debug_log)
+                    counts[variant]['phases'] = phases(events)
                     bench.log('%s: %d polls, %d changes-since server lists; '
                               'its --debug log: %s' % (
                                   variant, counts[variant]['polls'],
@@ -372,6 +412,13 @@ def report(args, hosts, results, counts, logs):
             variant, sum(c['other'].values()), top or 'none',
             '; a host\'s own polls %d' % c['host_polls']
             if c['host_polls'] else '', c['writes']))
+    print('seconds of the waves\' phases, summed over the waves (from '
+          'each run\'s --events): %s' % ', '.join(PHASES))
+    for variant in args.variants:
+        c = counts.get(variant)
+        if c:
+            print('%-12s %s' % (variant, ' '.join(
+                '%s %.0f' % (k, c['phases'][k]) for k in PHASES)))
     print()
     for variant, most in GOALS.items():
         if variant not in results or not k1:
