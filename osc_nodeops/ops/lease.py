@@ -37,6 +37,7 @@ API (everything else is private)::
     lk = lease.Lease(compute, host, kind='drain', break_lease=False,
                      events=events)
     lk.acquire()     # or: with lease.Lease(...) as lk:
+    lease.acquire_all([lk1, lk2])  # a wave's hosts: one settle wait
     lk.took          # the Holder taken over (expired, gone, broken) or None
     lk.check()       # before each change; raises LeaseLost
     lk.release()     # drop our entry (only if it is still ours)
@@ -306,6 +307,36 @@ def judge(host, held, break_lease=False, now=None, token=None):
             host, held.kind, held.describe()))
 
 
+def acquire_all(leases):
+    """Take every lease of ``leases`` (the hosts of a wave) with one
+    ``SETTLE`` wait for all of them, not one each (a wave of ten hosts
+    waited 15 s before its first move): each entry written, one wait, each
+    read back.  All or none: when one is refused (a live lease, a lost
+    race), the entries written are dropped and ``LeaseRefused`` raised.
+    Returns ``leases``."""
+    written = []
+    try:
+        for lk in leases:
+            lk._write()
+            written.append(lk)
+        if leases:
+            lk = leases[0]
+            lk.sleep(random.uniform(*max(x.settle for x in leases)))
+        for lk in leases:
+            lk._read_back()
+    except BaseException:
+        for lk in written:
+            try:
+                if lk.held:
+                    lk.release()
+                else:
+                    lk.forget()
+            except Exception:   # it expires
+                LOG.debug('dropping a lease entry failed', exc_info=True)
+        raise
+    return leases
+
+
 # ----------------------------------------------------------------- lease
 
 class Lease(object):
@@ -352,6 +383,12 @@ class Lease(object):
     def acquire(self):
         """Take the host or raise ``LeaseRefused`` (nothing changed but,
         when another run won the race, our own entry, now overwritten)."""
+        self._write()
+        self.sleep(random.uniform(*self.settle))
+        return self._read_back()
+
+    def _write(self):
+        """Refuse a live lease of another run, else write our entry."""
         service = nova.find_compute_service(self.compute, self.host,
                                             errors.NotFound)
         held = self.store.get(self.host) or legacy_holder(service)
@@ -365,7 +402,9 @@ class Lease(object):
         mine = self._entry()
         self.since = mine.since
         self.store.put(self.host, mine)
-        self.sleep(random.uniform(*self.settle))
+
+    def _read_back(self):
+        """Ours when our token reads back (else ``LeaseRefused``)."""
         back = self.store.get(self.host)
         if back is None or back.token != self.token:
             raise LeaseRefused(
@@ -383,6 +422,13 @@ class Lease(object):
                 target=self._beat, name='lease-%s' % self.host, daemon=True)
             self._thread.start()
         return self
+
+    def forget(self):
+        """Drop our entry written by ``_write`` when the lease was never
+        held (``acquire_all`` gave up): only if it is still ours."""
+        back = self.store.get(self.host)
+        if back is not None and back.token == self.token:
+            self.store.delete(self.host)
 
     def _drop_legacy_tag(self):
         svc = nova.find_compute_service(self.compute, self.host)

@@ -75,6 +75,45 @@ class TestProtocol(testtools.TestCase):
         lk.release()
         self.assertIsNone(lease.holder(nova.compute, 'c01'))
 
+    def test_a_waves_leases_wait_once(self):
+        # Issue 24: the leases of a wave's hosts were taken one after the
+        # other, each with its settle wait (1-2 s): a wave of 4 waited
+        # about 6 s before its first move.  One wait for all of them.
+        nova = fakes.FakeNova(hosts=('c01', 'c02', 'c03', 'c04'))
+        slept = []
+        rt = runtime.Runtime(sleep=slept.append)
+        leases = lease.acquire_all([lease.Lease(
+            nova.compute, h, heartbeat=False, settle=(1.0, 2.0), runtime=rt)
+            for h in ('c01', 'c02', 'c03')])
+        self.assertEqual(1, len(slept))
+        for lk in leases:
+            self.assertEqual(lk.token, lease.holder(nova.compute,
+                                                    lk.host).token)
+            lk.release()
+        # All or none: a live lease of another run on one host refuses
+        # the wave, and the entries written for the others are dropped.
+        held_by_other(nova, 'c03')
+        self.assertRaises(lease.LeaseRefused, lease.acquire_all, [
+            lease.Lease(nova.compute, h, heartbeat=False, runtime=rt)
+            for h in ('c01', 'c02', 'c03', 'c04')])
+        self.assertIsNone(lease.holder(nova.compute, 'c01'))
+        self.assertIsNone(lease.holder(nova.compute, 'c02'))
+        self.assertIsNone(lease.holder(nova.compute, 'c04'))
+        self.assertEqual(OTHER, lease.holder(nova.compute, 'c03').owner)
+        # A race lost on one host (another run wrote after us, before the
+        # read-back): refused, ours dropped, the winner's kept.
+        lease.Store(nova.compute).delete('c03')
+        store = lease.Store(nova.compute)
+
+        def overwritten(seconds):
+            store.put('c02', entry())
+        leases = [lease.Lease(nova.compute, h, heartbeat=False,
+                              runtime=runtime.Runtime(sleep=overwritten))
+                  for h in ('c01', 'c02')]
+        self.assertRaises(lease.LeaseRefused, lease.acquire_all, leases)
+        self.assertIsNone(lease.holder(nova.compute, 'c01'))
+        self.assertEqual(OTHER, lease.holder(nova.compute, 'c02').owner)
+
     def test_two_writers_racing_exactly_one_holds(self):
         # Both read the host free before either writes; each reads back
         # after its delay, when both have written: the last write is what

@@ -295,22 +295,45 @@ class TestWaveAtOnce(testtools.TestCase):
     """Issue 24 item 3 on the unit fakes: the hosts of a wave drained at
     once, on one poll."""
 
-    def test_two_hosts_of_a_wave_move_at_the_same_time(self):
+    def two_host_wave(self, hosts, script, **kw):
+        """A wave of c01 and c02 (3 servers each, their moves
+        ``script``), the last host of ``hosts`` the default
+        destination; ``(report, watch)``."""
         tmp = self.useFixture(fixtures.TempDir()).path
-        nova = fakes.FakeNova(hosts=('c01', 'c02', 'c03', 'c04'),
-                              default_dest='c04')
+        nova = fakes.FakeNova(hosts=hosts, default_dest=hosts[-1])
         for svc in nova.services.values():
             svc.updated_at = test_maintain.FUTURE
         for host in ('c01', 'c02'):
             for n in range(3):
-                nova.add('%s-%d' % (host, n), host=host, script=['slow:4'])
+                nova.add('%s-%d' % (host, n), host=host, script=list(script))
         watch = Watch(nova)
-        req = test_maintain.request(tmp, hosts=('c01', 'c02'), max_hosts=2)
+        req = test_maintain.request(tmp, hosts=('c01', 'c02'), max_hosts=2,
+                                    **kw)
         with test_maintain.one_owner():
             report = maintain.run(fakes.FakeCloud(nova), req)
         self.assertTrue(report.ok, [h.row() for h in report.hosts])
+        return report, watch
+
+    def test_two_hosts_of_a_wave_move_at_the_same_time(self):
+        report, watch = self.two_host_wave(('c01', 'c02', 'c03', 'c04'),
+                                           ['slow:4'])
         self.assertEqual([1, 1], [h.wave for h in report.hosts])
         self.assertEqual(2, watch.sources_at_once)
+        self.assertEqual(1, watch.most_out)
+        self.assertEqual(1, watch.most_in)
+        self.assertEqual(0, watch.queued_behind)
+
+    def test_a_waves_moves_home_share_the_slots(self):
+        # Issue 24: with --migrate-back, each host's undrain counted its
+        # slots on its own poll (the migrations touching its host): two
+        # hosts of a wave both bringing servers home from c03 saw none of
+        # each other's moves out of c03, and started two at once (nova
+        # queued one).  Now the wave's undrains share one poll of the
+        # cloud and one slot pool, as its drains do.
+        report, watch = self.two_host_wave(('c01', 'c02', 'c03'),
+                                           ['slow:3', 'slow:3'],
+                                           migrate_back=True)
+        self.assertEqual([3, 3], [h.moved_back for h in report.hosts])
         self.assertEqual(1, watch.most_out)
         self.assertEqual(1, watch.most_in)
         self.assertEqual(0, watch.queued_behind)

@@ -62,6 +62,7 @@ check_arguments = run.check_arguments
 check_excludes = run.check_excludes
 drain_host = run.drain_host
 drain_hosts = run.drain_hosts
+fleet_for = run.fleet_for
 stays = run.stays
 undrain_host = run.undrain_host
 plan_drain = plan.plan_drain

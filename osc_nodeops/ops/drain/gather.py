@@ -77,14 +77,32 @@ def _placement_hosts(client, names, hypervisors, zones, notes):
         for name, uuid in wanted)
 
 
+class Pool(object):
+    """The candidate hosts several plans pack onto (a drain's pre-pass, a
+    wave's own plans): placement read once, by the first plan that needs
+    it (the others wait for it, then pack on what the plans before them
+    left), the packing one plan at a time (``packing``)."""
+
+    def __init__(self):
+        self.hosts = None
+        self._reading = threading.Lock()
+        self.packing = threading.Lock()
+
+    def get(self, read):
+        """The pool's hosts (``read()`` them if nobody has yet)."""
+        with self._reading:
+            if self.hosts is None:
+                self.hosts = read()
+            return self.hosts
+
+
 def gather(conn, host, servers, features=None, draining=(),
            target_host=None, block_migration='auto', capacity=True,
            pool=None):
     """Read what the rules and the packing need, for ``servers`` on
     ``host``.  A fixed number of list calls, plus two placement GETs per
-    candidate host; none with ``pool`` (the candidate hosts an earlier
-    host's plan read, packed on since: several hosts' plans on one
-    pool)."""
+    candidate host, made once for all the plans of a ``pool`` (whose
+    hosts ``Cloud.hosts`` then is)."""
     compute = conn.compute
     read = _Reader()
     draining = tuple(draining) or (host,)
@@ -148,8 +166,9 @@ def gather(conn, host, servers, features=None, draining=(),
         try:
             client = placement.Client(conn.placement, read=read,
                                       timeout=None)
-            hosts = pool if pool else _placement_hosts(
-                client, names, hyps, zones, notes)
+            hosts = pool.get(lambda: _placement_hosts(
+                client, names, hyps, zones, notes)) if pool is not None \
+                else _placement_hosts(client, names, hyps, zones, notes)
             allocations = _source_allocations(client, hyps.get(host))
         except Exception as exc:
             notes.append('capacity not checked: placement said %s' %

@@ -14,6 +14,7 @@ from osc_nodeops.ops.cloud import nova
 from osc_nodeops.ops.drain import actions
 from osc_nodeops.ops.drain import origin
 from osc_nodeops.ops.drain import policy
+from osc_nodeops.ops.engine import wave
 
 LIVE_STATES = ('ACTIVE', 'PAUSED')
 COLD_STATES = ('SHUTOFF',)
@@ -171,13 +172,16 @@ def plan_drain(ctx, snap, opts):
     return items + _resumed_moves(ctx, snap)
 
 
-class UndrainPoller(engine.HostPoller):
+class UndrainPoller(wave.WaveHostPoller):
     """The undrain host's poller, plus the hosts where servers being
     resumed before their move home still are (``snap.elsewhere``): a resume
-    is seen there, not on the host being watched."""
+    is seen there, not on the host being watched.  Its polls are views of
+    ``shared`` (a ``wave.WavePoll``: the cloud's migrations, which the
+    slots count, the moves home coming from any host)."""
 
-    def __init__(self, compute, host, features=None, since=None):
-        super(UndrainPoller, self).__init__(compute, host, features,
+    def __init__(self, compute, host, features=None, since=None,
+                 shared=None):
+        super(UndrainPoller, self).__init__(compute, host, shared, features,
                                             since=since)
         self.items: tuple = ()
 

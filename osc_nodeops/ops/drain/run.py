@@ -1,5 +1,6 @@
 """Execution: validate, then drain (S1-S4) or undrain (S6-S7) hosts."""
 
+import contextlib
 import dataclasses
 import datetime
 import logging
@@ -146,12 +147,13 @@ def _queue_places(items):
 
 
 def fleet_for(compute, hosts, opts, features, runtime=None):
-    """The poll and the slot pool the drains of ``hosts`` share."""
+    """The poll and the slot pool the drains (or undrains) of ``hosts``
+    share."""
     runtime = runtime or runtime_mod.Runtime()
     return wave.Fleet(
         wave.WavePoll(compute, hosts, features, opts.poll_interval,
                       clock=runtime.clock, now=runtime.now),
-        slots_mod.Slots(opts.source_slots, opts.dest_slots))
+        slots_mod.Slots(opts.source_slots, opts.dest_slots), gather.Pool())
 
 
 def drain_host(compute, host, service, opts, features=None, events=None,
@@ -235,11 +237,10 @@ def _drain_host(ctx, compute, host, service, opts, features, note,
         earlier = [i for i in plan.moved_by_stopped_run(ctx, snap, host,
                                                         taken_over_since)
                    if i.id not in planned]
-    with fleet.planning:
-        # A wave's hosts pack onto one pool (their landings spread over the
-        # candidates; placement read once for all of them).
-        misfits, notes = run_preflight(ctx, host, items, opts, features,
-                                       pool=fleet.pool)
+    # A wave's hosts pack onto one pool (their landings spread over the
+    # candidates; placement read once for all of them).
+    misfits, notes = run_preflight(ctx, host, items, opts, features,
+                                   pool=fleet.pool)
     if misfits and (opts.allow_partial or not opts.dry_run):
         # A real run after the pre-pass (drain_hosts) said it fits: the
         # cloud changed meanwhile; what no longer fits stays.
@@ -363,14 +364,14 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
                 events=events, runtime=runtime, conn=conn,
                 draining=hosts))
         return reports
-    held = {}
+    held: dict = {}
     current = None  # the host whose drain raised: its lease is left
     try:
-        for host in hosts:  # every lease before anything changes
-            held[host] = lease.Lease(
-                compute, host, kind='drain', owner=nova_services.lease_owner(),
-                break_lease=getattr(opts, 'break_lease', False),
-                events=events, runtime=runtime).acquire()
+        # every lease before anything changes (one settle wait for all)
+        held.update((lk.host, lk) for lk in lease.acquire_all([lease.Lease(
+            compute, host, kind='drain', owner=nova_services.lease_owner(),
+            break_lease=getattr(opts, 'break_lease', False),
+            events=events, runtime=runtime) for host in hosts]))
         for host in hosts[1:]:
             held[host].check()
             # The event carries its host (``--events`` readers filter by it)
@@ -450,14 +451,11 @@ def run_preflight(ctx, host, items, opts, features, pool=None):
         conn, host, servers, features=features, draining=draining,
         target_host=opts.target_host, block_migration=opts.block_migration,
         pool=pool)
-    if pool is not None and cloud.hosts is not None:
-        if not pool:
-            pool.extend(cloud.hosts)
-        cloud.hosts = pool
-    misfits = preflight.apply(items, cloud, target_host=opts.target_host,
-                              shared=pool is not None)
-    for item in items:
-        item.candidates = preflight.candidates_for(item, cloud)
+    with pool.packing if pool is not None else contextlib.nullcontext():
+        misfits = preflight.apply(items, cloud, target_host=opts.target_host,
+                                  shared=pool is not None)
+        for item in items:
+            item.candidates = preflight.candidates_for(item, cloud)
     for text in cloud.notes:  # about the cloud, the same for every host
         ctx.emit('preflight', text)
     for item in items:
@@ -512,7 +510,7 @@ def refuse_before(compute, hosts, services, opts, features, events, conn,
     ``opts.allow_partial``) or, ``refuse_skips``, when a server would stay
     (``stays``); else None."""
     plan_opts = dataclasses.replace(opts, dry_run=True)
-    pool: list = []
+    pool = gather.Pool()
     reports: list = []
     misfit = 0
     for host in hosts:
@@ -608,6 +606,19 @@ def undrain_host(compute, host, service, opts, features=None, events=None,
             end_lease(ctx, held, abandoned)
 
 
+def _clear_home_records(ctx, items, host):
+    """The servers already home: their origin records go."""
+    for item in items:
+        if item.action is None and item.data.get('home'):
+            try:
+                origin.clear_origin(ctx, item)
+                item.message = 'already on %s; origin record cleared' % host
+            except Exception as exc:
+                item.message = ('already on %s; clearing the origin record '
+                                'failed: %s' % (host, errors.one_line(
+                                    exc, style=errors.STATUS)))
+
+
 def _undrain_host(ctx, compute, host, service, opts, features, servers,
                   held, fleet=None):
     if held is not None:
@@ -625,7 +636,11 @@ def _undrain_host(ctx, compute, host, service, opts, features, servers,
     if not opts.migrate_back:
         return report
     since = timeutil.utcnow() - datetime.timedelta(hours=1)
-    poller = plan.UndrainPoller(compute, host, features, since=since)
+    own = fleet is None or fleet.poll is None
+    shared = fleet_for(compute, [host], opts, features, ctx.runtime) \
+        if own else fleet
+    poller = plan.UndrainPoller(compute, host, features, since=since,
+                                shared=shared.poll)
     snap = poller.snapshot(full=True, each=calls.call_with_retry)
     items = plan.plan_undrain(ctx, snap, servers, opts)
     poller.items = items
@@ -639,23 +654,19 @@ def _undrain_host(ctx, compute, host, service, opts, features, servers,
         report.ok = all(i.action or i.success_if_skipped or opts.allow_skipped
                         for i in items)
         return report
-    for item in items:
-        if item.action is None and item.data.get('home'):
-            try:
-                origin.clear_origin(ctx, item)
-                item.message = 'already on %s; origin record cleared' % host
-            except Exception as exc:
-                item.message = ('already on %s; clearing the origin record '
-                                'failed: %s' % (host, errors.one_line(
-                                    exc, style=errors.STATUS)))
-    # The slots count what this host's poll sees: every move into it, and
-    # the moves out of their sources that touch it.
+    _clear_home_records(ctx, items, host)
+    # The slots count every unfinished migration of the cloud (the poll's)
+    # and the moves of the run in flight (a maintain wave's undrains share
+    # them): the moves home leave many hosts.
     executor = engine.Executor.from_options(
-        ctx, poller, opts, guard=held.check,
-        slots=slots_mod.Slots(opts.source_slots, opts.dest_slots))
-    if fleet is not None:
+        ctx, poller, opts, guard=held.check, slots=shared.slots)
+    if fleet is not None:   # its Ctrl-C reaches the moves
         fleet.register(executor.interrupts)
-    executor.run(items, initial_snapshot=snap)
+    # No initial snapshot: the plan's listing saw this host's migrations
+    # only; the first starts count the slots on a poll of the cloud.
+    executor.run(items)
+    if own:   # the poll was this host's alone
+        poller.calls += shared.poll.calls
     engine.settle(items, False)
     report.interrupted = executor.interrupts.interrupted
     report.error = executor.stopped_by

@@ -111,22 +111,26 @@ class WavePoll(object):
         self._servers_since = began - datetime.timedelta(seconds=MARGIN)
         self._servers_at = at
 
-    def view(self, host, fresh=False):
+    def view(self, host, fresh=False, elsewhere=None):
         """``host``'s ``Snapshot`` from the wave's latest poll: its
         migrations (those leaving or entering it), its servers (listed
-        when first looked at), and the cloud's migrations for the slots."""
+        when first looked at), and the cloud's migrations for the slots.
+        ``elsewhere(migrations)``: servers the poller lists on other hosts
+        (``HostPoller.list_elsewhere``)."""
         at = self.refresh(fresh)
         with self._lock:
             cloud = list(self._migrations.values())
         mine = [m for m in cloud if host in (m.source_compute,
                                              m.dest_compute)]
         return snapshot.Snapshot(host, lambda: self.servers_on(host, at),
-                                 mine, cloud=cloud)
+                                 mine, cloud=cloud, elsewhere=elsewhere(
+                                     mine) if elsewhere else ())
 
 
 class WaveHostPoller(snapshot.HostPoller):
-    """A ``HostPoller`` whose polls are views of the wave's ``WavePoll``;
-    its full snapshot (the plan's) lists the host itself."""
+    """A ``HostPoller`` whose polls are views of the wave's ``WavePoll``
+    (``shared``; None: a ``HostPoller``'s own polls); its full snapshot
+    (the plan's) lists the host itself."""
 
     def __init__(self, compute, host, shared, features=None, since=None):
         super(WaveHostPoller, self).__init__(compute, host, features,
@@ -134,9 +138,9 @@ class WaveHostPoller(snapshot.HostPoller):
         self.shared = shared
 
     def snapshot(self, full=False, each=None, fresh=False):
-        if full:
-            return super(WaveHostPoller, self).snapshot(full=True, each=each)
-        return self.shared.view(self.host, fresh)
+        if full or self.shared is None:
+            return super(WaveHostPoller, self).snapshot(full=full, each=each)
+        return self.shared.view(self.host, fresh, self.list_elsewhere)
 
 
 class Fleet(object):
@@ -152,13 +156,12 @@ class Fleet(object):
     second: leave them running).  ``cancelled`` is set at the first, for
     work that is not an executor (an operator's step)."""
 
-    def __init__(self, poll=None, slots=None):
+    def __init__(self, poll=None, slots=None, pool=None):
         self.poll = poll
         self.slots = slots
         # The wave's plans pack onto one pool of candidate hosts, read
-        # once (``drain.run.run_preflight``), one plan at a time.
-        self.pool: list = []
-        self.planning = threading.Lock()
+        # once (``drain.gather.Pool``).
+        self.pool = pool
         self.cancelled = threading.Event()
         self._lock = threading.Lock()
         self._interrupts: list = []

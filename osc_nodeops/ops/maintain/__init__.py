@@ -33,6 +33,7 @@ from osc_nodeops.ops import campaign
 from osc_nodeops.ops import drain
 from osc_nodeops.ops import node_list
 from osc_nodeops.ops import runtime as runtime_mod
+from osc_nodeops.ops.cloud import nova
 from osc_nodeops.ops.engine import wave as wave_mod
 from osc_nodeops.ops.maintain import dry_run
 from osc_nodeops.ops.maintain.common import COLUMNS  # noqa
@@ -433,7 +434,11 @@ def _wave(run, wave):
         cycling.append(h)
     # The wave's hosts go through their steps at once; each host's failure
     # is its own (the others finish; the run stops before the next wave).
-    fleet = wave_mod.Fleet()
+    # Their moves home (--migrate-back) share one poll of the cloud and
+    # one slot pool, as their drains did.
+    fleet = wave_mod.Fleet() if not req.migrate_back else drain.fleet_for(
+        compute, cycling, req.drain_options,
+        nova.Features.from_proxy(compute), run.runtime)
     done = fleet.run({h: (lambda h=h: _cycle(run, h, fleet))
                       for h in cycling})
     return all(done[h][0] for h in cycling) and ok
