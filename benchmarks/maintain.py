@@ -133,7 +133,8 @@ PHASES = ('plan', 'moves', 'step', 'up', 'undrain')
 def phases(events):
     """Seconds of each phase of the waves, summed over them, from a run's
     ``--events`` (times to the second): ``plan`` from the wave to its
-    first move, ``moves`` to the last move's end, ``step`` to the last
+    first move, ``moves`` to the last host drained (its moves, their
+    checks and the audit), ``step`` to the last
     ``--exec`` done, ``up`` to the last nova-compute up, ``undrain`` to the
     last host maintained."""
     with open(events) as f:
@@ -151,8 +152,11 @@ def phases(events):
                                          '%Y-%m-%dT%H:%M:%SZ'))
     starts = [at(r) for r in recs if r.get('state') == 'wave']
     for t0, wave in zip(starts, waves):
-        moves = [at(r) for r in wave if r.get('server')]
-        marks = [t0, min(moves, default=t0), max(moves, default=t0)]
+        starts = [at(r) for r in wave if r.get('server')
+                  and r.get('state') == 'start']
+        drained = [at(r) for r in wave if r.get('state') == 'done'
+                   and r.get('step') not in ('exec', 'wait', 'check')]
+        marks = [t0, min(starts, default=t0), max(drained, default=t0)]
         for step, state in (('exec', 'done'), ('wait', 'done'),
                             ('undrain', 'host-done')):
             marks.append(max([at(r) for r in wave if r.get('step') == step
