@@ -82,6 +82,7 @@ from osc_nodeops.ops import drain  # noqa: E402
 from osc_nodeops.ops import engine  # noqa: E402
 from osc_nodeops.ops.cloud import nova as cloud_nova  # noqa: E402
 from osc_nodeops.ops.drain import plan  # noqa: E402
+from osc_nodeops.ops.drain import gather as drain_gather  # noqa: E402
 from osc_nodeops.ops.drain import run as drain_run  # noqa: E402
 from osc_nodeops.ops.engine import slots  # noqa: E402
 from osc_nodeops.ops.engine import wave  # noqa: E402
@@ -279,7 +280,7 @@ def planning(nova, cloud, api, hosts, features):
     out = []
     for group in ((hosts[0],), tuple(hosts)):
         opts = drain.Options(hosts=group, dry_run=True)
-        pool: list | None = [] if len(group) > 1 else None
+        pool = drain_gather.Pool() if len(group) > 1 else None
         planned = {'all': 0.0, 'client': 0.0, 'nova': 0, 'gets': 0}
         checked = dict(planned)
         moves = 0
@@ -509,8 +510,9 @@ def main():
         '1/4 of the interval, double it (up to 30 s), and step back down '
         'when they take under 1/10.  With changes-since both listings stay '
         'a page on a big cloud; the heavy reads are the planning\'s (two '
-        'placement GETs per candidate host, per host planned: a real run '
-        'plans each host twice, the pre-pass and its own drain) and the '
+        'placement GETs per candidate host, once for the wave\'s pre-pass '
+        'and once for its own plans, and the pre-flight\'s lists per host '
+        'planned) and the '
         'wave\'s first poll (%d full host listings).' % (
             shown, shown * args.inflight, w10['cpu'],
             w10['cpu'] / (args.interval * 1000) * 100, args.interval,
