@@ -109,6 +109,30 @@ class TestMaintain(testtools.TestCase):
         self.assertIn('out of service already', report.hosts[0].message)
         self.assertEqual('enabled', self.nova.services['c01'].status)
 
+    def test_a_misfit_with_allow_skipped_says_it_does_not_fit(self):
+        # With --allow-skipped a server that would stay is no reason to
+        # refuse: a wave refused because another server does not fit
+        # says so, not "would stay ... --allow-skipped".
+        self.nova.servers.clear()
+        self.nova.add('a', host='c01', flavor=FLAVOR_3000)
+        self.nova.add('b', host='c02', flavor=FLAVOR_3000)
+        self.nova.add('broken', host='c01', status='ERROR')
+        self.nova.services['c04'].status = 'disabled'
+        self.nova.services['c04'].disabled_reason = 'broken fan'
+        cloud = fakes.FakeCloud(self.nova, size={
+            'VCPU': 8, 'MEMORY_MB': 4096, 'DISK_GB': 100})
+        req = request(self.tmp, hosts=('c01', 'c02'), max_hosts=3,
+                      exec_cmd='true', drain_options=drain.Options(
+                          poll_interval=0.01, retry_delay=0.01, timeout=30,
+                          allow_skipped=True))
+        with one_owner():
+            report = maintain.run(cloud, req, events=self.seen.append)
+        rows = {h.host: h for h in report.hosts}
+        for h in ('c01', 'c02'):
+            self.assertEqual('refused', rows[h].steps['drain'])
+            self.assertIn('would not fit', rows[h].message)
+        self.nova.compute.live_migrate_server.assert_not_called()
+
     def test_wave_that_does_not_fit_is_refused_untouched(self):
         # Each wave is checked against the hosts still in service: c04 is
         # disabled by someone else, c01 and c02 are the wave, so only c03

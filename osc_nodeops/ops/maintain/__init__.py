@@ -399,7 +399,7 @@ def _wave(run, wave):
                 results[h].message = 'drain refused: %s' % exc
             return False
         if any(r.refused for r in reports):
-            _refused(run, to_drain, reports)
+            _refused(run, to_drain, reports, skips=not opts.allow_skipped)
             return False
         done = {r.host: r for r in reports}
         for h in to_drain:
@@ -464,18 +464,18 @@ def _cycle(run, h, fleet):
     return False
 
 
-def _refused(run, hosts, reports):
+def _refused(run, hosts, reports, skips):
     """The drain's pre-pass refused the wave (nothing changed: enabled, no
     lease, no move): a server would not fit the rest of the cloud or,
-    without --allow-skipped, would stay on its host.  Each row says
-    which."""
+    ``skips`` (without --allow-skipped), would stay on its host.  Each row
+    says which."""
     results = run.results
     plans = {r.host: r for r in reports}
     misfit = any(i.fits is False and i.action is not None
                  for r in reports for i in r.items)
     for h in hosts:
         plan = plans.get(h)
-        items = drain.stays(plan) if plan is not None else []
+        items = drain.stays(plan) if plan is not None and skips else []
         results[h].result = 'failed'
         results[h].steps['drain'] = 'refused'
         if items:
@@ -488,7 +488,7 @@ def _refused(run, hosts, reports):
                     len(items) - 1)
         elif misfit:
             results[h].message = 'drain %s' % reports[0].service_note
-        else:
+        else:   # (only ``skips`` refuses without a misfit)
             results[h].message = (
                 'refused, nothing changed: another host of the wave holds a '
                 'server the drain would leave behind')
