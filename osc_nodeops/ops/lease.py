@@ -383,9 +383,7 @@ class Lease(object):
     def acquire(self):
         """Take the host or raise ``LeaseRefused`` (nothing changed but,
         when another run won the race, our own entry, now overwritten)."""
-        self._write()
-        self.sleep(random.uniform(*self.settle))
-        return self._read_back()
+        return acquire_all([self])[0]
 
     def _write(self):
         """Refuse a live lease of another run, else write our entry."""
@@ -424,8 +422,8 @@ class Lease(object):
         return self
 
     def forget(self):
-        """Drop our entry written by ``_write`` when the lease was never
-        held (``acquire_all`` gave up): only if it is still ours."""
+        """Drop our entry if it is still ours (``release``; or written by
+        ``_write`` when ``acquire_all`` gave up before holding it)."""
         back = self.store.get(self.host)
         if back is not None and back.token == self.token:
             self.store.delete(self.host)
@@ -497,9 +495,7 @@ class Lease(object):
         if not self.held:
             return
         with self._lock:
-            back = self.store.get(self.host)
-            if back is not None and back.token == self.token:
-                self.store.delete(self.host)
+            self.forget()
             self.held = False
 
     def abandon(self):

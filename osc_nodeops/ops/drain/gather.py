@@ -108,17 +108,16 @@ def gather(conn, host, servers, features=None, draining=(),
     draining = tuple(draining) or (host,)
     notes = []
     # The lists do not depend on each other: read at once.
-    services, host_ports, groups, aggregates, hypervisors = \
-        calls.concurrently([
-            lambda: read(lambda: list(compute.services(
-                binary='nova-compute'))),
-            lambda: read(lambda: list(conn.network.ports(
-                binding_host_id=host))),
-            lambda: read(lambda: list(compute.server_groups(
-                all_projects=True))),
-            lambda: read(lambda: list(compute.aggregates())),
-            lambda: read(lambda: list(compute.hypervisors(
-                details=True))) if capacity else []])
+    listings = [lambda: compute.services(binary='nova-compute'),
+                lambda: conn.network.ports(binding_host_id=host),
+                lambda: compute.server_groups(all_projects=True),
+                compute.aggregates]
+    if capacity:
+        listings.append(lambda: compute.hypervisors(details=True))
+    listed = calls.concurrently(lambda fn=fn: read(lambda: list(fn()))
+                                for fn in listings)
+    services, host_ports, groups, aggregates = listed[:4]
+    hypervisors = listed[4] if capacity else []
     names = sorted(
         s.host for s in services if s.status == 'enabled'
         and s.state == 'up' and s.host not in draining)
@@ -166,9 +165,10 @@ def gather(conn, host, servers, features=None, draining=(),
         try:
             client = placement.Client(conn.placement, read=read,
                                       timeout=None)
-            hosts = pool.get(lambda: _placement_hosts(
-                client, names, hyps, zones, notes)) if pool is not None \
-                else _placement_hosts(client, names, hyps, zones, notes)
+            def read_hosts():
+                return _placement_hosts(client, names, hyps, zones, notes)
+            hosts = pool.get(read_hosts) if pool is not None \
+                else read_hosts()
             allocations = _source_allocations(client, hyps.get(host))
         except Exception as exc:
             notes.append('capacity not checked: placement said %s' %
