@@ -38,6 +38,9 @@ API (everything else is private)::
                      events=events)
     lk.acquire()     # or: with lease.Lease(...) as lk:
     lease.acquire_all([lk1, lk2])  # a wave's hosts: one settle wait
+    taking = lease.write_all([lk1, lk2])  # written; read-only work now,
+    taking.hold()    # then the rest of the wait and the read-backs
+    taking.withdraw()  # or: every entry put back as it was
     lk.took          # the Holder taken over (expired, gone, broken) or None
     lk.check()       # before each change; raises LeaseLost
     lk.release()     # drop our entry (only if it is still ours)
@@ -312,29 +315,63 @@ def acquire_all(leases):
     ``SETTLE`` wait for all of them, not one each (a wave of ten hosts
     waited 15 s before its first move): each entry written, one wait, each
     read back.  All or none: when one is refused (a live lease, a lost
-    race), the entries written are dropped and ``LeaseRefused`` raised.
-    Returns ``leases``."""
-    written = []
-    try:
-        for lk in leases:
-            lk._write()
-            written.append(lk)
-        if leases:
-            lk = leases[0]
-            lk.sleep(random.uniform(*max(x.settle for x in leases)))
-        for lk in leases:
-            lk._read_back()
-    except BaseException:
+    race), the entries written are withdrawn and ``LeaseRefused`` raised.
+    Returns ``leases``.  ``write_all(leases).hold()``."""
+    return write_all(leases).hold()
+
+
+def write_all(leases):
+    """The first half of ``acquire_all``: every entry written (all or
+    none, as there), the settle wait begun.  Returns a ``Taking``: the
+    caller does read-only work while the wait runs (a drain's capacity
+    pre-pass), then ``hold()`` waits what is left of it and reads the
+    entries back, or ``withdraw()`` puts them back as they were."""
+    return Taking(leases)
+
+
+class Taking(object):
+    """Leases whose entries are written and not yet read back."""
+
+    def __init__(self, leases):
+        self.leases = list(leases)
+        self.written = []
+        self.until = None  # the end of the settle wait (runtime.clock)
+        try:
+            for lk in self.leases:
+                lk._write()
+                self.written.append(lk)
+        except BaseException:
+            self.withdraw()
+            raise
+        if self.leases:
+            first = self.leases[0]
+            self.until = first.ctx.runtime.clock() + random.uniform(
+                *max(x.settle for x in self.leases))
+
+    def hold(self):
+        """What is left of the settle wait, then each entry read back:
+        the leases, held; else (a race lost) every entry withdrawn and
+        ``LeaseRefused`` raised."""
+        try:
+            if self.leases:
+                first = self.leases[0]
+                first.sleep(max(0.0, self.until - first.ctx.runtime.clock()))
+            for lk in self.leases:
+                lk._read_back()
+        except BaseException:
+            self.withdraw()
+            raise
+        return self.leases
+
+    def withdraw(self):
+        """Each entry written put back as it was (``Lease._withdraw``);
+        a failure is left to the entry's expiry."""
+        written, self.written = self.written, []
         for lk in written:
             try:
-                if lk.held:
-                    lk.release()
-                else:
-                    lk.forget()
+                lk._withdraw()
             except Exception:   # it expires
-                LOG.debug('dropping a lease entry failed', exc_info=True)
-        raise
-    return leases
+                LOG.debug('withdrawing a lease entry failed', exc_info=True)
 
 
 # ----------------------------------------------------------------- lease
@@ -369,6 +406,7 @@ class Lease(object):
         self.note = None      # what the operator is told about it
         self.held = False
         self.lost = None      # one line, once another run has it
+        self.replaced = None  # the entry our first write overwrote
         self._stop = threading.Event()
         self._thread = None
         self._lock = threading.Lock()
@@ -389,7 +427,8 @@ class Lease(object):
         """Refuse a live lease of another run, else write our entry."""
         service = nova.find_compute_service(self.compute, self.host,
                                             errors.NotFound)
-        held = self.store.get(self.host) or legacy_holder(service)
+        self.replaced = self.store.get(self.host)
+        held = self.replaced or legacy_holder(service)
         if held is not None and held.legacy and held.owner in (
                 self.owner, 'maintain:' + self.owner):
             held = None  # this process's own earlier-format tag (maintain)
@@ -421,12 +460,24 @@ class Lease(object):
             self._thread.start()
         return self
 
-    def forget(self):
-        """Drop our entry if it is still ours (``release``; or written by
-        ``_write`` when ``acquire_all`` gave up before holding it)."""
+    def _withdraw(self):
+        """Undo ``_write`` (a wave refused before it changed anything):
+        our entry, if it is still ours, replaced by the one it overwrote
+        (a gone or expired run's stays as it was: what a later takeover
+        reads) or dropped."""
+        self._stop_beating()
+        with self._lock:
+            self._drop(put_back=self.replaced)
+            self.held = False
+
+    def _drop(self, put_back=None):
+        """Our entry, if it is still ours, deleted (or ``put_back``)."""
         back = self.store.get(self.host)
         if back is not None and back.token == self.token:
-            self.store.delete(self.host)
+            if put_back is not None:
+                self.store.put(self.host, put_back)
+            else:
+                self.store.delete(self.host)
 
     def _drop_legacy_tag(self):
         svc = nova.find_compute_service(self.compute, self.host)
@@ -495,7 +546,7 @@ class Lease(object):
         if not self.held:
             return
         with self._lock:
-            self.forget()
+            self._drop()
             self.held = False
 
     def abandon(self):

@@ -17,6 +17,7 @@ from osc_nodeops.ops import drain
 from osc_nodeops.ops import lease
 from osc_nodeops.ops import recover
 from osc_nodeops.ops import runtime
+from osc_nodeops.ops.drain import run as drain_run
 from tests.unit import fakes
 from tests.unit.test_drain import MUTATORS
 from tests.unit.test_drain import drained_away
@@ -61,9 +62,10 @@ class TestProtocol(testtools.TestCase):
     def test_acquire_write_wait_read_back_release(self):
         nova = fakes.FakeNova()
         slept = []
+        # The clock stands still: the wait is the whole settle.
         lk = lease.Lease(nova.compute, 'c01', kind='drain', heartbeat=False,
                          settle=(1.0, 2.0),
-                         runtime=runtime.Runtime(sleep=slept.append))
+                         runtime=FakeClock().runtime(sleep=slept.append))
         lk.acquire()
         self.assertEqual(1, len(slept))
         self.assertTrue(1.0 <= slept[0] <= 2.0)
@@ -113,6 +115,33 @@ class TestProtocol(testtools.TestCase):
         self.assertRaises(lease.LeaseRefused, lease.acquire_all, leases)
         self.assertIsNone(lease.holder(nova.compute, 'c01'))
         self.assertEqual(OTHER, lease.holder(nova.compute, 'c02').owner)
+
+    def test_a_refused_wave_puts_back_what_it_overwrote(self):
+        # Fails on b37f8bd: a wave refused on one host (a live lease)
+        # deleted the entries it had written over on the others, among
+        # them a dead run's (expired): what a later takeover reads (when
+        # that run started) was lost, though nothing was done.
+        nova = fakes.FakeNova(hosts=('c01', 'c02', 'c03'))
+        old = timeutil.utcnow() - datetime.timedelta(seconds=lease.TTL + 5)
+        held_by_other(nova, 'c01', renewed=old, token='deadbeef0001')
+        held_by_other(nova, 'c02')
+        self.assertRaises(lease.LeaseRefused, lease.acquire_all, [
+            lease.Lease(nova.compute, h, heartbeat=False,
+                        runtime=fake_runtime()) for h in ('c01', 'c02')])
+        back = lease.holder(nova.compute, 'c01')
+        self.assertEqual(('deadbeef0001', OTHER), (back.token, back.owner))
+        self.assertTrue(back.expired())
+        # The same when the caller withdraws (its pre-pass refused).
+        lease.Store(nova.compute).delete('c02')
+        taking = lease.write_all([
+            lease.Lease(nova.compute, h, heartbeat=False,
+                        runtime=fake_runtime()) for h in ('c01', 'c02')])
+        self.assertNotEqual('deadbeef0001',
+                            lease.holder(nova.compute, 'c01').token)
+        taking.withdraw()
+        self.assertEqual('deadbeef0001',
+                         lease.holder(nova.compute, 'c01').token)
+        self.assertIsNone(lease.holder(nova.compute, 'c02'))
 
     def test_two_writers_racing_exactly_one_holds(self):
         # Both read the host free before either writes; each reads back
@@ -301,6 +330,63 @@ class TestDrain(testtools.TestCase):
         for name in MUTATORS:
             getattr(nova.compute, name).assert_not_called()
         self.assertIsNone(lease.holder(nova.compute, 'c01'))  # released
+
+    def test_preflight_runs_inside_the_settle_wait(self):
+        # Issue 24 (drain --realistic): the capacity pre-pass (read-only)
+        # ran before the leases were written, then the settle wait (1-2 s)
+        # came on top of it.  Now the entries are written first and the
+        # pre-pass fills the wait: the sleep is what is left of it.
+        nova = fakes.FakeNova()
+        nova.add('a')
+        cloud = fakes.FakeCloud(nova, size={'VCPU': 8, 'MEMORY_MB': 4096,
+                                            'DISK_GB': 100})
+        clock = FakeClock()
+        slept = []
+        seen = []
+        real = drain_run.refuse_before
+
+        def prepass(*a, **kw):
+            seen.append(lease.holder(nova.compute, 'c01'))
+            clock.now += 0.4  # the pre-pass's reads take time
+            return real(*a, **kw)
+        opts = drain.Options(poll_interval=1.0)
+        services = drain.validate(nova.compute, ['c01'], opts)
+        with mock.patch.object(lease, 'SETTLE', (1.5, 1.5)), \
+                mock.patch.object(drain_run, 'refuse_before',
+                                  side_effect=prepass):
+            [report] = drain.drain_hosts(
+                nova.compute, ['c01'], services, opts,
+                runtime=clock.runtime(sleep=slept.append), conn=cloud)
+        self.assertTrue(report.ok)
+        [entry_then] = seen  # our entry, written before the pre-pass
+        self.assertEqual(lease.owner_name(), entry_then.owner)
+        self.assertAlmostEqual(1.1, slept[0])  # 1.5 - 0.4
+        self.assertIsNone(lease.holder(nova.compute, 'c01'))  # released
+
+    def test_preflight_refusal_puts_the_leases_back(self):
+        # A drain refused by its pre-pass (a server fits nowhere) changed
+        # nothing: the entry it wrote over (a dead run's) is back, no wait.
+        nova = fakes.FakeNova()
+        nova.add('big', flavor={'vcpus': 1, 'ram': 8192, 'disk': 1,
+                                'ephemeral': 0, 'swap': 0,
+                                'extra_specs': {}, 'original_name': 'f'})
+        cloud = fakes.FakeCloud(nova, size={'VCPU': 8, 'MEMORY_MB': 4096,
+                                            'DISK_GB': 100})
+        old = timeutil.utcnow() - datetime.timedelta(seconds=lease.TTL + 5)
+        held_by_other(nova, 'c01', renewed=old, token='deadbeef0001')
+        slept = []
+        opts = drain.Options(poll_interval=1.0)
+        services = drain.validate(nova.compute, ['c01'], opts)
+        with mock.patch.object(lease, 'SETTLE', (1.5, 1.5)):
+            [report] = drain.drain_hosts(
+                nova.compute, ['c01'], services, opts,
+                runtime=FakeClock().runtime(sleep=slept.append), conn=cloud)
+        self.assertTrue(report.refused)
+        self.assertEqual([], slept)
+        self.assertEqual('deadbeef0001',
+                         lease.holder(nova.compute, 'c01').token)
+        for name in MUTATORS:
+            getattr(nova.compute, name).assert_not_called()
 
     def test_lease_lost_mid_drain_starts_nothing_more(self):
         nova = fakes.FakeNova()

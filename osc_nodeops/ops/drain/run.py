@@ -344,18 +344,13 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
     reports say which, ``refused``) unless ``opts.allow_partial``; with
     ``refuse_skips`` (a wave of ``maintain`` without ``--allow-skipped``)
     also when a server would stay on its host (a blocker, an exclude).
+    It runs in the leases' settle wait (after their entries are written,
+    before they are read back): a refusal puts the entries back as they
+    were, so that nothing has changed.
     """
     features = features or nova.Features.from_proxy(compute)
     reason_default = reason_default or nova_services.default_reason()
     events = SayOnce.wrap(events)
-    if conn is not None and not opts.dry_run and (
-            refuse_skips or not opts.allow_partial):
-        refused = refuse_before(compute, hosts, services, opts, features,
-                                events, conn, refuse_skips)
-        if refused:
-            if reports is not None:
-                reports.extend(refused)
-            return refused
     reports = [] if reports is None else reports
     if opts.dry_run:  # no lease, nothing changed
         for host in hosts:
@@ -364,14 +359,28 @@ def drain_hosts(compute, hosts, services, opts, features=None, events=None,
                 events=events, runtime=runtime, conn=conn,
                 draining=hosts))
         return reports
+    # Every lease before anything changes, one settle wait for all, and
+    # the capacity pre-pass (read-only) inside that wait.
+    taking = lease.write_all([lease.Lease(
+        compute, host, kind='drain', owner=nova_services.lease_owner(),
+        break_lease=getattr(opts, 'break_lease', False), events=events,
+        runtime=runtime) for host in hosts])
+    try:
+        refused = None
+        if conn is not None and (refuse_skips or not opts.allow_partial):
+            refused = refuse_before(compute, hosts, services, opts,
+                                    features, events, conn, refuse_skips)
+    except BaseException:
+        taking.withdraw()
+        raise
+    if refused:
+        taking.withdraw()
+        reports.extend(refused)
+        return refused
     held: dict = {}
     current = None  # the host whose drain raised: its lease is left
     try:
-        # every lease before anything changes (one settle wait for all)
-        held.update((lk.host, lk) for lk in lease.acquire_all([lease.Lease(
-            compute, host, kind='drain', owner=nova_services.lease_owner(),
-            break_lease=getattr(opts, 'break_lease', False),
-            events=events, runtime=runtime) for host in hosts]))
+        held.update((lk.host, lk) for lk in taking.hold())
         for host in hosts[1:]:
             held[host].check()
             # The event carries its host (``--events`` readers filter by it)
