@@ -30,7 +30,9 @@ the logs are kept, their paths printed): a wave's poll (``wave.WavePoll``)
 makes exactly one ``GET /os-migrations`` of the whole cloud (no ``host``),
 and one ``GET /servers/detail`` with ``changes-since`` (no ``host``)
 when a host's servers are looked at, so requests per poll = (those
-migration lists + those server lists) / those migration lists.  Also
+migration lists + those server lists) / those migration lists, and the
+most requests of one poll (``max``) is its migration list and the server
+lists logged before the next one.  Also
 counted: a host's own polls (``/os-migrations?host=H&changes-since=...``,
 the undrain's with ``--migrate-back``; none here) and every other GET
 (planning, verification, leases, audit), per poll and by path.
@@ -186,9 +188,12 @@ def count_requests(debug_log):
     wave's cloud-wide migration lists), ``poll_servers`` (its
     changes-since server lists), ``host_polls`` (a host's own migration
     lists since a time), ``other`` (every other GET, by path) and
-    ``writes`` (the rest)."""
+    ``writes`` (the rest); ``poll_max``: the most requests of one poll (its
+    migration list and the changes-since server lists logged after it,
+    before the next poll's)."""
     out = {'polls': 0, 'poll_servers': 0, 'host_polls': 0,
-           'other': collections.Counter(), 'writes': 0}
+           'other': collections.Counter(), 'writes': 0, 'poll_max': 0}
+    this_poll = 0
     with open(debug_log, errors='replace') as f:
         for line in f:
             found = REQ.search(line)
@@ -203,14 +208,17 @@ def count_requests(debug_log):
             since = 'changes-since' in query
             if path == '/os-migrations' and 'host' not in query:
                 out['polls'] += 1
+                this_poll = 1
             elif path == '/os-migrations' and since:
                 out['host_polls'] += 1
             elif (path == '/servers/detail' and since
                   and 'host' not in query):
                 out['poll_servers'] += 1
+                this_poll += 1
             else:
                 out['other']['GET %s%s' % (path, '?host=' if 'host' in query
                                            else '')] += 1
+            out['poll_max'] = max(out['poll_max'], this_poll)
     return out
 
 
@@ -390,23 +398,25 @@ def report(args, hosts, results, counts, logs):
     print('%d hosts x %d servers; maintain --max-parallel 8 '
           '--poll-interval 1; --debug logs in %s' % (
               len(hosts), args.servers, logs))
-    print('%-12s %8s %6s %7s %5s %9s %6s %9s %14s' % (
-        'variant', 'seconds', 'x/k1', 'x/hand', 'most', 'req/poll',
+    print('%-12s %8s %6s %7s %5s %9s %4s %6s %9s %14s' % (
+        'variant', 'seconds', 'x/k1', 'x/hand', 'most', 'req/poll', 'max',
         'polls', 'srv lists', 'other GET/poll'))
     for variant in args.variants:
         secs, most = results[variant]
         c = counts.get(variant)
         rp = per_poll(c)
         other = sum(c['other'].values()) + c['host_polls'] if c else None
-        print('%-12s %8.1f %6s %7s %5d %9s %6s %9s %14s' % (
+        print('%-12s %8.1f %6s %7s %5d %9s %4s %6s %9s %14s' % (
             variant, secs, ratio(secs, k1), ratio(secs, hand), most,
             '%.2f' % rp if rp is not None else '-',
+            c['poll_max'] if c else '-',
             c['polls'] if c else '-', c['poll_servers'] if c else '-',
             '%.2f' % (other / c['polls']) if c and c['polls'] else '-'))
     print('(x/k1, x/hand: wall time over maintain-k1\'s, over the hand '
           'loop\'s; most: hosts disabled at once; req/poll: (migration lists '
           '+ changes-since server lists) / migration lists of the waves\' '
-          'polls; other GET/poll: every other GET over the polls)')
+          'polls; max: the most requests of one poll; other GET/poll: every '
+          'other GET over the polls)')
     for variant in args.variants:
         c = counts.get(variant)
         if not c:
@@ -445,6 +455,8 @@ def report(args, hosts, results, counts, logs):
               'k4: %s (spread %.2f), %s' % (
                   SPREAD, ', '.join('%.2f' % r for r in known), spread,
                   'met' if spread <= SPREAD else 'NOT met'))
+        print('the most requests of one poll: %s' % ', '.join(
+            '%s %d' % (v, counts[v]['poll_max']) for v in MAINTAIN))
 
 
 if __name__ == '__main__':
