@@ -169,6 +169,31 @@ def phases(events):
     return total
 
 
+def move_times(events):
+    """``(moves, issue, move)``: the moves of a run's ``--events`` and
+    their mean seconds from ``start`` (the executor starts it) to
+    ``issued`` (nova's API answered the call: the metadata write and, at
+    compute API 2.30, nova's synchronous pre-checks) and to ``moved``
+    (verified on its destination), to the second."""
+    with open(events) as f:
+        recs = [json.loads(line) for line in f if line.strip()]
+    open_moves = {}
+    issue, move = [], []
+    for rec in recs:
+        if rec.get('step') != 'maintain' or not rec.get('server'):
+            continue
+        t = time.mktime(time.strptime(rec['time'], '%Y-%m-%dT%H:%M:%SZ'))
+        key = rec['server']
+        if rec.get('state') == 'start':
+            open_moves[key] = t
+        elif rec.get('state') == 'issued' and key in open_moves:
+            issue.append(t - open_moves[key])
+        elif rec.get('state') == 'moved' and key in open_moves:
+            move.append(t - open_moves.pop(key))
+    return (len(move), sum(issue) / len(issue) if issue else 0.0,
+            sum(move) / len(move) if move else 0.0)
+
+
 def endpoint_path(url):
     """``/os-migrations``, ``/servers/{id}``...: the path after the API
     version (or the endpoint's), IDs replaced."""
@@ -363,6 +388,7 @@ def main():
                 if variant != 'hand':
                     counts[variant] = count_requests(debug_log)
                     counts[variant]['phases'] = phases(events)
+                    counts[variant]['moves'] = move_times(events)
                     bench.log('%s: %d polls, %d changes-since server lists; '
                               'its --debug log: %s' % (
                                   variant, counts[variant]['polls'],
@@ -431,8 +457,10 @@ def report(args, hosts, results, counts, logs):
     for variant in args.variants:
         c = counts.get(variant)
         if c:
-            print('%-12s %s' % (variant, ' '.join(
-                '%s %.0f' % (k, c['phases'][k]) for k in PHASES)))
+            print('%-12s %s   (%d moves: %.1f s to issue, %.1f s to '
+                  'verified, each)' % ((variant, ' '.join(
+                      '%s %.0f' % (k, c['phases'][k]) for k in PHASES))
+                      + c['moves']))
     print()
     for variant, most in GOALS.items():
         if variant not in results or not k1:
