@@ -11,11 +11,14 @@ ladder reads in run order; ``Blockers`` holds only what blocks a move, the
 other pre-flight reasons are ``Notes``.
 """
 
+import datetime
 import json
 import uuid
 
 import fixtures
 
+from osc_nodeops import timeutil
+from osc_nodeops.ops import lease
 from tests import tables
 from tests.functional import base
 
@@ -130,8 +133,20 @@ class TestDrainPlan(base.FunctionalTestCase):
                  if r['code'] == 'capacity']
         self.assertIn('MEMORY_MB 2048', cap['message'])
 
+        # A dead run's lease (expired): the drain writes its own over it
+        # before its pre-flight (inside the lease's settle wait) and, when
+        # the pre-flight refuses, puts it back as it was.
+        store = lease.Store(self.admin_conn.compute)
+        old = timeutil.utcnow() - datetime.timedelta(seconds=lease.TTL + 60)
+        store.put('c01', lease.Holder(
+            owner='ft@elsewhere:1', since=timeutil.api_time(old),
+            kind='drain', token='0123456789ab',
+            renewed=timeutil.api_time(old), ttl=lease.TTL))
+        self.addCleanup(store.delete, 'c01')
         rows, err = self.drain('c01', expect=1)
         self.assertIn('refused', err)
+        self.assertEqual(('0123456789ab', 'ft@elsewhere:1'),
+                         (store.get('c01').token, store.get('c01').owner))
         self.assertEqual('enabled', self.service('c01').status)
         self.assertEqual({small.id, big.id}, self.on('c01') & {small.id,
                                                                 big.id})

@@ -140,6 +140,25 @@ class TestLease(base.FunctionalTestCase):
         self.assertEqual('disabled', self.service('c01').status)
         self.assertIsNone(self.lease_of('c01'))
 
+    def test_refused_drain_of_two_hosts_puts_back_what_it_overwrote(self):
+        # Failed on b37f8bd: a drain of c01 and c02 refused by c02's live
+        # lease deleted the entry it had written over on c01: the expired
+        # lease of a dead run, which a later takeover reads.
+        now = timeutil.utcnow()
+        old = now - datetime.timedelta(seconds=lease.TTL + 60)
+        self.put_lease('c01', renewed=old)
+        self.put_lease('c02', renewed=now)
+        res = self.run_cli('compute', 'node', 'drain', 'c01', 'c02',
+                           expect=1)
+        self.assertIn('c02 is held by another osc-nodeops drain (%s'
+                      % OTHER, res.stderr)
+        for host, renewed in (('c01', old), ('c02', now)):
+            held = self.lease_of(host)
+            self.assertEqual((OTHER, '0123456789ab',
+                              timeutil.api_time(renewed)),
+                             (held.owner, held.token, held.renewed), host)
+            self.assertEqual('enabled', self.service(host).status)
+
     def test_recover_all_refuses_a_leased_host(self):
         [srv] = self.create_servers(1, host='c01', stopped=True)
         self.put_lease(kind='maintain')
